@@ -1,0 +1,275 @@
+"""The scaling-law registry: one small class per law, looked up by name.
+
+Every law is fitted the same way (Hoffmann et al. 2022, arXiv 2203.15556, approach 3): its
+prediction of the *log* of the response, written where possible as a log-sum-exp of terms that
+are linear in the optimiser-space parameters, is compared with the log of the measured response
+under a Huber loss. So a law carries:
+
+- ``inputs`` / ``response``: the variable names of a data table (``N``, ``D``, ``loss``, ...);
+- ``params``: the reported parameters, and ``opt_names``: the same point in optimiser space
+  (``log A`` instead of ``A``: positive scale factors become unbounded, which is what makes the
+  log-sum-exp form and L-BFGS behave); ``to_params`` / ``from_params`` map between the two;
+- ``bounds`` (optimiser space) and ``grid()``, the starting points of a cold fit;
+- ``log_predict(theta, logx)``: the log-prediction and its Jacobian, vectorised over a *stack*
+  of parameter vectors ``theta`` of shape (S, P), so the fitter can screen thousands of starts
+  or bootstrap resamples in one numpy pass;
+- ``predict(params, **x)``: the formula in natural units, for reports, plots and advice;
+- ``spans``: for each parameter, the input it needs to vary and over how many distinct values;
+  the fitter warns when the data cannot identify it (e.g. a size exponent from one model size).
+
+Adding a law is adding one class with ``@register``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import numpy as np
+
+Array = np.ndarray
+
+LAWS: dict[str, "Law"] = {}
+
+
+def register(cls: type["Law"]) -> type["Law"]:
+    LAWS[cls.name] = cls()
+    return cls
+
+
+def get_law(name: str) -> "Law":
+    """The law registered under ``name``; a KeyError naming the known laws otherwise."""
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise KeyError(f"unknown law {name!r}; known laws: {', '.join(sorted(LAWS))}") from None
+
+
+def _softmax_terms(terms: list[Array]) -> tuple[Array, list[Array]]:
+    """log(sum(exp(terms))) and the softmax weight of each term (its share of the sum)."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    exps = [np.exp(t - m) for t in terms]
+    total = exps[0]
+    for e in exps[1:]:
+        total = total + e
+    lse = m + np.log(total)
+    return lse, [e / total for e in exps]
+
+
+class Law(ABC):
+    """A scaling law: see the module docstring for what each attribute means."""
+
+    name: str
+    inputs: tuple[str, ...]
+    response: str
+    params: tuple[str, ...]
+    opt_names: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    # param -> (input it needs varied, minimum number of distinct values of that input)
+    spans: Mapping[str, tuple[str, int]]
+    # opt-space indices stored as logs of the reported parameter (the rest are reported as is)
+    log_indices: tuple[int, ...]
+    formula: str
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return (*self.inputs, self.response)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    @abstractmethod
+    def grid(self) -> Array:
+        """Cold-start points, shape (S, P), in optimiser space."""
+
+    @abstractmethod
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        """log-prediction (S, n) and its Jacobian (S, n, P) for a stack ``theta`` of shape (S, P)."""
+
+    # -------------------------------------------------------- parameter spaces
+    def to_params(self, theta: Array) -> Array:
+        """Optimiser space -> reported parameters, for one (P,) point or a stack (S, P)."""
+        out = np.array(theta, dtype=float, copy=True)
+        idx = list(self.log_indices)
+        out[..., idx] = np.exp(out[..., idx])
+        return out
+
+    def from_params(self, params: Mapping[str, float]) -> Array:
+        """Reported parameters (by name) -> optimiser space; clipped into the bounds."""
+        missing = [p for p in self.params if p not in params]
+        if missing:
+            raise KeyError(f"{self.name}: missing parameters {missing}")
+        theta = np.array([float(params[p]) for p in self.params])
+        for i in self.log_indices:
+            theta[i] = math.log(max(theta[i], 1e-300))
+        lo, hi = np.array(self.bounds).T
+        return np.clip(theta, lo, hi)
+
+    def as_dict(self, theta: Array) -> dict[str, float]:
+        return dict(zip(self.params, (float(v) for v in self.to_params(theta))))
+
+    def predict(self, params: Mapping[str, float], **x: Array) -> Array:
+        """The law in natural units at the inputs ``x`` (each broadcastable)."""
+        theta = self.from_params(params)[None, :]
+        n = np.broadcast(*[np.asarray(x[v], dtype=float) for v in self.inputs]).shape
+        logx = {v: np.broadcast_to(np.log(np.asarray(x[v], dtype=float)), n).ravel() for v in self.inputs}
+        pred, _ = self.log_predict(theta, logx)
+        return np.exp(pred[0]).reshape(n)
+
+
+def _product(*axes: list[float]) -> Array:
+    return np.array(list(itertools.product(*axes)), dtype=float)
+
+
+@register
+class Chinchilla(Law):
+    """L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, arXiv 2203.15556, eq. 2).
+
+    Optimiser space (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e, so
+    log L = LSE(a - alpha log N, b - beta log D, e): approach 3's exact form.
+    """
+
+    name = "chinchilla"
+    inputs = ("N", "D")
+    response = "loss"
+    params = ("A", "B", "E", "alpha", "beta")
+    opt_names = ("a", "b", "e", "alpha", "beta")
+    log_indices = (0, 1, 2)
+    formula = "L = E + A/N^alpha + B/D^beta"
+    # Wide enough for both Chinchilla's scale (A ~ 480, B ~ 2100; Besiroglu et al. 2024,
+    # arXiv 2404.10102, Table 1) and tiny CPU models; exponents above 5 are not physical.
+    bounds = ((-30.0, 80.0), (-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0), (0.0, 5.0))
+    # A term with an offset (E) needs three distinct values to pin both its scale and exponent.
+    spans = {"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)}
+
+    def grid(self) -> Array:
+        # Hoffmann et al. 2022 (Appendix D.2), as replicated by Besiroglu et al. 2024:
+        # alpha, beta in 0..2 step 0.5; e in -1..1 step 0.5; a, b in 0..25 step 5.
+        ab = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+        exps = [0.0, 0.5, 1.0, 1.5, 2.0]
+        es = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        return _product(ab, ab, es, exps, exps)
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
+        ln, ld = logx["N"][None, :], logx["D"][None, :]
+        t1, t2 = a - al * ln, b - be * ld
+        t3 = np.broadcast_to(e, t1.shape)
+        lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
+        jac = np.stack([w1, w2, w3, -w1 * ln, -w2 * ld], axis=-1)
+        return lse, jac
+
+
+@register
+class Kaplan(Law):
+    """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, arXiv 2001.08361, eq. 1.5).
+
+    Optimiser space (n_c, d_c, alpha_N, alpha_D) with N_c = e^n_c, D_c = e^d_c, so
+    log L = alpha_D * LSE((alpha_N/alpha_D)(n_c - log N), d_c - log D).
+    """
+
+    name = "kaplan"
+    inputs = ("N", "D")
+    response = "loss"
+    params = ("N_c", "D_c", "alpha_N", "alpha_D")
+    opt_names = ("n_c", "d_c", "alpha_N", "alpha_D")
+    log_indices = (0, 1)
+    formula = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
+    # Kaplan et al. 2020 Table 2: alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13;
+    # exponents are kept positive (a loss falling with N and D) and below 3.
+    bounds = ((-20.0, 120.0), (-20.0, 120.0), (1e-3, 3.0), (1e-3, 3.0))
+    spans = {"N_c": ("N", 2), "alpha_N": ("N", 3), "D_c": ("D", 2), "alpha_D": ("D", 3)}
+
+    def grid(self) -> Array:
+        # Centred on Kaplan et al. 2020's Table 2 values, spanning ~6 decades either side.
+        logs = [math.log(10.0**k) for k in (6, 9, 12, 15, 18)]
+        exps = [0.05, 0.1, 0.2, 0.4, 0.8]
+        return _product(logs, logs, exps, exps)
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        nc, dc, an, ad = (theta[:, i : i + 1] for i in range(4))
+        ln, ld = logx["N"][None, :], logx["D"][None, :]
+        r = an / ad
+        u1, u2 = r * (nc - ln), dc - ld
+        s, (w1, w2) = _softmax_terms([u1, u2])
+        pred = ad * s
+        jac = np.stack([an * w1, ad * w2, w1 * (nc - ln), s - w1 * u1], axis=-1)
+        return pred, jac
+
+
+@register
+class Hernandez(Law):
+    """D_T = k * D_F^alpha * N^beta (Hernandez et al. 2021, arXiv 2102.01293, eq. 1.2).
+
+    Linear in log space: log D_T = log k + alpha log D_F + beta log N. It still goes through the
+    same robust fitter (Huber on log residuals), so one outlying run cannot drag the law.
+    """
+
+    name = "hernandez"
+    inputs = ("N", "D_F")
+    response = "D_T"
+    params = ("k", "alpha", "beta")
+    opt_names = ("log_k", "alpha", "beta")
+    log_indices = (0,)
+    formula = "D_T = k * D_F^alpha * N^beta"
+    # Published (Hernandez et al. 2021, Fig. 1): text->python k = 1.9e4, alpha = 0.18, beta = 0.38.
+    bounds = ((-60.0, 80.0), (-3.0, 3.0), (-3.0, 3.0))
+    spans = {"alpha": ("D_F", 2), "beta": ("N", 2)}
+
+    def grid(self) -> Array:
+        # A linear model has one optimum; a few starts around the published values suffice.
+        return _product([0.0, 5.0, 10.0, 15.0], [0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.5, 1.0])
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        lk, al, be = (theta[:, i : i + 1] for i in range(3))
+        lf, ln = logx["D_F"][None, :], logx["N"][None, :]
+        pred = lk + al * lf + be * ln
+        s, n = pred.shape
+        jac = np.stack([np.ones((s, n)), np.broadcast_to(lf, (s, n)), np.broadcast_to(ln, (s, n))], axis=-1)
+        return pred, jac
+
+
+@register
+class Barnett(Law):
+    """L(p, f) = (A * p^-alpha + G) * f^-beta + E (Barnett 2024, arXiv 2408.16947, eq. 1).
+
+    p: pre-training tokens, f: fine-tuning tokens; G >= 0 is the transfer gap. Optimiser space
+    (a, alpha, g, beta, e) with A = e^a, G = e^g, E = e^e, so
+    log L = LSE(a - alpha log p - beta log f, g - beta log f, e). G = e^g keeps G >= 0; the lower
+    bound on g (G ~ 2e-9) stands for "no measurable gap", and the fitter flags a fit that sits there.
+    """
+
+    name = "barnett"
+    inputs = ("p", "f")
+    response = "loss"
+    params = ("A", "alpha", "G", "beta", "E")
+    opt_names = ("a", "alpha", "g", "beta", "e")
+    log_indices = (0, 2, 4)
+    formula = "L = (A * p^-alpha + G) * f^-beta + E"
+    bounds = ((-30.0, 80.0), (0.0, 5.0), (-20.0, 30.0), (0.0, 5.0), (-15.0, 5.0))
+    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)}
+
+    def grid(self) -> Array:
+        # The Chinchilla grid's ranges (Hoffmann et al. 2022) carried over to Barnett's terms.
+        return _product(
+            [0.0, 5.0, 10.0, 15.0, 20.0],
+            [0.0, 0.5, 1.0, 1.5],
+            [-5.0, -2.5, 0.0, 2.5, 5.0],
+            [0.0, 0.5, 1.0],
+            [-1.0, -0.5, 0.0, 0.5, 1.0],
+        )
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        a, al, g, be, e = (theta[:, i : i + 1] for i in range(5))
+        lp, lf = logx["p"][None, :], logx["f"][None, :]
+        t1 = a - al * lp - be * lf
+        t2 = g - be * lf
+        t3 = np.broadcast_to(e, t1.shape)
+        lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
+        jac = np.stack([w1, -w1 * lp, w2, -(w1 + w2) * lf, w3], axis=-1)
+        return lse, jac

@@ -1,0 +1,163 @@
+"""Expand a sweep into its job graph, with content-addressed job ids.
+
+The graph (DESIGN.md, "Flow")::
+
+    pretrain(S, N)             one run per pre-training source S and size N, checkpoints at p
+      -> finetune(S, N, p, D_F) starts from pretrain(S, N)'s checkpoint at p tokens
+    scratch(N, D)              from random init on the target: the baseline law L(N, D)
+
+A job's id hashes exactly the fields that change its result (corpus specs, tokenizer, size,
+budgets, training and eval settings, precision, seed), never the sweep's name or the resources,
+so re-submitting a sweep finds its finished jobs and a result-relevant edit gets a new id.
+A fine-tune hashes its parent's *trajectory* (everything but the list of checkpoints) plus p,
+so adding a checkpoint re-runs the pre-training but keeps the fine-tunes already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sweeps.schema import SCRATCH, Sweep
+from workers.data.spec import MixtureCorpus
+from workers.sizes import get_size
+
+# Bump when the training recipe changes results for the same config, so old results are not reused.
+RECIPE_VERSION = 1
+
+JobKind = Literal["pretrain", "finetune", "scratch"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    job_id: str
+    kind: JobKind
+    source: str  # pre-training source; "scratch" for scratch jobs
+    target: str
+    size: str
+    n_params: int
+    data_tokens: int  # pretrain budget | D_F | D
+    pretrain_tokens: int = 0  # p, for fine-tunes
+    parent: str | None = None  # pretrain job id, for fine-tunes
+    checkpoints: tuple[int, ...] = ()  # p values a pretrain job saves
+    max_steps: int
+    tokens_per_step: int
+    est_flops: float
+    cpus: float
+    gpus: float
+    workers: int
+
+    @property
+    def corpus(self) -> str:
+        """The corpus this job trains on."""
+        return self.source if self.kind == "pretrain" else self.target
+
+    @property
+    def label(self) -> str:
+        """A name that says what the job is (trial names, dashboard, logs)."""
+        if self.kind == "pretrain":
+            return f"pretrain/{self.source}/{self.size}"
+        if self.kind == "finetune":
+            return f"finetune/{self.source}@{_short(self.pretrain_tokens)}/{self.size}/DF={_short(self.data_tokens)}"
+        return f"scratch/{self.size}/D={_short(self.data_tokens)}"
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class JobGraph:
+    sweep: Sweep
+    jobs: tuple[Job, ...]
+    by_id: dict[str, Job] = field(repr=False, compare=False)
+
+    @property
+    def pretrain(self) -> list[Job]:
+        return [j for j in self.jobs if j.kind == "pretrain"]
+
+    def children(self, job_id: str) -> list[Job]:
+        return [j for j in self.jobs if j.parent == job_id]
+
+
+def _short(n: int) -> str:
+    for unit, div in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= div and n % (div // 1000 or 1) == 0:
+            v = n / div
+            return f"{v:g}{unit}"
+    return str(n)
+
+
+def _digest(obj: dict) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _corpus_fingerprint(sweep: Sweep, name: str) -> dict:
+    spec = sweep.corpus(name)
+    out = {"name": name, "spec": spec.model_dump(mode="json")}
+    if isinstance(spec, MixtureCorpus):
+        out["parts"] = {p: _corpus_fingerprint(sweep, p) for p in sorted(spec.weights)}
+    return out
+
+
+def _common(sweep: Sweep) -> dict:
+    return {
+        "recipe": RECIPE_VERSION,
+        "target": _corpus_fingerprint(sweep, sweep.target),
+        "tokenizer": sweep.tokenizer.model_dump(mode="json"),
+        "train": sweep.train.model_dump(mode="json"),
+        "eval": sweep.eval.model_dump(mode="json"),
+        "precision": sweep.deepspeed.precision,
+    }
+
+
+def pretrain_trajectory(sweep: Sweep, source: str, size: str) -> str:
+    return _digest({**_common(sweep), "kind": "pretrain", "source": _corpus_fingerprint(sweep, source),
+                    "size": size, "tokens": sweep.pretrain.tokens})
+
+
+def expand(sweep: Sweep) -> JobGraph:
+    """The full job graph of a sweep, pre-training first (it gates everything else)."""
+    tr = sweep.train
+    tokens_per_step = tr.batch_size * tr.seq_len
+    res = sweep.resources
+    jobs: list[Job] = []
+
+    def est(size, tokens_trained: int) -> float:
+        s = get_size(size)
+        n_evals = math.ceil(tokens_trained / tokens_per_step / sweep.eval.interval_steps) + 1
+        # Evaluation is a forward pass: a third of a training step's FLOPs per token.
+        return s.flops_per_token(tr.seq_len) * (tokens_trained + n_evals * sweep.eval.tokens / 3)
+
+    def max_steps(budget: int, epochs: float) -> int:
+        return max(1, math.ceil(epochs * budget / tokens_per_step))
+
+    common = dict(target=sweep.target, tokens_per_step=tokens_per_step, cpus=res.cpus, gpus=res.gpus, workers=res.workers)
+    for source in sweep.pretrain_sources:
+        for size in sweep.model_sizes:
+            traj = pretrain_trajectory(sweep, source, size)
+            pid = _digest({"trajectory": traj, "checkpoints": sweep.pretrain.p_axis})
+            steps = max_steps(sweep.pretrain.tokens, 1.0)
+            jobs.append(Job(job_id=pid, kind="pretrain", source=source, size=size, n_params=get_size(size).n_params,
+                            data_tokens=sweep.pretrain.tokens, checkpoints=sweep.pretrain.p_axis, max_steps=steps,
+                            est_flops=est(size, steps * tokens_per_step), **common))
+            for p in sweep.pretrain.p_axis:
+                for d_f in sweep.finetune_tokens:
+                    fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
+                    steps_f = max_steps(d_f, tr.max_epochs)
+                    jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size,
+                                    n_params=get_size(size).n_params, data_tokens=d_f, pretrain_tokens=p, parent=pid,
+                                    max_steps=steps_f, est_flops=est(size, steps_f * tokens_per_step), **common))
+    for size in sweep.model_sizes:
+        for d in sweep.scratch_axis:
+            sid = _digest({**_common(sweep), "kind": "scratch", "size": size, "tokens": d})
+            steps_s = max_steps(d, tr.max_epochs)
+            jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=get_size(size).n_params,
+                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s * tokens_per_step), **common))
+    # Pre-training first, then the longest jobs: the order a scheduler should prefer.
+    order = {"pretrain": 0, "finetune": 1, "scratch": 1}
+    jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
+    return JobGraph(sweep=sweep, jobs=tuple(jobs), by_id={j.job_id: j for j in jobs})

@@ -1,0 +1,155 @@
+"""Run a sweep's job graph on Ray Tune: the driver behind ``demo``, ``submit`` and ``resume``.
+
+Steps, each idempotent so that running the driver again (``resume``) finishes only what is
+missing:
+1. Expand the sweep, write its validated YAML beside the store, read the store: jobs with a
+   final summary are skipped (content-addressed ids make this exact).
+2. Start (or join) Ray; start the named analysis actor (namespace ``tsweep``).
+3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
+   job's own resources, retried from its checkpoint up to ``max_failures`` times.
+4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import yaml
+
+from orchestrator.layout import SweepLayout
+from orchestrator.plan import Job, JobGraph, expand
+from orchestrator.store import Store
+from sweeps.schema import Sweep
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "tsweep"
+
+
+@dataclass
+class RunResult:
+    sweep_dir: str
+    planned: int
+    skipped: int
+    ran: int
+    failed: list[str] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    report: dict | None = None
+    dashboard_url: str | None = None
+
+
+def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
+    """Unfinished jobs, plus finished pre-training whose checkpoints an unfinished job still needs
+    but which are gone from disk; and the checkpoints already available."""
+    done = Store(layout.store_root).finished_job_ids()
+    todo = [j for j in graph.jobs if j.job_id not in done]
+    available: dict[str, set[int]] = {}
+    for pre in graph.pretrain:
+        available[pre.job_id] = {p for p in pre.checkpoints if os.path.exists(layout.p_checkpoint(pre.job_id, p))}
+    needed = {(j.parent, j.pretrain_tokens) for j in todo if j.parent}
+    rerun = {pid for pid, p in needed if pid in done and p not in available[pid]}
+    todo = [j for j in graph.jobs if j.job_id not in done or j.job_id in rerun]
+    return todo, available
+
+
+def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
+    layout.ensure()
+    path = layout.sweep_yaml
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(sweep.model_dump(mode="json"), f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
+    """Join ``address`` or start a local cluster (dashboard on 127.0.0.1); returns the dashboard URL."""
+    import ray
+
+    if ray.is_initialized():
+        return None
+    kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    if address:
+        ctx = ray.init(address=address, **kwargs)
+    else:
+        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and "://" not in url else url
+
+
+def _resources(config: dict) -> dict:
+    job = config["job"]
+    if job["workers"] > 1:
+        from ray.tune import PlacementGroupFactory
+
+        return PlacementGroupFactory([{"CPU": 1}] + [{"CPU": job["cpus"], "GPU": job["gpus"]}] * job["workers"])
+    return {"cpu": job["cpus"], "gpu": job["gpus"]}
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    storage_root: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    live: bool = True,
+) -> RunResult:
+    from ray import tune
+
+    from analysis.actor import start_analysis_actor
+    from orchestrator.progress import AnalysisFeed, LiveProgress
+    from orchestrator.scheduler import DependencySearcher
+    from workers.trainable import run_trial
+
+    t0 = time.perf_counter()
+    layout = SweepLayout(sweep.sweep_dir(storage_root))
+    save_sweep(sweep, layout)
+    graph = expand(sweep)
+    todo, available = jobs_to_run(graph, layout)
+    skipped = len(graph.jobs) - len(todo)
+    result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo))
+
+    result.dashboard_url = init_ray(address, num_cpus)
+    actor = start_analysis_actor(
+        f"analysis:{sweep.name}", NAMESPACE, sweep_dir=layout.sweep_dir, store_root=layout.store_root,
+        bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
+    )
+    if todo:
+        # Ask the searcher lazily (few pending trials), so its priority order decides what runs next.
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "2")
+        searcher = DependencySearcher(todo, available)
+        progress = LiveProgress(sweep.name, todo, os.path.join(layout.fits_dir, "latest.json"), live=live,
+                                skipped=skipped)
+        feed = AnalysisFeed(actor)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=layout.sweep_dir),
+            resources=_resources,
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=len(todo), reuse_actors=True,
+                trial_name_creator=lambda t: t.config["job"]["label"] if t.config else t.trial_id,
+                trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=layout.tune_dir,
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                callbacks=[progress, feed],
+                verbose=0,
+            ),
+        )
+        grid = tuner.fit()
+        for r in grid:
+            if r.error is not None:
+                result.failed.append(f"{r.config['job']['label']}: {type(r.error).__name__}: {r.error}")
+        result.blocked = dict(searcher.blocked)
+    import ray
+
+    result.report = ray.get(actor.refit.remote())
+    result.wall_time_s = time.perf_counter() - t0
+    return result

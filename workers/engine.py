@@ -1,0 +1,112 @@
+"""Model and DeepSpeed engine construction: one path for CPU and GPU.
+
+- The model is transformers' ``GPT2LMHeadModel`` built from a size-ladder rung (random init,
+  seeded, no dropout: runs are short and early-stopped, Hernandez et al. 2021 sec. 2).
+- The engine is DeepSpeed's, with a torch AdamW optimizer handed in so no fused optimizer is
+  JIT-compiled; ZeRO stage and precision come from the sweep. On a machine without CUDA,
+  DeepSpeed's CPU accelerator is used with gloo; with CUDA, NCCL and bf16.
+- A single-process job brings up a one-rank process group itself (loopback, a free port);
+  under Ray Train the group already exists and is reused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+import torch
+
+from sweeps.schema import Sweep
+from workers.sizes import ModelSize
+
+
+def pick_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_distributed() -> None:
+    """Initialise torch.distributed once per process (a one-rank group on loopback if alone)."""
+    import deepspeed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return
+    if "WORLD_SIZE" not in os.environ or os.environ.get("TSWEEP_OWN_GROUP") == "1":
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
+            TSWEEP_OWN_GROUP="1",
+        )
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+
+
+def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(
+        vocab_size=vocab_size, n_positions=seq_len, n_embd=size.d_model, n_layer=size.n_layer, n_head=size.n_head,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
+        use_cache=False, loss_type="ForCausalLM",
+    )
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(cfg)
+    if torch.cuda.is_available():
+        model.config._attn_implementation = "sdpa"
+    return model
+
+
+def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float):
+    """Linear warm-up, then cosine or linear decay to ``min_ratio`` of the peak by ``total`` steps."""
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        frac = min(1.0, (step - warmup) / max(1, total - warmup))
+        decay = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
+        return min_ratio + (1 - min_ratio) * decay
+
+    return f
+
+
+def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
+    ds = sweep.deepspeed
+    return {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": sweep.train.grad_clip,
+        "zero_optimization": {"stage": ds.zero_stage},
+        "bf16": {"enabled": ds.precision == "bf16"},
+        "steps_per_print": 10**12,
+        "wall_clock_breakdown": False,
+        "zero_allow_untested_optimizer": True,
+    }
+
+
+def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, total_steps: int):
+    """A DeepSpeed engine around ``model`` with AdamW and the sweep's schedule."""
+    import deepspeed
+
+    ensure_distributed()
+    world = torch.distributed.get_world_size()
+    micro = max(1, sweep.train.batch_size // world)
+    tr = sweep.train
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95), eps=1e-8,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, total_steps, tr.min_lr_ratio))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=opt, lr_scheduler=sched, config=deepspeed_config(sweep, micro, world)
+    )
+    return engine
