@@ -40,6 +40,7 @@ class RunResult:
     wall_time_s: float = 0.0
     report: dict | None = None
     dashboard_url: str | None = None
+    plots: list[str] = field(default_factory=list)
 
 
 def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
@@ -72,6 +73,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
     if ray.is_initialized():
         return None
     kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    address = address or os.environ.get("RAY_ADDRESS")  # set by Ray for drivers of submitted jobs
     if address:
         ctx = ray.init(address=address, **kwargs)
     else:
@@ -96,6 +98,7 @@ def run_sweep(
     address: str | None = None,
     num_cpus: int | None = None,
     live: bool = True,
+    on_start=None,
 ) -> RunResult:
     from ray import tune
 
@@ -113,6 +116,8 @@ def run_sweep(
     result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo))
 
     result.dashboard_url = init_ray(address, num_cpus)
+    if on_start is not None:
+        on_start(result.dashboard_url)
     actor = start_analysis_actor(
         f"analysis:{sweep.name}", NAMESPACE, sweep_dir=layout.sweep_dir, store_root=layout.store_root,
         bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
@@ -151,5 +156,8 @@ def run_sweep(
     import ray
 
     result.report = ray.get(actor.refit.remote())
+    from analysis.plots import write_plots
+
+    result.plots = write_plots(layout.sweep_dir)
     result.wall_time_s = time.perf_counter() - t0
     return result

@@ -197,10 +197,38 @@ class Store:
     def read_summaries(self) -> pa.Table:
         return self._read_all("summary", SUMMARY_SCHEMA)
 
-    def finished_job_ids(self) -> set[str]:
-        """Jobs whose summary carries a final status: these are skipped on resume."""
+    def finished_job_ids(self, *, verify_evals: bool = True) -> set[str]:
+        """Jobs whose summary carries a final status and whose shards all read back: resume skips these.
+
+        With ``verify_evals`` every eval shard is read, so a truncated one is found, set aside,
+        and its job counted as unfinished (it re-runs and rewrites its rows)."""
+        if verify_evals:
+            self.read_evals()
         t = self.read_summaries()
-        return {j for j, s in zip(t.column("job_id").to_pylist(), t.column("status").to_pylist()) if s in FINAL_STATUSES}
+        damaged = self.damaged_job_ids()
+        return {
+            j
+            for j, s in zip(t.column("job_id").to_pylist(), t.column("status").to_pylist())
+            if s in FINAL_STATUSES and j not in damaged
+        }
+
+    def damaged_job_ids(self) -> set[str]:
+        """Jobs with a shard in quarantine that no later run of the job has replaced."""
+        fs, base = self._fs
+        out = set()
+        for path in self.quarantined():
+            rel = os.path.relpath(path, f"{base}/quarantine").split(os.sep)
+            out.add(rel[1] if rel[0] == "eval" else rel[1].split(".")[0])
+        return out
+
+    def start_fresh(self, job_id: str) -> None:
+        """A job starting from step 0: drop its old eval shards and its quarantine entries."""
+        fs, base = self._fs
+        for sub in (f"eval/{job_id}", f"quarantine/eval/{job_id}"):
+            fs.delete_dir_contents(f"{base}/{sub}", missing_dir_ok=True)
+        for path in self.quarantined():
+            if os.path.basename(path).startswith(f"{job_id}.parquet"):
+                fs.delete_file(path)
 
     def quarantined(self) -> list[str]:
         """Paths of shards set aside as unreadable."""

@@ -139,6 +139,8 @@ def run_job(
         st = _State(**client["tsweep_state"])
         dropped = store.drop_evals_after(job.job_id, st.step)
         log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, st.step, attempt, dropped)
+    else:
+        store.start_fresh(job.job_id)
 
     steps_per_epoch = max(1, math.ceil(stream.n_seq / tr.batch_size))
     early_stop = job.kind != "pretrain"

@@ -1,0 +1,38 @@
+"""``tsweep status``: what a sweep's store says about each of its planned jobs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from orchestrator.layout import SweepLayout
+from orchestrator.plan import expand
+from orchestrator.store import Store
+from sweeps.schema import Sweep
+
+
+def sweep_status(sweep: Sweep, storage: str | None = None) -> dict:
+    layout = SweepLayout(sweep.sweep_dir(storage))
+    graph = expand(sweep)
+    store = Store(layout.store_root)
+    summaries = store.read_summaries().to_pylist()
+    by_id = {r["job_id"]: r for r in summaries}
+    counts: Counter = Counter()
+    rows = []
+    for job in graph.jobs:
+        r = by_id.get(job.job_id)
+        state = r["status"] if r else "missing"
+        counts[state] += 1
+        rows.append({"job_id": job.job_id, "label": job.label, "state": state,
+                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": r["reason"] if r else None})
+    quarantined = store.quarantined()
+    text = [f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+            f"store: {layout.store_root}"]
+    for row in rows:
+        if row["state"] not in ("ok", "missing"):
+            text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
+    if quarantined:
+        text.append(f"  {len(quarantined)} unreadable shard(s) set aside under store/quarantine; "
+                    f"`tsweep resume {sweep.name}` re-runs their jobs")
+    if counts.get("missing"):
+        text.append(f"  {counts['missing']} job(s) not finished: `tsweep resume {sweep.name}` runs only those")
+    return {"sweep": sweep.name, "counts": dict(counts), "jobs": rows, "quarantined": quarantined, "text": "\n".join(text)}

@@ -1,0 +1,173 @@
+"""Every shipped sweep parses and plans; job ids are content addresses; bad sweeps fail cleanly."""
+
+import copy
+
+import pytest
+import yaml
+
+from orchestrator.cli import main
+from orchestrator.plan import expand
+from sweeps.schema import SweepError, load_sweep, parse_sweep, shipped_sweeps
+
+SHIPPED = shipped_sweeps()
+
+
+def test_demo_is_shipped():
+    assert any(p.name == "demo.yaml" for p in SHIPPED)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_sweep_plans(path, capsys, storage):
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    sweep = load_sweep(path)
+    graph = expand(sweep)
+    assert f"{len(graph.jobs)} jobs" in out
+    for job in graph.jobs:
+        assert job.job_id in out
+    assert not storage.exists(), "plan must write nothing"
+
+
+def _base():
+    return yaml.safe_load(open(SHIPPED[0].parent / "demo.yaml"))
+
+
+def test_job_ids_are_stable_and_content_addressed():
+    a = expand(parse_sweep(_base()))
+    b = expand(parse_sweep(_base()))
+    assert [j.job_id for j in a.jobs] == [j.job_id for j in b.jobs]
+    assert len({j.job_id for j in a.jobs}) == len(a.jobs)
+
+    # Renaming the sweep or changing resources changes nothing a job computes: same ids.
+    d = _base()
+    d["name"] = "renamed"
+    d["resources"] = {"cpus": 2}
+    assert {j.job_id for j in expand(parse_sweep(d)).jobs} == {j.job_id for j in a.jobs}
+
+    # A new learning rate changes every job's result: every id changes.
+    d = _base()
+    d["train"]["lr"] = 1e-3
+    assert not ({j.job_id for j in expand(parse_sweep(d)).jobs} & {j.job_id for j in a.jobs})
+
+    # One more fine-tune budget adds jobs and keeps the others.
+    d = _base()
+    d["finetune_tokens"] = d["finetune_tokens"] + ["512k"]
+    c = expand(parse_sweep(d))
+    old = {j.job_id for j in a.jobs if j.kind == "finetune"}
+    assert old < {j.job_id for j in c.jobs if j.kind == "finetune"}
+
+
+def test_new_checkpoint_reruns_pretraining_but_keeps_finetunes():
+    a = expand(parse_sweep(_base()))
+    d = _base()
+    d["pretrain"]["checkpoints"] = d["pretrain"]["checkpoints"] + ["500k"]
+    b = expand(parse_sweep(d))
+    assert not ({j.job_id for j in a.pretrain} & {j.job_id for j in b.pretrain})
+    assert {j.job_id for j in a.jobs if j.kind == "finetune"} < {j.job_id for j in b.jobs if j.kind == "finetune"}
+
+
+def test_graph_shape():
+    sweep = parse_sweep(_base())
+    g = expand(sweep)
+    n_src, n_size = len(sweep.pretrain_sources), len(sweep.model_sizes)
+    assert len(g.pretrain) == n_src * n_size
+    assert sum(j.kind == "finetune" for j in g.jobs) == n_src * n_size * len(sweep.pretrain.p_axis) * len(sweep.finetune_tokens)
+    assert sum(j.kind == "scratch" for j in g.jobs) == n_size * len(sweep.scratch_axis)
+    for j in g.jobs:
+        if j.kind == "finetune":
+            assert g.by_id[j.parent].kind == "pretrain"
+            assert j.pretrain_tokens in g.by_id[j.parent].checkpoints
+
+
+def _set(d, path, value):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    if value is _DELETE:
+        del d[keys[-1]]
+    else:
+        d[keys[-1]] = value
+
+
+_DELETE = object()
+
+# (edit path, value, text the one-line error must contain)
+MALFORMED = [
+    ("finetune_tokens", [16000, 64000, -5], "finetune_tokens[2]: must be a positive integer, got -5"),
+    ("finetune_tokens", [0], "finetune_tokens[0]: must be a positive integer, got 0"),
+    ("finetune_tokens", ["lots"], "finetune_tokens[0]"),
+    ("finetune_tokens", [16000, 16000], "finetune_tokens"),
+    ("finetune_tokens", [], "finetune_tokens"),
+    ("finetune_tokens", 5, "finetune_tokens"),
+    ("scratch_tokens", [1.5], "scratch_tokens[0]"),
+    ("pretrain.tokens", -1, "pretrain.tokens"),
+    ("pretrain.tokens", True, "pretrain.tokens"),
+    ("pretrain.checkpoints", ["5M"], "beyond the pre-training budget"),
+    ("pretrain", _DELETE, "pretrain: required field is missing"),
+    ("target", _DELETE, "target: required field is missing"),
+    ("target", "klingon", "target: unknown corpus 'klingon'"),
+    ("sources", ["scratch", "nope"], "sources[1]: unknown corpus 'nope'"),
+    ("sources", ["scratch"], "sources: needs at least one pre-training source"),
+    ("sources", ["prose", "prose"], "duplicate source"),
+    ("model_sizes", ["nano", "colossal"], "model_sizes[1]: unknown size 'colossal'"),
+    ("model_sizes", ["nano", "nano"], "duplicate size"),
+    ("name", "../escape", "name: must be letters"),
+    ("name", "a/b", "name: must be letters"),
+    ("name", 7, "name"),
+    ("bogus_key", 1, "bogus_key: unknown key"),
+    ("train.lr", -0.1, "train.lr"),
+    ("train.batch_size", 0, "train.batch_size"),
+    ("train.seq_len", "long", "train.seq_len"),
+    ("train.schedule", "zigzag", "train.schedule"),
+    ("train.colour", "red", "train.colour: unknown key"),
+    ("eval.patience", 0, "eval.patience"),
+    ("resources.gpus", 1.5, "resources.gpus"),
+    ("resources.cpus", -1, "resources.cpus"),
+    ("deepspeed.zero_stage", 4, "deepspeed.zero_stage"),
+    ("deepspeed.precision", "fp16", "deepspeed.precision"),
+    ("corpora.web", {"kind": "ftp"}, "corpora.web"),
+    ("corpora.prose+c.weights", {"prose": 0.5, "cobol": 0.5}, "unknown corpus 'cobol'"),
+    ("corpora.prose+c.weights", {"prose": -1, "c": 0.5}, "weight of 'prose' must be positive"),
+]
+
+
+@pytest.mark.parametrize("path,value,expected", MALFORMED, ids=[f"{m[0]}={m[1]!r}"[:40] for m in MALFORMED])
+def test_malformed_sweep_exit_2_one_line(path, value, expected, tmp_path, capsys, storage):
+    d = copy.deepcopy(_base())
+    _set(d, path, value)
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(d))
+    code = main(["plan", str(f)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in err and "Traceback" not in err
+    assert expected in err, err
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("name: [unclosed", "invalid YAML at line 1"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("", "top level must be a mapping"),
+        ("!!python/object/apply:os.system ['echo hacked']", "invalid YAML"),
+        ("\x00\x01binary", "invalid YAML"),
+    ],
+)
+def test_broken_files_exit_2(text, expected, tmp_path, capsys):
+    f = tmp_path / "broken.yaml"
+    f.write_text(text)
+    assert main(["plan", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_missing_file_exit_2(tmp_path, capsys):
+    assert main(["plan", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such sweep file" in capsys.readouterr().err
+
+
+def test_errors_are_sweeperrors_not_pydantic():
+    with pytest.raises(SweepError):
+        parse_sweep({"name": "x"})
