@@ -38,7 +38,9 @@ DS_OVERRIDDEN_KEYS = (
     "gradient_accumulation_steps",
     "gradient_clipping",
     "bf16",
+    "zero_optimization",
     "optimizer",
+    "zero_allow_untested_optimizer",
 )
 
 
@@ -417,6 +419,24 @@ def test_readme_documents_overridden_deepspeed_keys():
     text = README.read_text(encoding="utf-8")
     for key in DS_OVERRIDDEN_KEYS:
         assert f"`{key}" in text, f"infra/README.md does not document that tsweep overrides {key}"
+
+
+def test_worker_sets_only_keys_the_configs_have():
+    """The worker's per-job DeepSpeed keys must exist in every zeroN.json and be documented."""
+    try:
+        from sweeps.schema import load_sweep
+        from workers.engine import deepspeed_config
+    except ImportError as exc:
+        pytest.skip(f"workers.engine.deepspeed_config is not importable ({exc})")
+    demo = REPO / "sweeps" / "demo.yaml"
+    if not demo.is_file():
+        pytest.skip("sweeps/demo.yaml not present")
+    worker_cfg = deepspeed_config(load_sweep(demo), 4, 1)
+    overridden = {p.split(".")[0] for p, _ in _walk(worker_cfg)}
+    for stage, cfg in _ds_configs().items():
+        assert overridden <= set(cfg), f"zero{stage}.json lacks keys the worker sets: {sorted(overridden - set(cfg))}"
+    undocumented = overridden - set(DS_OVERRIDDEN_KEYS) - {"steps_per_print", "wall_clock_breakdown"}
+    assert not undocumented, f"the worker sets {sorted(undocumented)}; document them in infra/README.md"
 
 
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
