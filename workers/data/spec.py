@@ -44,6 +44,8 @@ class FilesCorpus(_Spec):
     paths: tuple[str, ...] = Field(min_length=1)
     format: Literal["text", "json", "parquet"] = "text"
     text_field: str = "text"
+    # For ``text`` files: one document per file, per blank-line-separated paragraph, or per line.
+    sample_by: Literal["document", "paragraph", "line"] = "document"
 
 
 class HubCorpus(_Spec):
