@@ -47,6 +47,7 @@ def ensure_distributed() -> None:
 
 
 def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
+    import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = GPT2Config(
@@ -55,6 +56,7 @@ def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> to
         use_cache=False, loss_type="ForCausalLM",
     )
     torch.manual_seed(seed)
+    transformers.utils.logging.set_verbosity_error()  # config chatter, not signal
     model = GPT2LMHeadModel(cfg)
     if torch.cuda.is_available():
         model.config._attn_implementation = "sdpa"
