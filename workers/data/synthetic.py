@@ -90,16 +90,17 @@ def tables(seed: int) -> _Tables:
 def _chunk(seed: int, distance: float, index: int, n: int) -> list[str]:
     tb = tables(seed)
     rng = np.random.default_rng([seed, int(round(distance * 1_000_000)), index, GENERATOR_VERSION])
-    lengths = np.clip(np.rint(rng.lognormal(math.log(LEN_MEDIAN), LEN_SIGMA, size=n)), LEN_MIN, LEN_MAX).astype(np.int64)
-    topic = rng.integers(0, TOPICS, size=n)
+    # Draws are made for a whole chunk and cut to n, so document i never depends on n.
+    lengths = np.clip(np.rint(rng.lognormal(math.log(LEN_MEDIAN), LEN_SIGMA, size=CHUNK)), LEN_MIN, LEN_MAX).astype(np.int64)[:n]
+    topic = rng.integers(0, TOPICS, size=CHUNK)[:n]
     steps = int(lengths.max())
-    out = np.zeros((n, steps + 3), dtype=np.int16)  # three start symbols (index 0, 'a') as context
-    out[:, :3] = K - 1  # newline: every document starts as if after a line break
+    out = np.zeros((n, steps + 3), dtype=np.int16)
+    out[:, :3] = K - 1  # context before the first symbol: as if after a line break
     rows = np.arange(n)
     copy_left = np.zeros(n, dtype=np.int64)
     copy_src = np.zeros(n, dtype=np.int64)
     for t in range(steps):
-        u = rng.random((6, n), dtype=np.float32)
+        u = rng.random((6, CHUNK), dtype=np.float32)[:, :n]
         pos = t + 3
         a, b, c = out[:, pos - 1], out[:, pos - 2], out[:, pos - 3]
         tab = (u[0] < distance).astype(np.intp)

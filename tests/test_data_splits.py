@@ -1,0 +1,162 @@
+"""Splits and budgets of ``workers.data.SweepData`` on small synthetic corpora (fast).
+
+Document-level disjointness is checked from the tokens alone: both streams are cut at the
+separator into documents and compared by content, independently of the implementation's hashes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sweeps.schema import parse_sweep
+from workers.data import ByteTokenizer, DataError, SweepData, TokenSlice, mixture_block
+
+SEP = ByteTokenizer.sep_id
+
+
+def make_sweep(corpora: dict, *, target: str = "t", sources=("scratch", "near"), eval_tokens: int = 8_000,
+               finetune=(1_000, 4_000), pretrain: int = 20_000, seq_len: int = 64, **extra):
+    return parse_sweep(dict(
+        name="data-test", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
+        finetune_tokens=list(finetune), pretrain={"tokens": pretrain}, eval={"tokens": eval_tokens},
+        train={"seq_len": seq_len}, **extra,
+    ))
+
+
+def synth(distance: float, documents: int = 300, seed: int = 0) -> dict:
+    return {"kind": "synthetic", "distance": distance, "documents": documents, "seed": seed}
+
+
+CORPORA = {
+    "t": synth(0.0),
+    "twin": synth(0.0),  # the target under another name: only dedupe keeps eval out of it
+    "near": synth(0.2),
+    "far": synth(0.9, documents=200),
+    "mix": {"kind": "mixture", "weights": {"near": 3, "far": 1}},
+}
+SOURCES = ("scratch", "twin", "near", "far", "mix")
+
+
+def split_docs(tokens: np.ndarray) -> tuple[list[bytes], bytes]:
+    """Complete documents (each ended by the separator) and the trailing partial one."""
+    t = np.asarray(tokens)
+    cuts = np.flatnonzero(t == SEP)
+    docs, start = [], 0
+    for c in cuts:
+        docs.append(t[start:c].astype(np.uint8).tobytes())
+        start = c + 1
+    return docs, t[start:].astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("data-cache")
+
+
+@pytest.fixture(scope="module")
+def data(cache):
+    sd = SweepData(make_sweep(CORPORA, sources=SOURCES), cache_dir=str(cache))
+    sd.check()
+    return sd
+
+
+def test_vocab_and_dtype(data):
+    assert data.vocab_size == 264 and data.vocab_size % 8 == 0
+    ev = data.eval_tokens()
+    assert isinstance(ev, TokenSlice) and ev.tokens.dtype == np.uint16 and ev.tokens.ndim == 1
+    assert int(ev.tokens.max()) <= SEP
+
+
+def test_eval_exact_and_identical_across_instances(data, cache, tmp_path):
+    ev = data.eval_tokens()
+    assert len(ev.tokens) == 8_000
+    again = SweepData(make_sweep(CORPORA, sources=SOURCES), cache_dir=str(cache)).eval_tokens()
+    rebuilt = SweepData(make_sweep(CORPORA, sources=SOURCES), cache_dir=str(tmp_path)).eval_tokens()
+    for other in (again, rebuilt):
+        assert np.array_equal(ev.tokens, other.tokens) and (ev.chars, ev.documents) == (other.chars, other.documents)
+    # the eval set depends on the target and eval.tokens only, not on which sources a sweep has
+    solo = SweepData(make_sweep(CORPORA, sources=("scratch", "near")), cache_dir=str(cache)).eval_tokens()
+    assert np.array_equal(ev.tokens, solo.tokens)
+
+
+@pytest.mark.parametrize("corpus", ["t", *SOURCES[1:]])
+def test_eval_disjoint_from_every_training_split(data, corpus):
+    eval_docs, partial = split_docs(data.eval_tokens().tokens)
+    assert eval_docs, "eval set should hold whole documents"
+    stream = data.train_tokens(corpus, data.available_tokens(corpus)).tokens
+    train_docs, _ = split_docs(stream)
+    assert not set(eval_docs) & set(train_docs)
+    if len(partial) >= 32:  # the cut eval document is held out whole
+        assert not any(d.startswith(partial) for d in train_docs)
+
+
+def test_dedupe_removes_exactly_the_eval_documents_from_a_copy_of_the_target(data):
+    t = set(split_docs(data.train_tokens("t", data.available_tokens("t")).tokens)[0])
+    twin = set(split_docs(data.train_tokens("twin", data.available_tokens("twin")).tokens)[0])
+    assert t == twin
+
+
+@pytest.mark.parametrize("corpus", ["t", "near", "mix"])
+def test_budgets_exact_nested_and_deterministic(data, cache, tmp_path, corpus):
+    sizes = [1, 777, 4_000, 10_000, data.available_tokens(corpus)]
+    slices = [data.train_tokens(corpus, n) for n in sizes]
+    for n, s in zip(sizes, slices):
+        assert len(s.tokens) == n
+    for a, b in zip(slices, slices[1:]):
+        assert np.array_equal(a.tokens, b.tokens[: len(a.tokens)])
+        assert a.chars <= b.chars and a.documents <= b.documents
+    fresh = SweepData(make_sweep(CORPORA, sources=SOURCES), cache_dir=str(tmp_path)).train_tokens(corpus, 10_000)
+    assert np.array_equal(fresh.tokens, slices[3].tokens)
+
+
+def test_training_tokens_are_distinct_documents(data):
+    docs, _ = split_docs(data.train_tokens("t", data.available_tokens("t")).tokens)
+    assert len(docs) == len(set(docs)), "a document appears twice in one training stream"
+
+
+def test_chars_and_documents_count_what_is_there(data):
+    for corpus, n in [("t", 5_000), ("near", 12_345), ("mix", 9_999)]:
+        s = data.train_tokens(corpus, n)
+        text = ByteTokenizer().decode(s.tokens)
+        assert s.chars == len(text)
+        n_sep = int(np.count_nonzero(s.tokens == SEP))
+        if corpus == "mix":  # each part's share may end inside a document: it counts once
+            assert n_sep <= s.documents <= n_sep + 2
+        else:
+            assert s.documents == n_sep + (0 if s.tokens[-1] == SEP else 1)
+    ev = data.eval_tokens()
+    assert ev.chars == len(ByteTokenizer().decode(ev.tokens))
+
+
+def test_mixture_takes_each_part_by_weight_exact_total(data):
+    block = mixture_block(64)
+    near = data.train_tokens("near", data.available_tokens("near")).tokens
+    far = data.train_tokens("far", data.available_tokens("far")).tokens
+    for n in (5_000, 20_000, 50_001):
+        mix = data.train_tokens("mix", n).tokens
+        assert len(mix) == n
+        # rebuild which part each block came from: blocks are consecutive slices of each part
+        i = j = taken_near = 0
+        for k in range(0, n, block):
+            chunk = mix[k : k + block]
+            if np.array_equal(chunk, near[i : i + len(chunk)]):
+                i += len(chunk)
+                taken_near += len(chunk)
+            else:
+                assert np.array_equal(chunk, far[j : j + len(chunk)])
+                j += len(chunk)
+        assert abs(taken_near - round(0.75 * n)) <= block
+    # the mixture's availability is limited by its scarcest part relative to its weight
+    assert data.available_tokens("mix") <= len(far) / 0.25 + block
+
+
+def test_scratch_is_not_a_corpus(data):
+    with pytest.raises(DataError, match="scratch"):
+        data.train_tokens("scratch", 10)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_bad_budget(data, n):
+    with pytest.raises(DataError, match="positive integer"):
+        data.train_tokens("t", n)

@@ -1,0 +1,70 @@
+"""The offline stdlib corpora (python / prose / c) and the shipped data sweeps end to end."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweeps.schema import load_sweep, parse_sweep
+from workers.data import ByteTokenizer, SweepData
+
+SEP = ByteTokenizer.sep_id
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("stdlib-cache"))
+
+
+@pytest.fixture(scope="module")
+def data(cache):
+    sweep = parse_sweep(dict(
+        name="stdlib-test", target="python", sources=["scratch", "prose", "c", "prose+c"],
+        corpora={"prose+c": {"kind": "mixture", "weights": {"prose": 0.5, "c": 0.5}}},
+        model_sizes=["nano"], finetune_tokens=[16_000, 64_000], pretrain={"tokens": 500_000},
+        eval={"tokens": 32_000},
+    ))
+    return SweepData(sweep, cache_dir=cache)
+
+
+def _docs(tokens: np.ndarray) -> set[bytes]:
+    cuts = np.flatnonzero(tokens == SEP)
+    starts = np.concatenate([[0], cuts[:-1] + 1])
+    return {tokens[s:e].astype(np.uint8).tobytes() for s, e in zip(starts, cuts)}
+
+
+def test_check_reports_every_corpus(data):
+    sizes = data.check()
+    assert set(sizes) == {"python", "prose", "c", "prose+c"}
+    assert sizes["python"] > 5_000_000 and sizes["prose"] > 1_000_000 and sizes["c"] > 300_000
+    assert sizes["prose+c"] <= 2 * sizes["c"] + 2048
+
+
+def test_python_eval_is_whole_files_held_out_of_every_split(data):
+    ev = data.eval_tokens().tokens
+    held = _docs(ev)
+    assert held and len(ev) == 32_000
+    for doc in held:  # whole standard-library modules
+        ast.parse(doc.decode("utf-8"))
+    for corpus in ("python", "prose", "c"):
+        assert not held & _docs(np.asarray(data.train_tokens(corpus, data.available_tokens(corpus)).tokens))
+
+
+def test_prose_is_prose(data):
+    text = ByteTokenizer().decode(data.train_tokens("prose", 200_000).tokens)
+    words = text.split()
+    assert sum(w.isalpha() for w in words) / len(words) > 0.6
+
+
+@pytest.mark.parametrize("name", ["prose_to_python.yaml", "synthetic_distance.yaml"])
+def test_shipped_sweep_passes_check(name, cache):
+    sweep = load_sweep(SWEEPS / name)
+    sizes = SweepData(sweep, cache_dir=cache).check()
+    assert sweep.pretrain.tokens <= min(sizes[s] for s in sweep.pretrain_sources)
+    if name.startswith("synthetic"):
+        assert [sweep.corpus(s).distance for s in sweep.pretrain_sources] == [0.1, 0.3, 0.6, 0.9]
+        assert sweep.corpus(sweep.target).distance == 0.0
