@@ -82,6 +82,20 @@ class JobGraph:
         return [j for j in self.jobs if j.parent == job_id]
 
 
+# A model this size or larger keeps a whole GPU busy on its own; smaller ones share one, halving
+# the share for each halving of N down to an eighth (tsweep's packing rule: an 8x smaller model's
+# step cannot fill the device, and 8 processes per GPU is where context memory starts to bite).
+FULL_GPU_PARAMS = 50_000_000
+
+
+def gpu_share(n_params: int) -> float:
+    """Fraction of one GPU a single-worker job of ``n_params`` gets when packing is on."""
+    share = 1.0
+    while share > 1 / 8 and n_params * 2 <= FULL_GPU_PARAMS * share:
+        share /= 2
+    return share
+
+
 def _short(n: int) -> str:
     for unit, div in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= div and n % (div // 1000 or 1) == 0:
@@ -135,7 +149,12 @@ def expand(sweep: Sweep) -> JobGraph:
     def max_steps(budget: int, epochs: float) -> int:
         return max(1, math.ceil(epochs * budget / tokens_per_step))
 
-    common = dict(target=sweep.target, tokens_per_step=tokens_per_step, cpus=res.cpus, gpus=res.gpus, workers=res.workers)
+    common = dict(target=sweep.target, tokens_per_step=tokens_per_step, cpus=res.cpus, workers=res.workers)
+
+    def gpus(size: str) -> float:
+        if res.pack and res.gpus == 1 and res.workers == 1:
+            return gpu_share(get_size(size).n_params)
+        return res.gpus
     for source in sweep.pretrain_sources:
         for size in sweep.model_sizes:
             traj = pretrain_trajectory(sweep, source, size)
@@ -143,20 +162,22 @@ def expand(sweep: Sweep) -> JobGraph:
             steps = max_steps(sweep.pretrain.tokens, 1.0)
             jobs.append(Job(job_id=pid, kind="pretrain", source=source, size=size, n_params=get_size(size).n_params,
                             data_tokens=sweep.pretrain.tokens, checkpoints=sweep.pretrain.p_axis, max_steps=steps,
-                            est_flops=est(size, steps * tokens_per_step), **common))
+                            est_flops=est(size, steps * tokens_per_step), gpus=gpus(size), **common))
             for p in sweep.pretrain.p_axis:
                 for d_f in sweep.finetune_tokens:
                     fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
                     steps_f = max_steps(d_f, tr.max_epochs)
                     jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size,
                                     n_params=get_size(size).n_params, data_tokens=d_f, pretrain_tokens=p, parent=pid,
-                                    max_steps=steps_f, est_flops=est(size, steps_f * tokens_per_step), **common))
+                                    max_steps=steps_f, est_flops=est(size, steps_f * tokens_per_step), gpus=gpus(size),
+                                    **common))
     for size in sweep.model_sizes:
         for d in sweep.scratch_axis:
             sid = _digest({**_common(sweep), "kind": "scratch", "size": size, "tokens": d})
             steps_s = max_steps(d, tr.max_epochs)
             jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=get_size(size).n_params,
-                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s * tokens_per_step), **common))
+                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s * tokens_per_step), gpus=gpus(size),
+                            **common))
     # Pre-training first, then the longest jobs: the order a scheduler should prefer.
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))

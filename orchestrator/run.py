@@ -83,11 +83,11 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
 
 
 def _resources(config: dict) -> dict:
+    """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
+    Ray Train workers request the devices themselves, the Ray Train V2 way)."""
     job = config["job"]
     if job["workers"] > 1:
-        from ray.tune import PlacementGroupFactory
-
-        return PlacementGroupFactory([{"CPU": 1}] + [{"CPU": job["cpus"], "GPU": job["gpus"]}] * job["workers"])
+        return {"cpu": 0.01, "gpu": 0}
     return {"cpu": job["cpus"], "gpu": job["gpus"]}
 
 

@@ -142,6 +142,8 @@ class Resources(_Model):
     cpus: float = Field(default=1.0, gt=0)
     gpus: float = Field(default=0.0, ge=0)
     workers: int = Field(default=1, gt=0)
+    # Pack small models several to a GPU (fractional GPUs chosen from the size); see plan.gpu_share.
+    pack: bool = True
 
     @field_validator("gpus")
     @classmethod

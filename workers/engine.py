@@ -111,4 +111,7 @@ def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, total_steps
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched, config=deepspeed_config(sweep, micro, world)
     )
+    if world == 1 and sweep.deepspeed.zero_stage == 0:
+        # Averaging gradients over one rank is the identity; skip the flatten-copy-allreduce.
+        engine.enable_backward_allreduce = False
     return engine

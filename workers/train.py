@@ -35,7 +35,7 @@ from orchestrator.plan import Job
 from orchestrator.store import SCHEMA_VERSION, Store
 from sweeps.schema import Sweep
 from workers.batches import BatchStream, to_sequences
-from workers.engine import build_engine, build_model
+from workers.engine import build_engine, build_model, ensure_distributed
 from workers.sizes import get_size
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,14 @@ def _attempt(layout: SweepLayout, job_id: str) -> int:
     return n
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(engine, inputs: torch.Tensor, labels: torch.Tensor, batch: int) -> float:
-    """Mean per-token loss over the whole eval set (token-weighted across batches)."""
+    """Mean per-token loss over the whole eval set (token-weighted; ranks split it and sum)."""
     engine.eval()
     total, count = 0.0, 0
     dev = engine.device
+    rank, world = _rank_world()
+    inputs, labels = inputs[rank::world], labels[rank::world]
     for i in range(0, len(inputs), batch):
         x, y = inputs[i : i + batch].to(dev), labels[i : i + batch].to(dev)
         logits = engine(input_ids=x).logits.float()
@@ -87,7 +89,18 @@ def evaluate(engine, inputs: torch.Tensor, labels: torch.Tensor, batch: int) -> 
         total += loss.item()
         count += int((y[:, 1:] != -100).sum())
     engine.train()
+    if world > 1:
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=dev)
+        torch.distributed.all_reduce(t)
+        total, count = float(t[0]), int(t[1])
     return total / max(count, 1)
+
+
+def _rank_world() -> tuple[int, int]:
+    d = torch.distributed
+    if d.is_available() and d.is_initialized():
+        return d.get_rank(), d.get_world_size()
+    return 0, 1
 
 
 def _save_weights(engine, path: str) -> None:
@@ -114,7 +127,10 @@ def run_job(
 
     layout = SweepLayout(sweep_dir)
     store = Store(layout.store_root)
-    attempt = _attempt(layout, job.job_id)
+    ensure_distributed()
+    rank, world = _rank_world()
+    lead = rank == 0  # only rank 0 writes rows, reports and weights; every rank trains
+    attempt = _attempt(layout, job.job_id) if lead else 0
     size = get_size(job.size)
     tr = sweep.train
     data = SweepData(sweep)
@@ -137,9 +153,9 @@ def run_job(
     if os.path.exists(os.path.join(resume, "latest")):
         _, client = engine.load_checkpoint(resume, load_module_strict=True)
         st = _State(**client["tsweep_state"])
-        dropped = store.drop_evals_after(job.job_id, st.step)
+        dropped = store.drop_evals_after(job.job_id, st.step) if lead else 0
         log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, st.step, attempt, dropped)
-    else:
+    elif lead:
         store.start_fresh(job.job_id)
 
     steps_per_epoch = max(1, math.ceil(stream.n_seq / tr.batch_size))
@@ -158,7 +174,8 @@ def run_job(
     dev = engine.device
 
     def flush() -> None:
-        store.write_evals(job.job_id, rows)
+        if lead:
+            store.write_evals(job.job_id, rows)
         rows.clear()
 
     def eval_now(step: int) -> float:
@@ -198,6 +215,8 @@ def run_job(
     engine.train()
     while step < job.max_steps and status == "ok":
         x, y = stream.batch(step)
+        if world > 1:
+            x, y = x[rank::world], y[rank::world]
         loss = engine(input_ids=x.to(dev), labels=y.to(dev)).loss
         engine.backward(loss)
         engine.step()
@@ -208,7 +227,8 @@ def run_job(
             break
         while pending_p and step * tr.batch_size * tr.seq_len >= pending_p[0]:
             p = pending_p.pop(0)
-            _save_weights(engine, layout.p_checkpoint(job.job_id, p))
+            if lead:
+                _save_weights(engine, layout.p_checkpoint(job.job_id, p))
             st.saved_p.append(p)
         if step % interval == 0 or step == job.max_steps:
             eval_now(step)
@@ -235,8 +255,9 @@ def run_job(
         "wall_time_s": time.perf_counter() - t_start,
         "flops": size.flops_per_token(tr.seq_len) * tokens_seen,
     }
-    store.write_summary(summary)
-    shutil.rmtree(resume, ignore_errors=True)
+    if lead:
+        store.write_summary(summary)
+        shutil.rmtree(resume, ignore_errors=True)
     if report is not None:
         report({"job_id": job.job_id, "label": job.label, "kind": job.kind, "step": step, "tokens_seen": tokens_seen,
                 "eval_loss": st.best_loss, "best_eval_loss": st.best_loss, "status": status,

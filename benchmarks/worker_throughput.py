@@ -1,0 +1,95 @@
+"""Worker throughput: tsweep's real training step against a bare PyTorch loop, side by side.
+
+The worker side is ``workers.train.run_job`` on a pre-training job: DeepSpeed engine, the
+cached data path, evaluation at the sweep's cadence, resume checkpoints and store writes, all
+included. The bare side is the same model, batch, optimizer, schedule and gradient clipping
+in a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
+alternate between the two and the medians are compared.
+
+Run: ``python benchmarks/worker_throughput.py`` (a few minutes on 2 CPU cores).
+Last line: ``worker_throughput RATIO`` (worker tokens/s over bare tokens/s; goal >= 0.90).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from orchestrator.plan import expand  # noqa: E402
+from sweeps.schema import parse_sweep  # noqa: E402
+from workers.batches import BatchStream  # noqa: E402
+from workers.data import SweepData  # noqa: E402
+from workers.engine import build_model, lr_lambda  # noqa: E402
+from workers.sizes import get_size  # noqa: E402
+from workers.train import run_job  # noqa: E402
+
+ROUNDS = 3
+SWEEP = {
+    "name": "bench",
+    "target": "python",
+    "sources": ["scratch", "prose"],
+    "model_sizes": ["micro"],
+    "finetune_tokens": [16_000],
+    # 400 steps of 16 x 64 tokens; evaluation and checkpoints at the demo's cadence
+    "pretrain": {"tokens": 400 * 16 * 64},
+    "eval": {"tokens": 16_000, "interval_steps": 25, "patience": 3},
+    "train": {"seq_len": 64, "batch_size": 16, "lr": 3e-3, "warmup_steps": 20},
+}
+
+
+def worker_tps(sweep, job) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        s = run_job(job, sweep, d)
+    return s["tokens_seen"] / s["wall_time_s"]
+
+
+def bare_tps(sweep, job) -> float:
+    tr = sweep.train
+    data = SweepData(sweep)
+    stream = BatchStream(data.train_tokens(job.corpus, job.data_tokens).tokens, seq_len=tr.seq_len,
+                         batch_size=tr.batch_size, seed=0)
+    batches = [stream.batch(i) for i in range(job.max_steps)]
+    model = build_model(get_size(job.size), data.vocab_size, tr.seq_len, seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95),
+                            weight_decay=tr.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, job.max_steps, tr.min_lr_ratio))
+    model.train()
+    t0 = time.perf_counter()
+    for x, y in batches:
+        loss = model(input_ids=x, labels=y).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tr.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    return job.max_steps * tr.batch_size * tr.seq_len / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    sweep = parse_sweep(SWEEP)
+    job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
+    SweepData(sweep).check()  # build the data cache outside the timings
+    worker_tps(sweep, job)  # warm-up: JIT-built comm op, allocator
+    w, b = [], []
+    for _ in range(ROUNDS):
+        w.append(worker_tps(sweep, job))
+        b.append(bare_tps(sweep, job))
+    wm, bm = statistics.median(w), statistics.median(b)
+    print(f"model {job.size} (N={job.n_params:,}), batch {sweep.train.batch_size} x {sweep.train.seq_len}, "
+          f"{job.max_steps} steps, eval {sweep.eval.tokens:,} tokens every {sweep.eval.interval_steps} steps, 1 thread")
+    print(f"{'path':34} {'tokens/s (median)':>18} {'rounds':>30}")
+    print(f"{'tsweep worker (DeepSpeed, evals)':34} {wm:>18,.0f} {', '.join(f'{x:,.0f}' for x in w):>30}")
+    print(f"{'bare PyTorch loop (no evals)':34} {bm:>18,.0f} {', '.join(f'{x:,.0f}' for x in b):>30}")
+    print(f"worker_throughput {wm / bm:.3f}")
+
+
+if __name__ == "__main__":
+    main()
