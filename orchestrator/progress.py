@@ -143,8 +143,8 @@ class LiveProgress(Callback):
             for col in ("source", "G (gap)", "k", "alpha", "beta", "multiplier", "runs"):
                 est.add_column(col)
             for s in self.latest_fit["sources"]:
-                est.add_row(s["source"], *(_fmt((s.get(k) or {}).get("value")) for k in ("G", "k", "alpha", "beta")),
-                            _fmt(s.get("multiplier")), str(s.get("n_runs", "")))
+                est.add_row(s["source"], *(_fmt((s.get(k) or {}).get("value")) for k in ("G", "k", "alpha", "beta", "multiplier")),
+                            str(s.get("n_runs", "")))
             parts += ["latest estimates", est]
         return Group(*parts)
 
