@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orchestrator.layout import SweepLayout
 from orchestrator.planview import check_and_expand, format_plan
-from sweeps.schema import SweepError, load_sweep
+from sweeps.schema import SweepError, load_sweep, loads_sweep
 
 DEMO_YAML = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
 DEFAULT_STORAGE = "~/tsweep_runs"
@@ -41,6 +41,15 @@ def resolve_sweep(ref: str, storage: str | None):
     if ref in {".", ".."} or not ref.replace("-", "").replace("_", "").replace(".", "").replace("+", "").isalnum():
         raise UsageError(f"sweep name {ref!r} must be a plain name (no path separators)")
     root = storage or DEFAULT_STORAGE
+    if "://" in root:  # a store on shared object storage: read the sweep.yaml it ran with
+        import pyarrow.fs as pafs
+
+        fs, base = pafs.FileSystem.from_uri(f"{root.rstrip('/')}/{ref}/sweep.yaml")
+        try:
+            with fs.open_input_stream(base) as f:
+                return loads_sweep(f.read().decode("utf-8"), origin=f"{root}/{ref}/sweep.yaml")
+        except FileNotFoundError:
+            raise UsageError(f"no sweep named {ref!r} under {root}") from None
     stored = Path(os.path.expanduser(root)) / ref / "sweep.yaml"
     if not stored.exists():
         raise UsageError(f"no sweep named {ref!r} under {root} (looked for {stored})")

@@ -311,20 +311,27 @@ def parse_sweep(data: Any, *, origin: str = "sweep") -> Sweep:
         raise SweepError(_describe(exc.errors()[0])) from None
 
 
+def loads_sweep(text: str, *, origin: str = "sweep") -> Sweep:
+    """Validate a sweep from YAML text (loaded safely: no arbitrary objects)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SweepError(f"{origin}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_sweep(data, origin=origin)
+
+
 def load_sweep(path: str | os.PathLike) -> Sweep:
-    """Read and validate a sweep YAML (loaded safely: no arbitrary objects)."""
+    """Read and validate a sweep YAML file."""
     p = Path(path)
     if not p.is_file():
         raise SweepError(f"{path}: no such sweep file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SweepError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SweepError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    return parse_sweep(data, origin=str(path))
+    return loads_sweep(text, origin=str(path))
 
 
 def shipped_sweeps() -> list[Path]:
