@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+from pathlib import Path
 
 import torch
 
@@ -78,13 +80,27 @@ def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float):
     return f
 
 
+# The shipped per-stage DeepSpeed configs (bucket sizes, overlap, ...); tsweep overrides the keys
+# it owns (batch, clipping, precision, stage) and passes its own optimizer and schedule.
+DEEPSPEED_CONFIGS = Path(__file__).resolve().parent.parent / "infra" / "deepspeed"
+_OWNED_ELSEWHERE = ("optimizer", "scheduler", "fp16")
+
+
 def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     ds = sweep.deepspeed
+    shipped = DEEPSPEED_CONFIGS / f"zero{ds.zero_stage}.json"
+    base = json.loads(shipped.read_text()) if shipped.exists() else {}
+    for key in _OWNED_ELSEWHERE:
+        base.pop(key, None)
+    zero = {**base.get("zero_optimization", {}), "stage": ds.zero_stage}
+    if not torch.cuda.is_available():
+        zero.pop("overlap_comm", None)  # overlapping needs CUDA streams
     return {
+        **base,
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": 1,
         "gradient_clipping": sweep.train.grad_clip,
-        "zero_optimization": {"stage": ds.zero_stage},
+        "zero_optimization": zero,
         "bf16": {"enabled": ds.precision == "bf16"},
         "steps_per_print": 10**12,
         "wall_clock_breakdown": False,

@@ -103,10 +103,17 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _save_weights(engine, path: str) -> None:
+def _save_weights(engine, path: str, lead: bool) -> None:
+    """Full weights at a checkpoint token count; a collective under ZeRO-3 (sharded weights)."""
+    if engine.zero_optimization_partition_weights():
+        state = engine._zero3_consolidated_16bit_state_dict()  # noqa: SLF001 (DeepSpeed's gather)
+    else:
+        state = engine.module.state_dict()
+    if not lead:
+        return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
-    torch.save({k: v.detach().cpu() for k, v in engine.module.state_dict().items()}, tmp)
+    torch.save({k: v.detach().float().cpu() for k, v in state.items()}, tmp)
     os.replace(tmp, path)  # fine-tunes are released when this file exists: never half-written
 
 
@@ -227,8 +234,7 @@ def run_job(
             break
         while pending_p and step * tr.batch_size * tr.seq_len >= pending_p[0]:
             p = pending_p.pop(0)
-            if lead:
-                _save_weights(engine, layout.p_checkpoint(job.job_id, p))
+            _save_weights(engine, layout.p_checkpoint(job.job_id, p), lead)
             st.saved_p.append(p)
         if step % interval == 0 or step == job.max_steps:
             eval_now(step)
