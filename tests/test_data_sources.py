@@ -93,3 +93,28 @@ def test_synthetic_divergence_grows_with_distance(tmp_path):
     assert all(a < b for a, b in zip(ce, ce[1:])), ce
     # and the process has structure a model can learn: far below the 48-symbol uniform entropy
     assert ngram_cross_entropy(sd.train_tokens("t", 90_000).tokens, ev, order=2) < np.log(len(ALPHABET)) - 0.2
+
+
+def test_hf_tokenizer_from_a_local_directory(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(list(generate(1, 0.0, 50)), trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path / "tok")
+    corpora = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 100},
+               "s": {"kind": "synthetic", "distance": 0.5, "documents": 100}}
+    sweep = parse_sweep(dict(name="hf", target="t", sources=["scratch", "s"], corpora=corpora,
+                             tokenizer={"kind": "hf", "name": str(tmp_path / "tok")}, model_sizes=["nano"],
+                             finetune_tokens=[1_000], pretrain={"tokens": 1_000}, eval={"tokens": 2_000}))
+    sd = SweepData(sweep, cache_dir=str(tmp_path / "cache"))
+    sd.check()
+    assert sd.vocab_size % 8 == 0 and sd.vocab_size >= 300
+    ev = sd.eval_tokens()
+    assert len(ev.tokens) == 2_000 and ev.tokens.dtype == np.uint16
+    assert 0 < ev.chars and ev.documents == int(np.count_nonzero(ev.tokens == sd.separator_id)) + (ev.tokens[-1] != sd.separator_id)
+    a, b = sd.train_tokens("s", 1_000), sd.train_tokens("s", 3_000)
+    assert np.array_equal(a.tokens, b.tokens[:1_000]) and a.chars < b.chars

@@ -113,7 +113,7 @@ def _save_weights(engine, path: str, lead: bool) -> None:
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
-    torch.save({k: v.detach().float().cpu() for k, v in state.items()}, tmp)
+    torch.save({k: (v.float() if v.is_floating_point() else v).detach().cpu() for k, v in state.items()}, tmp)
     os.replace(tmp, path)  # fine-tunes are released when this file exists: never half-written
 
 
