@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from analysis.cli import UsageError as AnalysisUsageError
     from workers.data import DataError
+    from workers.pretrained import ModelUnavailable
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         return int(args.handler(args) or 0)
-    except (SweepError, UsageError, AnalysisUsageError, DataError) as exc:
+    except (SweepError, UsageError, AnalysisUsageError, DataError, ModelUnavailable) as exc:
         print(f"tsweep {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - no input file may produce a traceback at plan time

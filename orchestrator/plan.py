@@ -23,6 +23,7 @@ from typing import Literal
 
 from sweeps.schema import SCRATCH, Sweep
 from workers.data.spec import MixtureCorpus
+from workers.pretrained import HF_PREFIX, size_name
 from workers.sizes import get_size
 
 # Bump when the training recipe changes results for the same config, so old results are not reused.
@@ -43,6 +44,8 @@ class Job:
     pretrain_tokens: int = 0  # p, for fine-tunes
     parent: str | None = None  # pretrain job id, for fine-tunes
     checkpoints: tuple[int, ...] = ()  # p values a pretrain job saves
+    model: str | None = None  # an existing pre-trained model (hub name or directory)
+    revision: str | None = None  # its revision a fine-tune starts from
     max_steps: int
     tokens_per_step: int
     est_flops: float
@@ -61,7 +64,8 @@ class Job:
         if self.kind == "pretrain":
             return f"pretrain/{self.source}/{self.size}"
         if self.kind == "finetune":
-            return f"finetune/{self.source}@{_short(self.pretrain_tokens)}/{self.size}/DF={_short(self.data_tokens)}"
+            at = self.revision or _short(self.pretrain_tokens)
+            return f"finetune/{self.source}@{at}/{self.size}/DF={_short(self.data_tokens)}"
         return f"scratch/{self.size}/D={_short(self.data_tokens)}"
 
     def to_dict(self) -> dict:
@@ -171,13 +175,29 @@ def expand(sweep: Sweep) -> JobGraph:
                                     n_params=get_size(size).n_params, data_tokens=d_f, pretrain_tokens=p, parent=pid,
                                     max_steps=steps_f, est_flops=est(size, steps_f * tokens_per_step), gpus=gpus(size),
                                     **common))
-    for size in sweep.model_sizes:
+    scratch_sizes = list(sweep.model_sizes)
+    for source in sweep.model_sources:
+        spec = sweep.pretrained[source]
+        size = size_name(spec.model)
+        if size not in scratch_sizes:
+            scratch_sizes.append(size)
+        for rev, p in sorted(spec.revisions.items(), key=lambda kv: kv[1]):
+            for d_f in sweep.finetune_tokens:
+                fid = _digest({**_common(sweep), "kind": "finetune", "model": spec.model, "revision": rev, "p": p,
+                               "tokens": d_f})
+                steps_f = max_steps(d_f, tr.max_epochs)
+                jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size, n_params=get_size(size).n_params,
+                                data_tokens=d_f, pretrain_tokens=p, model=spec.model, revision=rev, max_steps=steps_f,
+                                est_flops=est(size, steps_f * tokens_per_step), gpus=gpus(size), **common))
+    for size in scratch_sizes:
+        model = size[len(HF_PREFIX):] if size.startswith(HF_PREFIX) else None
         for d in sweep.scratch_axis:
             sid = _digest({**_common(sweep), "kind": "scratch", "size": size, "tokens": d})
+            extra = {"model": model} if model else {}
             steps_s = max_steps(d, tr.max_epochs)
             jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=get_size(size).n_params,
                             data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s * tokens_per_step), gpus=gpus(size),
-                            **common))
+                            **extra, **common))
     # Pre-training first, then the longest jobs: the order a scheduler should prefer.
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))

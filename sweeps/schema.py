@@ -164,6 +164,18 @@ class FitSettings(_Model):
     seed: int = 0
 
 
+class PretrainedModel(_Model):
+    """An existing pre-trained model as a source (a hub name or a local directory).
+
+    Its ``revisions`` map a revision (e.g. Pythia's ``step143000``) to the pre-training tokens
+    behind it, so one model's step checkpoints are Barnett's p axis without any pre-training.
+    Fine-tunes start from each revision; scratch runs of the same architecture give the
+    baseline at the same N."""
+
+    model: str = Field(min_length=1)
+    revisions: dict[str, TokenCount] = Field(min_length=1)
+
+
 class Sweep(_Model):
     """A whole sweep. ``Sweep.model_dump()`` is what job ids hash over (field by field)."""
 
@@ -177,7 +189,8 @@ class Sweep(_Model):
     finetune_tokens: list[TokenCount] = Field(min_length=1)
     # D axis of the from-scratch law; defaults to the fine-tune budgets.
     scratch_tokens: list[TokenCount] | None = None
-    pretrain: PretrainSettings
+    pretrain: PretrainSettings | None = None  # required when a source is a corpus
+    pretrained: dict[str, PretrainedModel] = Field(default_factory=dict)
     eval: EvalSettings = EvalSettings()
     train: TrainSettings = TrainSettings()
     resources: Resources = Resources()
@@ -228,8 +241,16 @@ class Sweep(_Model):
         if self.target not in known:
             raise _FieldError("target", f"unknown corpus {self.target!r}; declare it under corpora or use one of {sorted(known)}")
         for i, s in enumerate(self.sources):
-            if s != SCRATCH and s not in known:
-                raise _FieldError(f"sources[{i}]", f"unknown corpus {s!r}; declare it under corpora or use one of {sorted(known)}")
+            if s != SCRATCH and s not in known and s not in self.pretrained:
+                raise _FieldError(f"sources[{i}]", f"unknown corpus {s!r}; declare it under corpora or pretrained, "
+                                                   f"or use one of {sorted(known)}")
+        for name in self.pretrained:
+            if name in known:
+                raise _FieldError(f"pretrained.{name}", "a pretrained source cannot share its name with a corpus")
+        if self.pretrain_sources and self.pretrain is None:
+            raise _FieldError("pretrain", "required field is missing (sources include a corpus to pre-train on)")
+        if self.model_sources and self.tokenizer.kind != "hf":
+            raise _FieldError("tokenizer", "pretrained sources need their model's tokenizer: kind hf with its name")
         for name, spec in self.corpora.items():
             if isinstance(spec, MixtureCorpus):
                 for part in spec.weights:
@@ -246,7 +267,13 @@ class Sweep(_Model):
 
     @property
     def pretrain_sources(self) -> list[str]:
-        return [s for s in self.sources if s != SCRATCH]
+        """Sources that tsweep pre-trains on (corpora)."""
+        return [s for s in self.sources if s != SCRATCH and s not in self.pretrained]
+
+    @property
+    def model_sources(self) -> list[str]:
+        """Sources that are existing pre-trained models."""
+        return [s for s in self.sources if s in self.pretrained]
 
     def corpus(self, name: str):
         return self.corpora.get(name) or BUILTIN_CORPORA[name]

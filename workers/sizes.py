@@ -70,6 +70,11 @@ SIZE_LADDER: dict[str, ModelSize] = _ladder(
 
 
 def get_size(name: str) -> ModelSize:
+    """A ladder rung by name, or ``hf:MODEL`` for an existing pre-trained model's architecture."""
+    if name.startswith("hf:"):
+        from workers.pretrained import model_size
+
+        return model_size(name[3:])
     try:
         return SIZE_LADDER[name]
     except KeyError:

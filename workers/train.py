@@ -36,6 +36,7 @@ from orchestrator.store import SCHEMA_VERSION, Store
 from sweeps.schema import Sweep
 from workers.batches import BatchStream, to_sequences
 from workers.engine import build_engine, build_model, ensure_distributed
+from workers.pretrained import load_model
 from workers.sizes import get_size
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,11 @@ def run_job(
     stream = BatchStream(train_slice.tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=seed)
     eval_x, eval_y = to_sequences(data.eval_tokens().tokens, tr.seq_len)
 
-    model = build_model(size, data.vocab_size, tr.seq_len, seed)
-    if job.kind == "finetune":
+    if job.model is not None:  # an existing pre-trained model's architecture (and weights, to fine-tune)
+        model = load_model(job.model, job.revision, pretrained=job.kind == "finetune", seed=seed)
+    else:
+        model = build_model(size, data.vocab_size, tr.seq_len, seed)
+    if job.kind == "finetune" and job.parent is not None:
         src = layout.p_checkpoint(job.parent, job.pretrain_tokens)
         if not os.path.exists(src):
             raise JobFailed(f"{job.label}: parent checkpoint {src} does not exist")
