@@ -7,13 +7,16 @@ the generic structure below (as unrelated text still shares "being text").
 
 The process (per document, over a 48-symbol printable ASCII alphabet, so byte tokens = symbols):
 
+- a Zipf prior over the symbols (rank order random per process): successors are drawn by it,
+  so frequent symbols stay frequent, as letters in text;
 - a latent topic ``z`` (one of 4, uniform) fixed for the document: inferring it from context
   is a long-range dependency;
-- each next symbol comes, with probability 0.3, from a sparse order-1 "backbone" table (6
-  successors per symbol, Dirichlet(0.7) weights), else from a sparse order-3 table of the
+- each next symbol comes, with probability 0.6, from a sparse order-1 "backbone" table (4
+  successors per symbol, Dirichlet(0.5) weights), else from a sparse order-3 table of the
   topic (the last three symbols hashed into 2048 buckets, 4 successors each, Dirichlet(0.3)):
-  the backbone is learnt early, the 4 x 2048 higher-order rules keep a small transformer
-  learning over millions of tokens;
+  a 2-layer model learns the unigram in a few steps and the backbone within ~200k tokens
+  (eval loss 2.9 -> 2.35 nats), while the 4 x 2048 higher-order rules keep it learning over
+  millions of tokens (a 4-gram model fitted on 1.2M tokens already reaches 1.97 nats);
 - copy spans: at each position (after the 48th) with probability 0.01 the document starts
   repeating an earlier span of 8..40 symbols (induction-head structure).
 
@@ -22,7 +25,7 @@ are mixed token by token: with probability ``d`` the next symbol is drawn from t
 tables. Every conditional distribution is therefore ``(1 - d) P_target + d P_unrelated``, and
 the divergence KL(P_target || P_d), hence the cross-entropy on the target of a model fitted to
 source ``d``, is convex in ``d`` and zero at 0, so it grows monotonically with ``d``
-(``tests/test_data_synthetic.py`` measures it with :func:`ngram_cross_entropy`).
+(``tests/test_data_sources.py`` measures it with :func:`ngram_cross_entropy`).
 
 Document ``i`` depends only on (seed, distance, i): documents are generated in fixed chunks
 of 1024, each with its own seeded generator, vectorised across the chunk (about 2 s per
@@ -41,12 +44,13 @@ import numpy as np
 from workers.data.sources import register_source
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:()=+-*\n"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 K = len(ALPHABET)  # 48
 TOPICS = 4
 BUCKETS = 2048
-S1, S3 = 6, 4  # successors per backbone / higher-order row
-P_BACKBONE = 0.3
+S1, S3 = 4, 4  # successors per backbone / higher-order row
+ZIPF_S = 1.0
+P_BACKBONE = 0.6
 P_COPY = 0.01
 COPY_MIN, COPY_MAX, COPY_AFTER = 8, 40, 48
 CHUNK = 1024
@@ -68,12 +72,23 @@ class _Tables:
 
 def _one(seed: int, stream: int):
     rng = np.random.default_rng([seed, stream, 0x5E7])
-    b_sup = np.argsort(rng.random((K, K)), axis=1)[:, :S1]
-    b_p = rng.dirichlet(np.full(S1, 0.7), size=K)
+    # A Zipf prior over symbols (a random rank order per process), as letters in text: the
+    # unigram is learnt at once, then the backbone, then the topic rules.
+    prior = np.empty(K)
+    prior[rng.permutation(K)] = 1.0 / np.arange(1, K + 1) ** ZIPF_S
+    log_prior = np.log(prior / prior.sum())
+
+    def rows(n: int, support: int, concentration: float):
+        # Successors drawn by the prior without replacement (Gumbel top-k), likelier ones first,
+        # with Dirichlet weights sorted to match, so frequent symbols stay frequent.
+        sup = np.argsort(-(log_prior + rng.gumbel(size=(n, K))), axis=1)[:, :support]
+        p = -np.sort(-rng.dirichlet(np.full(support, concentration), size=n), axis=1)
+        return sup, np.cumsum(p, -1)
+
+    b_sup, b_cum = rows(K, S1, 0.5)
     bucket = rng.integers(0, BUCKETS, size=(K, K, K))
-    h_sup = np.argsort(rng.random((TOPICS * BUCKETS, K)), axis=1)[:, :S3].reshape(TOPICS, BUCKETS, S3)
-    h_p = rng.dirichlet(np.full(S3, 0.3), size=TOPICS * BUCKETS).reshape(TOPICS, BUCKETS, S3)
-    return b_sup, np.cumsum(b_p, -1), bucket, h_sup, np.cumsum(h_p, -1)
+    h_sup, h_cum = rows(TOPICS * BUCKETS, S3, 0.3)
+    return b_sup, b_cum, bucket, h_sup.reshape(TOPICS, BUCKETS, S3), h_cum.reshape(TOPICS, BUCKETS, S3)
 
 
 @lru_cache(maxsize=8)
