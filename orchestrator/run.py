@@ -82,6 +82,15 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
     return f"http://{url}" if url and "://" not in url else url
 
 
+def _label(config: dict | None, default: str) -> str:
+    """A trial's readable name. ``Job.to_dict()`` holds fields only (``label`` is a property), so
+    the label is rebuilt from the job rather than looked up in the trial's config."""
+    if not config or "job" not in config:
+        return default
+    job = config["job"]
+    return Job(**{**job, "checkpoints": tuple(job.get("checkpoints", ()))}).label
+
+
 def _resources(config: dict) -> dict:
     """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
     Ray Train workers request the devices themselves, the Ray Train V2 way)."""
@@ -137,7 +146,7 @@ def run_sweep(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, num_samples=len(todo), reuse_actors=True,
-                trial_name_creator=lambda t: t.config["job"]["label"] if t.config else t.trial_id,
+                trial_name_creator=lambda t: _label(t.config, t.trial_id),
                 trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
             ),
             run_config=tune.RunConfig(
@@ -151,7 +160,7 @@ def run_sweep(
         grid = tuner.fit()
         for r in grid:
             if r.error is not None:
-                result.failed.append(f"{r.config['job']['label']}: {type(r.error).__name__}: {r.error}")
+                result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
     import ray
 
