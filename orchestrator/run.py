@@ -100,6 +100,33 @@ def _resources(config: dict) -> dict:
     return {"cpu": job["cpus"], "gpu": job["gpus"]}
 
 
+def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int,
+                callbacks: list):
+    """The Tune set-up every sweep runs under: one trial per job with the job's own resources,
+    actors reused between trials, names from the job. Split out of :func:`run_sweep` so that
+    ``benchmarks/scheduling.py`` and ``benchmarks/trial_overhead.py`` measure exactly this set-up
+    with stand-in trainables."""
+    from ray import tune
+
+    # Ask the searcher lazily (few pending trials), so its priority order decides what runs next.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "2")
+    return tune.Tuner(
+        tune.with_resources(trainable, resources=_resources),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=num_samples, reuse_actors=True,
+            trial_name_creator=lambda t: _label(t.config, t.trial_id),
+            trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
 def run_sweep(
     sweep: Sweep,
     *,
@@ -132,30 +159,14 @@ def run_sweep(
         bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
     )
     if todo:
-        # Ask the searcher lazily (few pending trials), so its priority order decides what runs next.
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "2")
         searcher = DependencySearcher(todo, available)
         progress = LiveProgress(sweep.name, todo, os.path.join(layout.fits_dir, "latest.json"), live=live,
                                 skipped=skipped)
         feed = AnalysisFeed(actor)
-        trainable = tune.with_resources(
+        tuner = sweep_tuner(
             tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=layout.sweep_dir),
-            resources=_resources,
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=len(todo), reuse_actors=True,
-                trial_name_creator=lambda t: _label(t.config, t.trial_id),
-                trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=layout.tune_dir,
-                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                callbacks=[progress, feed],
-                verbose=0,
-            ),
+            searcher, num_samples=len(todo), name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=layout.tune_dir, max_failures=sweep.max_failures, callbacks=[progress, feed],
         )
         grid = tuner.fit()
         for r in grid:
