@@ -1,0 +1,133 @@
+"""The fitter's behaviour beyond point estimates: interval coverage, warm starts, warnings."""
+
+import numpy as np
+import pytest
+
+from analysis import fitter
+from analysis.laws import get_law
+
+HERN = {"k": 1.9e4, "alpha": 0.18, "beta": 0.38}  # Hernandez et al. 2021, text -> python
+N = np.repeat([1e6, 3e6, 1e7, 3e7, 1e8], 6)
+DF = np.tile([1e5, 3e5, 1e6, 3e6, 1e7, 3e7], 5)
+
+
+def _hernandez_data(seed, noise=0.1, n=N, df=DF):
+    rng = np.random.default_rng(seed)
+    y = get_law("hernandez").predict(HERN, N=n, D_F=df) * np.exp(noise * rng.standard_normal(n.size))
+    return {"N": n, "D_F": df, "D_T": y}
+
+
+def _coverage(draws, noise, base):
+    hits = {k: 0 for k in HERN}
+    widths = []
+    for i in range(draws):
+        res = fitter.fit("hernandez", _hernandez_data(base + i, noise=noise), bootstrap=200, seed=i)
+        for k, v in HERN.items():
+            lo, hi = res.ci95[k]
+            hits[k] += lo <= v <= hi
+        widths.append(res.ci95["alpha"][1] - res.ci95["alpha"][0])
+    return hits, float(np.median(widths))
+
+
+def test_bootstrap_intervals_cover_the_truth_about_95_percent_of_the_time():
+    """Noise inside the Huber delta (1e-3), so the fit is least squares: 100 draws, and each
+    parameter's 95% interval must cover the truth in 85-99% of them (measured ~91-97%)."""
+    draws = 100
+    hits, _ = _coverage(draws, noise=5e-4, base=1000)
+    for k, h in hits.items():
+        assert 0.85 <= h / draws <= 0.99, hits
+    assert 0.9 <= sum(hits.values()) / (draws * len(HERN)) <= 0.98, hits
+
+
+def test_coverage_with_noise_far_outside_the_huber_delta():
+    """10% noise: the fit is a median regression, whose row bootstrap runs a little
+    conservative (~96-99% measured); it must not undercover, and must stay informative."""
+    draws = 60
+    hits, alpha_width = _coverage(draws, noise=0.1, base=3000)
+    assert sum(hits.values()) / (draws * len(HERN)) >= 0.9, hits
+    assert all(h / draws >= 0.85 for h in hits.values()), hits
+    assert alpha_width < 0.1  # alpha = 0.18: an interval that says something
+
+
+def test_intervals_shrink_with_less_noise():
+    wide = fitter.fit("hernandez", _hernandez_data(1, noise=0.2), bootstrap=200)
+    narrow = fitter.fit("hernandez", _hernandez_data(1, noise=0.02), bootstrap=200)
+    for k in ("alpha", "beta"):
+        w = wide.ci95[k][1] - wide.ci95[k][0]
+        n = narrow.ci95[k][1] - narrow.ci95[k][0]
+        assert n < 0.3 * w
+
+
+def test_bootstrap_is_reproducible_by_seed_and_varies_with_it():
+    d = _hernandez_data(3)
+    a = fitter.fit("hernandez", d, bootstrap=100, seed=7)
+    b = fitter.fit("hernandez", d, bootstrap=100, seed=7)
+    c = fitter.fit("hernandez", d, bootstrap=100, seed=8)
+    assert a.ci95 == b.ci95 and a.ci95 != c.ci95
+
+
+def test_warm_start_reaches_the_cold_optimum_after_adding_a_run():
+    law = get_law("chinchilla")
+    truth = {"A": 60.0, "B": 80.0, "E": 1.7, "alpha": 0.3, "beta": 0.25}
+    rng = np.random.default_rng(0)
+    n, d = np.meshgrid(np.geomspace(1e5, 1e8, 6), np.geomspace(1e6, 1e9, 8), indexing="ij")
+    data = {"N": n.ravel(), "D": d.ravel()}
+    data["loss"] = law.predict(truth, **data) * np.exp(0.01 * rng.standard_normal(n.size))
+    before = fitter.fit(law, data)
+    more = {k: np.append(v, x) for (k, v), x in zip(data.items(), (3e6, 2e8, 2.6))}
+    cold = fitter.fit(law, more)
+    warm = fitter.fit(law, more, warm_start=before)
+    assert warm.loss == pytest.approx(cold.loss, rel=1e-6)
+    for k in truth:
+        assert warm.params[k] == pytest.approx(cold.params[k], rel=1e-3)
+
+
+def test_warns_when_an_axis_is_not_spanned():
+    one_n = _hernandez_data(0, n=np.full(6, 1e7), df=DF[:6])
+    res = fitter.fit("hernandez", one_n)
+    assert any("beta not identified: N takes 1 distinct value" in w for w in res.warnings), res.warnings
+    ok = fitter.fit("hernandez", _hernandez_data(0))
+    assert not any("not identified" in w for w in ok.warnings)
+
+
+def test_warns_when_the_estimate_or_interval_hits_a_bound():
+    # no gap in the data (G = 0): G sits on its lower bound and its interval is one-sided
+    law = get_law("barnett")
+    p, f = np.meshgrid(np.geomspace(1e7, 1e10, 5), np.geomspace(1e5, 1e8, 6), indexing="ij")
+    data = {"p": p.ravel(), "f": f.ravel()}
+    data["loss"] = law.predict({"A": 3e5, "alpha": 0.5, "G": 0.0, "beta": 0.3, "E": 1.7}, **data)
+    res = fitter.fit(law, data, bootstrap=50)
+    assert res.params["G"] < 1e-3
+    assert any(w.startswith("G:") and "bound" in w for w in res.warnings), res.warnings
+
+
+def test_rows_that_cannot_be_logged_are_dropped_with_a_warning():
+    d = _hernandez_data(0)
+    d["D_T"] = d["D_T"].copy()
+    d["D_T"][:3] = [0.0, -1.0, np.nan]
+    res = fitter.fit("hernandez", d)
+    assert res.n_points == N.size - 3
+    assert any("3 rows dropped: D_T" in w for w in res.warnings)
+    with pytest.raises(fitter.FitError, match="missing"):
+        fitter.fit("hernandez", {"N": N, "D_T": d["D_T"]})
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    w = fitter.resample_weights(6, 200, 0, groups=np.array([0, 0, 0, 1, 1, 1]))
+    assert np.all(w[:, 0] == w[:, 1]) and np.all(w[:, 3] == w[:, 5])
+    assert set(np.unique(w[:, 0])) <= {0.0, 1.0, 2.0} and np.all(w.sum(axis=1) == 6)
+    rows = fitter.resample_weights(6, 200, 0)
+    assert np.all(rows.sum(axis=1) == 6) and not np.all(rows[:, 0] == rows[:, 1])
+
+
+def test_vectorised_bootstrap_refits_match_lbfgs_resample_by_resample():
+    law = get_law("hernandez")
+    d = _hernandez_data(5)
+    logx, logy, _, _ = fitter.prepare(law, d)
+    theta0 = np.array(fitter.fit(law, d).theta)
+    w = fitter.resample_weights(logy.size, 20, 1)
+    batch = fitter.bootstrap_thetas(law, theta0, logx, logy, w)
+    for i in range(w.shape[0]):
+        th, f, _ = fitter._lbfgs(law, theta0, logx, logy, w[i], fitter.HUBER_DELTA)
+        fb = fitter.objective(law, batch[i], logx, logy, w[i])[0]
+        assert fb <= f * (1 + 1e-6)
