@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from analysis._blas import single_threaded_blas
 from analysis.laws import Law, get_law
 
 Array = np.ndarray
@@ -153,6 +154,7 @@ def _value_and_grad(
     return f, g
 
 
+@single_threaded_blas()
 def _lbfgs(
     law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, maxiter: int | None = None
 ) -> tuple[Array, float, bool]:
@@ -272,6 +274,7 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Array | None = None
     return counts[:, inv]
 
 
+@single_threaded_blas()
 def batch_refine(
     law: Law,
     theta0: Array,
@@ -340,6 +343,7 @@ def batch_refine(
     return theta, f, converged
 
 
+@single_threaded_blas()
 def bootstrap_thetas(
     law: Law,
     theta0: Array,
@@ -413,6 +417,7 @@ def _warm_theta(law: Law, warm_start: FitResult | Mapping[str, float] | Sequence
     return theta if theta.shape == (law.n_params,) else None
 
 
+@single_threaded_blas()
 def fit(
     law: Law | str,
     data: Mapping[str, Any],
