@@ -1,0 +1,133 @@
+"""The analysis actor as a plain class (no cluster), its files, and the plots it feeds."""
+
+import json
+import os
+
+import pyarrow as pa
+import pytest
+
+from analysis import actor as actor_mod
+from analysis.actor import AnalysisActor, read_history, read_latest
+from analysis.plots import write_plots
+from analysis.synthetic import synthetic_summary
+from orchestrator.store import Store
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return synthetic_summary(mode="barnett", seed=4).to_pylist()
+
+
+def _sweep(tmp_path, rows):
+    sweep_dir = str(tmp_path / "sweep")
+    store = Store(os.path.join(sweep_dir, "store"))
+    for r in rows:
+        store.write_summary(r)
+    return sweep_dir, store
+
+
+def test_refit_writes_latest_and_appends_history(tmp_path, rows):
+    sweep_dir, store = _sweep(tmp_path, rows[:100])
+    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=20, seed=0)
+    assert a.latest() is None
+    first = a.refit()
+    for r in rows[100:]:
+        store.write_summary(r)
+    second = a.refit()
+    assert first["n_jobs_finished"] == 100 and second["n_jobs_finished"] == len(rows)
+    on_disk = read_latest(sweep_dir)
+    assert on_disk == second == a.latest()
+    hist = read_history(sweep_dir)
+    assert [h["n_jobs_finished"] for h in hist] == [100, len(rows)]
+    assert {s["source"] for s in hist[-1]["sources"]} == {"text", "code"}
+    assert hist[-1]["sources"][0]["G"]["ci95"] is not None
+    assert not [f for f in os.listdir(os.path.join(sweep_dir, "fits")) if f.endswith(".tmp")]
+
+
+def test_a_restarted_actor_rebuilds_from_fits_and_store(tmp_path, rows):
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    before = a.refit()
+    b = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    assert b.latest() == before
+    assert "scratch" in b._warm and "barnett/text/l" in b._warm
+    after = b.refit()
+    g = lambda rep: {s["source"]: s["G"]["value"] for s in rep["sources"]}  # noqa: E731
+    for src, v in g(before).items():
+        assert g(after)[src] == pytest.approx(v, rel=1e-4)
+
+
+def test_the_finished_jobs_row_counts_even_before_the_store_shows_it(tmp_path, rows):
+    sweep_dir, _ = _sweep(tmp_path, rows[:-1])
+    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    out = a.refit(rows[-1])
+    assert out["n_rows"] == len(rows) and out["n_jobs_finished"] == len(rows)
+
+
+def test_statuses_diverged_count_as_finished_failed_do_not(tmp_path, rows):
+    bad = [dict(rows[-1], job_id="x1", status="diverged"), dict(rows[-2], job_id="x2", status="failed")]
+    sweep_dir, _ = _sweep(tmp_path, rows + bad)
+    out = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0).refit()
+    assert out["n_jobs_finished"] == len(rows) + 1
+    assert out["left_out"]["status=diverged"] == 1 and out["left_out"]["status=failed"] == 1
+
+
+def test_a_failing_fit_is_recorded_and_keeps_the_previous_report(tmp_path, rows, monkeypatch):
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    good = a.refit()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("synthetic failure")
+
+    monkeypatch.setattr(actor_mod, "transfer_report", boom)
+    out = a.refit()
+    assert "synthetic failure" in out["error"] and out["latest"] == good
+    assert read_latest(sweep_dir) == good
+    last = json.loads(open(os.path.join(sweep_dir, "fits", "history.jsonl")).read().splitlines()[-1])
+    assert "synthetic failure" in last["error"]
+
+
+def test_an_empty_store_gives_an_honest_empty_report(tmp_path):
+    sweep_dir = str(tmp_path / "empty")
+    out = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=10, seed=0).refit()
+    assert out["scratch"] is None and out["sources"] == [] and out["n_rows"] == 0
+    assert any("scratch law not fitted" in w for w in out["warnings"])
+    paths = write_plots(sweep_dir)
+    assert len(paths) == 3 and all(os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
+    sweep_dir, store = _sweep(tmp_path, rows[:120])
+    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=10, seed=0)
+    a.refit()
+    for r in rows[120:]:
+        store.write_summary(r)
+    a.refit()
+    paths = write_plots(sweep_dir)
+    assert [os.path.basename(p) for p in paths] == ["loss_vs_finetune.png", "dt_vs_df.png", "gap_history.png"]
+    for p in paths:
+        assert p.startswith(os.path.join(sweep_dir, "plots")) and os.path.getsize(p) > 5000
+
+
+@pytest.mark.cluster
+def test_named_ray_actor_is_a_singleton_and_refits(tmp_path, rows):
+    ray = pytest.importorskip("ray")
+    from analysis.actor import start_analysis_actor
+
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        kw = dict(sweep_dir=sweep_dir, store_root=os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+        a = start_analysis_actor("analysis:test", "tsweep-test", **kw)
+        b = start_analysis_actor("analysis:test", "tsweep-test", **kw)
+        assert a._actor_id == b._actor_id
+        out = ray.get(a.refit.remote(), timeout=120)
+        assert out["n_jobs_finished"] == len(rows)
+        assert ray.get(b.latest.remote()) == out
+        ray.kill(a)
+    finally:
+        if started_here:
+            ray.shutdown()
