@@ -14,9 +14,9 @@ How the many starts stay cheap (the cold path):
    starts (tests/test_analysis_fixture.py checks the published values), and an unidentified
    law (a flat valley) costs one capped L-BFGS-B run per polish instead of one per start.
 
-The warm path (incremental refits) starts from a previous optimum plus a few small
-perturbations and skips the screen, which is what makes a refit after each finished
-job cheap (benchmarks/refit.py measures it).
+The warm path (incremental refits) skips the screen: L-BFGS-B from the previous optimum, and
+only if that run does not report convergence, from a few small perturbations of it too. That
+is what makes a refit after each finished job cheap (benchmarks/refit.py measures it).
 
 Bootstrap: resampling runs with replacement is the same as giving each run an integer weight
 drawn from a multinomial, so a resample is a weight vector and no data are copied. ``groups``
@@ -53,6 +53,7 @@ HUBER_DELTA = 1e-3
 # finishes (tsweep choices, checked on the fixture against refining all 4,500 starts).
 N_REFINE = 12
 N_POLISH = 2
+N_POLISH_WARM = 1  # perturbations of one optimum share its basin: one polish is enough
 # Perturbed copies of a warm start, and their scale in optimiser units (a tsweep choice: small
 # next to the grid spacing, enough to leave a flat spot the previous optimum may sit on).
 N_WARM_PERTURB = 2
@@ -172,10 +173,10 @@ def _lbfgs(
 
 
 def _best_of(
-    law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
+    law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, n_polish: int = 2
 ) -> tuple[Array, float, bool]:
     """The best optimum over ``starts``: all of them refined together by the vectorised
-    :func:`batch_refine`, then the ``N_POLISH`` best finished by L-BFGS-B, keeping the best.
+    :func:`batch_refine`, then the ``n_polish`` best finished by L-BFGS-B, keeping the best.
 
     Converged if a polish that reports convergence reaches the best objective (a start already
     at a kink of the Huber loss ends in a line-search "abnormal termination" while sitting on
@@ -184,11 +185,27 @@ def _best_of(
     starts = np.atleast_2d(starts)
     th, f, _ = batch_refine(law, starts, logx, logy, np.tile(w, (starts.shape[0], 1)), delta=delta)
     order = np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")
-    runs = [_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta) for i in order[:N_POLISH]]
+    runs = [_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta) for i in order[:n_polish]]
     theta, best, _ = min(runs, key=lambda r: r[1])
     tol = 1e-9 * max(abs(best), 1e-300)
     converged = any(ok and fv <= best + tol for _, fv, ok in runs)
     return theta, best, converged
+
+
+def _warm_fit(
+    law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, seed: int
+) -> tuple[Array, float, bool]:
+    """L-BFGS-B from the previous optimum; only if that run does not report convergence (it sat
+    on a kink or a flat spot) are the perturbed starts refined too, keeping the best."""
+    theta, loss, ok = _lbfgs(law, theta0, logx, logy, w, delta)
+    if ok:
+        return theta, loss, True
+    starts = warm_starts(law, theta0, seed)[1:]
+    other, other_loss, other_ok = _best_of(law, starts, logx, logy, w, delta, N_POLISH_WARM)
+    tol = 1e-9 * max(abs(min(loss, other_loss)), 1e-300)
+    if other_loss < loss:
+        return other, other_loss, other_ok
+    return theta, loss, other_ok and other_loss <= loss + tol
 
 
 def screen(
@@ -445,8 +462,11 @@ def fit(
     warnings += span_warnings(law, logx, n)
 
     theta0 = _warm_theta(law, warm_start)
-    starts = warm_starts(law, theta0, seed) if theta0 is not None else screen(law, logx, logy, w, n_refine, delta)
-    theta, loss, converged = _best_of(law, starts, logx, logy, w, delta)
+    if theta0 is not None:
+        theta, loss, converged = _warm_fit(law, theta0, logx, logy, w, delta, seed)
+    else:
+        starts = screen(law, logx, logy, w, n_refine, delta)
+        theta, loss, converged = _best_of(law, starts, logx, logy, w, delta, N_POLISH)
     if not converged:
         warnings.append("L-BFGS-B did not report convergence from the best start")
     for i in np.flatnonzero(_at_bound(law, theta)):

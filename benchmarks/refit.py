@@ -1,0 +1,122 @@
+"""Incremental refit cost: warm-started vs cold multi-start, on a 500-run table.
+
+The analysis actor refits after every finished job. Cold, a fit screens the whole starting grid
+(4,500 points for Chinchilla, Hoffmann et al. 2022 Appendix D.2) and refines the best starts;
+warm, it starts from the previous optimum and two perturbations of it (analysis/fitter.py).
+This measures both on the same data after one more run arrives, checks they reach the same
+optimum, and times 1,000 bootstrap resamples.
+
+Table: 500 runs from a Chinchilla law (and a Barnett law) with 1% log-normal loss noise.
+Timings are medians over repeats, each repeat adding a different new run.
+
+Run: ``python benchmarks/refit.py`` (no arguments; about a minute on 2 cores). Last line:
+``refit_warm_over_cold VALUE`` (median warm / median cold for the Chinchilla law; goal <= 0.1).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis import fitter  # noqa: E402
+from analysis.laws import get_law  # noqa: E402
+from analysis.synthetic import BARNETT_TRUTH, SCRATCH_TRUTH  # noqa: E402
+
+NOISE = 0.01
+COLD_REPEATS = 5
+WARM_REPEATS = 20
+N_BOOT = 1000
+
+
+def _table(law_name: str, seed: int) -> dict[str, np.ndarray]:
+    law = get_law(law_name)
+    if law_name == "chinchilla":
+        a, b = np.meshgrid(np.geomspace(1e5, 1e8, 20), np.geomspace(1e6, 1e10, 25), indexing="ij")
+        truth = SCRATCH_TRUTH
+    else:
+        a, b = np.meshgrid(np.geomspace(1e7, 1e10, 20), np.geomspace(1e5, 1e8, 25), indexing="ij")
+        truth = BARNETT_TRUTH["text"]
+    x, y = law.inputs
+    data = {x: a.ravel(), y: b.ravel()}
+    rng = np.random.default_rng(seed)
+    data[law.response] = law.predict(truth, **data) * np.exp(NOISE * rng.standard_normal(a.size))
+    return data
+
+
+def _add_run(law_name: str, data: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """The table plus one new run at a random point of the same ranges."""
+    law = get_law(law_name)
+    rng = np.random.default_rng(10_000 + i)
+    new = {v: float(np.exp(rng.uniform(np.log(data[v].min()), np.log(data[v].max())))) for v in law.inputs}
+    truth = SCRATCH_TRUTH if law_name == "chinchilla" else BARNETT_TRUTH["text"]
+    new[law.response] = float(law.predict(truth, **new)) * float(np.exp(NOISE * rng.standard_normal()))
+    return {k: np.append(v, new[k]) for k, v in data.items()}
+
+
+def _time(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def bench(law_name: str) -> dict[str, float]:
+    data = _table(law_name, seed=0)
+    previous = fitter.fit(law_name, data)  # the actor's last fit, before the new run
+    cold_t, warm_t, gaps = [], [], []
+    for i in range(max(COLD_REPEATS, WARM_REPEATS)):
+        more = _add_run(law_name, data, i)
+        tw, warm = _time(lambda: fitter.fit(law_name, more, warm_start=previous))
+        warm_t.append(tw)
+        if i < COLD_REPEATS:
+            tc, cold = _time(lambda: fitter.fit(law_name, more))
+            cold_t.append(tc)
+            gaps.append((warm.loss - cold.loss) / cold.loss)
+    tb, boot = _time(lambda: fitter.fit(law_name, _add_run(law_name, data, 0), bootstrap=N_BOOT, warm_start=previous))
+    return {
+        "n": float(data[get_law(law_name).response].size + 1),
+        "cold": statistics.median(cold_t),
+        "warm": statistics.median(warm_t),
+        "worst_rel_gap": max(gaps),
+        "boot": tb,
+        "boot_failed": float(sum("failed" in w for w in boot.warnings)),
+    }
+
+
+def bench_report() -> tuple[float, float]:
+    """The actor's whole refit: a transfer report on a 192-job synthetic sweep, bootstrap 200."""
+    from analysis.synthetic import synthetic_summary
+    from analysis.transfer import transfer_report
+
+    table = synthetic_summary(mode="barnett", seed=0)
+    cold_t, first = _time(lambda: transfer_report(table, bootstrap=200, seed=0))
+    warm_t, _ = _time(lambda: transfer_report(table, bootstrap=200, seed=0, warm=first.warm_starts()))
+    return cold_t, warm_t
+
+
+def main() -> None:
+    results = {name: bench(name) for name in ("chinchilla", "barnett")}
+    report_cold, report_warm = bench_report()
+    print(f"Incremental refit after one new run (medians: cold x{COLD_REPEATS}, warm x{WARM_REPEATS}; "
+          f"{NOISE:.0%} loss noise)")
+    head = f"{'law':<11} {'runs':>5} {'cold s':>8} {'warm s':>8} {'warm/cold':>10} {'warm-cold loss':>15} " \
+           f"{'1000 boot s':>12}"
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        print(f"{name:<11} {int(r['n']):>5} {r['cold']:>8.3f} {r['warm']:>8.4f} {r['warm'] / r['cold']:>10.3f} "
+              f"{r['worst_rel_gap']:>+15.1e} {r['boot']:>12.2f}")
+    print("warm-cold loss: worst relative objective difference (<= 0: warm as good as cold)")
+    print(f"transfer report, 192-job synthetic sweep, 200 resamples: cold {report_cold:.2f} s, "
+          f"warm {report_warm:.2f} s (the analysis actor's refit; bootstraps dominate)")
+    c = results["chinchilla"]
+    print(f"refit_warm_over_cold {c['warm'] / c['cold']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
