@@ -44,6 +44,11 @@ def _save(fig: Figure, sweep_dir: str, name: str) -> str:
     return path
 
 
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return [
         r for r in table.to_pylist()
@@ -93,7 +98,7 @@ def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: Mapping[str, 
             title += f"  (G = {g['value']:.3g}, {src.get('gap_size')})"
         ax.set(xscale="log", xlabel="target tokens (D_F fine-tuned, D from scratch)", ylabel="best eval loss",
                title=title)
-        ax.legend(fontsize=7)
+        _legend(ax)
     if not sources:
         axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
     return _save(fig, sweep_dir, "loss_vs_finetune.png")
@@ -124,9 +129,8 @@ def plot_dt_vs_df(sweep_dir: str, report: Mapping[str, Any]) -> str:
             title += f": D_T = {p['k']:.3g} D_F^{p['alpha']:.2f} N^{p['beta']:.2f}"
         ax.set(xscale="log", yscale="log", xlabel="D_F (fine-tune tokens)", ylabel="D_T (effective data transferred)",
                title=title)
-        if runs:
-            ax.legend(fontsize=7)
-        else:
+        _legend(ax)
+        if not runs:
             ax.text(0.5, 0.5, "no runs with D_T > 0", ha="center", transform=ax.transAxes)
     if not sources:
         axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
@@ -156,9 +160,8 @@ def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
     ax_m.set(xlabel="jobs finished", ylabel="effective data multiplier (95% CI)", yscale="log",
              title="multiplier at smallest D_F, largest N")
     for ax in (ax_g, ax_m):
-        if names:
-            ax.legend(fontsize=7)
-        else:
+        _legend(ax)
+        if not names:
             ax.text(0.5, 0.5, "no estimates yet", ha="center", transform=ax.transAxes)
     return _save(fig, sweep_dir, "gap_history.png")
 

@@ -345,6 +345,9 @@ def transfer_report(
         p = scratch_law.to_params(thetas)
         scratch_boot = {name: p[:, i : i + 1] for i, name in enumerate(scratch_law.params)}
 
+    if scratch_fit is not None:
+        warnings += [f"scratch law: {w}" for w in scratch_fit.warnings]
+
     sources = []
     for i, src in enumerate(sorted(set(c["source"][ft_rows]))):
         sources.append(
