@@ -59,8 +59,10 @@ def test_tiny_sweep_end_to_end(ray_cluster, tmp_path, capsys):
     for png in res.plots:
         assert os.path.getsize(png) > 1000
 
+    capsys.readouterr()
     assert main(["gaps", sweep.name, "--storage", str(tmp_path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    out = json.loads(printed)
     assert {s["source"] for s in out["sources"]} == {"prose"}
 
     # resubmitting finds every job done and runs nothing
