@@ -14,16 +14,21 @@ def sweep_status(sweep: Sweep, storage: str | None = None) -> dict:
     layout = SweepLayout(sweep.sweep_dir(storage))
     graph = expand(sweep)
     store = Store(layout.store_root)
+    # Read every shard, eval shards included (what resume does), so that a truncated eval shard
+    # of a finished job is found and reported here, not only when the sweep is resumed.
+    store.finished_job_ids(verify_evals=True)
+    damaged = store.damaged_job_ids()
     summaries = store.read_summaries().to_pylist()
     by_id = {r["job_id"]: r for r in summaries}
     counts: Counter = Counter()
     rows = []
     for job in graph.jobs:
         r = by_id.get(job.job_id)
-        state = r["status"] if r else "missing"
+        state = "damaged" if job.job_id in damaged else r["status"] if r else "missing"
+        reason = "unreadable shard set aside; resume re-runs it" if state == "damaged" else r["reason"] if r else None
         counts[state] += 1
         rows.append({"job_id": job.job_id, "label": job.label, "state": state,
-                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": r["reason"] if r else None})
+                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": reason})
     quarantined = store.quarantined()
     text = [f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
             f"store: {layout.store_root}"]
