@@ -12,6 +12,7 @@ missing:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -91,6 +92,15 @@ def _label(config: dict | None, default: str) -> str:
     return Job(**{**job, "checkpoints": tuple(job.get("checkpoints", ()))}).label
 
 
+def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
+    """The analysis actor's name: the sweep's name plus a digest of its folder. The actor is
+    looked up with ``get_if_exists``, so a name without the folder would hand a second driver on
+    the same cluster (the same sweep under another storage root) an actor that refits, and writes
+    ``fits/`` into, the first sweep's store."""
+    digest = hashlib.sha256(layout.sweep_dir.encode()).hexdigest()[:8]
+    return f"analysis:{sweep.name}:{digest}"
+
+
 def _resources(config: dict) -> dict:
     """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
     Ray Train workers request the devices themselves, the Ray Train V2 way)."""
@@ -155,7 +165,7 @@ def run_sweep(
     if on_start is not None:
         on_start(result.dashboard_url)
     actor = start_analysis_actor(
-        f"analysis:{sweep.name}", NAMESPACE, sweep_dir=layout.sweep_dir, store_root=layout.store_root,
+        analysis_actor_name(sweep, layout), NAMESPACE, sweep_dir=layout.sweep_dir, store_root=layout.store_root,
         bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
     )
     if todo:
