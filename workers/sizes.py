@@ -56,6 +56,7 @@ def _ladder(*sizes: ModelSize) -> dict[str, ModelSize]:
 
 
 SIZE_LADDER: dict[str, ModelSize] = _ladder(
+    ModelSize(name="pico", n_layer=1, d_model=32, n_head=2),  # 13k
     ModelSize(name="nano", n_layer=2, d_model=32, n_head=2),  # 25k
     ModelSize(name="micro", n_layer=2, d_model=48, n_head=2),  # 57k
     ModelSize(name="mini", n_layer=3, d_model=64, n_head=4),  # 150k
