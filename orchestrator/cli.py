@@ -96,10 +96,13 @@ def cmd_demo(args) -> int:
 def cmd_submit(args) -> int:
     sweep = load_sweep(args.sweep) if Path(args.sweep).exists() else resolve_sweep(args.sweep, _storage(args))
     if args.address and args.address.startswith(("http://", "https://")):
-        from orchestrator.submit import submit_job
+        from orchestrator.submit import SubmitError, submit_job
 
         check_and_expand(sweep)
-        job_id = submit_job(sweep, args.address, storage=_storage(args))
+        try:
+            job_id = submit_job(sweep, args.address, storage=_storage(args))
+        except SubmitError as exc:
+            raise UsageError(str(exc)) from None
         print(f"submitted {sweep.name} as Ray job {job_id} to {args.address}")
         print(f"follow it: ray job logs --address {args.address} --follow {job_id}")
         return 0
