@@ -1,0 +1,490 @@
+"""Faults injected for real into the tiny sweep (issue 6): the sweep still ends complete and right.
+
+Each test breaks something a production sweep loses sooner or later, on a real Ray cluster:
+- a worker process SIGKILLed mid-job: Tune retries the trial, which resumes from its checkpoint;
+- a node removed mid-sweep (``ray.cluster_utils.Cluster``): its trials are retried elsewhere;
+- the driver SIGKILLed: ``tsweep resume`` runs only the jobs that had not finished;
+- the analysis actor killed: Ray restarts it and it rebuilds its state from the store;
+- a truncated store shard: ``tsweep status`` reports it, ``tsweep resume`` re-runs exactly its job.
+
+Every test ends with the same checks against one undisturbed run of the same sweep: one summary
+row per job, no lost or duplicated (job_id, step) eval rows, the same best eval loss per job
+(within noise: a resumed run sees the same batches), and ``fits/latest.json`` equal to a refit
+of the store and to the undisturbed run's fit. Jobs are deterministic on CPU, so "within noise"
+is tight.
+
+Processes are found, and killed, only inside this test's own Ray session (job ids are content
+hashes, so a concurrent run of the same sweep elsewhere on the machine has the same ids).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.layout import SweepLayout
+from orchestrator.plan import expand
+from orchestrator.store import Store
+from sweeps.schema import load_sweep
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+LOSS_REL = 2e-3  # a resumed job matches a clean one this closely (tests/test_worker.py)
+FIT_REL = 2e-2
+WAIT_S = 180  # bound on every wait for an event inside a sweep
+
+
+# ------------------------------------------------------------------ helpers
+def _wait_for(pred, what: str, timeout: float = WAIT_S, poll: float = 0.05, alive=None):
+    """Poll ``pred`` until true; fail with ``what`` after ``timeout`` s (or once ``alive()`` is false)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        if alive is not None and not alive():
+            raise AssertionError(f"the process under test ended while waiting for {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _session_dir() -> str:
+    import ray
+
+    return ray._private.worker.global_worker.node.get_session_dir_path()
+
+
+def _trial_process(job_id: str, session_dir: str) -> psutil.Process | None:
+    """The Ray worker process running ``job_id``'s trial in this session: Tune runs each trial
+    with its working directory set to ``{session}/artifacts/.../working_dirs/{trial dirname}``,
+    and tsweep names trial folders by job id."""
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if not cmd or not cmd[0].startswith("ray::"):
+            continue
+        try:
+            cwd = p.cwd()
+        except psutil.Error:
+            continue
+        if cwd.startswith(session_dir) and os.path.basename(cwd) == job_id:
+            return p
+    return None
+
+
+def _gcs() -> str:
+    """This driver's cluster, named explicitly: the state API would otherwise refuse to choose
+    when other Ray clusters run on the machine."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address
+
+
+def _actor_state(actor_id: str):
+    from ray.util.state import list_actors
+
+    found = list_actors(address=_gcs(), filters=[("actor_id", "=", actor_id)], detail=True)
+    assert len(found) == 1, f"actor {actor_id}: {found}"
+    return found[0]
+
+
+def _attempts(layout: SweepLayout, job_id: str) -> int:
+    path = Path(layout.job_dir(job_id), "attempts")
+    return int(path.read_text() or 0) if path.exists() else 0
+
+
+def _summaries(layout: SweepLayout) -> dict[str, dict]:
+    return {r["job_id"]: r for r in Store(layout.store_root).read_summaries().to_pylist()}
+
+
+def _refit(sweep, layout: SweepLayout) -> dict:
+    """What a fresh fit of this store gives, with no warm start and no actor."""
+    from analysis.actor import finite
+    from analysis.transfer import transfer_report
+
+    table = Store(layout.store_root).read_summaries()
+    return finite(transfer_report(table, bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed).to_json())
+
+
+_VOLATILE = {"timestamp", "n_jobs_finished"}
+
+
+def _assert_json_close(a, b, rel: float, path: str = "fit") -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        ka, kb = set(a) - _VOLATILE, set(b) - _VOLATILE
+        assert ka == kb, f"{path}: keys differ: {sorted(ka ^ kb)}"
+        for k in sorted(ka):
+            _assert_json_close(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{path}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_json_close(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None, f"{path}: {a!r} vs {b!r}"
+        assert a == pytest.approx(b, rel=rel, abs=1e-9), f"{path}: {a!r} vs {b!r}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+def assert_sweep_matches_baseline(sweep, layout: SweepLayout, baseline: dict) -> None:
+    """The checks every fault test ends with (see the module docstring)."""
+    graph = expand(sweep)
+    store = Store(layout.store_root)
+    summaries = store.read_summaries().to_pylist()
+    ids = sorted(r["job_id"] for r in summaries)
+    assert ids == sorted(j.job_id for j in graph.jobs), "not exactly one summary row per job"
+    assert {r["status"] for r in summaries} == {"ok"}, [(r["job_id"], r["status"], r["reason"]) for r in summaries]
+    assert store.quarantined() == [], "unreadable shards left in the store"
+    ev = store.read_evals()
+    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist()))
+    assert len(keys) == len(set(keys)), "duplicate (job_id, step) eval rows"
+    assert set(keys) == baseline["eval_keys"], "eval rows lost or added compared with an undisturbed run"
+    for r in summaries:
+        assert r["best_eval_loss"] == pytest.approx(baseline["best"][r["job_id"]], rel=LOSS_REL), r["job_id"]
+    latest = json.loads(Path(layout.fits_dir, "latest.json").read_text())
+    assert latest["n_jobs_finished"] == len(graph.jobs)
+    _assert_json_close(latest, _refit(sweep, layout), FIT_REL, "latest.json vs a refit of its store")
+    _assert_json_close(latest, baseline["latest"], FIT_REL, "latest.json vs the undisturbed run")
+
+
+def _run_in_background(fn, *args):
+    """Run ``fn`` in a daemon thread; returns (thread, box) where box holds 'result' or 'error'."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t, box
+
+
+def _join(t: threading.Thread, box: dict, what: str, timeout: float = WAIT_S):
+    t.join(timeout)
+    assert not t.is_alive(), f"{what} still running after {timeout} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _kill_tree(proc: psutil.Process, sig=signal.SIGKILL) -> None:
+    procs = [proc]
+    try:
+        procs += proc.children(recursive=True)
+    except psutil.Error:
+        pass
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def sweep():
+    return load_sweep(TINY)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    from orchestrator.run import init_ray
+
+    url = init_ray(None, num_cpus=2)
+    yield url
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def baseline(local_ray, sweep, tmp_path_factory):
+    """One undisturbed run of the tiny sweep: the reference every fault test compares with."""
+    from orchestrator.run import run_sweep
+
+    root = tmp_path_factory.mktemp("baseline")
+    res = run_sweep(sweep, storage_root=str(root), live=False)
+    assert res.failed == [] and res.blocked == {}
+    layout = SweepLayout(res.sweep_dir)
+    ev = Store(layout.store_root).read_evals()
+    return {
+        "root": root,
+        "layout": layout,
+        "eval_keys": set(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist())),
+        "best": {j: r["best_eval_loss"] for j, r in _summaries(layout).items()},
+        "latest": json.loads(Path(layout.fits_dir, "latest.json").read_text()),
+    }
+
+
+# ------------------------------------------------------------------ security checks
+def test_dashboard_binds_to_loopback_only(local_ray):
+    """init_ray's dashboard URL is on 127.0.0.1 and nothing listens on its port elsewhere."""
+    from urllib.parse import urlparse
+
+    url = urlparse(local_ray)
+    assert url.hostname == "127.0.0.1", local_ray
+    listeners = [c.laddr for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == url.port]
+    assert listeners, f"nothing listens on the dashboard port {url.port}"
+    assert {a.ip for a in listeners} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listeners
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../etc", "..%2f..", "a b", "~root", "$HOME", "x;rm", "-", ""])
+def test_sweep_names_cannot_escape_the_storage_root(name, tmp_path):
+    from orchestrator.cli import UsageError, resolve_sweep
+    from sweeps.schema import SweepError
+
+    with pytest.raises((UsageError, SweepError)):
+        resolve_sweep(name, str(tmp_path))
+
+
+def test_sweep_yaml_name_cannot_escape_the_storage_root(tmp_path):
+    from sweeps.schema import SweepError, parse_sweep
+
+    d = load_sweep(TINY).model_dump(mode="json")
+    for bad in ("../escape", "..", "a/b", "/abs"):
+        with pytest.raises(SweepError):
+            parse_sweep({**d, "name": bad})
+    ok = parse_sweep({**d, "name": "a..b"})
+    root = tmp_path.resolve()
+    assert Path(ok.sweep_dir(str(root))).parent == root
+
+
+# ------------------------------------------------------------------ faults
+def test_worker_killed_mid_job_is_retried_from_its_checkpoint(local_ray, baseline, sweep, tmp_path):
+    """SIGKILL the process running the pre-training trial once its resume checkpoint exists."""
+    from orchestrator.run import run_sweep
+
+    layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
+    pre = expand(sweep).pretrain[0].job_id
+    session = _session_dir()
+    latest = Path(layout.resume_dir(pre), "latest")
+
+    def killer():
+        _wait_for(latest.exists, f"pre-training {pre} to save a resume checkpoint")
+        proc = _wait_for(lambda: _trial_process(pre, session), f"the Ray worker running {pre}", timeout=30)
+        has_summary = pre in _summaries(layout)
+        proc.send_signal(signal.SIGKILL)
+        return {"pid": proc.pid, "finished_before_kill": has_summary}
+
+    t, box = _run_in_background(killer)
+    res = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    killed = _join(t, box, "the killer thread", timeout=5)
+    assert not killed["finished_before_kill"], "the job finished before it could be killed"
+    assert not psutil.pid_exists(killed["pid"]) or psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
+
+    assert res.failed == [] and res.blocked == {}, (res.failed, res.blocked)
+    assert _attempts(layout, pre) == 2, "the killed job was not retried exactly once"
+    ev = Store(layout.store_root).read_evals([pre]).to_pylist()
+    retried = [r["step"] for r in ev if r["attempt"] == 1]
+    assert retried and min(retried) > 0, "the retry restarted from step 0 instead of its checkpoint"
+    assert _summaries(layout)[pre]["attempt"] == 1
+    others = [j.job_id for j in expand(sweep).jobs if j.job_id != pre]
+    assert all(_attempts(layout, j) == 1 for j in others)
+    assert_sweep_matches_baseline(sweep, layout, baseline)
+
+
+def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ray, baseline, sweep, tmp_path):
+    import ray
+    from ray.util.state import list_actors
+
+    from analysis.actor import read_history
+    from orchestrator.run import NAMESPACE, analysis_actor_name, run_sweep
+
+    layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
+    name = analysis_actor_name(sweep, layout)
+
+    def killer():
+        _wait_for(lambda: len(read_history(layout.sweep_dir)) >= 2, "two refits by the analysis actor")
+        actor = ray.get_actor(name, namespace=NAMESPACE)
+        before = _actor_state(actor._actor_id.hex())
+        n_hist = len(read_history(layout.sweep_dir))
+        ray.kill(actor, no_restart=False)
+        return {"actor_id": actor._actor_id.hex(), "pid": before.pid, "history_at_kill": n_hist,
+                "finished_at_kill": len(_summaries(layout))}
+
+    t, box = _run_in_background(killer)
+    res = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    k = _join(t, box, "the killer thread", timeout=5)
+    assert k["finished_at_kill"] < len(expand(sweep).jobs), "the sweep ended before the actor was killed"
+    assert res.failed == [] and res.blocked == {}
+
+    state = _actor_state(k["actor_id"])
+    assert state.state == "ALIVE" and state.num_restarts >= 1, state
+    assert state.pid != k["pid"]
+    assert [a.name for a in list_actors(address=_gcs(), filters=[("name", "=", name), ("state", "=", "ALIVE")])] == [name]
+    assert len(read_history(layout.sweep_dir)) > k["history_at_kill"], "no refit after the restart"
+    # the restarted actor answers for the whole store, and its fit is what an undisturbed refit gives
+    again = ray.get(ray.get_actor(name, namespace=NAMESPACE).refit.remote(), timeout=120)
+    assert again["n_jobs_finished"] == len(expand(sweep).jobs)
+    assert_sweep_matches_baseline(sweep, layout, baseline)
+
+
+def test_truncated_shards_are_reported_and_only_their_jobs_rerun(local_ray, baseline, sweep, tmp_path, capsys):
+    from orchestrator.cli import main
+
+    root = tmp_path / "runs"
+    shutil.copytree(baseline["layout"].sweep_dir, root / sweep.name, ignore=shutil.ignore_patterns("tune"))
+    layout = SweepLayout(sweep.sweep_dir(str(root)))
+    graph = expand(sweep)
+    scratch = next(j.job_id for j in graph.jobs if j.kind == "scratch")
+    finetune = next(j.job_id for j in graph.jobs if j.kind == "finetune")
+    eval_shard = sorted(Path(layout.store_root, "eval", scratch).glob("*.parquet"))[-1]
+    summary_shard = Path(layout.store_root, "summary", f"{finetune}.parquet")
+    for shard in (eval_shard, summary_shard):
+        with open(shard, "r+b") as f:
+            f.truncate(shard.stat().st_size // 2)
+    before = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
+    assert set(before.values()) == {1}
+
+    assert main(["status", sweep.name, "--storage", str(root), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    states = {r["job_id"]: r["state"] for r in st["jobs"]}
+    assert states[finetune] != "ok" and states[scratch] != "ok", states
+    assert {j for j, s in states.items() if s != "ok"} == {scratch, finetune}
+    assert len(st["quarantined"]) == 2
+    assert main(["status", sweep.name, "--storage", str(root)]) == 0
+    text = capsys.readouterr().out
+    assert "2 unreadable shard(s)" in text and "tsweep resume" in text
+
+    assert main(["resume", sweep.name, "--storage", str(root), "--no-live"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(graph.jobs)} jobs planned, {len(graph.jobs) - 2} already done, 2 run" in out, out
+    after = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
+    assert {j for j in after if after[j] != before[j]} == {scratch, finetune}
+    assert after[scratch] == after[finetune] == 2
+    assert_sweep_matches_baseline(sweep, layout, baseline)
+    assert main(["status", sweep.name, "--storage", str(root), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["counts"] == {"ok": len(graph.jobs)} and st["quarantined"] == []
+
+
+def _tsweep_cmd() -> list[str]:
+    exe = shutil.which("tsweep")
+    return [exe] if exe else [sys.executable, "-m", "orchestrator.cli"]
+
+
+def _subprocess_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS"}}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_path):
+    """SIGKILL ``tsweep submit`` mid-sweep (its local Ray cluster dies with it), then ``tsweep resume``."""
+    import ray
+
+    ray.shutdown()  # the driver under test starts its own local cluster; leave it the 2 cores
+    root = tmp_path / "runs"
+    layout = SweepLayout(sweep.sweep_dir(str(root)))
+    graph = expand(sweep)
+    log = open(tmp_path / "submit.log", "w")
+    proc = subprocess.Popen([*_tsweep_cmd(), "submit", str(TINY), "--storage", str(root), "--no-live"],
+                            cwd=tmp_path, env=_subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    driver = psutil.Process(proc.pid)
+
+    def mid_sweep():
+        """At least one job finished and at least one part-way (resume checkpoint, no summary)."""
+        done = _summaries(layout)
+        running = [j.job_id for j in graph.jobs
+                   if j.job_id not in done and Path(layout.resume_dir(j.job_id), "latest").exists()]
+        return bool(done) and bool(running)
+
+    try:
+        _wait_for(mid_sweep, "a finished job and a job part-way", poll=0.02, alive=lambda: proc.poll() is None)
+        descendants = driver.children(recursive=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        # Ray's processes share the driver's fate; whatever is left after a grace period is killed
+        # here so that no orphaned trial writes into the store while the resume runs.
+        _, alive = psutil.wait_procs(descendants, timeout=20)
+        for p in alive:
+            _kill_tree(p)
+    finally:
+        if proc.poll() is None:
+            _kill_tree(driver)
+        log.close()
+    done = {j for j, r in _summaries(layout).items() if r["status"] == "ok"}
+    assert 1 <= len(done) < len(graph.jobs), done
+    part_way = {j.job_id for j in graph.jobs
+                if j.job_id not in done and Path(layout.resume_dir(j.job_id), "latest").exists()}
+    assert part_way, "no job was part-way when the driver died"
+    before = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
+
+    r = subprocess.run([*_tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
+                       cwd=tmp_path, env=_subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    n = len(graph.jobs)
+    assert f"{n} jobs planned, {len(done)} already done, {n - len(done)} run" in r.stdout, r.stdout[-3000:]
+    after = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
+    for j in done:
+        assert after[j] == before[j], f"finished job {j} ran again"
+    for j in set(after) - done:
+        assert after[j] == before[j] + 1, f"unfinished job {j}: attempts {before[j]} -> {after[j]}"
+    for j in part_way:  # picked up from its checkpoint, not from step 0
+        ev = Store(layout.store_root).read_evals([j]).to_pylist()
+        assert min(r["step"] for r in ev if r["attempt"] == before[j]) > 0, f"{j} did not resume"
+    assert_sweep_matches_baseline(sweep, layout, baseline)
+
+
+def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
+    """A head with no CPUs and two 1-CPU workers; the node running pre-training is removed."""
+    import ray
+    from ray._common.utils import get_ray_address_file, reset_ray_address
+    from ray.cluster_utils import Cluster
+
+    from orchestrator.run import run_sweep
+
+    ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        # Cluster advertises itself in /tmp/ray/ray_current_cluster, where any ray.init() on this
+        # machine would find and join it: withdraw that at once.
+        addr_file = get_ray_address_file(None)
+        if os.path.exists(addr_file) and Path(addr_file).read_text().strip() == cluster.address:
+            reset_ray_address()
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
+        pre = expand(sweep).pretrain[0].job_id
+        state: dict = {}
+
+        def remover():
+            _wait_for(Path(layout.resume_dir(pre), "latest").exists, f"pre-training {pre} to save a checkpoint")
+            proc = _wait_for(lambda: _trial_process(pre, _session_dir()), f"the worker running {pre}", timeout=30)
+            raylets = {w.all_processes["raylet"][0].process.pid: w for w in workers}
+            node = raylets.get(proc.ppid())
+            assert node is not None, "pre-training is not running on a worker node"
+            state["finished_before"] = pre in _summaries(layout)
+            cluster.remove_node(node, allow_graceful=False)
+            state["removed"] = node.node_id
+
+        t, box = _run_in_background(remover)
+        res = run_sweep(sweep, storage_root=str(tmp_path), live=False, address=cluster.address)
+        _join(t, box, "the node remover", timeout=5)
+        assert not state["finished_before"], "pre-training finished before its node was removed"
+        alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        assert state["removed"] not in alive and len(alive) == 2
+        assert res.failed == [] and res.blocked == {}, (res.failed, res.blocked)
+        assert _attempts(layout, pre) >= 2
+        assert_sweep_matches_baseline(sweep, layout, baseline)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

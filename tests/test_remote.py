@@ -1,0 +1,236 @@
+"""A sweep submitted through the Ray Jobs API to a real multi-process cluster with token auth on.
+
+The cluster is what ``ray start`` makes on a real head and worker: a head (2 CPUs, dashboard on
+127.0.0.1) and one worker node joining it, each its own set of processes, in a private temp dir
+on fixed free ports, with ``RAY_AUTH_MODE=token`` and a fresh token in ``RAY_AUTH_TOKEN``. The
+test then does what a user does from a laptop: ``tsweep submit tests/data/tiny.yaml --address
+http://127.0.0.1:PORT``, waits for the Ray job, and reads the results with ``tsweep status`` and
+``tsweep gaps``. The token must work, be required, and never show in tsweep's output.
+
+The cluster needs tsweep importable and the ``tsweep`` console script on its PATH, which a CI
+run from a fresh clone has after ``pip install -e ".[test]"``; when this checkout is not
+installed, the test gives the ``ray start`` processes the same through PYTHONPATH and a
+``tsweep`` shim. Teardown stops only this test's Ray processes (``ray stop`` would stop every
+Ray cluster on the machine), found by their temp dir and GCS port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator.plan import expand
+from orchestrator.store import Store
+from sweeps.schema import load_sweep
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+JOB_TIMEOUT_S = 360
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _stop_cluster(temp_dir: str, gcs_port: int) -> None:
+    """SIGTERM, then SIGKILL, every process of this cluster and their children; nothing else."""
+    me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    roots = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if p.pid in me or not cmd:
+            continue
+        if any(temp_dir in a for a in cmd) or any(re.search(rf"[:=]{gcs_port}$", a) for a in cmd):
+            roots.append(p)
+    procs = {}
+    for r in roots:
+        procs[r.pid] = r
+        try:
+            procs.update({c.pid: c for c in r.children(recursive=True)})
+        except psutil.Error:
+            pass
+    procs = [p for p in procs.values() if p.pid not in me]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+        _, procs = psutil.wait_procs(procs, timeout=5)
+        if not procs:
+            break
+
+
+def _run(cmd: list[str], env: dict, timeout: float = 120, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _tsweep() -> list[str]:
+    exe = shutil.which("tsweep")
+    return [exe] if exe else [sys.executable, "-m", "orchestrator.cli"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    temp_dir = tempfile.mkdtemp(prefix="tsr-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    token = secrets.token_hex(32)
+    gcs, dash, client, head_agent, worker_agent, head_metrics, worker_metrics = _free_ports(7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    if shutil.which("tsweep") is None:  # not pip-installed: what `pip install -e .` would put on PATH
+        bin_dir = Path(temp_dir, "bin")
+        bin_dir.mkdir()
+        shim = bin_dir / "tsweep"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m orchestrator.cli "$@"\n')
+        shim.chmod(0o755)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    ray_bin = shutil.which("ray") or "ray"
+    # Each node its own temp dir, as on separate machines: nodes sharing one would share the
+    # unpacked job working_dir, and the worker node's runtime-env GC would delete it from under
+    # the job's driver (whose cwd it is) when its own trials end.
+    common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+    head_dir, worker_dir = os.path.join(temp_dir, "head"), os.path.join(temp_dir, "worker")
+    try:
+        _run([ray_bin, "start", "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+              f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={head_agent}",
+              f"--metrics-export-port={head_metrics}", "--num-cpus=2", f"--temp-dir={head_dir}", *common],
+             env, timeout=180)
+        _run([ray_bin, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
+              f"--dashboard-agent-listen-port={worker_agent}", f"--metrics-export-port={worker_metrics}",
+              f"--temp-dir={worker_dir}", *common],
+             env, timeout=180)
+        yield {"env": env, "token": token, "gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
+               "temp_dir": temp_dir}
+    finally:
+        _stop_cluster(temp_dir, gcs)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# Runs with the cluster's auth environment: Ray reads the auth mode and token once per process.
+WAIT_JOB = textwrap.dedent(
+    """
+    import json, sys, time
+    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.util.state import list_nodes
+    address, job_id, timeout, gcs = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + timeout
+    status = client.get_job_status(job_id)
+    while status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED} and time.monotonic() < deadline:
+        time.sleep(1)
+        status = client.get_job_status(job_id)
+    if status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        client.stop_job(job_id)
+    nodes = [n.state for n in list_nodes(address=gcs)]
+    print(json.dumps({"status": str(status.value), "logs": client.get_job_logs(job_id), "nodes": nodes}))
+    """
+)
+
+NO_TOKEN = textwrap.dedent(
+    """
+    import sys
+    from ray.job_submission import JobSubmissionClient
+    try:
+        JobSubmissionClient(sys.argv[1]).list_jobs()
+    except Exception as exc:
+        print(type(exc).__name__)
+    else:
+        print("ACCEPTED")
+    """
+)
+
+
+def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
+    sweep = load_sweep(TINY)
+    graph = expand(sweep)
+    storage = tmp_path / "runs"
+    env, token = cluster["env"], cluster["token"]
+    outputs = []
+
+    # auth is on: a client without the token is turned away (HOME: no ~/.ray/auth_token either)
+    no_token = {**{k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}, "HOME": str(tmp_path)}
+    r = _run([sys.executable, "-c", NO_TOKEN, cluster["dashboard"]], no_token, timeout=60)
+    assert r.stdout.strip() == "AuthenticationError", r.stdout + r.stderr
+
+    # the user's side: only the token in the environment, as a CI secret would be given
+    user = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    r = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(storage)],
+             user, timeout=120, cwd=tmp_path)
+    outputs += [r.stdout, r.stderr]
+    m = re.search(r"submitted tiny as Ray job (\S+) to ", r.stdout)
+    assert m, r.stdout + r.stderr
+    job_id = m.group(1)
+
+    r = _run([sys.executable, "-c", WAIT_JOB, cluster["dashboard"], job_id, str(JOB_TIMEOUT_S), cluster["gcs"]],
+             env, timeout=JOB_TIMEOUT_S + 60)
+    job = json.loads(r.stdout.strip().splitlines()[-1])
+    outputs.append(job["logs"])
+    assert job["status"] == "SUCCEEDED", f"Ray job {job_id}: {job['status']}\n{job['logs'][-4000:]}"
+    assert job["nodes"].count("ALIVE") == 2, job["nodes"]
+    assert f"{len(graph.jobs)} jobs planned, 0 already done, {len(graph.jobs)} run" in job["logs"]
+
+    # the store is complete: one summary row per job, every job's evals, no duplicates
+    store = Store(str(storage / sweep.name / "store"))
+    summaries = store.read_summaries().to_pylist()
+    assert sorted(r["job_id"] for r in summaries) == sorted(j.job_id for j in graph.jobs)
+    assert {r["status"] for r in summaries} == {"ok"}
+    ev = store.read_evals()
+    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist()))
+    assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {j.job_id for j in graph.jobs}
+
+    # results read back by name, from this machine
+    r = _run([*_tsweep(), "status", sweep.name, "--storage", str(storage)], user, cwd=tmp_path)
+    outputs += [r.stdout, r.stderr]
+    assert f"{sweep.name}: {len(graph.jobs)} jobs: ok {len(graph.jobs)}" in r.stdout, r.stdout
+    r = _run([*_tsweep(), "gaps", sweep.name, "--storage", str(storage), "--json"], user, cwd=tmp_path)
+    outputs += [r.stderr]
+    gaps = json.loads(r.stdout)
+    assert gaps["n_jobs_finished"] == len(graph.jobs)
+    assert [s["source"] for s in gaps["sources"]] == ["prose"]
+    outputs.append(r.stdout)
+
+    # the token never shows: not in anything tsweep printed, the job's log, or the sweep's files
+    for text in outputs:
+        assert token not in text
+    for path in (storage / sweep.name).rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"token written to {path}"
+
+
+def test_submit_without_token_fails_cleanly(cluster, tmp_path):
+    """No token: a one-line error and a non-zero exit, no job submitted."""
+    env = {**{k: v for k, v in cluster["env"].items() if k != "RAY_AUTH_TOKEN"}, "HOME": str(tmp_path)}
+    r = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
+             env, check=False, cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "token" in r.stderr.lower()
+    assert cluster["token"] not in r.stdout + r.stderr
