@@ -161,12 +161,19 @@ def run_job(
 
     st = _State()
     resume = layout.resume_dir(job.job_id)
-    if os.path.exists(os.path.join(resume, "latest")):
+    # A shard of this job set aside as unreadable lost rows from before its checkpoint: resuming
+    # would leave that hole, and the quarantine entry would keep the job unfinished for good, so
+    # it starts over. (Checked before ``latest`` on every rank: see the ordering below.)
+    damaged = job.job_id in store.damaged_job_ids()
+    if os.path.exists(os.path.join(resume, "latest")) and not damaged:
         _, client = engine.load_checkpoint(resume, load_module_strict=True)
         st = _State(**client["tsweep_state"])
         dropped = store.drop_evals_after(job.job_id, st.step) if lead else 0
         log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, st.step, attempt, dropped)
     elif lead:
+        if damaged:
+            log.info("%s: unreadable shards in quarantine; starting over instead of resuming", job.label)
+        shutil.rmtree(resume, ignore_errors=True)  # before start_fresh clears the quarantine entries
         store.start_fresh(job.job_id)
 
     steps_per_epoch = max(1, math.ceil(stream.n_seq / tr.batch_size))
