@@ -374,6 +374,29 @@ def test_truncated_shards_are_reported_and_only_their_jobs_rerun(local_ray, base
     assert st["counts"] == {"ok": len(graph.jobs)} and st["quarantined"] == []
 
 
+def test_truncated_shard_of_a_job_part_way_makes_it_start_over(sweep, tmp_path):
+    """Ray-free: a job stopped after a checkpoint loses an eval shard from before it. Resuming
+    would leave a hole in its rows; it must start over and end complete and finished."""
+    from workers.train import run_job
+
+    job = next(j for j in expand(sweep).jobs if j.kind == "scratch" and j.max_steps >= 100)
+    clean = run_job(job, sweep, str(tmp_path / "clean"))
+    clean_steps = sorted(Store(SweepLayout(str(tmp_path / "clean")).store_root).read_evals().column("step").to_pylist())
+    layout = SweepLayout(str(tmp_path / "hurt"))
+    run_job(job, sweep, layout.sweep_dir, stop_after_steps=60)
+    assert Path(layout.resume_dir(job.job_id), "latest").exists()
+    first = sorted(Path(layout.store_root, "eval", job.job_id).glob("*.parquet"))[0]
+    with open(first, "r+b") as f:
+        f.truncate(first.stat().st_size // 2)
+    store = Store(layout.store_root)
+    assert job.job_id not in store.finished_job_ids() and job.job_id in store.damaged_job_ids()
+
+    summary = run_job(job, sweep, layout.sweep_dir)
+    assert sorted(store.read_evals().column("step").to_pylist()) == clean_steps, "eval rows lost"
+    assert store.finished_job_ids() == {job.job_id} and store.quarantined() == []
+    assert summary["best_eval_loss"] == pytest.approx(clean["best_eval_loss"], rel=LOSS_REL)
+
+
 def _tsweep_cmd() -> list[str]:
     exe = shutil.which("tsweep")
     return [exe] if exe else [sys.executable, "-m", "orchestrator.cli"]
