@@ -110,6 +110,21 @@ def _resources(config: dict) -> dict:
     return {"cpu": job["cpus"], "gpu": job["gpus"]}
 
 
+def max_pending_trials(jobs) -> int:
+    """How many of ``jobs`` the connected Ray cluster can run at once (the smallest job's
+    footprint against the cluster's CPUs and GPUs), and at least 2."""
+    import ray
+
+    total = ray.cluster_resources()
+    most = 0
+    for job in jobs:
+        fits = [total.get("CPU", 0.0) / (job.cpus * job.workers)]
+        if job.gpus:
+            fits.append(total.get("GPU", 0.0) / (job.gpus * job.workers))
+        most = max(most, int(min(fits) + 1e-9))
+    return max(2, most)
+
+
 def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int,
                 callbacks: list):
     """The Tune set-up every sweep runs under: one trial per job with the job's own resources,
@@ -118,8 +133,12 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
     with stand-in trainables."""
     from ray import tune
 
-    # Ask the searcher lazily (few pending trials), so its priority order decides what runs next.
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "2")
+    # Pending trials (jobs taken from the searcher, waiting for an actor): as many as can run at
+    # once. Fewer, and a cluster of S slots fills in S/2 rounds of actor start-ups (seconds each:
+    # measured by benchmarks/scheduling.py); more, and jobs are committed further ahead of the
+    # fine-tunes the searcher releases later, so its priority order would stop deciding. A value
+    # set in the environment wins.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max_pending_trials(getattr(searcher, "waiting", []))))
     return tune.Tuner(
         tune.with_resources(trainable, resources=_resources),
         tune_config=tune.TuneConfig(
