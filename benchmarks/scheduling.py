@@ -231,6 +231,7 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     try:
         with tempfile.TemporaryDirectory(prefix="tsweep-sched-") as tmp:
             ts = tune_run(jobs, dur, os.path.join(tmp, "tsweep"), "tsweep")
+            pending = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
             if naive:
                 n1 = tune_run(pre, dur, os.path.join(tmp, "naive1"), "naive-pretrain")
                 n2 = tune_run(rest, dur, os.path.join(tmp, "naive2"), "naive-rest", available=all_ckpts)
@@ -255,7 +256,8 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     print(f"graph: {len(jobs)} jobs ({kinds['pretrain']} pretrain, {kinds['finetune']} finetune, "
           f"{kinds['scratch']} scratch) on {slots} slots; job seconds min {ds[0]:.3f} median "
           f"{ds[len(ds) // 2]:.2f} max {ds[-1]:.1f}")
-    print(f"lower bound {lb:.1f} s = max(critical path {cp:.1f} s, work/slots {work:.1f} s)\n")
+    print(f"lower bound {lb:.1f} s = max(critical path {cp:.1f} s, work/slots {work:.1f} s); "
+          f"Tune pending trials {pending}\n")
     print(f"{'plan':34} {'makespan s':>11} {'/ lower bound':>14}")
     rows = [
         ("lower bound", lb),

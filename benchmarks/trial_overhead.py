@@ -1,7 +1,7 @@
 """Per-trial overhead: tsweep's Tune set-up against raw Ray Tune, both with an empty trainable.
 
 tsweep side: :func:`orchestrator.run.sweep_tuner`, exactly what ``run_sweep`` runs: the
-DependencySearcher (asked lazily, ``TUNE_MAX_PENDING_TRIALS_PG=2``), ``with_parameters`` +
+DependencySearcher (with ``TUNE_MAX_PENDING_TRIALS_PG`` from ``run.max_pending_trials``), ``with_parameters`` +
 ``with_resources`` (resources from each job), ``reuse_actors``, job-named trials and trial
 folders, and the LiveProgress (no terminal view) and AnalysisFeed callbacks (the analysis actor
 is a stub with an empty ``refit``). Jobs are independent scratch jobs, so every trial is ready.
@@ -74,10 +74,20 @@ def _stub_actor():
     return _StubAnalysis.remote()
 
 
+_USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
+
+
+def _set_pending(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
+    else:
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = value
+
+
 def run_raw(n: int, storage: str) -> float:
     from ray import tune
 
-    os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)  # Tune's own default for its variant generator
+    _set_pending(None)  # Tune's own default for its variant generator
     tuner = tune.Tuner(raw_trainable, tune_config=tune.TuneConfig(num_samples=n, reuse_actors=True),
                        run_config=tune.RunConfig(name=f"raw-{time.time_ns()}", storage_path=storage, verbose=0))
     t0 = time.perf_counter()
@@ -95,7 +105,7 @@ def run_tsweep(n: int, storage: str, actor) -> float:
     from orchestrator.run import sweep_tuner
     from orchestrator.scheduler import DependencySearcher
 
-    os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)  # sweep_tuner sets run_sweep's value
+    _set_pending(_USER_PENDING)  # sweep_tuner sets run_sweep's value unless one was set by hand
     sweep = _sweep(n)
     jobs = [j for j in expand(sweep).jobs if j.kind == "scratch"]
     assert len(jobs) == n
@@ -109,7 +119,12 @@ def run_tsweep(n: int, storage: str, actor) -> float:
     grid = tuner.fit()
     wall = time.perf_counter() - t0
     assert len(grid) == n and not grid.errors, grid.errors
+    global _TSWEEP_PENDING
+    _TSWEEP_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
     return wall
+
+
+_TSWEEP_PENDING: str | None = None
 
 
 def _pickle_by_value() -> None:
@@ -131,7 +146,6 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
     if started:
         ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  namespace="tsweep-bench")
-    saved_env = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
     sizes = (small, n) if small else (n,)
     walls: dict[tuple[str, int], list[float]] = {(s, k): [] for s in ("raw", "tsweep") for k in sizes}
     try:
@@ -148,17 +162,15 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
                     for k in sizes:
                         walls[(side, k)].append(fn(k))
     finally:
-        if saved_env is None:
-            os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
-        else:
-            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = saved_env
+        _set_pending(_USER_PENDING)
         if started:
             ray.shutdown()
 
     med = {key: statistics.median(v) for key, v in walls.items()}
     per = {s: med[(s, n)] / n for s in ("raw", "tsweep")}
     marginal = {s: (med[(s, n)] - med[(s, small)]) / (n - small) if small else float("nan") for s in ("raw", "tsweep")}
-    print(f"empty trainable, {SLOTS} logical CPUs, {rounds} rounds (medians)\n")
+    print(f"empty trainable, {SLOTS} logical CPUs, {rounds} rounds (medians); pending trials: raw Tune's default, "
+          f"tsweep {_TSWEEP_PENDING}\n")
     print(f"{'measure':36} {'raw Tune':>10} {'tsweep':>10} {'ratio':>7}")
     rows = [(f"fit() wall, {k} trials (s)", med[("raw", k)], med[("tsweep", k)]) for k in sizes]
     rows.append((f"per trial at {n} (s)", per["raw"], per["tsweep"]))

@@ -67,6 +67,16 @@ def test_scheduling_graph_is_the_300_job_sweep():
 
 
 @pytest.mark.cluster
+def test_pending_trials_fill_the_cluster_once(ray_cluster):
+    # The benchmarks run under run.sweep_tuner's pending-trial limit: one wave of the cluster's slots.
+    from orchestrator.run import max_pending_trials
+
+    jobs = _load("scheduling").build_jobs(_load("scheduling").TINY_SWEEP)
+    assert max_pending_trials(jobs) == 4  # 4 CPUs, 1 CPU a job
+    assert max_pending_trials([]) == 2
+
+
+@pytest.mark.cluster
 def test_trial_overhead_tiny(ray_cluster, capsys):
     bench = _load("trial_overhead")
     res = bench.main(n=3, small=None, rounds=1, warmup=False)
