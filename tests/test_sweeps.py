@@ -60,7 +60,7 @@ def test_job_ids_are_stable_and_content_addressed():
 def test_new_checkpoint_reruns_pretraining_but_keeps_finetunes():
     a = expand(parse_sweep(_base()))
     d = _base()
-    d["pretrain"]["checkpoints"] = d["pretrain"]["checkpoints"] + ["500k"]
+    d["pretrain"]["checkpoints"] = d["pretrain"]["checkpoints"] + ["750k"]
     b = expand(parse_sweep(d))
     assert not ({j.job_id for j in a.pretrain} & {j.job_id for j in b.pretrain})
     assert {j.job_id for j in a.jobs if j.kind == "finetune"} < {j.job_id for j in b.jobs if j.kind == "finetune"}
