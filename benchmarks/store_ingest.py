@@ -14,7 +14,7 @@ does). Its reads, failures and latencies are counted.
 Side by side in one run, alternating, ``ROUNDS`` each, every phase on a fresh store: ingest with
 no reader, ingest with the reader. Medians.
 
-Run: ``python benchmarks/store_ingest.py`` (about 1-2 minutes on 2 CPU cores).
+Run: ``python benchmarks/store_ingest.py`` (about 2 minutes on 2 CPU cores).
 Last line: ``store_ingest_rows_per_s VALUE`` (median ingest rate with the reader running).
 """
 

@@ -14,7 +14,7 @@ alternating) at ``SMALL`` and ``N`` trials on 4 logical CPUs; one warm-up round 
 Per trial = wall time of ``fit()`` / trials (fixed start-up amortised over N trials); the
 marginal cost per trial (slope between the two sizes) is shown beside it.
 
-Run: ``python benchmarks/trial_overhead.py`` (about 2 minutes on 2 CPU cores).
+Run: ``python benchmarks/trial_overhead.py`` (about 3 minutes on 2 CPU cores).
 Last line: ``trial_overhead_ratio VALUE`` (median tsweep s/trial over median raw s/trial at N
 trials; goal <= 1.3).
 """
@@ -148,6 +148,7 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
                  namespace="tsweep-bench")
     sizes = (small, n) if small else (n,)
     walls: dict[tuple[str, int], list[float]] = {(s, k): [] for s in ("raw", "tsweep") for k in sizes}
+    cpus = int(ray.cluster_resources().get("CPU", 0))
     try:
         actor = _stub_actor()
         with tempfile.TemporaryDirectory(prefix="tsweep-overhead-") as tmp:
@@ -169,7 +170,7 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
     med = {key: statistics.median(v) for key, v in walls.items()}
     per = {s: med[(s, n)] / n for s in ("raw", "tsweep")}
     marginal = {s: (med[(s, n)] - med[(s, small)]) / (n - small) if small else float("nan") for s in ("raw", "tsweep")}
-    print(f"empty trainable, {SLOTS} logical CPUs, {rounds} rounds (medians); pending trials: raw Tune's default, "
+    print(f"empty trainable, {cpus} logical CPUs, {rounds} rounds (medians); pending trials: raw Tune's default, "
           f"tsweep {_TSWEEP_PENDING}\n")
     print(f"{'measure':36} {'raw Tune':>10} {'tsweep':>10} {'ratio':>7}")
     rows = [(f"fit() wall, {k} trials (s)", med[("raw", k)], med[("tsweep", k)]) for k in sizes]

@@ -40,7 +40,7 @@ def ray_cluster():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  namespace="tsweep-bench-test")
     yield
     if started:
@@ -54,7 +54,7 @@ def test_scheduling_tiny(ray_cluster, capsys):
     dur = bench.durations(jobs, 1.0, bench.SLOTS)
     # The zero-overhead simulation can never beat the lower bound.
     assert bench.simulate(jobs, dur, bench.SLOTS) >= bench.lower_bound(jobs, dur, bench.SLOTS) - 1e-9
-    res = bench.main(scale=0.02, sweep=bench.TINY_SWEEP, naive=False)
+    res = bench.main(scale=0.02, sweep=bench.TINY_SWEEP, slots=2, naive=False)
     ratio = _figure(capsys.readouterr().out, "scheduling_makespan_ratio")
     assert ratio == pytest.approx(res["ratio"], rel=1e-2) and ratio >= 1.0
 
@@ -72,7 +72,8 @@ def test_pending_trials_fill_the_cluster_once(ray_cluster):
     from orchestrator.run import max_pending_trials
 
     jobs = _load("scheduling").build_jobs(_load("scheduling").TINY_SWEEP)
-    assert max_pending_trials(jobs) == 4  # 4 CPUs, 1 CPU a job
+    assert max_pending_trials(jobs) == 2  # 2 CPUs, 1 CPU a job
+    assert max_pending_trials([j.__class__(**{**j.to_dict(), "cpus": 0.5}) for j in jobs]) == 4
     assert max_pending_trials([]) == 2
 
 
