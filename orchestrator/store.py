@@ -147,7 +147,8 @@ class Store:
         path = f"{base}/{name}"
         fs.create_dir(os.path.dirname(path), recursive=True)
         if isinstance(fs, pafs.LocalFileSystem):
-            tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+            # A leading "." keeps pyarrow.dataset discovery (ignore_prefixes) off half-written files.
+            tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp"
             pq.write_table(table, tmp, filesystem=fs)
             fs.move(tmp, path)  # atomic rename on POSIX
         else:  # object stores: a PUT is atomic already

@@ -62,7 +62,7 @@ def test_wrong_rows_are_rejected(tmp_path):
 def test_no_temporary_files_left(tmp_path):
     st = Store(str(tmp_path))
     st.write_evals("j", _evals("j", [1, 2]))
-    assert not glob.glob(str(tmp_path / "**" / "*.tmp"), recursive=True)
+    assert not glob.glob(str(tmp_path / "**" / "*.tmp"), recursive=True, include_hidden=True)
 
 
 def test_resume_drops_shards_after_checkpoint(tmp_path):
