@@ -169,7 +169,8 @@ def _load_line(load0: float) -> str:
             f"(well above the core count, other work is in the figures)")
 
 
-def _stub_actor():
+def stub_analysis_actor():
+    """A do-nothing analysis actor, so the benchmarks time scheduling, not fitting."""
     import ray
 
     @ray.remote(num_cpus=0)
@@ -191,7 +192,7 @@ def tune_run(jobs: list[Job], seconds: dict[str, float], storage: str, name: str
 
     searcher = DependencySearcher(jobs, available)
     callbacks = [LiveProgress(name, jobs, os.path.join(storage, "latest.json"), live=False),
-                 AnalysisFeed(_stub_actor())]
+                 AnalysisFeed(stub_analysis_actor())]
     tuner = sweep_tuner(tune.with_parameters(standin, seconds=seconds, sweep_dir=storage), searcher,
                         num_samples=len(jobs), name=name, storage_path=storage, max_failures=0, callbacks=callbacks)
     t0 = time.time()

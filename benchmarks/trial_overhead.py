@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scheduling import stub_analysis_actor  # noqa: E402  (the same stand-in for the analysis actor)
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 GOAL = 1.3
@@ -61,17 +64,6 @@ def _sweep(n: int):
         "model_sizes": ["nano"], "finetune_tokens": [8000], "scratch_tokens": [1000 * (i + 1) for i in range(n)],
         "pretrain": {"tokens": "100k"}, "resources": {"cpus": 1},
     })
-
-
-def _stub_actor():
-    import ray
-
-    @ray.remote(num_cpus=0)
-    class _StubAnalysis:
-        def refit(self):
-            return None
-
-    return _StubAnalysis.remote()
 
 
 _USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
@@ -150,7 +142,7 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
     walls: dict[tuple[str, int], list[float]] = {(s, k): [] for s in ("raw", "tsweep") for k in sizes}
     cpus = int(ray.cluster_resources().get("CPU", 0))
     try:
-        actor = _stub_actor()
+        actor = stub_analysis_actor()
         with tempfile.TemporaryDirectory(prefix="tsweep-overhead-") as tmp:
             if warmup:  # worker processes, imports, first experiment folders
                 run_raw(sizes[0], tmp)
