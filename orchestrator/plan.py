@@ -71,6 +71,11 @@ class Job:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        """The inverse of :meth:`to_dict`, also after a trip through JSON (lists for tuples)."""
+        return cls(**{**d, "checkpoints": tuple(d.get("checkpoints", ()))})
+
 
 @dataclass(frozen=True)
 class JobGraph:

@@ -63,8 +63,8 @@ class LiveProgress(Callback):
 
     # ----------------------------------------------------------- Tune hooks
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running[trial.trial_id] = {"label": trial.config["job"]["label"] if "label" in trial.config["job"]
-                                        else trial.trial_id, "loss": None, "tps": 0.0, "tokens": 0}
+        self.running[trial.trial_id] = {"label": Job.from_dict(trial.config["job"]).label, "loss": None, "tps": 0.0,
+                                        "tokens": 0}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         r = self.running.setdefault(trial.trial_id, {"label": str(trial), "loss": None, "tps": 0.0, "tokens": 0})

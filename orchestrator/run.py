@@ -88,8 +88,7 @@ def _label(config: dict | None, default: str) -> str:
     the label is rebuilt from the job rather than looked up in the trial's config."""
     if not config or "job" not in config:
         return default
-    job = config["job"]
-    return Job(**{**job, "checkpoints": tuple(job.get("checkpoints", ()))}).label
+    return Job.from_dict(config["job"]).label
 
 
 def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:

@@ -20,7 +20,7 @@ import os
 def _job(config: dict):
     from orchestrator.plan import Job
 
-    return Job(**{**config["job"], "checkpoints": tuple(config["job"]["checkpoints"])})
+    return Job.from_dict(config["job"])
 
 
 def run_trial(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
