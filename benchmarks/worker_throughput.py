@@ -1,8 +1,9 @@
 """Worker throughput: tsweep's real training step against a bare PyTorch loop, side by side.
 
-The worker side is ``workers.train.run_job`` on a pre-training job: DeepSpeed engine, the
-cached data path, evaluation at the sweep's cadence, resume checkpoints and store writes, all
-included. The bare side is the same model, batch, optimizer, schedule and gradient clipping
+The worker side is ``workers.train.run_job`` on a pre-training job, the bulk of a sweep's
+compute: DeepSpeed engine, the cached data path, evaluation at the worker's pre-training cadence
+(step 0, doubling steps from ``eval.interval_steps``, each checkpoint p, the end), resume
+checkpoints and store writes, all included. The bare side is the same model, batch, optimizer, schedule and gradient clipping
 in a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
 alternate between the two and the medians are compared.
 
@@ -22,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from orchestrator.layout import SweepLayout  # noqa: E402
 from orchestrator.plan import expand  # noqa: E402
+from orchestrator.store import Store  # noqa: E402
 from sweeps.schema import parse_sweep  # noqa: E402
 from workers.batches import BatchStream  # noqa: E402
 from workers.data import SweepData  # noqa: E402
@@ -44,10 +47,13 @@ SWEEP = {
 }
 
 
-def worker_tps(sweep, job) -> float:
+def worker_run(sweep, job) -> tuple[float, int]:
+    """(tokens/s, evaluations made) of one run of the real worker."""
     with tempfile.TemporaryDirectory() as d:
         s = run_job(job, sweep, d)
-    return s["tokens_seen"] / s["wall_time_s"]
+        evals = Store(SweepLayout(d).store_root).read_evals([job.job_id]).num_rows
+    return s["tokens_seen"] / s["wall_time_s"], evals
+
 
 
 def bare_tps(sweep, job) -> float:
@@ -77,14 +83,16 @@ def main() -> None:
     sweep = parse_sweep(SWEEP)
     job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
     SweepData(sweep).check()  # build the data cache outside the timings
-    worker_tps(sweep, job)  # warm-up: JIT-built comm op, allocator
+    worker_run(sweep, job)  # warm-up: JIT-built comm op, allocator
     w, b = [], []
     for _ in range(ROUNDS):
-        w.append(worker_tps(sweep, job))
+        tps, evals = worker_run(sweep, job)
+        w.append(tps)
         b.append(bare_tps(sweep, job))
     wm, bm = statistics.median(w), statistics.median(b)
     print(f"model {job.size} (N={job.n_params:,}), batch {sweep.train.batch_size} x {sweep.train.seq_len}, "
-          f"{job.max_steps} steps, eval {sweep.eval.tokens:,} tokens every {sweep.eval.interval_steps} steps, 1 thread")
+          f"{job.max_steps} steps, 1 thread; the worker evaluated {sweep.eval.tokens:,} tokens {evals} times "
+          f"(interval {sweep.eval.interval_steps} steps, doubling)")
     print(f"{'path':34} {'tokens/s (median)':>18} {'rounds':>30}")
     print(f"{'tsweep worker (DeepSpeed, evals)':34} {wm:>18,.0f} {', '.join(f'{x:,.0f}' for x in w):>30}")
     print(f"{'bare PyTorch loop (no evals)':34} {bm:>18,.0f} {', '.join(f'{x:,.0f}' for x in b):>30}")

@@ -121,7 +121,7 @@ class TrainSettings(_Model):
     weight_decay: float = Field(default=0.01, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
     max_epochs: float = Field(default=8.0, gt=0)  # passes over D_F / D before a run is cut off
-    checkpoint_interval_evals: int = Field(default=5, gt=0)  # resume checkpoints, in evaluations
+    checkpoint_interval_evals: int = Field(default=5, gt=0)  # resume checkpoints, in eval intervals
     seed: int = 0
 
     @field_validator("lr")

@@ -6,9 +6,16 @@ pre-training run trains one pass over its source budget and saves weights at eac
 token count p (Barnett 2024's p axis from one run); a fine-tune starts from those weights with a
 fresh optimizer and trains epochs over exactly D_F target tokens.
 
+When evaluations happen (``eval_steps``): an early-stopped run (fine-tune, scratch) is evaluated
+every ``eval.interval_steps`` steps (at least once per epoch), since its result *is* its best
+eval. A pre-training run is never early-stopped, so it is evaluated only where its loss curve is
+read: at step 0, at doubling step counts from ``interval_steps`` (evenly spaced on the log-token
+axis the laws use), at every checkpoint p and at its end. Its eval share then shrinks as the run
+grows instead of staying a fixed fraction; progress is still reported every interval.
+
 Fault tolerance, the why of the order of operations:
-- Every ``train.checkpoint_interval_evals`` evaluations the buffered eval rows are flushed to the
-  store *first*, then the engine state is saved. A job killed in between resumes from the older
+- Every ``train.checkpoint_interval_evals`` eval intervals the buffered eval rows are flushed to
+  the store *first*, then the engine state is saved. A job killed in between resumes from the older
   checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
 - A resumed job sees the same batches (``workers.batches``) and restores the early-stopping
   state, so its result matches an uninterrupted run within noise.
@@ -57,9 +64,25 @@ class _State:
     best_step: int = 0
     bad_evals: int = 0
     first_loss: float | None = None
+    last_loss: float | None = None
     saved_p: list[int] = field(default_factory=list)
     wall_time_s: float = 0.0
-    evals_since_flush: int = 0
+
+
+def eval_steps(*, kind: str, interval: int, max_steps: int, p_steps: list[int] = ()) -> set[int]:
+    """The steps after which a job is evaluated (step 0 is always evaluated first).
+
+    Early-stopped kinds: every ``interval`` steps. Pre-training: ``interval * 2**k``, each
+    checkpoint's step, and the last step. Both always include ``max_steps``.
+    """
+    if kind != "pretrain":
+        return {*range(interval, max_steps + 1, interval), max_steps}
+    doubling = set()
+    s = interval
+    while s < max_steps:
+        doubling.add(s)
+        s *= 2
+    return doubling | {p for p in p_steps if 0 < p <= max_steps} | {max_steps}
 
 
 def _attempt(layout: SweepLayout, job_id: str) -> int:
@@ -179,7 +202,11 @@ def run_job(
     steps_per_epoch = max(1, math.ceil(stream.n_seq / tr.batch_size))
     early_stop = job.kind != "pretrain"
     interval = min(sweep.eval.interval_steps, steps_per_epoch) if early_stop else sweep.eval.interval_steps
+    tokens_per_step = tr.batch_size * tr.seq_len
     pending_p = [p for p in job.checkpoints if p not in st.saved_p]
+    evals_at = eval_steps(kind=job.kind, interval=interval, max_steps=job.max_steps,
+                          p_steps=[math.ceil(p / tokens_per_step) for p in job.checkpoints])
+    checkpoint_every = interval * tr.checkpoint_interval_evals
     key = dict(
         schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
         target=job.target, size=job.size, n_params=job.n_params, data_tokens=job.data_tokens,
@@ -200,7 +227,7 @@ def run_job(
         nonlocal status, reason
         loss = evaluate(engine, eval_x, eval_y, batch=max(tr.batch_size, 64))
         wall = time.perf_counter() - t_start
-        rows.append({**key, "step": step, "tokens_seen": step * tr.batch_size * tr.seq_len,
+        rows.append({**key, "step": step, "tokens_seen": step * tokens_per_step,
                      "epoch": stream.epochs_after(step), "train_loss": last_train_loss, "eval_loss": loss,
                      "wall_time_s": wall})
         if st.first_loss is None:
@@ -213,22 +240,26 @@ def run_job(
             st.best_loss, st.best_step, st.bad_evals = loss, step, 0
         else:
             st.bad_evals += 1
-        st.evals_since_flush += 1
-        if report is not None:
-            report({"job_id": job.job_id, "label": job.label, "kind": job.kind, "step": step,
-                    "tokens_seen": step * tr.batch_size * tr.seq_len, "eval_loss": loss,
-                    "best_eval_loss": st.best_loss, "tokens_per_s": (step * tr.batch_size * tr.seq_len) / max(wall, 1e-9),
-                    "saved_p": max(st.saved_p, default=0), "done": False})
+        st.last_loss = loss
         return loss
 
+    def progress(step: int) -> None:
+        if report is not None:
+            wall = time.perf_counter() - t_start
+            report({"job_id": job.job_id, "label": job.label, "kind": job.kind, "step": step,
+                    "tokens_seen": step * tokens_per_step, "eval_loss": st.last_loss, "train_loss": last_train_loss,
+                    "best_eval_loss": st.best_loss, "tokens_per_s": step * tokens_per_step / max(wall, 1e-9),
+                    "saved_p": max(st.saved_p, default=0), "done": False})
+
     def checkpoint(step: int) -> None:
-        st.step, st.wall_time_s, st.evals_since_flush = step, time.perf_counter() - t_start, 0
+        st.step, st.wall_time_s = step, time.perf_counter() - t_start
         flush()  # rows first: see the module docstring
         engine.save_checkpoint(resume, tag=f"step{step}", client_state={"tsweep_state": st.__dict__.copy()})
         _prune_old_tags(resume, keep=f"step{step}")
 
     if st.step == 0 and not rows:
         eval_now(0)
+        progress(0)
     step = st.step
     engine.train()
     while step < job.max_steps and status == "ok":
@@ -243,21 +274,23 @@ def run_job(
         if not math.isfinite(last_train_loss):
             status, reason = "diverged", f"non-finite training loss at step {step}"
             break
-        while pending_p and step * tr.batch_size * tr.seq_len >= pending_p[0]:
+        while pending_p and step * tokens_per_step >= pending_p[0]:
             p = pending_p.pop(0)
             _save_weights(engine, layout.p_checkpoint(job.job_id, p), lead)
             st.saved_p.append(p)
-        if step % interval == 0 or step == job.max_steps:
+        if step in evals_at:
             eval_now(step)
-            if early_stop and st.bad_evals >= sweep.eval.patience:
-                break
-            if st.evals_since_flush >= tr.checkpoint_interval_evals:
-                checkpoint(step)
+        if step in evals_at or step % interval == 0:
+            progress(step)
+        if early_stop and st.bad_evals >= sweep.eval.patience:
+            break
+        if step % checkpoint_every == 0 and status == "ok":
+            checkpoint(step)
         if stop_after_steps is not None and step >= stop_after_steps:
             checkpoint(step)
             return {}
     flush()
-    tokens_seen = step * tr.batch_size * tr.seq_len
+    tokens_seen = step * tokens_per_step
     best_ok = math.isfinite(st.best_loss)
     summary = {
         **key,
@@ -265,7 +298,7 @@ def run_job(
         "reason": reason,
         "best_eval_loss": st.best_loss if best_ok else None,
         "best_step": st.best_step if best_ok else None,
-        "best_tokens": st.best_step * tr.batch_size * tr.seq_len if best_ok else None,
+        "best_tokens": st.best_step * tokens_per_step if best_ok else None,
         "tokens_seen": tokens_seen,
         "data_chars": train_slice.chars,
         "epochs": stream.epochs_after(step),
