@@ -100,13 +100,21 @@ def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
     return f"analysis:{sweep.name}:{digest}"
 
 
+# Logical memory reserved by a multi-worker job's coordinating trial (it only waits on its Train
+# workers); a placeholder so that the trial's resource request is not empty.
+COORDINATOR_MEMORY = 64 * 1024**2
+
+
 def _make_resources():
     def resources(config: dict) -> dict:
         """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
-        Ray Train workers request the devices themselves, the Ray Train V2 way)."""
+        Ray Train workers request the devices themselves, the Ray Train V2 way). The coordinator
+        asks for no CPU at all: even 0.01 CPU would keep a job whose workers need every CPU of
+        the cluster from ever starting. Tune needs a non-empty request, so it asks for a token
+        amount of memory instead."""
         job = config["job"]
         if job["workers"] > 1:
-            return {"cpu": 0.01, "gpu": 0}
+            return {"cpu": 0, "gpu": 0, "memory": COORDINATOR_MEMORY}
         return {"cpu": job["cpus"], "gpu": job["gpus"]}
 
     return resources
