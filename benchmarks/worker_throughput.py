@@ -1,11 +1,16 @@
 """Worker throughput: tsweep's real training step against a bare PyTorch loop, side by side.
 
-The worker side is ``workers.train.run_job`` on a pre-training job, the bulk of a sweep's
-compute: DeepSpeed engine, the cached data path, evaluation at the worker's pre-training cadence
-(step 0, doubling steps from ``eval.interval_steps``, each checkpoint p, the end), resume
-checkpoints and store writes, all included. The bare side is the same model, batch, optimizer, schedule and gradient clipping
-in a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
+The worker side is ``workers.train.run_job`` on the demo sweep's largest pre-training job
+(micro on prose, 1M tokens, checkpoints at 250k and 500k): DeepSpeed engine, the cached data
+path, evaluation at the worker's pre-training cadence (step 0, doubling steps from
+``eval.interval_steps``, the end), resume checkpoints and store writes, all
+included. The bare side is the same model, batch, optimizer, schedule and gradient clipping in
+a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
 alternate between the two and the medians are compared.
+
+With a CUDA device both sides run on it, and the GPU figures of ``benchmarks/_worker_gpu.py``
+follow: MFU of the largest ladder rung in bf16 (goal >= 0.35) and packed tiny jobs against one
+job per GPU (goal >= 3x).
 
 Run: ``python benchmarks/worker_throughput.py`` (a few minutes on 2 CPU cores).
 Last line: ``worker_throughput RATIO`` (worker tokens/s over bare tokens/s; goal >= 0.90).
@@ -26,25 +31,16 @@ import torch  # noqa: E402
 from orchestrator.layout import SweepLayout  # noqa: E402
 from orchestrator.plan import expand  # noqa: E402
 from orchestrator.store import Store  # noqa: E402
-from sweeps.schema import parse_sweep  # noqa: E402
+from sweeps.schema import load_sweep  # noqa: E402
 from workers.batches import BatchStream  # noqa: E402
 from workers.data import SweepData  # noqa: E402
-from workers.engine import build_model, lr_lambda  # noqa: E402
+from workers.engine import build_model, lr_lambda, pick_device  # noqa: E402
 from workers.sizes import get_size  # noqa: E402
 from workers.train import run_job  # noqa: E402
 
 ROUNDS = 3
-SWEEP = {
-    "name": "bench",
-    "target": "python",
-    "sources": ["scratch", "prose"],
-    "model_sizes": ["micro"],
-    "finetune_tokens": [16_000],
-    # 400 steps of 16 x 64 tokens; evaluation and checkpoints at the demo's cadence
-    "pretrain": {"tokens": 400 * 16 * 64},
-    "eval": {"tokens": 16_000, "interval_steps": 25, "patience": 3},
-    "train": {"seq_len": 64, "batch_size": 16, "lr": 3e-3, "warmup_steps": 20},
-}
+DEMO = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+SIZE, SOURCE = "micro", "prose"  # the demo's largest pre-training run
 
 
 def worker_run(sweep, job) -> tuple[float, int]:
@@ -61,8 +57,9 @@ def bare_tps(sweep, job) -> float:
     data = SweepData(sweep)
     stream = BatchStream(data.train_tokens(job.corpus, job.data_tokens).tokens, seq_len=tr.seq_len,
                          batch_size=tr.batch_size, seed=0)
-    batches = [stream.batch(i) for i in range(job.max_steps)]
-    model = build_model(get_size(job.size), data.vocab_size, tr.seq_len, seed=0)
+    dev = pick_device()
+    batches = [tuple(t.to(dev) for t in stream.batch(i)) for i in range(job.max_steps)]
+    model = build_model(get_size(job.size), data.vocab_size, tr.seq_len, seed=0).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95),
                             weight_decay=tr.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, job.max_steps, tr.min_lr_ratio))
@@ -80,8 +77,8 @@ def bare_tps(sweep, job) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    sweep = parse_sweep(SWEEP)
-    job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
+    sweep = load_sweep(DEMO)
+    job = [j for j in expand(sweep).jobs if j.kind == "pretrain" and j.size == SIZE and j.source == SOURCE][0]
     SweepData(sweep).check()  # build the data cache outside the timings
     worker_run(sweep, job)  # warm-up: JIT-built comm op, allocator
     w, b = [], []
@@ -96,7 +93,20 @@ def main() -> None:
     print(f"{'path':34} {'tokens/s (median)':>18} {'rounds':>30}")
     print(f"{'tsweep worker (DeepSpeed, evals)':34} {wm:>18,.0f} {', '.join(f'{x:,.0f}' for x in w):>30}")
     print(f"{'bare PyTorch loop (no evals)':34} {bm:>18,.0f} {', '.join(f'{x:,.0f}' for x in b):>30}")
+    if torch.cuda.is_available():
+        gpu_figures()
     print(f"worker_throughput {wm / bm:.3f}")
+
+
+def gpu_figures() -> None:
+    import _worker_gpu as g
+
+    m = g.mfu()
+    print(f"\nMFU, {m['size']} (N={m['n_params']:,}) bf16 on {m['device']}: {m['tokens_per_s']:,.0f} tokens/s, "
+          f"{m['tflops']:.0f} TFLOP/s, MFU {m['mfu']:.3f} (goal >= 0.35)")
+    p = g.packing()
+    print(f"packing, {p['jobs']} {p['size']} jobs on one GPU: {p['packed_tokens_per_s']:,.0f} tokens/s against "
+          f"{p['alone_tokens_per_s']:,.0f} for one job alone: {p['ratio']:.2f}x (goal >= 3)")
 
 
 if __name__ == "__main__":

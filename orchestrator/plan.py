@@ -27,7 +27,7 @@ from workers.pretrained import HF_PREFIX, size_name
 from workers.sizes import get_size
 
 # Bump when the training recipe changes results for the same config, so old results are not reused.
-# 2: fused tanh-GELU; pre-training evaluated at doubling steps and checkpoints (workers.train).
+# 2: fused tanh-GELU; pre-training evaluated at doubling steps (workers.train).
 RECIPE_VERSION = 2
 
 JobKind = Literal["pretrain", "finetune", "scratch"]

@@ -90,3 +90,14 @@ def test_store_ingest_tiny(capsys):
     res = bench.main(shards=20, rounds=1, writers=1, jobs=4)
     rate = _figure(capsys.readouterr().out, "store_ingest_rows_per_s")
     assert rate == pytest.approx(res["rows_per_s"], rel=1e-2) and rate > 0
+
+
+def test_worker_gpu_figures_run_at_toy_size_on_cpu():
+    """The GPU half of worker_throughput (MFU, packed jobs) runs end to end at toy sizes; its
+    figures only mean something on a GPU, so only their shape is checked here."""
+    g = _load("_worker_gpu")
+    m = g.mfu(smoke=True)
+    assert m["tokens_per_s"] > 0 and m["device"] == "cpu" and math.isnan(m["mfu"])
+    assert g.peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and g.peak_flops("NVIDIA H100 PCIe") == 756e12
+    p = g.packing(smoke=True, k=2)
+    assert p["jobs"] == 2 and p["alone_tokens_per_s"] > 0 and p["packed_tokens_per_s"] > 0

@@ -61,17 +61,15 @@ def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_pat
     first = {r["job_id"]: r["eval_loss"] for r in ev if r["step"] == 0}
     assert first[ft.job_id] < first[scratch.job_id]
     assert s_ft["status"] == s_sc["status"] == "ok"
-    # Pre-training is evaluated at step 0, doubling steps, its checkpoint p and its end, no more.
-    tokens_per_step = sweep.train.batch_size * sweep.train.seq_len
-    want = {0} | eval_steps(kind="pretrain", interval=sweep.eval.interval_steps, max_steps=pre.max_steps,
-                            p_steps=[-(-p // tokens_per_step) for p in pre.checkpoints])
+    # Pre-training is evaluated at step 0, doubling steps and its end, no more.
+    want = {0} | eval_steps(kind="pretrain", interval=sweep.eval.interval_steps, max_steps=pre.max_steps)
     assert sorted(r["step"] for r in ev if r["job_id"] == pre.job_id) == sorted(want)
 
 
 def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining():
     assert eval_steps(kind="finetune", interval=16, max_steps=50) == {16, 32, 48, 50}
     assert eval_steps(kind="scratch", interval=10, max_steps=30) == {10, 20, 30}
-    assert eval_steps(kind="pretrain", interval=25, max_steps=400, p_steps=[98, 245]) == {25, 50, 98, 100, 200, 245, 400}
+    assert eval_steps(kind="pretrain", interval=25, max_steps=410) == {25, 50, 100, 200, 400, 410}
     assert eval_steps(kind="pretrain", interval=25, max_steps=20) == {20}  # shorter than one interval: its end
     # the share of steps evaluated falls as a pre-training run grows
     assert len(eval_steps(kind="pretrain", interval=25, max_steps=25 * 2**10)) == 11

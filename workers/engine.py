@@ -89,6 +89,22 @@ DEEPSPEED_CONFIGS = Path(__file__).resolve().parent.parent / "infra" / "deepspee
 _OWNED_ELSEWHERE = ("optimizer", "scheduler", "fp16")
 
 
+def clips_in_torch(sweep: Sweep) -> bool:
+    """Whether tsweep clips gradients itself with torch's fused ``clip_grad_norm_``: with ZeRO 0
+    in fp32, DeepSpeed would clip parameter by parameter plus an all-reduce of the norm (7% of
+    a small model's step on a CPU, measured by ``benchmarks/worker_throughput.py``). The
+    gradients are already averaged over ranks when ``engine.backward`` returns, so the norm is
+    the same. Sharded or bf16 runs keep DeepSpeed's clipping, which sees its own shards and
+    fp32 master gradients."""
+    return sweep.deepspeed.zero_stage == 0 and sweep.deepspeed.precision == "fp32"
+
+
+def clip_gradients(engine, sweep: Sweep) -> None:
+    """Call between ``engine.backward`` and ``engine.step``."""
+    if clips_in_torch(sweep):
+        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), sweep.train.grad_clip)
+
+
 def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     ds = sweep.deepspeed
     shipped = DEEPSPEED_CONFIGS / f"zero{ds.zero_stage}.json"
@@ -102,7 +118,7 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
         **base,
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": 1,
-        "gradient_clipping": sweep.train.grad_clip,
+        "gradient_clipping": 0.0 if clips_in_torch(sweep) else sweep.train.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": ds.precision == "bf16"},
         "steps_per_print": 10**12,

@@ -10,8 +10,11 @@ When evaluations happen (``eval_steps``): an early-stopped run (fine-tune, scrat
 every ``eval.interval_steps`` steps (at least once per epoch), since its result *is* its best
 eval. A pre-training run is never early-stopped, so it is evaluated only where its loss curve is
 read: at step 0, at doubling step counts from ``interval_steps`` (evenly spaced on the log-token
-axis the laws use), at every checkpoint p and at its end. Its eval share then shrinks as the run
-grows instead of staying a fixed fraction; progress is still reported every interval.
+axis the laws use) and at its end. Its loss at a checkpoint p is the first evaluation of every
+fine-tune from p (same weights, same eval set), so it is not measured twice. The eval share of
+a pre-training run thus shrinks as the run grows instead of staying a fixed fraction; progress
+is still reported every interval and as soon as a checkpoint p is saved (the scheduler releases
+that checkpoint's fine-tunes on this report).
 
 Fault tolerance, the why of the order of operations:
 - Every ``train.checkpoint_interval_evals`` eval intervals the buffered eval rows are flushed to
@@ -42,7 +45,7 @@ from orchestrator.plan import Job
 from orchestrator.store import SCHEMA_VERSION, Store
 from sweeps.schema import Sweep
 from workers.batches import BatchStream, to_sequences
-from workers.engine import build_engine, build_model, ensure_distributed
+from workers.engine import build_engine, build_model, clip_gradients, ensure_distributed
 from workers.pretrained import load_model
 from workers.sizes import get_size
 
@@ -69,11 +72,11 @@ class _State:
     wall_time_s: float = 0.0
 
 
-def eval_steps(*, kind: str, interval: int, max_steps: int, p_steps: list[int] = ()) -> set[int]:
+def eval_steps(*, kind: str, interval: int, max_steps: int) -> set[int]:
     """The steps after which a job is evaluated (step 0 is always evaluated first).
 
-    Early-stopped kinds: every ``interval`` steps. Pre-training: ``interval * 2**k``, each
-    checkpoint's step, and the last step. Both always include ``max_steps``.
+    Early-stopped kinds: every ``interval`` steps. Pre-training: ``interval * 2**k``. Both
+    always include ``max_steps``.
     """
     if kind != "pretrain":
         return {*range(interval, max_steps + 1, interval), max_steps}
@@ -82,7 +85,7 @@ def eval_steps(*, kind: str, interval: int, max_steps: int, p_steps: list[int] =
     while s < max_steps:
         doubling.add(s)
         s *= 2
-    return doubling | {p for p in p_steps if 0 < p <= max_steps} | {max_steps}
+    return doubling | {max_steps}
 
 
 def _attempt(layout: SweepLayout, job_id: str) -> int:
@@ -204,8 +207,7 @@ def run_job(
     interval = min(sweep.eval.interval_steps, steps_per_epoch) if early_stop else sweep.eval.interval_steps
     tokens_per_step = tr.batch_size * tr.seq_len
     pending_p = [p for p in job.checkpoints if p not in st.saved_p]
-    evals_at = eval_steps(kind=job.kind, interval=interval, max_steps=job.max_steps,
-                          p_steps=[math.ceil(p / tokens_per_step) for p in job.checkpoints])
+    evals_at = eval_steps(kind=job.kind, interval=interval, max_steps=job.max_steps)
     checkpoint_every = interval * tr.checkpoint_interval_evals
     key = dict(
         schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
@@ -268,19 +270,22 @@ def run_job(
             x, y = x[rank::world], y[rank::world]
         loss = engine(input_ids=x.to(dev), labels=y.to(dev)).loss
         engine.backward(loss)
+        clip_gradients(engine, sweep)
         engine.step()
         step += 1
         last_train_loss = float(loss.detach())
         if not math.isfinite(last_train_loss):
             status, reason = "diverged", f"non-finite training loss at step {step}"
             break
+        saved = False
         while pending_p and step * tokens_per_step >= pending_p[0]:
             p = pending_p.pop(0)
             _save_weights(engine, layout.p_checkpoint(job.job_id, p), lead)
             st.saved_p.append(p)
+            saved = True
         if step in evals_at:
             eval_now(step)
-        if step in evals_at or step % interval == 0:
+        if saved or step in evals_at or step % interval == 0:
             progress(step)
         if early_stop and st.bad_evals >= sweep.eval.patience:
             break
