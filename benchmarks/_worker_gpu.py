@@ -17,17 +17,21 @@ a CPU in tests; its figures mean nothing.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
+import queue
 import tempfile
 import time
 
 # Dense bf16 peak FLOP/s by device name (NVIDIA H100 SXM and H200 datasheets: 989.4 TFLOP/s
-# without sparsity; H100 PCIe: 756 TFLOP/s; A100: 312 TFLOP/s, A100 datasheet).
-PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
+# without sparsity; H100 PCIe: 756 TFLOP/s; A100: 312 TFLOP/s, A100 datasheet;
+# H100 NVL: 835 TFLOP/s, H100 NVL datasheet.) Most specific names first: the first match wins.
+PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "A100": 312e12}
 
 MFU_SIZE = "xl"  # the largest rung of workers.sizes.SIZE_LADDER
 MFU_SEQ, MFU_BATCH, MFU_STEPS, MFU_WARMUP = 1024, 16, 20, 5
 PACK_SIZE = "pico"
+RUN_TIMEOUT_S = 600  # a packed run that dies (out of memory, say) must not hang the others
 PACK_SWEEP = {
     "name": "bench-pack",
     "target": "synth",
@@ -78,6 +82,10 @@ def mfu(*, smoke: bool = False) -> dict:
     sync()
     tps = steps * batch * seq / (time.perf_counter() - t0)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    del engine, loss  # free the device for the packed runs that follow
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
     peak = peak_flops(name)
     achieved = tps * size.flops_per_token(seq)
     return {"size": size.name, "n_params": size.n_params, "device": name, "tokens_per_s": tps,
@@ -94,7 +102,7 @@ def _packed_worker(sweep_dict: dict, barrier, out) -> None:
     torch.set_num_threads(1)
     sweep = parse_sweep(sweep_dict)
     job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
-    barrier.wait()
+    barrier.wait(timeout=RUN_TIMEOUT_S)
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         s = run_job(job, sweep, d)
@@ -108,7 +116,13 @@ def _run_together(sweep_dict: dict, k: int) -> float:
     procs = [ctx.Process(target=_packed_worker, args=(sweep_dict, barrier, out)) for _ in range(k)]
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
+    try:
+        results = [out.get(timeout=RUN_TIMEOUT_S) for _ in procs]
+    except queue.Empty:
+        codes = [p.exitcode for p in procs]
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"a packed run did not finish within {RUN_TIMEOUT_S} s (exit codes {codes})") from None
     for p in procs:
         p.join()
         if p.exitcode != 0:
@@ -120,6 +134,8 @@ def _run_together(sweep_dict: dict, k: int) -> float:
 def packing(*, smoke: bool = False, k: int | None = None) -> dict:
     """Aggregate tokens/s of k packed tiny jobs on one device over one such job alone."""
     from orchestrator.plan import gpu_share
+    from sweeps.schema import parse_sweep
+    from workers.data import SweepData
     from workers.sizes import get_size
 
     sweep = dict(PACK_SWEEP)
@@ -128,6 +144,7 @@ def packing(*, smoke: bool = False, k: int | None = None) -> dict:
         sweep["resources"] = {"cpus": 1}
         sweep["corpora"] = {name: {**c, "documents": 200} for name, c in PACK_SWEEP["corpora"].items()}
     k = k or int(round(1 / gpu_share(get_size(PACK_SIZE).n_params)))
+    SweepData(parse_sweep(sweep)).check()  # build the data cache outside the timings
     alone = _run_together(sweep, 1)
     packed = _run_together(sweep, k)
     return {"size": PACK_SIZE, "jobs": k, "alone_tokens_per_s": alone, "packed_tokens_per_s": packed,

@@ -2,7 +2,8 @@
 
 Writers: ``WRITERS`` processes (as a sweep runs several jobs at once), each standing for jobs
 that flush their eval rows with :meth:`Store.write_evals` at every resume checkpoint, i.e. shards
-of ``TrainSettings.checkpoint_interval_evals`` rows (5 by default), the size ``run_job`` writes.
+of ``TrainSettings.checkpoint_interval_evals`` rows (5 by default), the size ``run_job`` writes
+for fine-tunes and from-scratch runs (pre-training, evaluated at doubling steps, writes fewer).
 Each writer cycles over its own job ids, so the store fills the way a sweep's does: many jobs,
 many small shards, step ranges growing.
 

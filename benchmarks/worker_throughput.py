@@ -8,6 +8,11 @@ included. The bare side is the same model, batch, optimizer, schedule and gradie
 a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
 alternate between the two and the medians are compared.
 
+Pre-training is measured because it is where the worker can waste time: a fine-tune or a
+from-scratch run is evaluated every ``eval.interval_steps`` by design, since early stopping on
+the held-out loss is its measurement (in the demo about a fifth of such a run's time), and that
+cost is the science, not overhead.
+
 With a CUDA device both sides run on it, and the GPU figures of ``benchmarks/_worker_gpu.py``
 follow: MFU of the largest ladder rung in bf16 (goal >= 0.35) and packed tiny jobs against one
 job per GPU (goal >= 3x).
@@ -72,6 +77,8 @@ def bare_tps(sweep, job) -> float:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+    if dev == "cuda":
+        torch.cuda.synchronize()  # the worker syncs every step when it reads the loss
     return job.max_steps * tr.batch_size * tr.seq_len / (time.perf_counter() - t0)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sweeps.schema import SCRATCH, Sweep
+from workers.cadence import eval_steps
 from workers.data.spec import MixtureCorpus
 from workers.pretrained import HF_PREFIX, size_name
 from workers.sizes import get_size
@@ -150,9 +151,10 @@ def expand(sweep: Sweep) -> JobGraph:
     res = sweep.resources
     jobs: list[Job] = []
 
-    def est(size, tokens_trained: int) -> float:
+    def est(size, tokens_trained: int, kind: str = "finetune") -> float:
         s = get_size(size)
-        n_evals = math.ceil(tokens_trained / tokens_per_step / sweep.eval.interval_steps) + 1
+        steps = max(1, tokens_trained // tokens_per_step)
+        n_evals = len(eval_steps(kind=kind, interval=sweep.eval.interval_steps, max_steps=steps)) + 1  # + step 0
         # Evaluation is a forward pass: a third of a training step's FLOPs per token.
         return s.flops_per_token(tr.seq_len) * (tokens_trained + n_evals * sweep.eval.tokens / 3)
 
@@ -172,7 +174,7 @@ def expand(sweep: Sweep) -> JobGraph:
             steps = max_steps(sweep.pretrain.tokens, 1.0)
             jobs.append(Job(job_id=pid, kind="pretrain", source=source, size=size, n_params=get_size(size).n_params,
                             data_tokens=sweep.pretrain.tokens, checkpoints=sweep.pretrain.p_axis, max_steps=steps,
-                            est_flops=est(size, steps * tokens_per_step), gpus=gpus(size), **common))
+                            est_flops=est(size, steps * tokens_per_step, "pretrain"), gpus=gpus(size), **common))
             for p in sweep.pretrain.p_axis:
                 for d_f in sweep.finetune_tokens:
                     fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})

@@ -68,7 +68,8 @@ class LiveProgress(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         r = self.running.setdefault(trial.trial_id, {"label": str(trial), "loss": None, "tps": 0.0, "tokens": 0})
-        r.update(loss=result.get("eval_loss"), tps=result.get("tokens_per_s") or r["tps"], tokens=result.get("tokens_seen", 0))
+        r.update(loss=result.get("eval_loss"), train=result.get("train_loss"), tps=result.get("tokens_per_s") or r["tps"],
+                 tokens=result.get("tokens_seen", 0))
         if result.get("status") == "diverged":
             self.diverged += 1
 
@@ -133,10 +134,10 @@ class LiveProgress(Callback):
         head = (f"[bold]{self.sweep}[/]  pending {self.pending}  running {len(self.running)}  "
                 f"done {self.done}  failed {self.failed}" + (f"  (skipped, already done: {self.skipped})" if self.skipped else ""))
         jobs = Table(box=None, show_header=True, header_style="dim")
-        for col in ("running job", "tokens", "eval loss", "tok/s"):
+        for col in ("running job", "tokens", "eval loss", "train loss", "tok/s"):
             jobs.add_column(col)
         for r in list(self.running.values())[:8]:
-            jobs.add_row(r["label"], f"{r['tokens']:,}", "-" if r["loss"] is None else f"{r['loss']:.4f}", f"{r['tps']:,.0f}")
+            jobs.add_row(r["label"], f"{r['tokens']:,}", _loss(r["loss"]), _loss(r.get("train")), f"{r['tps']:,.0f}")
         parts = [head, jobs]
         if self.latest_fit and self.latest_fit.get("sources"):
             est = Table(box=None, header_style="dim")
@@ -153,3 +154,7 @@ def _fmt(v) -> str:
     if v is None:
         return "-"
     return f"{v:.3g}"
+
+
+def _loss(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"

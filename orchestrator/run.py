@@ -181,6 +181,7 @@ def run_sweep(
     live: bool = True,
     on_start=None,
 ) -> RunResult:
+    import ray
     from ray import tune
 
     from analysis.actor import start_analysis_actor
@@ -204,7 +205,7 @@ def run_sweep(
         bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
     )
     if todo:
-        searcher = DependencySearcher(todo, available)
+        searcher = DependencySearcher(todo, available, capacity=ray.cluster_resources())
         progress = LiveProgress(sweep.name, todo, os.path.join(layout.fits_dir, "latest.json"), live=live,
                                 skipped=skipped)
         feed = AnalysisFeed(actor)
@@ -218,8 +219,6 @@ def run_sweep(
             if r.error is not None:
                 result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
-    import ray
-
     result.report = ray.get(actor.refit.remote())
     from analysis.plots import write_plots
 

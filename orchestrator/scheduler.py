@@ -6,11 +6,19 @@ p tokens, which the parent reports the moment it is saved), or ``None`` to ask a
 ``FINISHED`` when nothing is left. There is no phase barrier: a fine-tune from an early
 checkpoint runs while its pre-training continues. Jobs whose parent failed for good are never
 silently dropped: they are listed in ``blocked`` with the reason, and the driver reports them.
+
+Multi-worker jobs: their Tune trial only coordinates and holds no CPU or GPU (its Ray Train
+workers ask for the devices), so Tune's own resource accounting cannot hold them back. Given the
+cluster's ``capacity``, the searcher therefore suggests a multi-worker job only while the
+multi-worker jobs it has running leave room for it (or none is running, so that a job larger
+than the cluster still waits for the autoscaler rather than forever). Otherwise every ready
+multi-worker job would start a coordinator at once and their worker groups would queue in Ray
+in no particular order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ray.tune.search import Searcher
 
@@ -18,8 +26,11 @@ from orchestrator.plan import Job
 
 
 class DependencySearcher(Searcher):
-    def __init__(self, jobs: Iterable[Job], available: dict[str, set[int]] | None = None):
+    def __init__(self, jobs: Iterable[Job], available: dict[str, set[int]] | None = None,
+                 capacity: Mapping[str, float] | None = None):
         super().__init__(metric="best_eval_loss", mode="min")
+        self.capacity = dict(capacity or {})  # cluster CPU / GPU totals, for multi-worker jobs
+        self.multi_worker: dict[str, dict[str, float]] = {}  # trial_id -> devices its workers hold
         self.waiting: list[Job] = list(jobs)
         self.available: dict[str, set[int]] = {k: set(v) for k, v in (available or {}).items()}
         self.ended: set[str] = set()  # parents that finished (ok, diverged or failed for good)
@@ -28,6 +39,17 @@ class DependencySearcher(Searcher):
 
     def _ready(self, job: Job) -> bool:
         return job.parent is None or job.pretrain_tokens in self.available.get(job.parent, set())
+
+    @staticmethod
+    def _footprint(job: Job) -> dict[str, float]:
+        return {"CPU": job.cpus * job.workers, "GPU": job.gpus * job.workers}
+
+    def _room_for(self, job: Job) -> bool:
+        if job.workers <= 1 or not self.capacity or not self.multi_worker:
+            return True
+        need = self._footprint(job)
+        return all(sum(f[k] for f in self.multi_worker.values()) + need[k] <= self.capacity.get(k, 0.0) + 1e-9
+                   for k in need if need[k])
 
     def _block_orphans(self) -> None:
         keep = []
@@ -42,9 +64,11 @@ class DependencySearcher(Searcher):
 
     def suggest(self, trial_id: str):
         for i, job in enumerate(self.waiting):
-            if self._ready(job):
+            if self._ready(job) and self._room_for(job):
                 self.waiting.pop(i)
                 self.by_trial[trial_id] = job
+                if job.workers > 1:
+                    self.multi_worker[trial_id] = self._footprint(job)
                 return {"job": job.to_dict()}
         self._block_orphans()
         return Searcher.FINISHED if not self.waiting else None
@@ -56,6 +80,7 @@ class DependencySearcher(Searcher):
             self.available.setdefault(job.job_id, set()).update(p for p in job.checkpoints if p <= saved)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.multi_worker.pop(trial_id, None)
         job = self.by_trial.get(trial_id)
         if job is None or job.kind != "pretrain":
             return

@@ -47,7 +47,7 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.parametrize("stage", [0, 2, 3])  # 0: gradients averaged, then clipped by torch
 def test_two_worker_zero_job_matches_one_process(ray_cluster, tmp_path, stage):
     from ray import tune
 

@@ -14,7 +14,8 @@ from orchestrator.layout import SweepLayout
 from orchestrator.plan import expand
 from orchestrator.store import Store
 from sweeps.schema import load_sweep, parse_sweep
-from workers.train import eval_steps, run_job
+from workers.cadence import eval_steps
+from workers.train import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -80,7 +81,7 @@ KILLABLE = textwrap.dedent(
     import sys
     from orchestrator.plan import expand
     from sweeps.schema import load_sweep
-    from workers.train import eval_steps, run_job
+    from workers.train import run_job
     sweep = load_sweep(sys.argv[1])
     job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
     run_job(job, sweep, sys.argv[2])

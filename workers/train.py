@@ -6,7 +6,7 @@ pre-training run trains one pass over its source budget and saves weights at eac
 token count p (Barnett 2024's p axis from one run); a fine-tune starts from those weights with a
 fresh optimizer and trains epochs over exactly D_F target tokens.
 
-When evaluations happen (``eval_steps``): an early-stopped run (fine-tune, scratch) is evaluated
+When evaluations happen (``workers.cadence.eval_steps``): an early-stopped run (fine-tune, scratch) is evaluated
 every ``eval.interval_steps`` steps (at least once per epoch), since its result *is* its best
 eval. A pre-training run is never early-stopped, so it is evaluated only where its loss curve is
 read: at step 0, at doubling step counts from ``interval_steps`` (evenly spaced on the log-token
@@ -22,8 +22,10 @@ Fault tolerance, the why of the order of operations:
   checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
 - A resumed job sees the same batches (``workers.batches``) and restores the early-stopping
   state, so its result matches an uninterrupted run within noise.
-- A non-finite loss, or an eval loss far above the initial one, ends the job as ``diverged``
-  with the reason in the store; the sweep goes on and fits leave it out.
+- A non-finite loss, or an eval loss or smoothed training loss far above its first value,
+  ends the job as ``diverged`` with the reason in the store; the sweep goes on and fits leave
+  it out. The training-loss check runs every step, so a pre-training run that blows up between
+  its sparse evaluations stops before it saves (and releases) a broken checkpoint p.
 
 Ray-free: ``run_job`` is called by the Tune trainable and directly by tests.
 """
@@ -45,15 +47,20 @@ from orchestrator.plan import Job
 from orchestrator.store import SCHEMA_VERSION, Store
 from sweeps.schema import Sweep
 from workers.batches import BatchStream, to_sequences
+from workers.cadence import eval_steps
 from workers.engine import build_engine, build_model, clip_gradients, ensure_distributed
 from workers.pretrained import load_model
 from workers.sizes import get_size
 
 log = logging.getLogger(__name__)
 
-# An eval loss this far above the first evaluation means the run diverged (tsweep's choice; a
-# loss that rises 50% over random-init loss never comes back within an early-stopped budget).
+# An eval loss (or smoothed training loss) this far above its first value means the run diverged
+# (tsweep's choice; a loss that rises 50% over its start never comes back within an
+# early-stopped budget).
 DIVERGENCE_FACTOR = 1.5
+# Smoothing of the training loss for the divergence check: an exponential moving average with
+# this weight on the newest step (about the last 20 steps), so one noisy batch cannot trip it.
+TRAIN_LOSS_EMA = 0.05
 
 
 class JobFailed(RuntimeError):
@@ -68,24 +75,10 @@ class _State:
     bad_evals: int = 0
     first_loss: float | None = None
     last_loss: float | None = None
+    first_train_loss: float | None = None
+    train_loss_ema: float | None = None
     saved_p: list[int] = field(default_factory=list)
     wall_time_s: float = 0.0
-
-
-def eval_steps(*, kind: str, interval: int, max_steps: int) -> set[int]:
-    """The steps after which a job is evaluated (step 0 is always evaluated first).
-
-    Early-stopped kinds: every ``interval`` steps. Pre-training: ``interval * 2**k``. Both
-    always include ``max_steps``.
-    """
-    if kind != "pretrain":
-        return {*range(interval, max_steps + 1, interval), max_steps}
-    doubling = set()
-    s = interval
-    while s < max_steps:
-        doubling.add(s)
-        s *= 2
-    return doubling | {max_steps}
 
 
 def _attempt(layout: SweepLayout, job_id: str) -> int:
@@ -154,7 +147,8 @@ def run_job(
 ) -> dict:
     """Train one job to completion (or divergence) and return its summary row.
 
-    ``report`` receives a metrics dict at every evaluation (Tune's ``tune.report``);
+    ``report`` (Tune's ``tune.report``) receives a metrics dict every eval interval, after every
+    evaluation and as soon as a checkpoint p is saved;
     ``stop_after_steps`` stops early without a summary (used by tests to simulate a kill).
     """
     from workers.data import SweepData
@@ -277,6 +271,13 @@ def run_job(
         if not math.isfinite(last_train_loss):
             status, reason = "diverged", f"non-finite training loss at step {step}"
             break
+        if st.first_train_loss is None:
+            st.first_train_loss = st.train_loss_ema = last_train_loss
+        st.train_loss_ema += TRAIN_LOSS_EMA * (last_train_loss - st.train_loss_ema)
+        if step > tr.warmup_steps and st.train_loss_ema > DIVERGENCE_FACTOR * st.first_train_loss:
+            status, reason = "diverged", (f"smoothed training loss {st.train_loss_ema:.3f} exceeds "
+                                          f"{DIVERGENCE_FACTOR}x the first {st.first_train_loss:.3f} at step {step}")
+            break
         saved = False
         while pending_p and step * tokens_per_step >= pending_p[0]:
             p = pending_p.pop(0)
@@ -289,7 +290,7 @@ def run_job(
             progress(step)
         if early_stop and st.bad_evals >= sweep.eval.patience:
             break
-        if step % checkpoint_every == 0 and status == "ok":
+        if step % checkpoint_every == 0 and step < job.max_steps and status == "ok":
             checkpoint(step)
         if stop_after_steps is not None and step >= stop_after_steps:
             checkpoint(step)

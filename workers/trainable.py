@@ -1,7 +1,8 @@
 """The Ray Tune trainable: a thin adapter from a Tune trial to :func:`workers.train.run_job`.
 
 The trial's config carries one job (``{"job": Job.to_dict()}``); the sweep itself travels once
-through the object store (``tune.with_parameters``). Every evaluation is reported to Tune, so
+through the object store (``tune.with_parameters``). Progress is reported to Tune every eval
+interval, after every evaluation and when a checkpoint p is saved, so
 the dashboard, the live view and the scheduler (which releases fine-tunes as soon as a
 pre-training checkpoint is saved) see it as it happens. A retried trial (the process died)
 calls ``run_job`` again, which resumes from the job's own checkpoint.
