@@ -503,8 +503,14 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
         res = run_sweep(sweep, storage_root=str(tmp_path), live=False, address=cluster.address)
         _join(t, box, "the node remover", timeout=5)
         assert not state["finished_before"], "pre-training finished before its node was removed"
-        alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-        assert state["removed"] not in alive and len(alive) == 2
+        # The sweep can finish (its retried trials done elsewhere) before the GCS's health checks
+        # declare the killed node dead; give them their time rather than read the table too early.
+        def alive_without_removed():
+            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            return alive if state["removed"] not in alive else None
+
+        alive = _wait_for(alive_without_removed, "the GCS to mark the removed node dead", timeout=90)
+        assert len(alive) == 2
         assert res.failed == [] and res.blocked == {}, (res.failed, res.blocked)
         assert _attempts(layout, pre) >= 2
         assert_sweep_matches_baseline(sweep, layout, baseline)
