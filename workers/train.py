@@ -6,9 +6,9 @@ pre-training run trains one pass over its source budget and saves weights at eac
 token count p (Barnett 2024's p axis from one run); a fine-tune starts from those weights with a
 fresh optimizer and trains epochs over exactly D_F target tokens.
 
-When evaluations happen (``workers.cadence.eval_steps``): an early-stopped run (fine-tune, scratch) is evaluated
-every ``eval.interval_steps`` steps (at least once per epoch), since its result *is* its best
-eval. A pre-training run is never early-stopped, so it is evaluated only where its loss curve is
+When evaluations happen (``workers.cadence.eval_steps``): an early-stopped run (fine-tune,
+scratch) is evaluated every ``eval.interval_steps`` steps (at least once per epoch), since its
+result *is* its best eval. A pre-training run is never early-stopped, so it is evaluated only where its loss curve is
 read: at step 0, at doubling step counts from ``interval_steps`` (evenly spaced on the log-token
 axis the laws use) and at its end. Its loss at a checkpoint p is the first evaluation of every
 fine-tune from p (same weights, same eval set), so it is not measured twice. The eval share of
@@ -18,8 +18,8 @@ that checkpoint's fine-tunes on this report).
 
 Fault tolerance, the why of the order of operations:
 - Every ``train.checkpoint_interval_evals`` eval intervals the buffered eval rows are flushed to
-  the store *first*, then the engine state is saved. A job killed in between resumes from the older
-  checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
+  the store *first*, then the engine state is saved. A job killed in between resumes from the
+  older checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
 - A resumed job sees the same batches (``workers.batches``) and restores the early-stopping
   state, so its result matches an uninterrupted run within noise.
 - A non-finite loss, or an eval loss or smoothed training loss far above its first value,
