@@ -47,8 +47,16 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The same job trained once in this process: (its job, its summary, its sweep folder)."""
+    sweep = _sweep(0, workers=1)
+    job, d = _pretrain(sweep), str(tmp_path_factory.mktemp("one"))
+    return job, run_job(job, sweep, d), d
+
+
 @pytest.mark.parametrize("stage", [0, 2, 3])  # 0: gradients averaged, then clipped by torch
-def test_two_worker_zero_job_matches_one_process(ray_cluster, tmp_path, stage):
+def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_path, stage):
     from ray import tune
 
     from orchestrator.run import _resources
@@ -57,7 +65,7 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, tmp_path, stage):
     sweep = _sweep(stage, workers=2)
     job = _pretrain(sweep)
     assert job.workers == 2
-    one = run_job(_pretrain(_sweep(0, workers=1)), _sweep(0, workers=1), str(tmp_path / "one"))
+    one_job, one, one_dir = one_process
 
     sweep_dir = str(tmp_path / "two")
     trainable = tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=sweep_dir)
@@ -80,8 +88,7 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, tmp_path, stage):
     layout = SweepLayout(sweep_dir)
     for p in job.checkpoints:
         weights = torch.load(layout.p_checkpoint(job.job_id, p), weights_only=True)
-        full = torch.load(SweepLayout(str(tmp_path / "one")).p_checkpoint(_pretrain(_sweep(0, 1)).job_id, p),
-                          weights_only=True)
+        full = torch.load(SweepLayout(one_dir).p_checkpoint(one_job.job_id, p), weights_only=True)
         assert weights.keys() == full.keys()
         for k, v in weights.items():
             assert v.shape == full[k].shape, f"{k}: a shard, not the gathered weight"
