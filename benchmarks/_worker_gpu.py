@@ -58,9 +58,9 @@ def mfu(*, smoke: bool = False) -> dict:
     """Tokens/s and MFU of the worker's bf16 training step on the largest rung."""
     import torch
 
-    from sweeps.schema import parse_sweep
-    from workers.engine import build_engine, build_model
-    from workers.sizes import get_size
+    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.workers.engine import build_engine, build_model
+    from tsweep.core.sizes import get_size
 
     size = get_size("pico" if smoke else MFU_SIZE)
     seq, batch, steps, warm = (32, 4, 3, 1) if smoke else (MFU_SEQ, MFU_BATCH, MFU_STEPS, MFU_WARMUP)
@@ -95,16 +95,17 @@ def mfu(*, smoke: bool = False) -> dict:
 def _packed_worker(sweep_dict: dict, barrier, out) -> None:
     import torch
 
-    from orchestrator.plan import expand
-    from sweeps.schema import parse_sweep
-    from workers.train import run_job
+    from tsweep.core.layout import SweepLayout
+    from tsweep.orchestrator.plan import expand
+    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.workers.runner import run_job
 
     torch.set_num_threads(1)
     sweep = parse_sweep(sweep_dict)
-    job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
-    barrier.wait(timeout=RUN_TIMEOUT_S)
-    t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
+        job = [j for j in expand(sweep, SweepLayout(d)).jobs if j.kind == "pretrain"][0]
+        barrier.wait(timeout=RUN_TIMEOUT_S)
+        t0 = time.time()
         s = run_job(job, sweep, d)
     out.put((t0, time.time(), s["tokens_seen"]))
 
@@ -133,10 +134,10 @@ def _run_together(sweep_dict: dict, k: int) -> float:
 
 def packing(*, smoke: bool = False, k: int | None = None) -> dict:
     """Aggregate tokens/s of k packed tiny jobs on one device over one such job alone."""
-    from orchestrator.plan import gpu_share
-    from sweeps.schema import parse_sweep
-    from workers.data import SweepData
-    from workers.sizes import get_size
+    from tsweep.orchestrator.plan import gpu_share
+    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.data import SweepData
+    from tsweep.core.sizes import get_size
 
     sweep = dict(PACK_SWEEP)
     if smoke:

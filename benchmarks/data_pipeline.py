@@ -27,15 +27,13 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from sweeps.schema import parse_sweep  # noqa: E402
-from workers.data import SweepData, cache  # noqa: E402
-from workers.data.synthetic import generate  # noqa: E402
+from tsweep.sweeps.schema import parse_sweep
+from tsweep.data import SweepData, cache
+from tsweep.data.synthetic import generate
 
 SEQ, BATCH, BUDGET = 64, 16, 1_000_000
 SWEEP = parse_sweep(dict(
@@ -97,7 +95,7 @@ def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
 
     hf_logging.set_verbosity_error()
 
-    from workers.batches import BatchStream
+    from tsweep.workers.batches import BatchStream
 
     torch.manual_seed(0)
     _forget_open_entries()

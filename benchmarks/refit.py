@@ -16,17 +16,14 @@ Run: ``python benchmarks/refit.py`` (no arguments; about a minute on 2 cores). L
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import fitter  # noqa: E402
-from analysis.laws import get_law  # noqa: E402
-from analysis.synthetic import BARNETT_TRUTH, SCRATCH_TRUTH  # noqa: E402
+from tsweep.analysis import fitter
+from tsweep.analysis.laws import get_law
+from tsweep.analysis.synthetic import BARNETT_TRUTH, SCRATCH_TRUTH
 
 NOISE = 0.01
 COLD_REPEATS = 5
@@ -90,8 +87,8 @@ def bench(law_name: str) -> dict[str, float]:
 
 def bench_report() -> tuple[float, float]:
     """The actor's whole refit: a transfer report on a 192-job synthetic sweep, bootstrap 200."""
-    from analysis.synthetic import synthetic_summary
-    from analysis.transfer import transfer_report
+    from tsweep.analysis.synthetic import synthetic_summary
+    from tsweep.analysis.transfer import transfer_report
 
     table = synthetic_summary(mode="barnett", seed=0)
     cold_t, first = _time(lambda: transfer_report(table, bootstrap=200, seed=0))

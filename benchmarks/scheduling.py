@@ -6,7 +6,7 @@ scratch budgets: 8 pre-trainings, 256 fine-tunes (each released when its parent 
 checkpoint p), 36 scratch runs. Each job is a calibrated stand-in: a Tune function trainable
 that sleeps for a time proportional to the job's planned FLOPs (``Job.est_flops``), scaled so
 that the lower bound is ``LB_S`` seconds; a pre-training stand-in reports ``saved_p`` as it
-passes each checkpoint, as ``workers.train.run_job`` does. Stand-ins sleep, so 4 logical CPUs
+passes each checkpoint, as ``tsweep.workers.runner.JobRunner`` does. Stand-ins sleep, so 4 logical CPUs
 (1 per job, as a sweep's ``resources: {cpus: 1}``) run on 2 physical cores.
 
 The jobs go through :func:`orchestrator.run.sweep_tuner`, the exact Tune set-up of
@@ -33,13 +33,12 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from orchestrator.plan import Job, expand  # noqa: E402
-from sweeps.schema import parse_sweep  # noqa: E402
+from tsweep.core.job import Job
+from tsweep.orchestrator.plan import expand
+from tsweep.sweeps.schema import parse_sweep
 
 GOAL = 1.15
 SLOTS = 4
@@ -136,23 +135,30 @@ def simulate(jobs: list[Job], dur: dict[str, float], slots: int,
 
 # ------------------------------------------------------------------ the stand-in job
 def standin(config: dict, *, seconds: dict[str, float], sweep_dir: str) -> None:
-    """Sleep for the job's share of the budget; report like ``workers.train.run_job``: an eval at
+    """Sleep for the job's share of the budget; report like ``tsweep.workers.runner.JobRunner``: an eval at
     step 0, ``saved_p`` as each pre-training checkpoint passes, and a final result."""
     from ray import tune
+
+    from tsweep.core.records import Progress
 
     job = config["job"]
     t0 = time.time()
     dur = seconds[job["job_id"]]
-    base = {"job_id": job["job_id"], "kind": job["kind"], "best_eval_loss": 5.0, "done": False}
-    tune.report({**base, "saved_p": 0, "t_start": t0})
+
+    def report(saved: int, done: bool = False, **extra) -> None:
+        progress = Progress(job_id=job["job_id"], label=job["job_id"], kind=job["kind"], step=saved,
+                            tokens_seen=saved, best_eval_loss=5.0, saved_p=saved, done=done)
+        tune.report({**progress.to_metrics(), "t_start": t0, **extra})
+
+    report(0)
     saved = 0
     for p in job["checkpoints"]:
         time.sleep(max(0.0, t0 + dur * p / job["data_tokens"] - time.time()))
         saved = p
         if p < job["data_tokens"]:
-            tune.report({**base, "saved_p": saved, "t_start": t0})
+            report(saved)
     time.sleep(max(0.0, t0 + dur - time.time()))
-    tune.report({**base, "saved_p": saved, "done": True, "t_start": t0, "t_end": time.time()})
+    report(saved, done=True, t_end=time.time())
 
 
 def _pickle_by_value() -> None:
@@ -186,9 +192,9 @@ def tune_run(jobs: list[Job], seconds: dict[str, float], storage: str, name: str
     """One Tune run of ``jobs`` through run_sweep's set-up; wall time of ``fit`` and the trials' spans."""
     from ray import tune
 
-    from orchestrator.progress import AnalysisFeed, LiveProgress
-    from orchestrator.run import sweep_tuner
-    from orchestrator.scheduler import DependencySearcher
+    from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
+    from tsweep.orchestrator.run import sweep_tuner
+    from tsweep.orchestrator.scheduler import DependencySearcher
 
     searcher = DependencySearcher(jobs, available)
     callbacks = [LiveProgress(name, jobs, os.path.join(storage, "latest.json"), live=False),
@@ -228,21 +234,18 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     if started:
         ray.init(num_cpus=slots, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  namespace="tsweep-bench")
-    saved_env = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
     try:
         with tempfile.TemporaryDirectory(prefix="tsweep-sched-") as tmp:
             ts = tune_run(jobs, dur, os.path.join(tmp, "tsweep"), "tsweep")
-            pending = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
+            from tsweep.orchestrator.run import max_pending_trials
+
+            pending = max_pending_trials(jobs)
             if naive:
                 n1 = tune_run(pre, dur, os.path.join(tmp, "naive1"), "naive-pretrain")
                 n2 = tune_run(rest, dur, os.path.join(tmp, "naive2"), "naive-rest", available=all_ckpts)
             else:
                 n1 = n2 = {"wall": float("nan")}
     finally:
-        if saved_env is None:
-            os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
-        else:
-            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = saved_env
         if started:
             ray.shutdown()
 

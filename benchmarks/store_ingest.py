@@ -24,15 +24,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.store import EVAL_SCHEMA, SCHEMA_VERSION, Store  # noqa: E402
-from sweeps.schema import TrainSettings  # noqa: E402
+from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, Store
+from tsweep.sweeps.schema import TrainSettings
 
 WRITERS = 2
 JOBS_PER_WRITER = 16

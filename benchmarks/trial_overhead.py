@@ -1,7 +1,7 @@
 """Per-trial overhead: tsweep's Tune set-up against raw Ray Tune, both with an empty trainable.
 
-tsweep side: :func:`orchestrator.run.sweep_tuner`, exactly what ``run_sweep`` runs: the
-DependencySearcher (with ``TUNE_MAX_PENDING_TRIALS_PG`` from ``run.max_pending_trials``), ``with_parameters`` +
+tsweep side: :func:`tsweep.orchestrator.run.sweep_tuner`, exactly what ``run_sweep`` runs: the
+DependencySearcher (concurrency-limited to ``run.max_pending_trials``), ``with_parameters`` +
 ``with_resources`` (resources from each job), ``reuse_actors``, job-named trials and trial
 folders, and the LiveProgress (no terminal view) and AnalysisFeed callbacks (the analysis actor
 is a stub with an empty ``refit``). Jobs are independent scratch jobs, so every trial is ready.
@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scheduling import stub_analysis_actor  # noqa: E402  (the same stand-in for the analysis actor)
@@ -57,7 +56,7 @@ def tsweep_trainable(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
 
 
 def _sweep(n: int):
-    from sweeps.schema import parse_sweep
+    from tsweep.sweeps.schema import parse_sweep
 
     return parse_sweep({
         "name": "bench-trial-overhead", "target": "python", "sources": ["scratch", "prose"],
@@ -66,20 +65,9 @@ def _sweep(n: int):
     })
 
 
-_USER_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
-
-
-def _set_pending(value: str | None) -> None:
-    if value is None:
-        os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
-    else:
-        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = value
-
-
 def run_raw(n: int, storage: str) -> float:
     from ray import tune
 
-    _set_pending(None)  # Tune's own default for its variant generator
     tuner = tune.Tuner(raw_trainable, tune_config=tune.TuneConfig(num_samples=n, reuse_actors=True),
                        run_config=tune.RunConfig(name=f"raw-{time.time_ns()}", storage_path=storage, verbose=0))
     t0 = time.perf_counter()
@@ -92,12 +80,11 @@ def run_raw(n: int, storage: str) -> float:
 def run_tsweep(n: int, storage: str, actor) -> float:
     from ray import tune
 
-    from orchestrator.plan import expand
-    from orchestrator.progress import AnalysisFeed, LiveProgress
-    from orchestrator.run import sweep_tuner
-    from orchestrator.scheduler import DependencySearcher
+    from tsweep.orchestrator.plan import expand
+    from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
+    from tsweep.orchestrator.run import max_pending_trials, sweep_tuner
+    from tsweep.orchestrator.scheduler import DependencySearcher
 
-    _set_pending(_USER_PENDING)  # sweep_tuner sets run_sweep's value unless one was set by hand
     sweep = _sweep(n)
     jobs = [j for j in expand(sweep).jobs if j.kind == "scratch"]
     assert len(jobs) == n
@@ -112,7 +99,7 @@ def run_tsweep(n: int, storage: str, actor) -> float:
     wall = time.perf_counter() - t0
     assert len(grid) == n and not grid.errors, grid.errors
     global _TSWEEP_PENDING
-    _TSWEEP_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
+    _TSWEEP_PENDING = str(max_pending_trials(jobs))
     return wall
 
 
@@ -155,7 +142,6 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
                     for k in sizes:
                         walls[(side, k)].append(fn(k))
     finally:
-        _set_pending(_USER_PENDING)
         if started:
             ray.shutdown()
 

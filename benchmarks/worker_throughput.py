@@ -24,33 +24,37 @@ Last line: ``worker_throughput RATIO`` (worker tokens/s over bare tokens/s; goal
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from orchestrator.layout import SweepLayout  # noqa: E402
-from orchestrator.plan import expand  # noqa: E402
-from orchestrator.store import Store  # noqa: E402
-from sweeps.schema import load_sweep  # noqa: E402
-from workers.batches import BatchStream  # noqa: E402
-from workers.data import SweepData  # noqa: E402
-from workers.engine import build_model, lr_lambda, pick_device  # noqa: E402
-from workers.sizes import get_size  # noqa: E402
-from workers.train import run_job  # noqa: E402
+from tsweep.core.layout import SweepLayout
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep
+from tsweep.workers.batches import BatchStream
+from tsweep.data import SweepData
+from tsweep.workers.engine import build_model, lr_lambda, pick_device
+from tsweep.api import shipped_sweep_path
+from tsweep.workers.runner import run_job
 
 ROUNDS = 3
-DEMO = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+DEMO = shipped_sweep_path("demo")
 SIZE, SOURCE = "micro", "prose"  # the demo's largest pre-training run
 
 
-def worker_run(sweep, job) -> tuple[float, int]:
+def planned_job(sweep, sweep_dir: str):
+    """The benchmarked job, planned into ``sweep_dir``."""
+    graph = expand(sweep, SweepLayout(sweep_dir))
+    return [j for j in graph.jobs if j.kind == "pretrain" and j.size == SIZE and j.source == SOURCE][0]
+
+
+def worker_run(sweep) -> tuple[float, int]:
     """(tokens/s, evaluations made) of one run of the real worker."""
     with tempfile.TemporaryDirectory() as d:
+        job = planned_job(sweep, d)
         s = run_job(job, sweep, d)
         evals = Store(SweepLayout(d).store_root).read_evals([job.job_id]).num_rows
     return s["tokens_seen"] / s["wall_time_s"], evals
@@ -64,7 +68,7 @@ def bare_tps(sweep, job) -> float:
                          batch_size=tr.batch_size, seed=0)
     dev = pick_device()
     batches = [tuple(t.to(dev) for t in stream.batch(i)) for i in range(job.max_steps)]
-    model = build_model(get_size(job.size), data.vocab_size, tr.seq_len, seed=0).to(dev)
+    model = build_model(job.shape, data.vocab_size, tr.seq_len, seed=0).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95),
                             weight_decay=tr.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, job.max_steps, tr.min_lr_ratio))
@@ -85,12 +89,12 @@ def bare_tps(sweep, job) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     sweep = load_sweep(DEMO)
-    job = [j for j in expand(sweep).jobs if j.kind == "pretrain" and j.size == SIZE and j.source == SOURCE][0]
+    job = planned_job(sweep, tempfile.gettempdir())
     SweepData(sweep).check()  # build the data cache outside the timings
-    worker_run(sweep, job)  # warm-up: JIT-built comm op, allocator
+    worker_run(sweep)  # warm-up: JIT-built comm op, allocator
     w, b = [], []
     for _ in range(ROUNDS):
-        tps, evals = worker_run(sweep, job)
+        tps, evals = worker_run(sweep)
         w.append(tps)
         b.append(bare_tps(sweep, job))
     wm, bm = statistics.median(w), statistics.median(b)

@@ -3,14 +3,13 @@
 import json
 import os
 
-import pyarrow as pa
 import pytest
 
-from analysis import actor as actor_mod
-from analysis.actor import AnalysisActor, read_history, read_latest
-from analysis.plots import write_plots
-from analysis.synthetic import synthetic_summary
-from orchestrator.store import Store
+from tsweep.analysis import actor as actor_mod
+from tsweep.analysis.actor import AnalysisActor, read_history, read_latest
+from tsweep.analysis.plots import write_plots
+from tsweep.analysis.synthetic import synthetic_summary
+from tsweep.core.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def _sweep(tmp_path, rows):
 
 def test_refit_writes_latest_and_appends_history(tmp_path, rows):
     sweep_dir, store = _sweep(tmp_path, rows[:100])
-    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=20, seed=0)
+    a = AnalysisActor(sweep_dir, bootstrap=20, seed=0)
     assert a.latest() is None
     first = a.refit()
     for r in rows[100:]:
@@ -46,9 +45,9 @@ def test_refit_writes_latest_and_appends_history(tmp_path, rows):
 
 def test_a_restarted_actor_rebuilds_from_fits_and_store(tmp_path, rows):
     sweep_dir, _ = _sweep(tmp_path, rows)
-    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    a = AnalysisActor(sweep_dir, bootstrap=0, seed=0)
     before = a.refit()
-    b = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    b = AnalysisActor(sweep_dir, bootstrap=0, seed=0)
     assert b.latest() == before
     assert "scratch" in b._warm and "barnett/text/l" in b._warm
     after = b.refit()
@@ -57,24 +56,17 @@ def test_a_restarted_actor_rebuilds_from_fits_and_store(tmp_path, rows):
         assert g(after)[src] == pytest.approx(v, rel=1e-4)
 
 
-def test_the_finished_jobs_row_counts_even_before_the_store_shows_it(tmp_path, rows):
-    sweep_dir, _ = _sweep(tmp_path, rows[:-1])
-    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
-    out = a.refit(rows[-1])
-    assert out["n_rows"] == len(rows) and out["n_jobs_finished"] == len(rows)
-
-
 def test_statuses_diverged_count_as_finished_failed_do_not(tmp_path, rows):
     bad = [dict(rows[-1], job_id="x1", status="diverged"), dict(rows[-2], job_id="x2", status="failed")]
     sweep_dir, _ = _sweep(tmp_path, rows + bad)
-    out = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0).refit()
+    out = AnalysisActor(sweep_dir, bootstrap=0, seed=0).refit()
     assert out["n_jobs_finished"] == len(rows) + 1
     assert out["left_out"]["status=diverged"] == 1 and out["left_out"]["status=failed"] == 1
 
 
 def test_a_failing_fit_is_recorded_and_keeps_the_previous_report(tmp_path, rows, monkeypatch):
     sweep_dir, _ = _sweep(tmp_path, rows)
-    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+    a = AnalysisActor(sweep_dir, bootstrap=0, seed=0)
     good = a.refit()
 
     def boom(*args, **kwargs):
@@ -90,7 +82,7 @@ def test_a_failing_fit_is_recorded_and_keeps_the_previous_report(tmp_path, rows,
 
 def test_an_empty_store_gives_an_honest_empty_report(tmp_path):
     sweep_dir = str(tmp_path / "empty")
-    out = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=10, seed=0).refit()
+    out = AnalysisActor(sweep_dir, bootstrap=10, seed=0).refit()
     assert out["scratch"] is None and out["sources"] == [] and out["n_rows"] == 0
     assert any("scratch law not fitted" in w for w in out["warnings"])
     paths = write_plots(sweep_dir)
@@ -99,7 +91,7 @@ def test_an_empty_store_gives_an_honest_empty_report(tmp_path):
 
 def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
     sweep_dir, store = _sweep(tmp_path, rows[:120])
-    a = AnalysisActor(sweep_dir, os.path.join(sweep_dir, "store"), bootstrap=10, seed=0)
+    a = AnalysisActor(sweep_dir, bootstrap=10, seed=0)
     a.refit()
     for r in rows[120:]:
         store.write_summary(r)
@@ -113,14 +105,14 @@ def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
 @pytest.mark.cluster
 def test_named_ray_actor_is_a_singleton_and_refits(tmp_path, rows):
     ray = pytest.importorskip("ray")
-    from analysis.actor import start_analysis_actor
+    from tsweep.analysis.actor import start_analysis_actor
 
     sweep_dir, _ = _sweep(tmp_path, rows)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        kw = dict(sweep_dir=sweep_dir, store_root=os.path.join(sweep_dir, "store"), bootstrap=0, seed=0)
+        kw = dict(sweep_dir=sweep_dir, bootstrap=0, seed=0)
         a = start_analysis_actor("analysis:test", "tsweep-test", **kw)
         b = start_analysis_actor("analysis:test", "tsweep-test", **kw)
         assert a._actor_id == b._actor_id

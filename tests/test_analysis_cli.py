@@ -1,6 +1,6 @@
-"""The analysis commands: ``fit`` on any table, ``gaps``, ``report`` and ``advise`` on a sweep folder."""
+"""The analysis commands through the console's ``main``: ``fit`` on any table, ``gaps``,
+``report`` and ``advise`` on a sweep folder."""
 
-import argparse
 import csv
 import json
 import os
@@ -13,25 +13,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.actor import AnalysisActor
-from analysis.cli import UsageError, add_commands, gaps_command
-from analysis.laws import get_law
-from analysis.synthetic import synthetic_summary
-from orchestrator.store import Store
+from tsweep.analysis.actor import AnalysisActor
+from tsweep.analysis.laws import get_law
+from tsweep.analysis.synthetic import synthetic_summary
+from tsweep.cli import main
+from tsweep.core.layout import SweepLayout
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import dump_sweep, load_sweep
 
-REPO = Path(__file__).resolve().parents[1]
+TINY = Path(__file__).parent / "data" / "tiny.yaml"
 TRUTH = {"A": 60.0, "B": 80.0, "E": 1.7, "alpha": 0.3, "beta": 0.25}
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser()
-    add_commands(p.add_subparsers(dest="command", required=True))
-    return p.parse_args(argv)
-
-
 def _run(argv):
-    args = _parse(argv)
-    return args.handler(args)
+    return main(argv)
+
+
+def _usage_error(argv, capsys) -> str:
+    """Run a command that must fail on its input: exit 2, one line on stderr; that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
 
 
 @pytest.fixture
@@ -88,28 +91,28 @@ def test_fit_without_bootstrap_has_no_intervals_and_reads_parquet(tmp_path, caps
         (["--law", "chinchilla", "--bootstrap", "-1"], "--bootstrap"),
     ],
 )
-def test_fit_bad_input_is_a_usage_error(chin_csv, argv, message):
-    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        _run(["fit", "--data", str(chin_csv), *argv])
+def test_fit_bad_input_is_a_usage_error(chin_csv, argv, message, capsys):
+    assert message in _usage_error(["fit", "--data", str(chin_csv), *argv], capsys)
 
 
-def test_fit_bad_file_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError, match="no such file"):
-        _run(["fit", "--law", "kaplan", "--data", str(tmp_path / "missing.csv")])
+def test_fit_bad_file_is_a_usage_error(tmp_path, capsys):
+    assert "no such file" in _usage_error(["fit", "--law", "kaplan", "--data", str(tmp_path / "missing.csv")], capsys)
     other = tmp_path / "t.txt"
     other.write_text("N,D,loss\n")
-    with pytest.raises(UsageError, match=r"\.csv or \.parquet"):
-        _run(["fit", "--law", "kaplan", "--data", str(other)])
+    assert ".csv or .parquet" in _usage_error(["fit", "--law", "kaplan", "--data", str(other)], capsys)
 
 
-def test_python_m_exit_codes(chin_csv):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    bad = subprocess.run([sys.executable, "-m", "analysis.cli", "fit", "--law", "nope", "--data", str(chin_csv)],
-                         capture_output=True, text=True, env=env, cwd=REPO)
+def test_map_takes_several_pairs_after_one_flag(chin_csv, capsys):
+    assert main(["fit", "--law", "chinchilla", "--data", str(chin_csv), "--map", "N=params", "D=tokens", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_points"] == 36
+
+
+def test_python_m_tsweep_exit_codes(chin_csv):
+    bad = subprocess.run([sys.executable, "-m", "tsweep", "fit", "--law", "nope", "--data", str(chin_csv)],
+                         capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "unknown law" in bad.stderr
-    ok = subprocess.run([sys.executable, "-m", "analysis.cli", "fit", "--law", "chinchilla", "--data", str(chin_csv),
-                         "--map", "N=params", "--map", "D=tokens", "--json"],
-                        capture_output=True, text=True, env=env, cwd=REPO)
+    ok = subprocess.run([sys.executable, "-m", "tsweep", "fit", "--law", "chinchilla", "--data", str(chin_csv),
+                         "--map", "N=params", "--map", "D=tokens", "--json"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["law"] == "chinchilla"
 
@@ -118,16 +121,18 @@ def test_python_m_exit_codes(chin_csv):
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("sweeps") / "synthetic")
-    store = Store(os.path.join(d, "store"))
+    layout = SweepLayout(d)
+    layout.files.write_text(layout.sweep_yaml, dump_sweep(load_sweep(TINY)))
+    store = Store(layout.store_root)
     for r in synthetic_summary(mode="barnett", seed=5).to_pylist():
         store.write_summary(r)
-    AnalysisActor(d, os.path.join(d, "store"), bootstrap=30, seed=0).refit()
+    AnalysisActor(d, bootstrap=30, seed=0).refit()
     return d
 
 
 def test_gaps_json_and_csv(sweep_dir, tmp_path, capsys):
     out_csv = tmp_path / "gaps.csv"
-    assert gaps_command(sweep_dir, as_json=True, csv_path=str(out_csv)) == 0
+    assert main(["gaps", sweep_dir, "--json", "--csv", str(out_csv)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {s["source"] for s in out["sources"]} == {"text", "code"}
     for s in out["sources"]:
@@ -139,28 +144,27 @@ def test_gaps_json_and_csv(sweep_dir, tmp_path, capsys):
 
 
 def test_gaps_table_and_stale_latest_is_refitted(sweep_dir, capsys):
-    assert gaps_command(sweep_dir, as_json=False) == 0
+    assert main(["gaps", sweep_dir]) == 0
     assert "G [95% CI]" in capsys.readouterr().out
     # a job finished after the actor's last refit: gaps refits rather than print a stale table
     store = Store(os.path.join(sweep_dir, "store"))
     row = dict(store.read_summaries().to_pylist()[-1], job_id="late-job")
     store.write_summary(row)
     try:
-        assert gaps_command(sweep_dir, as_json=True) == 0
+        assert main(["gaps", sweep_dir, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["n_jobs_finished"] == 193
     finally:
         os.remove(os.path.join(sweep_dir, "store", "summary", "late-job.parquet"))
 
 
-def test_gaps_on_a_missing_folder_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError):
-        gaps_command(str(tmp_path / "nope"), as_json=True)
+def test_gaps_on_a_missing_folder_is_a_usage_error(tmp_path, capsys):
+    assert "nope" in _usage_error(["gaps", str(tmp_path / "nope"), "--json"], capsys)
+    (tmp_path / "empty").mkdir()
+    assert "no sweep.yaml" in _usage_error(["gaps", str(tmp_path / "empty")], capsys)
 
 
 def test_report_writes_plots_and_summary(sweep_dir, capsys):
-    args = _parse(["report", "synthetic"])
-    args.sweep_dir = sweep_dir  # what the tsweep CLI resolves from the name
-    assert args.handler(args) == 0
+    assert main(["report", sweep_dir]) == 0
     printed = capsys.readouterr().out.split()
     md = os.path.join(sweep_dir, "summary.md")
     assert printed[0] == md and len(printed) == 4
@@ -170,9 +174,7 @@ def test_report_writes_plots_and_summary(sweep_dir, capsys):
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
-    args = _parse(["advise", "synthetic", "--target-loss", "2.0", "--json"])
-    args.sweep_dir = sweep_dir
-    assert args.handler(args) == 0
+    assert main(["advise", sweep_dir, "--target-loss", "2.0", "--json"]) == 0
     entries = {e["source"]: e for e in json.loads(capsys.readouterr().out)}
     law = get_law("barnett")
     text = entries["text"]
@@ -183,29 +185,14 @@ def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
     src = next(s for s in latest["sources"] if s["source"] == "text")
     prm = {k: v["value"] for k, v in src["barnett"][src["gap_size"]]["params"].items()}
     assert float(law.predict(prm, p=text["p"], f=text["finetune_tokens_needed"])) == pytest.approx(2.0, rel=1e-6)
-    args = _parse(["advise", "synthetic", "--target-loss", "2.0"])
-    args.sweep_dir = sweep_dir
-    assert args.handler(args) == 0
+    assert main(["advise", sweep_dir, "--target-loss", "2.0"]) == 0
     assert "to reach 2" in capsys.readouterr().out
 
 
 def test_advise_solves_for_pre_training_when_it_can_reach_the_target(sweep_dir, capsys):
-    args = _parse(["advise", "synthetic", "--json"])
-    args.sweep_dir = sweep_dir
-    args.handler(args)
+    assert main(["advise", sweep_dir, "--json"]) == 0
     code = next(e for e in json.loads(capsys.readouterr().out) if e["source"] == "code")
     target = (code["loss_now"] + code["pretrain_floor_at_f"]) / 2  # between now and the floor
-    args = _parse(["advise", "synthetic", "--json", "--target-loss", str(target)])
-    args.sweep_dir = sweep_dir
-    args.handler(args)
+    assert main(["advise", sweep_dir, "--json", "--target-loss", str(target)]) == 0
     code = next(e for e in json.loads(capsys.readouterr().out) if e["source"] == "code")
     assert code["pretrain_tokens_needed"] > code["p"] and code["finetune_tokens_needed"] > code["f"]
-
-
-def test_the_tsweep_cli_wires_the_analysis_commands(chin_csv, capsys):
-    cli = pytest.importorskip("orchestrator.cli")
-    try:
-        rc = cli.main(["fit", "--law", "nope", "--data", str(chin_csv)])
-    except ImportError as exc:  # a sibling package still being written
-        pytest.skip(f"tsweep CLI not importable yet: {exc}")
-    assert rc == 2 and "unknown law" in capsys.readouterr().err

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analysis import fitter
-from analysis.laws import get_law
+from tsweep.analysis import fitter
+from tsweep.analysis.laws import get_law
 
 HERN = {"k": 1.9e4, "alpha": 0.18, "beta": 0.38}  # Hernandez et al. 2021, text -> python
 N = np.repeat([1e6, 3e6, 1e7, 3e7, 1e8], 6)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import fitter
-from analysis.laws import get_law
+from tsweep.analysis import fitter
+from tsweep.analysis.laws import get_law
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/chinchilla"
 CSV = FIXTURE / "approach3_subset.csv"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analysis import fitter
-from analysis.laws import LAWS, get_law
+from tsweep.analysis import fitter
+from tsweep.analysis.laws import LAWS, get_law
 
 # Truths per law with an input grid that spans every axis the law needs.
 CASES = {

@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis.synthetic import BARNETT_TRUTH, HERNANDEZ_TRUTH, SCRATCH_TRUTH, synthetic_summary
-from analysis.transfer import effective_data, interpolate_d_e, transfer_flags, transfer_report
-from orchestrator.store import SUMMARY_SCHEMA
+from tsweep.analysis.synthetic import BARNETT_TRUTH, HERNANDEZ_TRUTH, SCRATCH_TRUTH, synthetic_summary
+from tsweep.analysis.transfer import effective_data, interpolate_d_e, transfer_flags, transfer_report
+from tsweep.core.store import SUMMARY_SCHEMA
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_scheduling_graph_is_the_300_job_sweep():
 @pytest.mark.cluster
 def test_pending_trials_fill_the_cluster_once(ray_cluster):
     # The benchmarks run under run.sweep_tuner's pending-trial limit: one wave of the cluster's slots.
-    from orchestrator.run import max_pending_trials
+    from tsweep.orchestrator.run import max_pending_trials
 
     jobs = _load("scheduling").build_jobs(_load("scheduling").TINY_SWEEP)
     assert max_pending_trials(jobs) == 2  # 2 CPUs, 1 CPU a job

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from sweeps.schema import parse_sweep
-from workers.data import SweepData
-from workers.data import sources as sources_mod
+from tsweep.sweeps.schema import parse_sweep
+from tsweep.data import SweepData
+from tsweep.data import registry as sources_mod
 
 CORPORA = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 1500},
            "s": {"kind": "synthetic", "distance": 0.4, "documents": 1500}}

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from sweeps.schema import parse_sweep
-from workers.data import DataError, SweepData
-from workers.data import hub as hub_mod
+from tsweep.sweeps.schema import parse_sweep
+from tsweep.data import DataError, SweepData
+from tsweep.data import hub as hub_mod
 
 
 def sweep_of(corpora: dict, *, target="t", sources=("scratch", "s"), eval_tokens=2_000, finetune=(1_000,),

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sweeps.schema import parse_sweep
-from workers.data import ByteTokenizer, SweepData, ngram_cross_entropy
-from workers.data.sources import STDLIB_EXCLUDED_DIRS, c_header_files, stdlib_dir, stdlib_python_files
-from workers.data.synthetic import ALPHABET, generate
+from tsweep.sweeps.schema import parse_sweep
+from tsweep.data import ByteTokenizer, SweepData, ngram_cross_entropy
+from tsweep.data.sources import STDLIB_EXCLUDED_DIRS, c_header_files, stdlib_dir, stdlib_python_files
+from tsweep.data.synthetic import ALPHABET, generate
 
 SEP = ByteTokenizer.sep_id
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeps.schema import parse_sweep
-from workers.data import ByteTokenizer, DataError, SweepData, TokenSlice, mixture_block
+from tsweep.sweeps.schema import parse_sweep
+from tsweep.data import ByteTokenizer, DataError, SweepData, TokenSlice, mixture_block
 
 SEP = ByteTokenizer.sep_id
 

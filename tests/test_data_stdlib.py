@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweeps.schema import load_sweep, parse_sweep
-from workers.data import ByteTokenizer, SweepData
+from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.data import ByteTokenizer, SweepData
 
 SEP = ByteTokenizer.sep_id
-SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[1] / "tsweep" / "sweeps"
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+from safetensors.torch import load_file
 
-from orchestrator.layout import SweepLayout
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import load_sweep, parse_sweep
-from workers.train import run_job
+from tsweep.core.layout import SweepLayout
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.workers.runner import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -32,15 +32,15 @@ def _sweep(stage: int, workers: int):
     return parse_sweep(d)
 
 
-def _pretrain(sweep):
-    return [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
+def _pretrain(sweep, root):
+    return [j for j in expand(sweep, SweepLayout(str(root))).jobs if j.kind == "pretrain"][0]
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     import ray
 
-    from orchestrator.run import init_ray
+    from tsweep.orchestrator.run import init_ray
 
     init_ray(None, num_cpus=2)
     yield
@@ -51,7 +51,8 @@ def ray_cluster():
 def one_process(tmp_path_factory):
     """The same job trained once in this process: (its job, its summary, its sweep folder)."""
     sweep = _sweep(0, workers=1)
-    job, d = _pretrain(sweep), str(tmp_path_factory.mktemp("one"))
+    d = str(tmp_path_factory.mktemp("one"))
+    job = _pretrain(sweep, d)
     return job, run_job(job, sweep, d), d
 
 
@@ -59,15 +60,15 @@ def one_process(tmp_path_factory):
 def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_path, stage):
     from ray import tune
 
-    from orchestrator.run import _resources
-    from workers.trainable import run_trial
+    from tsweep.orchestrator.run import _resources
+    from tsweep.workers.trainable import run_trial
 
     sweep = _sweep(stage, workers=2)
-    job = _pretrain(sweep)
+    sweep_dir = str(tmp_path / "two")
+    job = _pretrain(sweep, sweep_dir)
     assert job.workers == 2
     one_job, one, one_dir = one_process
 
-    sweep_dir = str(tmp_path / "two")
     trainable = tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=sweep_dir)
     tuner = tune.Tuner(
         tune.with_resources(trainable, _resources),
@@ -85,11 +86,10 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_p
     steps = store.read_evals().column("step").to_pylist()
     assert len(steps) == len(set(steps)), "eval rows duplicated across ranks"
 
-    layout = SweepLayout(sweep_dir)
     for p in job.checkpoints:
-        weights = torch.load(layout.p_checkpoint(job.job_id, p), weights_only=True)
-        full = torch.load(SweepLayout(one_dir).p_checkpoint(one_job.job_id, p), weights_only=True)
+        weights = load_file(os.path.join(job.p_checkpoint(p), "model.safetensors"))
+        full = load_file(os.path.join(one_job.p_checkpoint(p), "model.safetensors"))
         assert weights.keys() == full.keys()
         for k, v in weights.items():
             assert v.shape == full[k].shape, f"{k}: a shard, not the gathered weight"
-    assert not os.path.exists(layout.resume_dir(job.job_id))
+    assert not os.path.exists(job.resume_dir)

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.layout import SweepLayout
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import load_sweep, parse_sweep
+from tsweep.cli import main
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep, parse_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.cluster
 def ray_cluster():
     import ray
 
-    from orchestrator.run import init_ray
+    from tsweep.orchestrator.run import init_ray
 
     url = init_ray(None, num_cpus=2)
     yield url
@@ -30,17 +29,17 @@ def ray_cluster():
 
 
 def test_tiny_sweep_end_to_end(ray_cluster, tmp_path, capsys):
-    from orchestrator.run import run_sweep
+    from tsweep.orchestrator.run import run_sweep
 
     d = load_sweep(TINY).model_dump(mode="json")
     d["model_sizes"] = ["nano", "micro"]  # two sizes: enough scratch runs for the from-scratch law
     sweep = parse_sweep(d)
-    graph = expand(sweep)
-    res = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    layout = sweep.layout(str(tmp_path))
+    graph = expand(sweep, layout)
+    res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
     assert res.failed == [] and res.blocked == {}
     assert res.ran == len(graph.jobs) and res.skipped == 0
 
-    layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
     store = Store(layout.store_root)
     summaries = store.read_summaries().to_pylist()
     assert sorted(r["job_id"] for r in summaries) == sorted(j.job_id for j in graph.jobs)  # one row per job
@@ -66,6 +65,6 @@ def test_tiny_sweep_end_to_end(ray_cluster, tmp_path, capsys):
     assert {s["source"] for s in out["sources"]} == {"prose"}
 
     # resubmitting finds every job done and runs nothing
-    again = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    again = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
     assert again.ran == 0 and again.skipped == len(graph.jobs)
     assert store.read_summaries().num_rows == len(graph.jobs)

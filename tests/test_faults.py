@@ -32,10 +32,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.layout import SweepLayout
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import load_sweep
+from tsweep.core.layout import SweepLayout
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep
 
 pytestmark = pytest.mark.cluster
 
@@ -110,8 +110,8 @@ def _summaries(layout: SweepLayout) -> dict[str, dict]:
 
 def _refit(sweep, layout: SweepLayout) -> dict:
     """What a fresh fit of this store gives, with no warm start and no actor."""
-    from analysis.actor import finite
-    from analysis.transfer import transfer_report
+    from tsweep.analysis.actor import finite
+    from tsweep.analysis.transfer import transfer_report
 
     table = Store(layout.store_root).read_summaries()
     return finite(transfer_report(table, bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed).to_json())
@@ -205,7 +205,7 @@ def sweep():
 def local_ray():
     import ray
 
-    from orchestrator.run import init_ray
+    from tsweep.orchestrator.run import init_ray
 
     url = init_ray(None, num_cpus=2)
     yield url
@@ -215,10 +215,10 @@ def local_ray():
 @pytest.fixture(scope="module")
 def baseline(local_ray, sweep, tmp_path_factory):
     """One undisturbed run of the tiny sweep: the reference every fault test compares with."""
-    from orchestrator.run import run_sweep
+    from tsweep.orchestrator.run import run_sweep
 
     root = tmp_path_factory.mktemp("baseline")
-    res = run_sweep(sweep, storage_root=str(root), live=False)
+    res = run_sweep(sweep, layout=sweep.layout(str(root)), live=False)
     assert res.failed == [] and res.blocked == {}
     layout = SweepLayout(res.sweep_dir)
     ev = Store(layout.store_root).read_evals()
@@ -246,15 +246,15 @@ def test_dashboard_binds_to_loopback_only(local_ray):
 
 @pytest.mark.parametrize("name", ["..", ".", "../etc", "..%2f..", "a b", "~root", "$HOME", "x;rm", "-", ""])
 def test_sweep_names_cannot_escape_the_storage_root(name, tmp_path):
-    from orchestrator.cli import UsageError, resolve_sweep
-    from sweeps.schema import SweepError
+    from tsweep.api import resolve
+    from tsweep.core.errors import UsageError
 
-    with pytest.raises((UsageError, SweepError)):
-        resolve_sweep(name, str(tmp_path))
+    with pytest.raises(UsageError):
+        resolve(name, str(tmp_path))
 
 
 def test_sweep_yaml_name_cannot_escape_the_storage_root(tmp_path):
-    from sweeps.schema import SweepError, parse_sweep
+    from tsweep.sweeps.schema import SweepError, parse_sweep
 
     d = load_sweep(TINY).model_dump(mode="json")
     for bad in ("../escape", "..", "a/b", "/abs"):
@@ -268,12 +268,12 @@ def test_sweep_yaml_name_cannot_escape_the_storage_root(tmp_path):
 # ------------------------------------------------------------------ faults
 def test_worker_killed_mid_job_is_retried_from_its_checkpoint(local_ray, baseline, sweep, tmp_path):
     """SIGKILL the process running the pre-training trial once its resume checkpoint exists."""
-    from orchestrator.run import run_sweep
+    from tsweep.orchestrator.run import run_sweep
 
     layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
     pre = expand(sweep).pretrain[0].job_id
     session = _session_dir()
-    latest = Path(layout.resume_dir(pre), "latest")
+    latest = Path(layout.job_dir(pre) + "/resume", "latest")
 
     def killer():
         _wait_for(latest.exists, f"pre-training {pre} to save a resume checkpoint")
@@ -283,7 +283,7 @@ def test_worker_killed_mid_job_is_retried_from_its_checkpoint(local_ray, baselin
         return {"pid": proc.pid, "finished_before_kill": has_summary}
 
     t, box = _run_in_background(killer)
-    res = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
     killed = _join(t, box, "the killer thread", timeout=5)
     assert not killed["finished_before_kill"], "the job finished before it could be killed"
     assert not psutil.pid_exists(killed["pid"]) or psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
@@ -303,8 +303,8 @@ def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ra
     import ray
     from ray.util.state import list_actors
 
-    from analysis.actor import read_history
-    from orchestrator.run import NAMESPACE, analysis_actor_name, run_sweep
+    from tsweep.analysis.actor import read_history
+    from tsweep.orchestrator.run import NAMESPACE, analysis_actor_name, run_sweep
 
     layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
     name = analysis_actor_name(sweep, layout)
@@ -319,7 +319,7 @@ def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ra
                 "finished_at_kill": len(_summaries(layout))}
 
     t, box = _run_in_background(killer)
-    res = run_sweep(sweep, storage_root=str(tmp_path), live=False)
+    res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
     k = _join(t, box, "the killer thread", timeout=5)
     assert k["finished_at_kill"] < len(expand(sweep).jobs), "the sweep ended before the actor was killed"
     assert res.failed == [] and res.blocked == {}
@@ -336,7 +336,7 @@ def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ra
 
 
 def test_truncated_shards_are_reported_and_only_their_jobs_rerun(local_ray, baseline, sweep, tmp_path, capsys):
-    from orchestrator.cli import main
+    from tsweep.cli import main
 
     root = tmp_path / "runs"
     shutil.copytree(baseline["layout"].sweep_dir, root / sweep.name, ignore=shutil.ignore_patterns("tune"))
@@ -377,14 +377,17 @@ def test_truncated_shards_are_reported_and_only_their_jobs_rerun(local_ray, base
 def test_truncated_shard_of_a_job_part_way_makes_it_start_over(sweep, tmp_path):
     """Ray-free: a job stopped after a checkpoint loses an eval shard from before it. Resuming
     would leave a hole in its rows; it must start over and end complete and finished."""
-    from workers.train import run_job
+    from tsweep.workers.runner import run_job
 
-    job = next(j for j in expand(sweep).jobs if j.kind == "scratch" and j.max_steps >= 100)
-    clean = run_job(job, sweep, str(tmp_path / "clean"))
+    def planned(root):
+        return next(j for j in expand(sweep, SweepLayout(str(root))).jobs if j.kind == "scratch" and j.max_steps >= 100)
+
+    clean = run_job(planned(tmp_path / "clean"), sweep, str(tmp_path / "clean"))
     clean_steps = sorted(Store(SweepLayout(str(tmp_path / "clean")).store_root).read_evals().column("step").to_pylist())
     layout = SweepLayout(str(tmp_path / "hurt"))
+    job = planned(layout.sweep_dir)
     run_job(job, sweep, layout.sweep_dir, stop_after_steps=60)
-    assert Path(layout.resume_dir(job.job_id), "latest").exists()
+    assert Path(layout.job_dir(job.job_id) + "/resume", "latest").exists()
     first = sorted(Path(layout.store_root, "eval", job.job_id).glob("*.parquet"))[0]
     with open(first, "r+b") as f:
         f.truncate(first.stat().st_size // 2)
@@ -427,7 +430,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
         """At least one job finished and at least one part-way (resume checkpoint, no summary)."""
         done = _summaries(layout)
         running = [j.job_id for j in graph.jobs
-                   if j.job_id not in done and Path(layout.resume_dir(j.job_id), "latest").exists()]
+                   if j.job_id not in done and Path(layout.job_dir(j.job_id) + "/resume", "latest").exists()]
         return bool(done) and bool(running)
 
     try:
@@ -447,7 +450,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
     done = {j for j, r in _summaries(layout).items() if r["status"] == "ok"}
     assert 1 <= len(done) < len(graph.jobs), done
     part_way = {j.job_id for j in graph.jobs
-                if j.job_id not in done and Path(layout.resume_dir(j.job_id), "latest").exists()}
+                if j.job_id not in done and Path(layout.job_dir(j.job_id) + "/resume", "latest").exists()}
     assert part_way, "no job was part-way when the driver died"
     before = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
 
@@ -473,7 +476,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
     from ray._common.utils import get_ray_address_file, reset_ray_address
     from ray.cluster_utils import Cluster
 
-    from orchestrator.run import run_sweep
+    from tsweep.orchestrator.run import run_sweep
 
     ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -490,7 +493,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
         state: dict = {}
 
         def remover():
-            _wait_for(Path(layout.resume_dir(pre), "latest").exists, f"pre-training {pre} to save a checkpoint")
+            _wait_for(Path(layout.job_dir(pre) + "/resume", "latest").exists, f"pre-training {pre} to save a checkpoint")
             proc = _wait_for(lambda: _trial_process(pre, _session_dir()), f"the worker running {pre}", timeout=30)
             raylets = {w.all_processes["raylet"][0].process.pid: w for w in workers}
             node = raylets.get(proc.ppid())
@@ -500,7 +503,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
             state["removed"] = node.node_id
 
         t, box = _run_in_background(remover)
-        res = run_sweep(sweep, storage_root=str(tmp_path), live=False, address=cluster.address)
+        res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False, address=cluster.address)
         _join(t, box, "the node remover", timeout=5)
         assert not state["finished_before"], "pre-training finished before its node was removed"
         # The sweep can finish (its retried trials done elsewhere) before the GCS's health checks

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tsweep.api import shipped_sweep_path
+from tsweep.sweeps.schema import load_sweep
+
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 LAUNCHERS = {"aws": INFRA / "aws.yaml", "gcp": INFRA / "gcp.yaml"}
@@ -27,7 +30,7 @@ STORAGE_SCHEME = {"aws": "s3://", "gcp": "gs://"}
 KUBERAY = INFRA / "kuberay"
 DOCKERFILE = INFRA / "Dockerfile"
 REQUIREMENTS = INFRA / "requirements-gpu.txt"
-DEEPSPEED = INFRA / "deepspeed"
+DEEPSPEED = REPO / "tsweep" / "workers" / "deepspeed"  # package data: found from a wheel install too
 README = INFRA / "README.md"
 STORE_CLAIM = "tsweep-store"
 
@@ -314,11 +317,8 @@ def test_rayjob_entrypoint_is_a_valid_sweep_submission():
     argv = _entrypoint_tsweep_argv(job["spec"]["entrypoint"])
     assert argv[1] in {"submit", "run"}, f"entrypoint runs `tsweep {argv[1]}`"
     sweep_arg = argv[2]
-    assert sweep_arg.endswith((".yaml", ".yml")), f"entrypoint sweep {sweep_arg!r} is not a YAML path"
-    # The image holds the repository at the entrypoint's working directory, so the path is
-    # relative to the repository root.
-    sweep_path = REPO / sweep_arg
-    assert sweep_path.is_file(), f"entrypoint sweep {sweep_arg} does not exist in the repository"
+    # A shipped sweep by name: the installed package carries it, wherever the image keeps the code.
+    assert shipped_sweep_path(sweep_arg) is not None, f"entrypoint sweep {sweep_arg!r} is not a shipped sweep"
 
     storage = argv[argv.index("--storage") + 1]
     head_mounts = _store_mounts(job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"])
@@ -328,13 +328,7 @@ def test_rayjob_entrypoint_is_a_valid_sweep_submission():
 def test_rayjob_entrypoint_sweep_validates():
     (job,) = _kuberay_docs("rayjob.yaml")
     sweep_arg = _entrypoint_tsweep_argv(job["spec"]["entrypoint"])[2]
-    try:
-        from sweeps.schema import load_sweep
-    except ImportError as exc:
-        pytest.skip(f"sweeps.schema.load_sweep is not importable yet ({exc})")
-    if not (REPO / sweep_arg).is_file():
-        pytest.skip(f"{sweep_arg} not present (test_rayjob_entrypoint_is_a_valid_sweep_submission reports it)")
-    sweep = load_sweep(REPO / sweep_arg)
+    sweep = load_sweep(shipped_sweep_path(sweep_arg))
     assert sweep.resources.gpus >= 1, f"{sweep_arg} is the GPU sweep but asks for no GPUs"
 
 
@@ -423,14 +417,9 @@ def test_readme_documents_overridden_deepspeed_keys():
 
 def test_worker_sets_only_keys_the_configs_have():
     """The worker's per-job DeepSpeed keys must exist in every zeroN.json and be documented."""
-    try:
-        from sweeps.schema import load_sweep
-        from workers.engine import deepspeed_config
-    except ImportError as exc:
-        pytest.skip(f"workers.engine.deepspeed_config is not importable ({exc})")
-    demo = REPO / "sweeps" / "demo.yaml"
-    if not demo.is_file():
-        pytest.skip("sweeps/demo.yaml not present")
+    from tsweep.workers.engine import deepspeed_config
+
+    demo = shipped_sweep_path("demo")
     worker_cfg = deepspeed_config(load_sweep(demo), 4, 1)
     overridden = {p.split(".")[0] for p, _ in _walk(worker_cfg)}
     for stage, cfg in _ds_configs().items():

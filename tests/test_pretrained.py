@@ -6,13 +6,13 @@ import os
 import pytest
 import torch
 
-from orchestrator.cli import main
-from orchestrator.layout import SweepLayout
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import SweepError, parse_sweep
-from workers.pretrained import ModelUnavailable, load_config, model_size
-from workers.train import run_job
+from tsweep.cli import main
+from tsweep.core.layout import SweepLayout
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import SweepError, parse_sweep
+from tsweep.workers.pretrained import ModelUnavailable, load_config, model_size
+from tsweep.workers.runner import run_job
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_plan_has_finetunes_per_revision_and_scratch_of_same_architecture(local_
 
 def test_finetune_starts_from_the_weights(local_model, tmp_path):
     sweep = _sweep(local_model)
-    g = expand(sweep)
+    g = expand(sweep, SweepLayout(str(tmp_path)))
     ft = next(j for j in g.jobs if j.source == "gpt")
     s = run_job(ft, sweep, str(tmp_path))
     assert s["status"] == "ok" and s["n_params"] == model_size(local_model).n_params

@@ -32,9 +32,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import load_sweep
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep
 
 pytestmark = pytest.mark.cluster
 

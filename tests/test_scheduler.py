@@ -5,9 +5,10 @@ from pathlib import Path
 
 from ray.tune.search import Searcher
 
-from orchestrator.plan import expand
-from orchestrator.scheduler import DependencySearcher
-from sweeps.schema import load_sweep, parse_sweep
+from tsweep.core.records import Progress
+from tsweep.orchestrator.plan import expand
+from tsweep.orchestrator.scheduler import DependencySearcher
+from tsweep.sweeps.schema import load_sweep, parse_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -35,7 +36,9 @@ def test_fine_tunes_wait_for_their_checkpoint_and_orphans_are_blocked_not_droppe
     assert {j["kind"] for j in first} == {"pretrain", "scratch"}
     pre = next(i for i, j in enumerate(first) if j["kind"] == "pretrain")
     p = min(first[pre]["checkpoints"])
-    searcher.on_trial_result(f"t{pre}", {"saved_p": p})
+    job = first[pre]
+    saved = Progress(job_id=job["job_id"], label="pretrain", kind="pretrain", step=1, tokens_seen=p, saved_p=p)
+    searcher.on_trial_result(f"t{pre}", {**saved.to_metrics(), "training_iteration": 3})  # Tune adds keys
     released, _ = _drain(searcher, "u")
     assert released and all(j["kind"] == "finetune" and j["pretrain_tokens"] == p for j in released)
     searcher.on_trial_complete(f"t{pre}", None, error=True)  # ended before its final checkpoint

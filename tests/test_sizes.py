@@ -2,8 +2,8 @@
 
 import pytest
 
-from workers.engine import build_model
-from workers.sizes import SIZE_LADDER
+from tsweep.workers.engine import build_model
+from tsweep.core.sizes import SIZE_LADDER
 
 
 @pytest.mark.parametrize("name", ["nano", "micro", "mini", "tiny", "small"])

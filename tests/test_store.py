@@ -6,7 +6,7 @@ import os
 import pyarrow.dataset as ds
 import pytest
 
-from orchestrator.store import EVAL_SCHEMA, SCHEMA_VERSION, SUMMARY_SCHEMA, Store
+from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, SUMMARY_SCHEMA, Store
 
 
 def _key(job_id="j1", attempt=0):

@@ -5,9 +5,9 @@ import copy
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.plan import expand
-from sweeps.schema import SweepError, load_sweep, parse_sweep, shipped_sweeps
+from tsweep.cli import main
+from tsweep.orchestrator.plan import expand
+from tsweep.sweeps.schema import SweepError, load_sweep, parse_sweep, shipped_sweeps
 
 SHIPPED = shipped_sweeps()
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.layout import SweepLayout
-from orchestrator.plan import expand
-from orchestrator.store import Store
-from sweeps.schema import load_sweep, parse_sweep
-from workers.cadence import eval_steps
-from workers.train import run_job
+from tsweep.core.layout import SweepLayout
+from tsweep.orchestrator.plan import expand
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.core.cadence import eval_steps
+from tsweep.workers.runner import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
@@ -25,12 +25,13 @@ def sweep():
     return load_sweep(TINY)
 
 
-def _job(sweep, kind, i=0):
-    return [j for j in expand(sweep).jobs if j.kind == kind][i]
+def _job(sweep, kind, root, i=0):
+    """The i-th job of ``kind``, planned into the sweep folder ``root``."""
+    return [j for j in expand(sweep, SweepLayout(str(root))).jobs if j.kind == kind][i]
 
 
 def test_scratch_job_writes_evals_and_summary(sweep, tmp_path):
-    job = _job(sweep, "scratch")
+    job = _job(sweep, "scratch", tmp_path)
     reports = []
     summary = run_job(job, sweep, str(tmp_path), report=reports.append)
     assert summary["status"] == "ok"
@@ -38,7 +39,7 @@ def test_scratch_job_writes_evals_and_summary(sweep, tmp_path):
     ev = store.read_evals().to_pylist()
     steps = [r["step"] for r in ev]
     assert steps == sorted(set(steps)) and steps[0] == 0
-    assert len(ev) == sum(not r["done"] for r in reports)
+    assert len(ev) == sum(not r.done for r in reports)
     assert min(r["eval_loss"] for r in ev) == pytest.approx(summary["best_eval_loss"])
     assert ev[-1]["eval_loss"] < ev[0]["eval_loss"]  # it learned something
     assert store.finished_job_ids() == {job.job_id}
@@ -47,14 +48,15 @@ def test_scratch_job_writes_evals_and_summary(sweep, tmp_path):
 
 
 def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_path):
-    pre = _job(sweep, "pretrain")
+    pre = _job(sweep, "pretrain", tmp_path)
     run_job(pre, sweep, str(tmp_path))
     layout = SweepLayout(str(tmp_path))
     for p in pre.checkpoints:
-        assert os.path.exists(layout.p_checkpoint(pre.job_id, p))
-    assert not os.path.exists(layout.resume_dir(pre.job_id))  # resume state is cleaned up
-    ft = [j for j in expand(sweep).children(pre.job_id) if j.pretrain_tokens == max(pre.checkpoints)][0]
-    scratch = [j for j in expand(sweep).jobs if j.kind == "scratch" and j.data_tokens == ft.data_tokens][0]
+        assert os.path.exists(os.path.join(pre.p_checkpoint(p), "model.safetensors"))
+    assert not os.path.exists(pre.resume_dir)  # resume state is cleaned up
+    graph = expand(sweep, layout)
+    ft = [j for j in graph.children(pre.job_id) if j.pretrain_tokens == max(pre.checkpoints)][0]
+    scratch = [j for j in graph.jobs if j.kind == "scratch" and j.data_tokens == ft.data_tokens][0]
     s_ft = run_job(ft, sweep, str(tmp_path))
     s_sc = run_job(scratch, sweep, str(tmp_path))
     # Starting from pre-trained weights, the first evaluation is already better than random init.
@@ -79,11 +81,12 @@ def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining(
 KILLABLE = textwrap.dedent(
     """
     import sys
-    from orchestrator.plan import expand
-    from sweeps.schema import load_sweep
-    from workers.train import run_job
+    from tsweep.core.layout import SweepLayout
+    from tsweep.orchestrator.plan import expand
+    from tsweep.sweeps.schema import load_sweep
+    from tsweep.workers.runner import run_job
     sweep = load_sweep(sys.argv[1])
-    job = [j for j in expand(sweep).jobs if j.kind == "pretrain"][0]
+    job = [j for j in expand(sweep, SweepLayout(sys.argv[2])).jobs if j.kind == "pretrain"][0]
     run_job(job, sweep, sys.argv[2])
     """
 )
@@ -91,16 +94,16 @@ KILLABLE = textwrap.dedent(
 
 def test_killed_worker_resumes_from_checkpoint(sweep, tmp_path):
     """SIGKILL a real worker process mid-training; the retry resumes and matches a clean run."""
-    job = _job(sweep, "pretrain")
-    clean = run_job(job, sweep, str(tmp_path / "clean"))
+    clean = run_job(_job(sweep, "pretrain", tmp_path / "clean"), sweep, str(tmp_path / "clean"))
 
     killed_dir = tmp_path / "killed"
+    job = _job(sweep, "pretrain", killed_dir)
     layout = SweepLayout(str(killed_dir))
     script = tmp_path / "worker.py"
     script.write_text(KILLABLE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, str(script), str(TINY), str(killed_dir)], env=env)
-    latest = Path(layout.resume_dir(job.job_id)) / "latest"
+    latest = Path(job.resume_dir) / "latest"
     deadline = time.time() + 120
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -123,7 +126,7 @@ def test_divergence_ends_job_as_diverged(tmp_path):
     d["train"]["lr"] = 50.0
     d["train"]["grad_clip"] = 1e6
     sweep = parse_sweep(d)
-    summary = run_job(_job(sweep, "scratch", 2), sweep, str(tmp_path))
+    summary = run_job(_job(sweep, "scratch", tmp_path, 2), sweep, str(tmp_path))
     assert summary["status"] == "diverged"
     assert "loss" in summary["reason"]
     assert Store(SweepLayout(str(tmp_path)).store_root).read_summaries().column("status").to_pylist() == ["diverged"]

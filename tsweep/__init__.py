@@ -1,0 +1,17 @@
+"""tsweep: scaling laws for transfer, measured at cluster scale.
+
+The package, floor first (each layer imports only from the layers above it in this list):
+
+- ``tsweep.core``: the contracts (job record, layout and filesystem, store and schema, size
+  ladder, eval cadence, data specs, progress records, errors). No torch, no Ray.
+- ``tsweep.sweeps``: the sweep schema and the shipped sweep YAMLs.
+- ``tsweep.data``: what a job trains and evaluates on (sources, tokenizers, splits, cache).
+- ``tsweep.workers``: one job's training on a DeepSpeed engine (torch), and its Tune trainable.
+- ``tsweep.analysis``: the laws, the fitter, the transfer report, the analysis actor, plots.
+- ``tsweep.orchestrator``: the job graph, the Tune searcher, the driver, progress, submission.
+- ``tsweep.api`` (re-exported here) and ``tsweep.cli`` (the ``tsweep`` console script).
+"""
+
+from tsweep.api import SweepResults, fit, load_sweep, open_sweep, plan, resolve, run, submit
+
+__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "open_sweep", "SweepResults", "fit"]

@@ -1,0 +1,145 @@
+"""The analysis actor: refit the transfer laws every time a job finishes.
+
+``AnalysisActor`` is a plain class (tests call it with no cluster); ``start_analysis_actor``
+wraps it as a named Ray actor in an explicit namespace (Ray's pattern for a singleton service),
+and is the only place in ``analysis/`` that imports Ray.
+
+State: none of its own. The truth is the store (every finished job's summary row) and the
+``fits/`` folder it writes:
+
+    fits/latest.json     the latest transfer report (written to a temporary name, then renamed,
+                         so a reader such as the live progress view never sees half a file)
+    fits/history.jsonl   one compact line per refit: n_jobs_finished, timestamp and the headline
+                         estimates, the input of the "gap vs jobs finished" plot
+
+A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
+parameters become the warm starts of its next refit, so a restart costs one cold-ish refit at
+worst and loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
+retried call is harmless and concurrent finishes need no bookkeeping: calls queue on the actor
+and the last one sees every row.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from tsweep.analysis.transfer import TransferReport, transfer_report, warm_starts_from_json
+from tsweep.core.jsonio import dumps, finite
+from tsweep.core.layout import SweepLayout
+from tsweep.core.store import FINAL_STATUSES, Store
+
+log = logging.getLogger(__name__)
+
+HEADLINE_KEYS = ("G", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
+
+
+def history_line(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The compact record of one refit kept in fits/history.jsonl."""
+    scratch = report.get("scratch")
+    return {
+        "timestamp": report.get("timestamp"),
+        "n_jobs_finished": report.get("n_jobs_finished"),
+        "n_rows": report.get("n_rows"),
+        "n_used": report.get("n_used"),
+        "scratch": None if not scratch else {k: v.get("value") for k, v in scratch["params"].items()},
+        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}} for s in report.get("sources", [])],
+    }
+
+
+def read_history(sweep_dir: str) -> list[dict[str, Any]]:
+    layout = SweepLayout(sweep_dir)
+    if not layout.files.exists(layout.fit_history):
+        return []
+    out = []
+    for line in layout.files.read_text(layout.fit_history).splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line cut short by a crash mid-append
+            continue
+    return out
+
+
+def read_latest(sweep_dir: str) -> dict[str, Any] | None:
+    layout = SweepLayout(sweep_dir)
+    try:
+        report = json.loads(layout.files.read_text(layout.latest_fit))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def n_jobs_finished(table: pa.Table) -> int:
+    """Jobs whose summary has a final status (what resume skips)."""
+    return sum(1 for s in table.column("status").to_pylist() if s in FINAL_STATUSES)
+
+
+class AnalysisActor:
+    """Refits the sweep's transfer report from its store; see the module docstring."""
+
+    def __init__(self, sweep_dir: str, bootstrap: int = 200, seed: int = 0) -> None:
+        self.layout = SweepLayout(sweep_dir)
+        self.bootstrap = int(bootstrap)
+        self.seed = int(seed)
+        self._latest = read_latest(self.layout.sweep_dir)
+        self._warm: Mapping[str, Any] = warm_starts_from_json(self._latest)
+
+    def refit(self) -> dict[str, Any]:
+        """Read every summary, refit warm from the previous fit, write latest.json + one history line.
+
+        Returns the report dict; on an analysis error, ``{"error": ..., "latest": <previous
+        report>}`` (a sweep never stops because a fit failed) and the error is recorded in the
+        history.
+        """
+        try:
+            table = Store(self.layout.store_root).read_summaries()
+            report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)
+            out = self._record(report, n_jobs_finished(table))
+        except Exception as exc:  # noqa: BLE001 - logged and recorded; the sweep goes on
+            log.exception("analysis refit failed")
+            self._append({"timestamp": _now(), "error": f"{type(exc).__name__}: {exc}",
+                          "traceback": traceback.format_exc(limit=5)})
+            return {"error": f"{type(exc).__name__}: {exc}", "latest": self._latest}
+        return out
+
+    def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
+        out = finite(report.to_json())
+        out["n_jobs_finished"] = finished
+        out["timestamp"] = _now()
+        self.layout.files.write_text(self.layout.latest_fit, dumps(out, indent=1))
+        self._append(history_line(out))
+        self._latest, self._warm = out, report.warm_starts()
+        return out
+
+    def _append(self, line: Mapping[str, Any]) -> None:
+        self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
+
+    def latest(self) -> dict[str, Any] | None:
+        return self._latest
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def start_analysis_actor(name: str, namespace: str, *, detached: bool = False, **kwargs: Any):
+    """The named analysis actor in ``namespace``: created, or the running one if it exists.
+
+    ``num_cpus=0``: it must never wait behind training trials for a CPU. ``max_restarts=-1``:
+    a crashed actor comes back and rebuilds from the store and fits/. ``max_task_retries=2``:
+    ``refit`` is idempotent, so retrying one lost to a crash is safe. ``detached`` keeps it alive
+    after the driver exits (then kill it with ``ray.kill``). ``kwargs`` go to AnalysisActor.
+    """
+    import ray
+
+    remote_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)(AnalysisActor)
+    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True}
+    if detached:
+        options["lifetime"] = "detached"
+    return remote_cls.options(**options).remote(**kwargs)

@@ -1,0 +1,99 @@
+"""The job record: one training run of a sweep, resolved at plan time.
+
+The job graph (built by ``tsweep.orchestrator.plan``)::
+
+    pretrain(S, N)              one run per pre-training source S and size N; it saves an
+                                annealed checkpoint at every p (Barnett's p axis)
+      -> finetune(S, N, p, D_F) starts from pretrain(S, N)'s checkpoint at p tokens
+    scratch(N, D)               from random init on the target: the baseline law L(N, D)
+
+A :class:`Job` carries everything a worker needs and nothing it must work out: its size's shape,
+where it starts from (``init_from``: the parent's checkpoint at p, or ``model`` at ``revision``)
+and where it writes (``job_dir``). Its ``job_id`` is a content address over the fields that
+change its result (see the planner), never over paths or resources, so the same job under
+another storage root or on other hardware has the same id.
+
+Ray-free and torch-free: the record travels through Tune's trial config as a plain dict
+(:meth:`Job.to_dict` / :meth:`Job.from_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from tsweep.core.sizes import ModelSize
+from tsweep.core.units import short_tokens
+
+SCRATCH = "scratch"  # the "source" of from-scratch runs
+JobKind = Literal["pretrain", "finetune", "scratch"]
+JOB_KINDS: tuple[str, ...] = ("pretrain", "finetune", "scratch")
+
+# Bump when the training recipe changes results for the same config, so old results are not
+# reused (job ids hash it).
+# 2: fused tanh-GELU; pre-training evaluated at doubling steps.
+RECIPE_VERSION = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One run; see the module docstring. Fields after ``workers`` are resolved paths."""
+
+    job_id: str
+    kind: JobKind
+    source: str  # pre-training source; "scratch" for scratch jobs
+    target: str
+    size: str  # size-ladder name, or "hf:MODEL" for an existing model's architecture
+    n_params: int  # non-embedding parameters N (Kaplan et al. 2020, sec. 2.1)
+    data_tokens: int  # pretrain budget | D_F | D
+    pretrain_tokens: int = 0  # p, for fine-tunes
+    parent: str | None = None  # pretrain job id, for fine-tunes of a pre-training run
+    checkpoints: tuple[int, ...] = ()  # p values a pretrain job saves
+    model: str | None = None  # an existing pre-trained model (hub name or directory)
+    revision: str | None = None  # its revision a fine-tune starts from
+    max_steps: int
+    tokens_per_step: int
+    est_flops: float
+    cpus: float
+    gpus: float
+    workers: int
+    shape: ModelSize | None = None  # the ladder rung to build; None: the model's own architecture
+    job_dir: str = ""  # where this job writes its checkpoints (a path or URI)
+    init_from: str | None = None  # the parent's checkpoint at p that a fine-tune loads
+
+    @property
+    def corpus(self) -> str:
+        """The corpus this job trains on."""
+        return self.source if self.kind == "pretrain" else self.target
+
+    @property
+    def label(self) -> str:
+        """A name that says what the job is (trial names, dashboard, logs)."""
+        if self.kind == "pretrain":
+            return f"pretrain/{self.source}/{self.size}"
+        if self.kind == "finetune":
+            at = self.revision or short_tokens(self.pretrain_tokens)
+            return f"finetune/{self.source}@{at}/{self.size}/DF={short_tokens(self.data_tokens)}"
+        return f"scratch/{self.size}/D={short_tokens(self.data_tokens)}"
+
+    def p_checkpoint(self, p: int) -> str:
+        """Where this pre-training job saves its annealed checkpoint at ``p`` tokens."""
+        return f"{self.job_dir.rstrip('/')}/p-{p}"
+
+    @property
+    def resume_dir(self) -> str:
+        """Where this job keeps the state it resumes from after its process dies."""
+        return f"{self.job_dir.rstrip('/')}/resume"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["shape"] = None if self.shape is None else asdict(self.shape)
+        d["checkpoints"] = list(self.checkpoints)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Job":
+        """The inverse of :meth:`to_dict`, also after a trip through JSON (lists for tuples)."""
+        shape = d.get("shape")
+        return cls(**{**d, "checkpoints": tuple(d.get("checkpoints", ())),
+                      "shape": None if shape is None else ModelSize(**shape)})

@@ -1,0 +1,57 @@
+"""Token counts as people write them, and numbers as tsweep prints them.
+
+Sweep YAMLs accept integers or short forms (``250k``, ``2M``, ``1.5B``); plans and labels print
+them back the same way, so a job named ``finetune/prose@1M/micro/DF=64k`` reads like its YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+_SUFFIX = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+_SHORT = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgG]?)\s*")
+
+
+def parse_token_count(v: Any) -> int:
+    """A positive integer token count, also written as 250k / 2M / 1.5B; ValueError otherwise."""
+    if isinstance(v, bool):
+        raise ValueError(f"must be a positive integer, got {v!r}")
+    if isinstance(v, str):
+        m = _SHORT.fullmatch(v)
+        if not m:
+            raise ValueError(f"must be a positive integer (or like 250k, 2M), got {v!r}")
+        v = float(m.group(1)) * _SUFFIX.get(m.group(2).lower(), 1)
+    if isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise ValueError(f"must be a positive integer, got {v!r}")
+        v = int(v)
+    if not isinstance(v, int) or v <= 0:
+        raise ValueError(f"must be a positive integer, got {v!r}")
+    return v
+
+
+def short_tokens(n: int) -> str:
+    """``250000 -> 250k``, ``1500000 -> 1.5M``; exact values only, else the plain integer."""
+    for unit, div in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= div and n % (div // 1000 or 1) == 0:
+            return f"{n / div:g}{unit}"
+    return str(n)
+
+
+def si(x: float) -> str:
+    """Three significant digits with an SI prefix: ``1.23G``."""
+    for unit, div in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def duration(s: float) -> str:
+    """Seconds as ``45s``, ``12m`` or ``3.4h``."""
+    if s < 90:
+        return f"{s:.0f}s"
+    if s < 5400:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"

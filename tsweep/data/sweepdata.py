@@ -1,0 +1,402 @@
+"""What a sweep's jobs train and evaluate on: :class:`SweepData`.
+
+Three kinds of cache entries (``workers.data.cache``), each keyed by its content:
+
+``corpus-<name>``  a base corpus tokenized in canonical order (sorted paths, generator order):
+    ``tokens`` (each document's ids followed by the separator) and ``docs`` (per document:
+    ``length`` in tokens with the separator, ``chars``, ``hash`` = 64 bits of BLAKE2b of the
+    text). Empty documents and exact duplicates within the corpus are dropped at build time.
+``eval-<target>``  the held-out set: the target's documents in a seeded hash order (salt
+    "eval"), taken whole until ``eval.tokens`` is reached, cut to exactly ``eval.tokens``;
+    ``hashes`` lists every document it touched.
+``split-<name>``   a corpus's training stream: its documents minus every document whose hash is
+    in the eval set (for the target: the eval documents themselves; for sources: dedupe),
+    in a seeded hash order (salt "train"). ``train_tokens(c, n)`` is the first ``n`` tokens, a
+    zero-copy slice of a memory map, so budgets are exact, distinct and nested, and fine-tune
+    sets of growing D_F are prefixes of one order.
+``mix-<name>``     a mixture's training stream: blocks of ``mixture_block(seq_len)`` tokens taken
+    in order from each part's training stream, the next block always from the part furthest
+    below its share (weights normalised; a house-monotone schedule, so prefixes stay nested).
+    A budget of ``n`` takes ``w * n`` tokens from each part to within one block, and exactly
+    ``n`` in all (exactly ``round(w * n)`` per part is impossible together with nesting unless
+    the parts alternate token by token).
+
+The hash orders are keyed by document content, not position, so adding a document to a corpus
+moves no other document between eval and training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tsweep.core.dataspec import BUILTIN_CORPORA, MixtureCorpus
+from tsweep.core.errors import DataError
+from tsweep.core.job import SCRATCH
+from tsweep.data.cache import TokenSink, cache_root, content_key, get_or_build, lookup, write_columns
+from tsweep.data.registry import get_source
+from tsweep.data.tokenizers import make_tokenizer
+
+
+DATA_SEED = 0
+_ENCODE_BATCH = 256
+_GATHER_DOCS = 4096
+
+
+@dataclass(frozen=True)
+class TokenSlice:
+    tokens: np.ndarray  # 1-D, uint16 (vocab < 65536) else int32; read-only, often memory-mapped
+    chars: int  # characters of text behind these tokens (Hernandez et al. count characters)
+    documents: int  # documents these tokens touch (a cut document counts)
+
+
+def mixture_block(seq_len: int) -> int:
+    """Interleave unit of mixtures: the multiple of ``seq_len`` nearest above 1024 tokens, so a
+    training sequence rarely straddles two parts."""
+    return seq_len * max(1, math.ceil(1024 / seq_len))
+
+
+def _order(hashes: np.ndarray, salt: str, seed: int) -> np.ndarray:
+    """A seeded permutation keyed by content: argsort of splitmix64(hash ^ key(salt, seed))."""
+    key = int.from_bytes(hashlib.blake2b(f"{salt}:{seed}".encode(), digest_size=8).digest(), "little")
+    with np.errstate(over="ignore"):
+        x = hashes.astype(np.uint64) ^ np.uint64(key)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return np.argsort(x, kind="stable")
+
+
+def _doc_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=8).digest(), "little")
+
+
+@dataclass
+class _Stream:
+    """A training stream and how to count characters and documents behind its prefixes."""
+
+    tokens: np.ndarray
+    prefix_stats: object = field(repr=False)  # callable n -> (chars, documents)
+
+
+class SweepData:
+    """Tokenized, split, cached data for every job of ``sweep``.
+
+    ``cache_dir``: default ``~/.cache/tsweep/data``, overridden by ``$TSWEEP_DATA_CACHE``.
+    Nothing is read or built until a method needs it; a second instance (another job) on the
+    same node reuses the cache, and one in the same process reuses the open memory maps.
+    """
+
+    def __init__(self, sweep, cache_dir: str | None = None, *, seed: int = DATA_SEED):
+        self.sweep = sweep
+        self.root: Path = cache_root(cache_dir)
+        self.seed = seed
+        self._streams: dict[str, _Stream] = {}
+        self._corpus_keys: dict[str, str] = {}
+        self._mix_keys: dict[str, str] = {}
+        self._eval = None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def tokenizer(self):
+        return make_tokenizer(self.sweep.tokenizer)
+
+    @property
+    def vocab_size(self) -> int:
+        """Byte-level: 256 bytes + the document separator (id 256), rounded up to 264."""
+        return self.tokenizer.vocab_size
+
+    @property
+    def separator_id(self) -> int:
+        return self.tokenizer.sep_id
+
+    def eval_tokens(self) -> TokenSlice:
+        entry = self._eval_entry()
+        return TokenSlice(entry.array("tokens"), int(entry.meta["chars"]), int(entry.meta["documents"]))
+
+    def train_tokens(self, corpus: str, n_tokens: int) -> TokenSlice:
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens <= 0:
+            raise DataError(f"corpus {corpus!r}: a token budget must be a positive integer, got {n_tokens!r}")
+        stream = self._stream(corpus)
+        have = len(stream.tokens)
+        if n_tokens > have:
+            raise DataError(f"corpus {corpus!r}: {n_tokens:,} training tokens requested but its training split has {have:,}")
+        chars, docs = stream.prefix_stats(int(n_tokens))
+        return TokenSlice(stream.tokens[: int(n_tokens)], chars, docs)
+
+    def available_tokens(self, corpus: str) -> int:
+        return len(self._stream(corpus).tokens)
+
+    def check(self) -> dict[str, int]:
+        """Plan-time validation of every corpus the sweep uses; ``{corpus: training tokens}``.
+
+        Cheap checks first (names, files, hub) so an offline hub or a missing file fails before
+        any corpus is built; then builds (or finds) every cache entry the jobs will read.
+        """
+        sw = self.sweep
+        names = self._used_corpora()
+        for name in names:
+            spec = self._spec(name)
+            if not isinstance(spec, MixtureCorpus) and lookup(self.root, self._corpus_key(name)) is None:
+                get_source(spec.kind).preflight(name, spec)
+        target = sw.target
+        if isinstance(self._spec(target), MixtureCorpus):
+            raise DataError(f"target {target!r}: a mixture cannot be the target; evaluate on one corpus")
+        total = int(self._corpus_entry(target).meta["tokens"])
+        budget = max([*sw.finetune_tokens, *sw.scratch_axis])
+        need = budget + sw.eval.tokens
+        if need > total:
+            raise DataError(
+                f"target {target!r}: max(finetune_tokens, scratch_tokens) + eval.tokens = {budget:,} + {sw.eval.tokens:,} "
+                f"= {need:,} tokens but the corpus has {total:,}"
+            )
+        available = {name: self.available_tokens(name) for name in names}
+        if budget > available[target]:
+            raise DataError(
+                f"target {target!r}: max(finetune_tokens, scratch_tokens) = {budget:,} but its training split has "
+                f"{available[target]:,} tokens after removing the {sw.eval.tokens:,}-token eval set's documents"
+            )
+        for s in sw.pretrain_sources:
+            if sw.pretrain.tokens > available[s]:
+                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} but its training split has {available[s]:,} tokens")
+        return available
+
+    # ------------------------------------------------------------------ corpora
+    def _spec(self, name: str):
+        if name == SCRATCH:
+            raise DataError("'scratch' is not a corpus: scratch jobs train on the target from random initialisation")
+        try:
+            return self.sweep.corpus(name)
+        except KeyError:
+            known = sorted(set(self.sweep.corpora) | set(BUILTIN_CORPORA))
+            raise DataError(f"unknown corpus {name!r}; declare it under corpora or use one of {known}") from None
+
+    def _used_corpora(self) -> list[str]:
+        out: list[str] = []
+
+        def visit(name: str, stack: tuple[str, ...]) -> None:
+            if name in stack:
+                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join(stack + (name,))}")
+            spec = self._spec(name)
+            if isinstance(spec, MixtureCorpus):
+                for part in spec.weights:
+                    visit(part, stack + (name,))
+            if name not in out:
+                out.append(name)
+
+        for name in [self.sweep.target, *self.sweep.pretrain_sources]:
+            visit(name, ())
+        return out
+
+    def _corpus_key(self, name: str) -> str:
+        key = self._corpus_keys.get(name)
+        if key is None:
+            spec = self._spec(name)
+            fp = get_source(spec.kind).fingerprint(name, spec)
+            content = {"spec": spec.model_dump(mode="json"), "tokenizer": self.tokenizer.fingerprint(), "source": fp}
+            key = self._corpus_keys[name] = content_key(f"corpus-{name}", content)
+        return key
+
+    def _corpus_entry(self, name: str):
+        spec = self._spec(name)
+        if isinstance(spec, MixtureCorpus):
+            raise DataError(f"corpus {name!r} is a mixture; it has no documents of its own")
+        source = get_source(spec.kind)
+        tok = self.tokenizer
+        key = self._corpus_key(name)
+
+        def build(tmp: Path) -> dict:
+            source.preflight(name, spec)
+            sink = TokenSink(tmp, "tokens", tok.dtype)
+            lengths, chars, hashes, seen = [], [], [], set()
+            batch: list[str] = []
+
+            def flush() -> None:
+                for text, ids in zip(batch, tok.encode_documents(batch)):
+                    sink.write(ids)
+                    lengths.append(len(ids))
+                    chars.append(len(text))
+                batch.clear()
+
+            for text in source.documents(name, spec, tmp):
+                if not text.strip():
+                    continue
+                h = _doc_hash(text)
+                if h in seen:  # exact duplicates inside one corpus would leak across the split
+                    continue
+                seen.add(h)
+                hashes.append(h)
+                batch.append(text)
+                if len(batch) >= _ENCODE_BATCH:
+                    flush()
+            flush()
+            n = sink.close()
+            if not lengths:
+                raise DataError(f"corpus {name!r}: empty ({spec.kind} source gave no non-empty documents)")
+            write_columns(tmp / "docs.arrow", length=np.asarray(lengths, np.int64), chars=np.asarray(chars, np.int64),
+                          hash=np.asarray(hashes, np.uint64))
+            return {"corpus": name, "tokens": n, "documents": len(lengths), "chars": int(sum(chars))}
+
+        return get_or_build(self.root, key, build)
+
+    # ------------------------------------------------------------------ eval
+    def _eval_key(self) -> str:
+        sw = self.sweep
+        return content_key(f"eval-{sw.target}", {"corpus": self._corpus_key(sw.target), "tokens": sw.eval.tokens, "seed": self.seed})
+
+    def _eval_entry(self):
+        if self._eval is not None:
+            return self._eval
+        sw = self.sweep
+        target, n_eval = sw.target, sw.eval.tokens
+        if isinstance(self._spec(target), MixtureCorpus):
+            raise DataError(f"target {target!r}: a mixture cannot be the target; evaluate on one corpus")
+        tok = self.tokenizer
+
+        def build(tmp: Path) -> dict:
+            corpus = self._corpus_entry(target)
+            docs = corpus.columns("docs")
+            total = int(corpus.meta["tokens"])
+            if n_eval >= total:
+                raise DataError(f"target {target!r}: eval.tokens = {n_eval:,} but the corpus has only {total:,} tokens")
+            starts = np.concatenate([[0], np.cumsum(docs["length"])[:-1]])
+            order = _order(docs["hash"], "eval", self.seed)
+            cum = np.cumsum(docs["length"][order])
+            k = int(np.searchsorted(cum, n_eval)) + 1  # documents needed to reach n_eval tokens
+            chosen = order[:k]
+            toks = corpus.array("tokens")
+            out = np.concatenate([toks[starts[i] : starts[i] + docs["length"][i]] for i in chosen])[:n_eval]
+            write_columns(tmp / "tokens.arrow", tokens=out)
+            write_columns(tmp / "hashes.arrow", hash=np.sort(docs["hash"][chosen]))
+            if tok.exact_chars:
+                chars = tok.count_chars(out)
+            else:
+                last = int(chosen[-1])
+                cut = n_eval - (int(cum[k - 2]) if k > 1 else 0)
+                chars = int(docs["chars"][chosen[:-1]].sum()) + round(int(docs["chars"][last]) * cut / int(docs["length"][last]))
+            return {"target": target, "tokens": int(len(out)), "chars": int(chars), "documents": k}
+
+        self._eval = get_or_build(self.root, self._eval_key(), build)
+        return self._eval
+
+    # ------------------------------------------------------------------ training streams
+    def _stream(self, name: str, stack: tuple[str, ...] = ()) -> _Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            if name in stack:
+                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join(stack + (name,))}")
+            spec = self._spec(name)
+            if isinstance(spec, MixtureCorpus):
+                stream = self._mixture_stream(name, spec, stack + (name,))
+            else:
+                stream = self._split_stream(name)
+            self._streams[name] = stream
+        return stream
+
+    def _split_stream(self, name: str) -> _Stream:
+        tok = self.tokenizer
+        eval_entry = self._eval_entry()
+        key = self._split_key(name)
+
+        def build(tmp: Path) -> dict:
+            corpus = self._corpus_entry(name)
+            docs = corpus.columns("docs")
+            held_out = eval_entry.columns("hashes")["hash"]
+            keep = ~np.isin(docs["hash"], held_out)
+            idx = np.flatnonzero(keep)
+            idx = idx[_order(docs["hash"][idx], "train", self.seed)]
+            starts = np.concatenate([[0], np.cumsum(docs["length"])[:-1]])
+            toks = corpus.array("tokens")
+            sink = TokenSink(tmp, "tokens", tok.dtype)
+            for g in range(0, len(idx), _GATHER_DOCS):
+                part = idx[g : g + _GATHER_DOCS]
+                if len(part):
+                    sink.write(np.concatenate([toks[starts[i] : starts[i] + docs["length"][i]] for i in part]))
+            n = sink.close()
+            write_columns(tmp / "docs.arrow", length=docs["length"][idx], chars=docs["chars"][idx])
+            return {"corpus": name, "tokens": n, "documents": int(len(idx)), "removed_as_eval": int((~keep).sum())}
+
+        entry = get_or_build(self.root, key, build)
+        tokens = entry.array("tokens")
+        docs = entry.columns("docs")
+        ends = np.cumsum(docs["length"])
+        chars_cum = np.cumsum(docs["chars"])
+
+        def prefix_stats(n: int) -> tuple[int, int]:
+            full = int(np.searchsorted(ends, n, side="right"))  # documents wholly inside the prefix
+            done = int(ends[full - 1]) if full else 0
+            chars = int(chars_cum[full - 1]) if full else 0
+            rest = n - done
+            if rest:
+                if tok.exact_chars:
+                    chars += tok.count_chars(tokens[done:n])
+                else:
+                    chars += round(int(docs["chars"][full]) * rest / int(docs["length"][full]))
+            return chars, full + (1 if rest else 0)
+
+        return _Stream(tokens, prefix_stats)
+
+    def _mixture_stream(self, name: str, spec: MixtureCorpus, stack: tuple[str, ...]) -> _Stream:
+        parts = list(spec.weights)
+        total_w = sum(spec.weights.values())
+        weights = np.array([spec.weights[p] / total_w for p in parts])
+        streams = [self._stream(p, stack) for p in parts]
+        block = mixture_block(self.sweep.train.seq_len)
+        part_keys = [self._stream_key(p) for p in parts]
+        key = content_key(f"mix-{name}", {"parts": part_keys, "weights": weights.tolist(), "block": block})
+
+        def build(tmp: Path) -> dict:
+            have = np.array([len(s.tokens) for s in streams], dtype=np.int64)
+            taken = np.zeros(len(parts), dtype=np.int64)
+            n_blocks = np.zeros(len(parts), dtype=np.int64)
+            part_of, start_of, len_of = [], [], []
+            sink = TokenSink(tmp, "tokens", self.tokenizer.dtype)
+            while True:
+                i = int(np.argmax(weights * (n_blocks.sum() + 1) - n_blocks))  # furthest below its share
+                size = int(min(block, have[i] - taken[i]))
+                if size <= 0:
+                    break
+                sink.write(streams[i].tokens[taken[i] : taken[i] + size])
+                part_of.append(i), start_of.append(int(taken[i])), len_of.append(size)
+                taken[i] += size
+                n_blocks[i] += 1
+                if size < block:
+                    break
+            n = sink.close()
+            write_columns(tmp / "blocks.arrow", part=np.asarray(part_of, np.int64), length=np.asarray(len_of, np.int64))
+            return {"corpus": name, "tokens": n, "parts": parts, "weights": weights.tolist(), "block": block,
+                    "taken": {p: int(t) for p, t in zip(parts, taken)}}
+
+        entry = get_or_build(self.root, key, build)
+        self._mix_keys[name] = key
+        blocks = entry.columns("blocks")
+        ends = np.cumsum(blocks["length"])
+
+        def prefix_stats(n: int) -> tuple[int, int]:
+            full = int(np.searchsorted(ends, n, side="right"))
+            per_part = np.bincount(blocks["part"][:full], weights=blocks["length"][:full], minlength=len(parts)).astype(np.int64)
+            rest = n - (int(ends[full - 1]) if full else 0)
+            if rest:
+                per_part[int(blocks["part"][full])] += rest
+            chars = docs = 0
+            for s, m in zip(streams, per_part):
+                if m:
+                    c, d = s.prefix_stats(int(m))
+                    chars, docs = chars + c, docs + d
+            return chars, docs
+
+        return _Stream(entry.array("tokens"), prefix_stats)
+
+    def _split_key(self, name: str) -> str:
+        return content_key(f"split-{name}", {"corpus": self._corpus_key(name), "eval": self._eval_entry().meta["key"], "seed": self.seed})
+
+    def _stream_key(self, name: str) -> str:
+        """The cache key behind a corpus's training stream (mixtures of mixtures hash their parts)."""
+        if isinstance(self._spec(name), MixtureCorpus):
+            self._stream(name)
+            return self._mix_keys[name]
+        return self._split_key(name)

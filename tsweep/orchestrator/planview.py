@@ -1,0 +1,86 @@
+"""``tsweep plan``: validate a sweep end to end and print every job; launches nothing.
+
+Validation goes past the schema: every corpus the sweep names is opened and counted
+(``SweepData.check``: missing files, empty corpora, budgets larger than the data, the hub when
+offline) and every job is checked against its resources (a model that cannot fit its device's
+memory is rejected here, not an hour into the sweep).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tsweep.core.errors import SweepError
+from tsweep.core.job import Job
+from tsweep.core.layout import SweepLayout
+from tsweep.core.units import duration, si
+from tsweep.orchestrator.plan import JobGraph, expand
+from tsweep.sweeps.schema import Sweep
+
+# Rough sustained training throughput used only for the plan's time column: about 1e10 FLOP/s per
+# CPU core for these small models (measured here on the demo sizes), and 40% of an H100's dense
+# bf16 peak of 989 TFLOP/s per GPU (NVIDIA H100 datasheet; 40% MFU is typical of tuned training).
+CPU_FLOPS_PER_CORE = 1.0e10
+GPU_FLOPS = 0.4 * 989e12
+# Device memory assumed per GPU when checking that a job fits (an 80 GB A100/H100); override with
+# TSWEEP_GPU_MEMORY_GB for other cards.
+DEFAULT_GPU_MEMORY_GB = 80.0
+
+
+def _host_memory_bytes() -> int:
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
+def check_resources(sweep: Sweep, graph: JobGraph, vocab_size: int) -> None:
+    gpu_mem = float(os.environ.get("TSWEEP_GPU_MEMORY_GB", DEFAULT_GPU_MEMORY_GB)) * 2**30
+    for job in graph.jobs:
+        size = job.shape
+        micro = max(1, sweep.train.batch_size // job.workers)
+        need = size.train_memory_bytes(vocab_size, sweep.train.seq_len, micro, sweep.deepspeed.zero_stage, job.workers)
+        have = gpu_mem * min(job.gpus, 1.0) if job.gpus > 0 else _host_memory_bytes()
+        if need > have:
+            raise SweepError(
+                f"model_sizes: {job.size} needs about {need / 2**30:.1f} GiB per device for {job.label} "
+                f"but its resources give {have / 2**30:.1f} GiB (resources.gpus={job.gpus}); "
+                f"raise resources, the ZeRO stage or lower train.batch_size"
+            )
+
+
+def check_and_expand(sweep: Sweep, layout: SweepLayout | None = None) -> tuple[JobGraph, dict[str, int]]:
+    from tsweep.data import SweepData
+
+    data = SweepData(sweep)
+    available = data.check()
+    graph = expand(sweep, layout)
+    check_resources(sweep, graph, data.vocab_size)
+    return graph, available
+
+
+def est_seconds(job: Job) -> float:
+    rate = GPU_FLOPS * job.gpus * job.workers if job.gpus > 0 else CPU_FLOPS_PER_CORE * job.cpus * job.workers
+    return job.est_flops / rate
+
+
+def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout | None = None) -> str:
+    sw = graph.sweep
+    lines = [
+        f"sweep {sw.name}: {len(graph.jobs)} jobs "
+        f"({len(graph.pretrain)} pretrain, {sum(j.kind == 'finetune' for j in graph.jobs)} finetune, "
+        f"{sum(j.kind == 'scratch' for j in graph.jobs)} scratch) -> {(layout or sw.layout()).sweep_dir}",
+        "corpora (training tokens available): " + ", ".join(f"{k} {v:,}" for k, v in sorted(available.items())),
+        "",
+        f"{'job':44} {'N':>10} {'tokens':>10} {'max steps':>9} {'est FLOPs':>10} {'est time':>8}  resources         id",
+    ]
+    total_flops = 0.0
+    for j in graph.jobs:
+        tokens = j.data_tokens
+        res = f"{j.cpus:g} cpu" + (f", {j.gpus:g} gpu" if j.gpus else "") + (f" x{j.workers}" if j.workers > 1 else "")
+        lines.append(f"{j.label:44} {j.n_params:>10,} {tokens:>10,} {j.max_steps:>9,} {si(j.est_flops):>10} "
+                     f"{duration(est_seconds(j)):>8}  {res:17} {j.job_id}")
+        total_flops += j.est_flops
+    serial = sum(est_seconds(j) for j in graph.jobs)
+    lines += ["", f"total: {si(total_flops)} FLOPs (upper bound: fine-tunes and scratch runs stop early), "
+                  f"about {duration(serial)} of job time on the stated resources"]
+    return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""Progress a person can watch: a live terminal view, progress lines in a pipe, Ray dashboard
+metrics, and the analysis feed.
+
+Two Tune callbacks, both non-blocking (Ray's advice for callbacks):
+- :class:`AnalysisFeed` sends ``refit`` to the analysis actor fire-and-forget on every finished
+  trial; the actor queues calls and refits in order. Finished refits are dropped as they
+  complete, so no result is kept alive longer than it takes.
+- :class:`LiveProgress` counts jobs pending/running/done/failed, keeps each running job's latest
+  eval loss and throughput (from the typed :class:`tsweep.core.records.Progress` each trial
+  reports), exports them as ``ray.util.metrics`` gauges (the dashboard's metrics view and
+  Prometheus), and shows them: in a terminal a ``rich`` table redrawn at most twice a second;
+  in a pipe or a log one line per finished job with the counts, an ETA and the latest gap
+  estimates, so a remote driver's log says how far it is.
+
+Tune pickles its callbacks when the Tuner is built, so nothing unpicklable (the ``rich.live``
+display holds a lock; the gauges hold a metrics client) is made before the experiment starts:
+both are created on the first callback, in the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from tsweep.core.job import Job
+from tsweep.core.layout import Files
+from tsweep.core.records import Progress
+from tsweep.core.units import duration
+
+MAX_RUNNING_ROWS = 8  # running jobs shown in the live table
+REDRAW_S = 0.5
+
+
+class AnalysisFeed(Callback):
+    def __init__(self, actor):
+        self.actor = actor
+        self.pending: list = []
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        import ray
+
+        self.pending.append(self.actor.refit.remote())  # fire and forget
+        if len(self.pending) > 1:  # drop the refits that have finished
+            _, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+
+
+def _gauges():
+    from ray.util.metrics import Gauge
+
+    return {
+        "jobs": Gauge("tsweep_jobs", "Jobs of the running sweep by state", tag_keys=("sweep", "state")),
+        "tps": Gauge("tsweep_tokens_per_second", "Training tokens per second of running jobs", tag_keys=("sweep",)),
+        "gap": Gauge("tsweep_transfer_gap", "Latest transfer gap G per source", tag_keys=("sweep", "source")),
+    }
+
+
+class LiveProgress(Callback):
+    """Counts, gauges and the view; ``live`` picks the redrawn table (a terminal) or progress
+    lines (``stream``, default stdout)."""
+
+    def __init__(self, sweep_name: str, jobs: list[Job], fits_path: str, *, live: bool = True, skipped: int = 0,
+                 stream: TextIO | None = None):
+        self.sweep = sweep_name
+        self.jobs = {j.job_id: j for j in jobs}
+        self.total = len(jobs)
+        self.skipped = skipped
+        self.fits_path = fits_path
+        self.want_live = live
+        self.stream = stream
+        self.running: dict[str, Progress | None] = {}
+        self.labels: dict[str, str] = {}
+        self.done = 0
+        self.failed = 0
+        self.flops_done = 0.0
+        self.latest_fit: dict | None = None
+        self._fit_stamp: Any = None
+        self._last_draw = 0.0
+        self._t0: float | None = None
+        self._gauges = None
+        self._live = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_gauges=None, _live=None, stream=None)
+        return state
+
+    # ----------------------------------------------------------- Tune hooks
+    def setup(self, **info):
+        self._start()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._start()
+        job = Job.from_dict(trial.config["job"])
+        self.labels[trial.trial_id] = job.label
+        self.running[trial.trial_id] = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        progress = Progress.from_metrics(result)
+        if progress is not None:
+            self.running[trial.trial_id] = progress
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = self.running.pop(trial.trial_id, None)
+        self.done += 1
+        job = self.jobs.get(trial.config["job"]["job_id"]) if trial.config else None
+        if job is not None:
+            self.flops_done += job.est_flops
+        self._line("done", self.labels.get(trial.trial_id, str(trial)), last)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+        self.failed += 1
+        self._line("FAILED", self.labels.get(trial.trial_id, str(trial)), None)
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.monotonic()
+        if now - self._last_draw < REDRAW_S:
+            return
+        self._last_draw = now
+        self._refresh()
+
+    def on_experiment_end(self, trials, **info):
+        self._refresh()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # ----------------------------------------------------------- state
+    def _start(self) -> None:
+        if self._t0 is not None:
+            return
+        self._t0 = time.monotonic()
+        self._gauges = _gauges()
+        out = self.stream or sys.stdout
+        if self.want_live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self.render(), console=Console(file=out), refresh_per_second=2, transient=False)
+            self._live.start()
+
+    def _refresh(self) -> None:
+        self._poll_fit()
+        self._export()
+        if self._live is not None:
+            self._live.update(self.render())
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.total - self.done - self.failed - len(self.running))
+
+    def eta_s(self) -> float | None:
+        """Seconds left, from the estimated FLOPs done so far against those left."""
+        if self._t0 is None or self.flops_done <= 0:
+            return None
+        left = sum(j.est_flops for j in self.jobs.values()) - self.flops_done
+        return max(0.0, left) * (time.monotonic() - self._t0) / self.flops_done
+
+    def _poll_fit(self) -> None:
+        files = Files(self.fits_path)
+        try:
+            info = files.fs.get_file_info(files.fs_path(self.fits_path))
+            stamp = (info.mtime_ns, info.size)
+            if info.size is None or stamp == self._fit_stamp:
+                return
+            self.latest_fit = json.loads(files.read_text(self.fits_path))
+            self._fit_stamp = stamp
+        except (OSError, ValueError):
+            pass  # not written yet, or mid-replace: next poll
+
+    def _export(self) -> None:
+        if self._gauges is None:
+            return
+        tags = {"sweep": self.sweep}
+        for state, n in (("pending", self.pending), ("running", len(self.running)), ("done", self.done),
+                         ("failed", self.failed), ("skipped", self.skipped)):
+            self._gauges["jobs"].set(n, tags={**tags, "state": state})
+        self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
+        for src in (self.latest_fit or {}).get("sources", []):
+            g = (src.get("G") or {}).get("value")
+            if g is not None:
+                self._gauges["gap"].set(g, tags={**tags, "source": src["source"]})
+
+    # ----------------------------------------------------------- views
+    def counts(self) -> str:
+        return (f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
+                f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else ""))
+
+    def gap_summary(self) -> str:
+        parts = []
+        for s in (self.latest_fit or {}).get("sources", []):
+            g = s.get("G") or {}
+            if g.get("value") is not None:
+                ci = g.get("ci95")
+                parts.append(f"{s['source']} {g['value']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""))
+        return "G: " + ", ".join(parts) if parts else "G: not yet"
+
+    def _line(self, what: str, label: str, last: Progress | None) -> None:
+        if self._live is not None:
+            return
+        self._poll_fit()
+        eta = self.eta_s()
+        loss = f" loss {last.best_eval_loss:.4f}" if last and last.best_eval_loss is not None else ""
+        print(f"[{self.sweep}] {what} {label}{loss} | {self.counts()} | ETA {duration(eta) if eta is not None else '?'}"
+              f" | {self.gap_summary()}", file=self.stream or sys.stdout, flush=True)
+
+    def render(self):
+        from rich.console import Group
+        from rich.table import Table
+
+        eta = self.eta_s()
+        head = f"[bold]{self.sweep}[/]  {self.counts()}  ETA {duration(eta) if eta is not None else '?'}"
+        jobs = Table(box=None, show_header=True, header_style="dim")
+        for col in ("running job", "tokens", "eval loss", "train loss", "tok/s"):
+            jobs.add_column(col)
+        for trial_id, p in list(self.running.items())[:MAX_RUNNING_ROWS]:
+            label = self.labels.get(trial_id, trial_id)
+            if p is None:
+                jobs.add_row(label, "-", "-", "-", "-")
+            else:
+                jobs.add_row(label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}")
+        parts = [head, jobs]
+        if self.latest_fit and self.latest_fit.get("sources"):
+            est = Table(box=None, header_style="dim")
+            for col in ("source", "G (gap)", "k", "alpha", "beta", "multiplier", "runs"):
+                est.add_column(col)
+            for s in self.latest_fit["sources"]:
+                est.add_row(s["source"], *(_fmt((s.get(k) or {}).get("value")) for k in ("G", "k", "alpha", "beta", "multiplier")),
+                            str(s.get("n_runs", "")))
+            parts += ["latest estimates", est]
+        return Group(*parts)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _loss(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"

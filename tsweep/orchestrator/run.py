@@ -1,0 +1,222 @@
+"""Run a sweep's job graph on Ray Tune: the driver behind ``demo``, ``submit`` and ``resume``.
+
+Steps, each idempotent so that running the driver again (``resume``) finishes only what is
+missing:
+1. Expand the sweep, write its validated YAML beside the store, read the store: jobs with a
+   final summary are skipped (content-addressed ids make this exact).
+2. Start (or join) Ray; start the named analysis actor (namespace ``tsweep``).
+3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
+   job's own resources, retried from its checkpoint up to ``max_failures`` times.
+4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from tsweep.analysis.actor import start_analysis_actor
+from tsweep.analysis.plots import write_plots
+from tsweep.core.job import Job
+from tsweep.core.layout import SweepLayout
+from tsweep.core.store import Store
+from tsweep.orchestrator.plan import JobGraph, expand
+from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
+from tsweep.orchestrator.scheduler import DependencySearcher
+from tsweep.sweeps.schema import Sweep, dump_sweep
+from tsweep.workers import checkpoints
+from tsweep.workers.trainable import run_trial
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "tsweep"
+
+
+@dataclass
+class RunResult:
+    sweep_dir: str
+    planned: int
+    skipped: int
+    ran: int
+    failed: list[str] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    report: dict | None = None
+    dashboard_url: str | None = None
+    plots: list[str] = field(default_factory=list)
+
+
+def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
+    """Unfinished jobs, plus finished pre-training whose checkpoints an unfinished job still needs
+    but which are gone from disk; and the checkpoints already available."""
+    done = Store(layout.store_root).finished_job_ids()
+    todo = [j for j in graph.jobs if j.job_id not in done]
+    available: dict[str, set[int]] = {}
+    for pre in graph.pretrain:
+        available[pre.job_id] = {p for p in pre.checkpoints if checkpoints.weights_exist(pre.p_checkpoint(p))}
+    needed = {(j.parent, j.pretrain_tokens) for j in todo if j.parent}
+    rerun = {pid for pid, p in needed if pid in done and p not in available[pid]}
+    todo = [j for j in graph.jobs if j.job_id not in done or j.job_id in rerun]
+    return todo, available
+
+
+def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
+    """The validated sweep beside its results (``status``, ``resume`` and reports read it)."""
+    layout.files.write_text(layout.sweep_yaml, dump_sweep(sweep))
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
+    """Join ``address`` or start a local cluster (dashboard on 127.0.0.1); returns the dashboard URL."""
+    import ray
+
+    if ray.is_initialized():
+        return None
+    kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    address = address or os.environ.get("RAY_ADDRESS")  # set by Ray for drivers of submitted jobs
+    if address:
+        ctx = ray.init(address=address, **kwargs)
+    else:
+        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and "://" not in url else url
+
+
+def _label(config: dict | None, default: str) -> str:
+    """A trial's readable name. ``Job.to_dict()`` holds fields only (``label`` is a property), so
+    the label is rebuilt from the job rather than looked up in the trial's config."""
+    if not config or "job" not in config:
+        return default
+    return Job.from_dict(config["job"]).label
+
+
+def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
+    """The analysis actor's name: the sweep's name plus a digest of its folder. The actor is
+    looked up with ``get_if_exists``, so a name without the folder would hand a second driver on
+    the same cluster (the same sweep under another storage root) an actor that refits, and writes
+    ``fits/`` into, the first sweep's store."""
+    digest = hashlib.sha256(layout.sweep_dir.encode()).hexdigest()[:8]
+    return f"analysis:{sweep.name}:{digest}"
+
+
+# Logical memory reserved by a multi-worker job's coordinating trial (it only waits on its Train
+# workers); a placeholder so that the trial's resource request is not empty.
+COORDINATOR_MEMORY = 64 * 1024**2
+
+
+def _make_resources():
+    def resources(config: dict) -> dict:
+        """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
+        Ray Train workers request the devices themselves, the Ray Train V2 way). The coordinator
+        asks for no CPU at all: even 0.01 CPU would keep a job whose workers need every CPU of
+        the cluster from ever starting. Tune needs a non-empty request, so it asks for a token
+        amount of memory instead."""
+        job = config["job"]
+        if job["workers"] > 1:
+            return {"cpu": 0, "gpu": 0, "memory": COORDINATOR_MEMORY}
+        return {"cpu": job["cpus"], "gpu": job["gpus"]}
+
+    return resources
+
+
+# Tune pickles this function into every trial's actor. Made inside a function, it is shipped by
+# value; a module-level function would go by reference and make each actor import this module,
+# and with it torch (through plan.py), before the trial starts: seconds per actor start-up.
+_resources = _make_resources()
+
+
+def max_pending_trials(jobs) -> int:
+    """How many of ``jobs`` the connected Ray cluster can run at once (the smallest job's
+    footprint against the cluster's CPUs and GPUs), and at least 2."""
+    import ray
+
+    total = ray.cluster_resources()
+    most = 0
+    for job in jobs:
+        fits = [total.get("CPU", 0.0) / (job.cpus * job.workers)]
+        if job.gpus:
+            fits.append(total.get("GPU", 0.0) / (job.gpus * job.workers))
+        most = max(most, int(min(fits) + 1e-9))
+    return max(2, most)
+
+
+def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int,
+                callbacks: list):
+    """The Tune set-up every sweep runs under: one trial per job with the job's own resources,
+    actors reused between trials, names from the job. Split out of :func:`run_sweep` so that
+    ``benchmarks/scheduling.py`` and ``benchmarks/trial_overhead.py`` measure exactly this set-up
+    with stand-in trainables."""
+    from ray import tune
+
+    # Trials in flight (running, or taken from the searcher and waiting for an actor): as many as
+    # the cluster runs at once. Tune gives a custom searcher one pending trial unless it is
+    # concurrency-limited; fewer, and a cluster of S slots fills in S rounds of actor start-ups
+    # (seconds each: measured by benchmarks/scheduling.py); more, and jobs are committed further
+    # ahead of the fine-tunes the searcher releases later, so its priority order would stop
+    # deciding. ``max_concurrent_trials`` wraps the searcher in Tune's ConcurrencyLimiter, whose
+    # limit Tune also takes as its pending-trial limit.
+    return tune.Tuner(
+        tune.with_resources(trainable, resources=_resources),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=num_samples, reuse_actors=True,
+            max_concurrent_trials=max_pending_trials(getattr(searcher, "waiting", [])),
+            trial_name_creator=lambda t: _label(t.config, t.trial_id),
+            trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    layout: SweepLayout | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    live: bool = True,
+    on_start=None,
+) -> RunResult:
+    import ray
+    from ray import tune
+
+    t0 = time.perf_counter()
+    layout = layout or sweep.layout()
+    save_sweep(sweep, layout)
+    graph = expand(sweep, layout)
+    todo, available = jobs_to_run(graph, layout)
+    skipped = len(graph.jobs) - len(todo)
+    result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo))
+
+    result.dashboard_url = init_ray(address, num_cpus)
+    if on_start is not None:
+        on_start(result.dashboard_url)
+    actor = start_analysis_actor(
+        analysis_actor_name(sweep, layout), NAMESPACE, sweep_dir=layout.sweep_dir,
+        bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
+    )
+    if todo:
+        searcher = DependencySearcher(todo, available, capacity=ray.cluster_resources())
+        progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=skipped)
+        feed = AnalysisFeed(actor)
+        tuner = sweep_tuner(
+            tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=layout.sweep_dir),
+            searcher, num_samples=len(todo), name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=layout.tune_dir, max_failures=sweep.max_failures, callbacks=[progress, feed],
+        )
+        grid = tuner.fit()
+        for r in grid:
+            if r.error is not None:
+                result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
+        result.blocked = dict(searcher.blocked)
+    result.report = ray.get(actor.refit.remote())
+    result.plots = write_plots(layout.sweep_dir)
+    result.wall_time_s = time.perf_counter() - t0
+    return result

@@ -1,0 +1,69 @@
+"""``tsweep submit --address http://HEAD:8265``: hand a sweep to a running cluster via the Ray Jobs API.
+
+The sweep's validated YAML travels as the job's working directory; the entrypoint on the head
+is ``tsweep submit sweep.yaml --no-live`` (tsweep is installed on the cluster's image), which
+joins the cluster through the ``RAY_ADDRESS`` that Ray sets for job drivers. Ray's token
+authentication takes a bearer token in the ``Authorization`` header (Ray's documented HTTP
+contract); tsweep reads it from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or Ray's default
+token file and hands it to the Jobs API client, changing no environment and no Ray setting. It
+never prints or logs the token. A cluster that refuses the request, or cannot
+be reached, is a one-line :class:`SubmitError`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+
+from tsweep.core.errors import UsageError
+from tsweep.sweeps.schema import Sweep, dump_sweep
+
+
+class SubmitError(UsageError):
+    """The cluster refused the submission or could not be reached."""
+
+
+DEFAULT_TOKEN_PATH = "~/.ray/auth_token"  # where `ray start` keeps a local cluster's token
+
+
+def auth_headers() -> dict[str, str]:
+    """The bearer token Ray's token authentication expects, from ``RAY_AUTH_TOKEN``, the file at
+    ``RAY_AUTH_TOKEN_PATH``, or Ray's default token file; no header when there is none."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser(DEFAULT_TOKEN_PATH)
+    if not token and os.path.isfile(path):
+        with open(path) as f:
+            token = f.read().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, wait: bool = False) -> str:
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return _submit(JobSubmissionClient, sweep, address, storage)
+    except AuthenticationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SubmitError(
+            f"Ray at {address} refused the submission ({first}); give the cluster's token in "
+            "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+        ) from None
+    except ConnectionError as exc:
+        raise SubmitError(f"cannot reach Ray's Jobs API at {address}: {exc}") from None
+
+
+def _submit(client_cls, sweep: Sweep, address: str, storage: str | None) -> str:
+    client = client_cls(address, headers=auth_headers())
+    with tempfile.TemporaryDirectory(prefix="tsweep-submit-") as tmp:
+        with open(f"{tmp}/sweep.yaml", "w") as f:
+            f.write(dump_sweep(sweep))
+        entry = ["tsweep", "submit", "sweep.yaml", "--no-live"] + (["--storage", storage] if storage else [])
+        job_id = client.submit_job(
+            entrypoint=shlex.join(entry),
+            runtime_env={"working_dir": tmp, "env_vars": {"PYTHONUNBUFFERED": "1"}},
+            submission_id=None,
+            metadata={"tsweep_sweep": sweep.name},
+        )
+    return job_id

@@ -1,0 +1,352 @@
+"""The sweep schema: one typed, frozen, validated description of a transfer sweep.
+
+A sweep YAML becomes a :class:`Sweep` through :func:`load_sweep`; nothing downstream reads raw
+YAML. Every model forbids unknown keys and is frozen. Any problem raises :class:`SweepError`
+with exactly one line that names the field path, e.g.
+``finetune_tokens[2]: must be a positive integer, got -5``: the CLI prints it and exits 2.
+
+Token counts accept integers or short forms (``250k``, ``2M``, ``1.5B``) so YAMLs stay readable.
+The grid is (model size N) x (fine-tune tokens D_F) x (pre-training source S, ``scratch``
+included); the pre-training ``checkpoints`` are Barnett's p axis (arXiv 2408.16947, sec. 3),
+read off one pre-training run per (S, N).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tsweep.core.dataspec import BUILTIN_CORPORA, CorpusSpec, MixtureCorpus, TokenizerSpec
+from tsweep.core.errors import SweepError
+from tsweep.core.job import SCRATCH
+from tsweep.core.layout import SweepLayout
+from tsweep.core.sizes import SIZE_LADDER
+from tsweep.core.units import parse_token_count
+
+__all__ = ["Sweep", "SweepError", "SCRATCH", "dump_sweep", "load_sweep", "loads_sweep", "parse_sweep", "shipped_sweeps"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+
+TokenCount = Annotated[int, BeforeValidator(parse_token_count)]
+
+
+def _unique(values: list, what: str) -> list:
+    seen = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ValueError(f"duplicate {what} {v!r} at index {i}")
+        seen.add(v)
+    return values
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class PretrainSettings(_Model):
+    """One pre-training run per (source, size); checkpoints at these token counts give p."""
+
+    tokens: TokenCount
+    checkpoints: list[TokenCount] = Field(default_factory=list)
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _sorted_unique(cls, v: list[int]) -> list[int]:
+        return sorted(_unique(v, "checkpoint"))
+
+    @model_validator(mode="after")
+    def _within_budget(self) -> "PretrainSettings":
+        for i, c in enumerate(self.checkpoints):
+            if c > self.tokens:
+                raise ValueError(f"checkpoints[{i}] = {c} is beyond the pre-training budget tokens = {self.tokens}")
+        return self
+
+    @property
+    def p_axis(self) -> tuple[int, ...]:
+        """Checkpoint token counts that fine-tunes start from; the final budget always included."""
+        return tuple(sorted(set(self.checkpoints) | {self.tokens}))
+
+
+class EvalSettings(_Model):
+    tokens: TokenCount = 32_768  # held-out target tokens, identical for every job
+    interval_steps: int = Field(default=20, gt=0)
+    # Evals without improvement before a run stops; every run is early-stopped at its best
+    # held-out loss as in Hernandez et al. 2021, sec. 2.
+    patience: int = Field(default=4, gt=0)
+
+
+class TrainSettings(_Model):
+    seq_len: int = Field(default=64, gt=1)
+    batch_size: int = Field(default=16, gt=0)  # sequences per optimizer step (all devices)
+    # "auto": Kaplan et al. 2020 eq. D.1, LR(N) = 0.003239 - 0.0001395 log N.
+    lr: float | Literal["auto"] = "auto"
+    lr_scale: float = Field(default=1.0, gt=0)
+    warmup_steps: int = Field(default=10, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    max_epochs: float = Field(default=8.0, gt=0)  # passes over D_F / D before a run is cut off
+    checkpoint_interval_evals: int = Field(default=5, gt=0)  # resume checkpoints, in eval intervals
+    seed: int = 0
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, v):
+        if v != "auto" and not v > 0:
+            raise ValueError(f"must be positive or 'auto', got {v!r}")
+        return v
+
+    def lr_for(self, n_params: int) -> float:
+        base = 0.003239 - 0.0001395 * math.log(n_params) if self.lr == "auto" else self.lr
+        return base * self.lr_scale
+
+
+class Resources(_Model):
+    """Per job: CPUs and (possibly fractional) GPUs per worker, and the worker count."""
+
+    cpus: float = Field(default=1.0, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
+    workers: int = Field(default=1, gt=0)
+    # Pack small models several to a GPU (fractional GPUs chosen from the size); see plan.gpu_share.
+    pack: bool = True
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_or_fraction(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"more than one GPU must be a whole number, got {v}")
+        return v
+
+
+class DeepSpeedSettings(_Model):
+    zero_stage: int = Field(default=0, ge=0, le=3)
+    precision: Literal["fp32", "bf16"] = "fp32"  # fp16 is not available on the CPU accelerator
+    optimizer: Literal["torch_adamw"] = "torch_adamw"
+
+
+class FitSettings(_Model):
+    bootstrap: int = Field(default=200, ge=0)
+    seed: int = 0
+
+
+class PretrainedModel(_Model):
+    """An existing pre-trained model as a source (a hub name or a local directory).
+
+    Its ``revisions`` map a revision (e.g. Pythia's ``step143000``) to the pre-training tokens
+    behind it, so one model's step checkpoints are Barnett's p axis without any pre-training.
+    Fine-tunes start from each revision; scratch runs of the same architecture give the
+    baseline at the same N."""
+
+    model: str = Field(min_length=1)
+    revisions: dict[str, TokenCount] = Field(min_length=1)
+
+
+class Sweep(_Model):
+    """A whole sweep. ``Sweep.model_dump()`` is what job ids hash over (field by field)."""
+
+    name: str
+    description: str = ""
+    target: str
+    sources: list[str] = Field(min_length=1)
+    corpora: dict[str, CorpusSpec] = Field(default_factory=dict)
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    model_sizes: list[str] = Field(min_length=1)
+    finetune_tokens: list[TokenCount] = Field(min_length=1)
+    # D axis of the from-scratch law; defaults to the fine-tune budgets.
+    scratch_tokens: list[TokenCount] | None = None
+    pretrain: PretrainSettings | None = None  # required when a source is a corpus
+    pretrained: dict[str, PretrainedModel] = Field(default_factory=dict)
+    eval: EvalSettings = EvalSettings()
+    train: TrainSettings = TrainSettings()
+    resources: Resources = Resources()
+    deepspeed: DeepSpeedSettings = DeepSpeedSettings()
+    fit: FitSettings = FitSettings()
+    storage_root: str = "~/tsweep_runs"
+    max_failures: int = Field(default=2, ge=0)  # retries of a job whose process dies
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v) or v in {".", ".."}:
+            raise ValueError(
+                f"must be letters, digits, '_', '.', '+' or '-' (no path separators, at most 64), got {v!r}"
+            )
+        return v
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_unique(cls, v: list[str]) -> list[str]:
+        return _unique(v, "source")
+
+    @field_validator("model_sizes")
+    @classmethod
+    def _known_sizes(cls, v: list[str]) -> list[str]:
+        _unique(v, "size")
+        for i, s in enumerate(v):
+            if s not in SIZE_LADDER:
+                raise ValueError(f"[{i}] unknown size {s!r}; known: {', '.join(SIZE_LADDER)}")
+        return v
+
+    @field_validator("finetune_tokens", "scratch_tokens")
+    @classmethod
+    def _budgets_unique(cls, v):
+        return None if v is None else sorted(_unique(v, "token budget"))
+
+    @field_validator("corpora")
+    @classmethod
+    def _corpus_names(cls, v: dict) -> dict:
+        for name in v:
+            if not _NAME_RE.match(name) or name == SCRATCH:
+                raise ValueError(f"corpus name {name!r} must be a plain name other than 'scratch'")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> "Sweep":
+        known = set(self.corpora) | set(BUILTIN_CORPORA)
+        if self.target not in known:
+            raise _FieldError("target", f"unknown corpus {self.target!r}; declare it under corpora or use one of {sorted(known)}")
+        for i, s in enumerate(self.sources):
+            if s != SCRATCH and s not in known and s not in self.pretrained:
+                raise _FieldError(f"sources[{i}]", f"unknown corpus {s!r}; declare it under corpora or pretrained, "
+                                                   f"or use one of {sorted(known)}")
+        for name in self.pretrained:
+            if name in known:
+                raise _FieldError(f"pretrained.{name}", "a pretrained source cannot share its name with a corpus")
+        if self.pretrain_sources and self.pretrain is None:
+            raise _FieldError("pretrain", "required field is missing (sources include a corpus to pre-train on)")
+        if self.model_sources and self.tokenizer.kind != "hf":
+            raise _FieldError("tokenizer", "pretrained sources need their model's tokenizer: kind hf with its name")
+        for name, spec in self.corpora.items():
+            if isinstance(spec, MixtureCorpus):
+                for part in spec.weights:
+                    if part not in known or part == name:
+                        raise _FieldError(f"corpora.{name}.weights", f"unknown corpus {part!r} in mixture")
+        if not any(s != SCRATCH for s in self.sources):
+            raise _FieldError("sources", "needs at least one pre-training source besides 'scratch'")
+        return self
+
+    # ------------------------------------------------------------ derived views
+    @property
+    def scratch_axis(self) -> list[int]:
+        return list(self.scratch_tokens or self.finetune_tokens)
+
+    @property
+    def pretrain_sources(self) -> list[str]:
+        """Sources that tsweep pre-trains on (corpora)."""
+        return [s for s in self.sources if s != SCRATCH and s not in self.pretrained]
+
+    @property
+    def model_sources(self) -> list[str]:
+        """Sources that are existing pre-trained models."""
+        return [s for s in self.sources if s in self.pretrained]
+
+    def corpus(self, name: str):
+        return self.corpora.get(name) or BUILTIN_CORPORA[name]
+
+    def layout(self, storage_root: str | None = None) -> SweepLayout:
+        """Where this sweep's files live under ``storage_root`` (default: its own)."""
+        return SweepLayout.under(storage_root or self.storage_root, self.name)
+
+    def sweep_dir(self, storage_root: str | None = None) -> str:
+        return self.layout(storage_root).sweep_dir
+
+
+class _FieldError(ValueError):
+    """A cross-field error that knows its own field path."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or str(part).startswith("function-"):
+            continue  # pydantic's internal validator/union tags
+        elif part in {"stdlib", "synthetic", "files", "hub", "mixture"} and out.startswith("corpora."):
+            continue  # discriminated-union tag
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "sweep"
+
+
+def _describe(err: dict) -> str:
+    path = _format_loc(err["loc"])
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _FieldError):
+        return f"{ctx_err.path}: {ctx_err}"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if err["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    if err["type"] == "missing":
+        return f"{path}: required field is missing"
+    if msg.startswith("["):  # a list validator naming its own index
+        idx, _, rest = msg.partition("] ")
+        return f"{path}{idx}]: {rest}"
+    got = err.get("input")
+    if err["type"] not in {"value_error", "assertion_error"} and not isinstance(got, (dict, list)):
+        msg = f"{msg}, got {got!r}"
+    return f"{path}: {msg}"
+
+
+def parse_sweep(data: Any, *, origin: str = "sweep") -> Sweep:
+    if not isinstance(data, dict):
+        raise SweepError(f"{origin}: the top level must be a mapping of sweep fields, got {type(data).__name__}")
+    try:
+        return Sweep.model_validate(data)
+    except ValidationError as exc:
+        raise SweepError(_describe(exc.errors()[0])) from None
+
+
+def loads_sweep(text: str, *, origin: str = "sweep") -> Sweep:
+    """Validate a sweep from YAML text (loaded safely: no arbitrary objects)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SweepError(f"{origin}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_sweep(data, origin=origin)
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and validate a sweep YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SweepError(f"{path}: no such sweep file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not a UTF-8 text file") from None
+    return loads_sweep(text, origin=str(path))
+
+
+def dump_sweep(sweep: Sweep) -> str:
+    """The YAML text of a validated sweep (what a sweep folder's ``sweep.yaml`` holds)."""
+    return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
+
+
+def shipped_sweeps() -> list[Path]:
+    return sorted(Path(__file__).parent.glob("*.yaml"))

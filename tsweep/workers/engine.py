@@ -1,0 +1,163 @@
+"""Model and DeepSpeed engine construction: one path for CPU and GPU.
+
+- The model is transformers' ``GPT2LMHeadModel`` built from a size-ladder rung (random init,
+  seeded, no dropout: runs are short and early-stopped, Hernandez et al. 2021 sec. 2). Its
+  activation is GPT-2's tanh-approximate GELU computed by one fused torch kernel
+  (``gelu_pytorch_tanh``) rather than the eight elementwise ops of ``gelu_new``: the same
+  function, and about a quarter of a small model's forward time on a CPU.
+- The engine is DeepSpeed's, with a torch AdamW optimizer handed in so no fused optimizer is
+  JIT-compiled; ZeRO stage and precision come from the sweep. On a machine without CUDA,
+  DeepSpeed's CPU accelerator is used with gloo; with CUDA, NCCL and bf16.
+- A single-process job brings up a one-rank process group itself (loopback, a free port);
+  under Ray Train the group already exists and is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from importlib import resources
+
+import torch
+
+from tsweep.sweeps.schema import Sweep
+from tsweep.core.sizes import ModelSize
+
+
+def pick_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_world() -> tuple[int, int]:
+    """This process's rank and the group's size (0, 1 with no group)."""
+    d = torch.distributed
+    if d.is_available() and d.is_initialized():
+        return d.get_rank(), d.get_world_size()
+    return 0, 1
+
+
+def ensure_distributed() -> None:
+    """Initialise torch.distributed once per process (a one-rank group on loopback if alone).
+
+    Alone, this process acts as its own launcher: DeepSpeed requires the variables a launcher
+    (torchrun, Ray Train) sets, so exactly those are set, once per process, as torchrun would."""
+    import deepspeed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return
+    if "WORLD_SIZE" not in os.environ or os.environ.get("TSWEEP_OWN_GROUP") == "1":
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
+            TSWEEP_OWN_GROUP="1",
+        )
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+
+
+def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(
+        vocab_size=vocab_size, n_positions=seq_len, n_embd=size.d_model, n_layer=size.n_layer, n_head=size.n_head,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
+        use_cache=False, loss_type="ForCausalLM", activation_function="gelu_pytorch_tanh",
+    )
+    torch.manual_seed(seed)
+    transformers.utils.logging.set_verbosity_error()  # config chatter, not signal
+    model = GPT2LMHeadModel(cfg)
+    if torch.cuda.is_available():
+        model.config._attn_implementation = "sdpa"
+    return model
+
+
+def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float):
+    """Linear warm-up, then cosine or linear decay to ``min_ratio`` of the peak by ``total`` steps."""
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        frac = min(1.0, (step - warmup) / max(1, total - warmup))
+        decay = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
+        return min_ratio + (1 - min_ratio) * decay
+
+    return f
+
+
+# The shipped per-stage DeepSpeed configs (bucket sizes, overlap, ...), package data beside this
+# module; tsweep overrides the keys it owns (batch, clipping, precision, stage) and passes its
+# own optimizer and schedule.
+DEEPSPEED_CONFIGS = resources.files("tsweep.workers") / "deepspeed"
+_OWNED_ELSEWHERE = ("optimizer", "scheduler", "fp16")
+
+
+def clips_in_torch(sweep: Sweep) -> bool:
+    """Whether tsweep clips gradients itself with torch's fused ``clip_grad_norm_``: with ZeRO 0
+    in fp32, DeepSpeed would clip parameter by parameter plus an all-reduce of the norm (7% of
+    a small model's step on a CPU, measured by ``benchmarks/worker_throughput.py``). The
+    gradients are already averaged over ranks when ``engine.backward`` returns, so the norm is
+    the same. Sharded or bf16 runs keep DeepSpeed's clipping, which sees its own shards and
+    fp32 master gradients."""
+    return sweep.deepspeed.zero_stage == 0 and sweep.deepspeed.precision == "fp32"
+
+
+def clip_gradients(engine, sweep: Sweep) -> None:
+    """Call between ``engine.backward`` and ``engine.step``."""
+    if clips_in_torch(sweep):
+        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), sweep.train.grad_clip)
+
+
+def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
+    ds = sweep.deepspeed
+    base = json.loads((DEEPSPEED_CONFIGS / f"zero{ds.zero_stage}.json").read_text())
+    for key in _OWNED_ELSEWHERE:
+        base.pop(key, None)
+    zero = {**base.get("zero_optimization", {}), "stage": ds.zero_stage}
+    if not torch.cuda.is_available():
+        zero.pop("overlap_comm", None)  # overlapping needs CUDA streams
+    return {
+        **base,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": 0.0 if clips_in_torch(sweep) else sweep.train.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": ds.precision == "bf16"},
+        "steps_per_print": 10**12,
+        "wall_clock_breakdown": False,
+        "zero_allow_untested_optimizer": True,
+    }
+
+
+def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, total_steps: int):
+    """A DeepSpeed engine around ``model`` with AdamW and the sweep's schedule."""
+    import deepspeed
+
+    ensure_distributed()
+    world = torch.distributed.get_world_size()
+    micro = max(1, sweep.train.batch_size // world)
+    tr = sweep.train
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95), eps=1e-8,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, total_steps, tr.min_lr_ratio))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=opt, lr_scheduler=sched, config=deepspeed_config(sweep, micro, world)
+    )
+    if world == 1 and sweep.deepspeed.zero_stage == 0:
+        # Averaging gradients over one rank is the identity; skip the flatten-copy-allreduce.
+        engine.enable_backward_allreduce = False
+    return engine

@@ -1,0 +1,384 @@
+"""One job's training and evaluation: pre-train, fine-tune or from-scratch, on a DeepSpeed engine.
+
+The recipe follows Hernandez et al. 2021 (sec. 2): every run is evaluated on one fixed held-out
+target set and its result is its best held-out loss (early stopping, ``eval.patience``). A
+pre-training run trains one pass over its source budget and saves weights at each checkpoint
+token count p (Barnett 2024's p axis from one run); a fine-tune starts from those weights with a
+fresh optimizer and trains epochs over exactly D_F target tokens.
+
+When evaluations happen (``tsweep.core.cadence.eval_steps``): an early-stopped run (fine-tune,
+scratch) is evaluated every ``eval.interval_steps`` steps (at least once per epoch), since its
+result *is* its best eval. A pre-training run is never early-stopped, so it is evaluated only
+where its loss curve is read: at step 0, at doubling step counts from ``interval_steps`` (evenly
+spaced on the log-token axis the laws use) and at its end. Its loss at a checkpoint p is the
+first evaluation of every fine-tune from p (same weights, same eval set), so it is not measured
+twice. Progress is still reported every interval and as soon as a checkpoint p is saved (the
+scheduler releases that checkpoint's fine-tunes on this report).
+
+:class:`JobRunner` names the steps: ``train_step``, ``evaluate``, ``maybe_save_p``,
+``maybe_checkpoint``, ``summarize`` and ``state_dict``; :meth:`JobRunner.run` is the loop. Where
+rows and progress go is the caller's: a :class:`RowSink` (the store) and a ``ProgressSink``
+(Tune's ``report``, or a list in tests).
+
+Fault tolerance, the why of the order of operations:
+- Every ``train.checkpoint_interval_evals`` eval intervals the buffered eval rows are flushed to
+  the store *first*, then the engine state is saved. A job killed in between resumes from the
+  older checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
+- A resumed job sees the same batches (``tsweep.workers.batches``) and restores the
+  early-stopping state, so its result matches an uninterrupted run within noise.
+- A non-finite loss, or an eval loss or smoothed training loss far above its first value,
+  ends the job as ``diverged`` with the reason in the store; the sweep goes on and fits leave
+  it out. The training-loss check runs every step, so a pre-training run that blows up between
+  its sparse evaluations stops before it saves (and releases) a broken checkpoint p.
+
+Ray-free: the Tune trainable and the tests drive it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from tsweep.core.cadence import eval_steps
+from tsweep.core.job import Job
+from tsweep.core.layout import SweepLayout
+from tsweep.core.records import Progress
+from tsweep.core.store import SCHEMA_VERSION, Store
+from tsweep.data import SweepData
+from tsweep.sweeps.schema import Sweep
+from tsweep.workers import checkpoints
+from tsweep.workers.batches import BatchStream, to_sequences
+from tsweep.workers.engine import build_engine, build_model, clip_gradients, ensure_distributed, rank_world
+from tsweep.workers.pretrained import load_model
+
+log = logging.getLogger(__name__)
+
+# An eval loss (or smoothed training loss) this far above its first value means the run diverged
+# (tsweep's choice; a loss that rises 50% over its start never comes back within an
+# early-stopped budget).
+DIVERGENCE_FACTOR = 1.5
+# Smoothing of the training loss for the divergence check: an exponential moving average with
+# this weight on the newest step (about the last 20 steps), so one noisy batch cannot trip it.
+TRAIN_LOSS_EMA = 0.05
+
+ProgressSink = Callable[[Progress], None]
+
+
+class RowSink(Protocol):
+    """Where a job's rows go (the store implements it)."""
+
+    def write_evals(self, job_id: str, rows: list[Mapping]) -> Any: ...
+
+    def write_summary(self, row: Mapping) -> Any: ...
+
+    def drop_evals_after(self, job_id: str, step: int) -> int: ...
+
+    def start_fresh(self, job_id: str) -> None: ...
+
+    def damaged_job_ids(self) -> set[str]: ...
+
+
+class JobFailed(RuntimeError):
+    """A job that cannot run (e.g. its parent checkpoint is missing); Tune retries it."""
+
+
+@dataclass
+class LoopState:
+    """Everything the loop needs to resume besides the engine's own state."""
+
+    step: int = 0
+    best_loss: float = math.inf
+    best_step: int = 0
+    bad_evals: int = 0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    first_train_loss: float | None = None
+    train_loss_ema: float | None = None
+    saved_p: list[int] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+@torch.inference_mode()
+def mean_eval_loss(engine, inputs: torch.Tensor, labels: torch.Tensor, batch: int) -> float:
+    """Mean per-token loss over the whole eval set (token-weighted; ranks split it and sum)."""
+    engine.eval()
+    total, count = 0.0, 0
+    dev = engine.device
+    rank, world = rank_world()
+    inputs, labels = inputs[rank::world], labels[rank::world]
+    for i in range(0, len(inputs), batch):
+        x, y = inputs[i : i + batch].to(dev), labels[i : i + batch].to(dev)
+        logits = engine(input_ids=x).logits.float()
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total += loss.item()
+        count += int((y[:, 1:] != -100).sum())
+    engine.train()
+    if world > 1:
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=dev)
+        torch.distributed.all_reduce(t)
+        total, count = float(t[0]), int(t[1])
+    return total / max(count, 1)
+
+
+def _full_state_dict(engine) -> dict[str, torch.Tensor] | None:
+    """Full fp32 weights on the CPU; a collective under ZeRO-3 (sharded weights), after which
+    only rank 0 holds them (the others get None)."""
+    if engine.zero_optimization_partition_weights():
+        state = engine._zero3_consolidated_16bit_state_dict()  # noqa: SLF001 (DeepSpeed's gather)
+    else:
+        state = engine.module.state_dict()
+    if state is None:
+        return None
+    return {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_weights(engine, dest: str, lead: bool) -> None:
+    """The model at ``dest`` as a transformers folder (``save_pretrained``), published whole."""
+    state = _full_state_dict(engine)  # every rank joins the gather
+    if not lead:
+        return
+    with checkpoints.writing_dir(dest) as tmp:
+        engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+
+
+def load_weights(model: torch.nn.Module, src: str) -> None:
+    """Load a p-checkpoint written by :func:`save_weights` (safetensors: no code is unpickled)."""
+    from safetensors.torch import load_file
+
+    with checkpoints.reading_dir(src) as local:
+        model.load_state_dict(load_file(f"{local}/{checkpoints.WEIGHTS_FILE}"), strict=False)
+
+
+class JobRunner:
+    """Trains one job to completion (or divergence); see the module docstring."""
+
+    def __init__(self, job: Job, sweep: Sweep, *, rows: RowSink, report: ProgressSink | None = None,
+                 data: SweepData | None = None):
+        self.job, self.sweep, self.rows, self.report = job, sweep, rows, report
+        ensure_distributed()
+        self.rank, self.world = rank_world()
+        self.lead = self.rank == 0  # only rank 0 writes rows, reports and weights; every rank trains
+        self.attempt = checkpoints.next_attempt(job.job_dir) if self.lead else 0
+        tr = sweep.train
+        data = data or SweepData(sweep)
+        self.seed = tr.seed + int(job.job_id[:8], 16) % 10_000
+        self.train_slice = data.train_tokens(job.corpus, job.data_tokens)
+        self.stream = BatchStream(self.train_slice.tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=self.seed)
+        self.eval_x, self.eval_y = to_sequences(data.eval_tokens().tokens, tr.seq_len)
+        self.engine = build_engine(self._model(data.vocab_size), sweep, lr=tr.lr_for(job.n_params),
+                                   total_steps=job.max_steps)
+        self.tokens_per_step = tr.batch_size * tr.seq_len
+        steps_per_epoch = max(1, math.ceil(self.stream.n_seq / tr.batch_size))
+        self.early_stop = job.kind != "pretrain"
+        self.interval = min(sweep.eval.interval_steps, steps_per_epoch) if self.early_stop else sweep.eval.interval_steps
+        self.evals_at = eval_steps(kind=job.kind, interval=self.interval, max_steps=job.max_steps)
+        self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
+        self.key = dict(
+            schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
+            target=job.target, size=job.size, n_params=job.n_params, data_tokens=job.data_tokens,
+            pretrain_tokens=job.pretrain_tokens, attempt=self.attempt,
+        )
+        self.buffer: list[dict] = []
+        self.status, self.reason = "ok", None
+        self.last_train_loss: float | None = None
+        self.state = self._restore()
+        self.pending_p = [p for p in job.checkpoints if p not in self.state.saved_p]
+        self.t_start = time.perf_counter() - self.state.wall_time_s
+
+    # ------------------------------------------------------------ set-up
+    def _model(self, vocab_size: int) -> torch.nn.Module:
+        job, tr = self.job, self.sweep.train
+        if job.model is not None:  # an existing pre-trained model's architecture (and weights, to fine-tune)
+            return load_model(job.model, job.revision, pretrained=job.kind == "finetune", seed=self.seed)
+        model = build_model(job.shape, vocab_size, tr.seq_len, self.seed)
+        if job.init_from is not None:
+            if not checkpoints.weights_exist(job.init_from):
+                raise JobFailed(f"{job.label}: parent checkpoint {job.init_from} does not exist")
+            load_weights(model, job.init_from)
+        return model
+
+    def _restore(self) -> LoopState:
+        """Resume from the job's own checkpoint, or start over (and clear what an earlier attempt
+        left). A shard of this job set aside as unreadable lost rows from before its checkpoint:
+        resuming would leave that hole, so such a job starts over."""
+        job = self.job
+        damaged = job.job_id in self.rows.damaged_job_ids()
+        resume = job.resume_dir
+        if checkpoints.exists(f"{resume}/latest") and not damaged:
+            with checkpoints.reading_dir(resume) as local:
+                _, client = self.engine.load_checkpoint(local, load_module_strict=True)
+            state = LoopState(**client["tsweep_state"])
+            dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
+            log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, state.step,
+                     self.attempt, dropped)
+            return state
+        if self.lead:
+            if damaged:
+                log.info("%s: unreadable shards in quarantine; starting over instead of resuming", job.label)
+            checkpoints.remove(resume)  # before start_fresh clears the quarantine entries
+            self.rows.start_fresh(job.job_id)
+        return LoopState()
+
+    # ------------------------------------------------------------ the named steps
+    def train_step(self, step: int) -> float:
+        """One optimizer step on batch ``step``; returns its training loss."""
+        x, y = self.stream.batch(step)
+        if self.world > 1:
+            x, y = x[self.rank :: self.world], y[self.rank :: self.world]
+        dev = self.engine.device
+        loss = self.engine(input_ids=x.to(dev), labels=y.to(dev)).loss
+        self.engine.backward(loss)
+        clip_gradients(self.engine, self.sweep)
+        self.engine.step()
+        return float(loss.detach())
+
+    def evaluate(self, step: int) -> float:
+        """Evaluate on the held-out set, buffer the row, update early stopping and divergence."""
+        st, tr = self.state, self.sweep.train
+        loss = mean_eval_loss(self.engine, self.eval_x, self.eval_y, batch=max(tr.batch_size, 64))
+        self.buffer.append({**self.key, "step": step, "tokens_seen": step * self.tokens_per_step,
+                            "epoch": self.stream.epochs_after(step), "train_loss": self.last_train_loss,
+                            "eval_loss": loss, "wall_time_s": time.perf_counter() - self.t_start})
+        if st.first_loss is None:
+            st.first_loss = loss
+        if not math.isfinite(loss):
+            self._diverged(f"non-finite eval loss at step {step}")
+        elif step > tr.warmup_steps and loss > DIVERGENCE_FACTOR * st.first_loss:
+            self._diverged(f"eval loss {loss:.3f} exceeds {DIVERGENCE_FACTOR}x the initial {st.first_loss:.3f}")
+        if loss < st.best_loss:
+            st.best_loss, st.best_step, st.bad_evals = loss, step, 0
+        else:
+            st.bad_evals += 1
+        st.last_loss = loss
+        return loss
+
+    def maybe_save_p(self, step: int) -> bool:
+        """Save the weights at every checkpoint p this step has reached; True if any was saved."""
+        saved = False
+        while self.pending_p and step * self.tokens_per_step >= self.pending_p[0]:
+            p = self.pending_p.pop(0)
+            save_weights(self.engine, self.job.p_checkpoint(p), self.lead)
+            self.state.saved_p.append(p)
+            saved = True
+        return saved
+
+    def maybe_checkpoint(self, step: int, *, force: bool = False) -> None:
+        """Every ``checkpoint_every`` steps: rows first, then the engine state (module docstring)."""
+        if not force and (step % self.checkpoint_every or step >= self.job.max_steps or self.status != "ok"):
+            return
+        st = self.state
+        st.step, st.wall_time_s = step, time.perf_counter() - self.t_start
+        self.flush()
+        tag = f"step{step}"
+        with checkpoints.shared_dir(self.job.resume_dir) as local:
+            # a collective: every rank writes its own part (ZeRO shards), rank 0 the `latest` tag
+            self.engine.save_checkpoint(local, tag=tag, client_state={"tsweep_state": self.state_dict()})
+        if self.lead:
+            checkpoints.prune_tags(self.job.resume_dir, keep=tag)
+
+    def flush(self) -> None:
+        if self.lead:
+            self.rows.write_evals(self.job.job_id, self.buffer)
+        self.buffer.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self.state)
+
+    def progress(self, step: int, *, done: bool = False) -> None:
+        if self.report is None:
+            return
+        st = self.state
+        wall = time.perf_counter() - self.t_start
+        best = st.best_loss if math.isfinite(st.best_loss) else None
+        self.report(Progress(
+            job_id=self.job.job_id, label=self.job.label, kind=self.job.kind, step=step,
+            tokens_seen=step * self.tokens_per_step, eval_loss=best if done else st.last_loss,
+            train_loss=self.last_train_loss, best_eval_loss=best,
+            tokens_per_s=step * self.tokens_per_step / max(wall, 1e-9), saved_p=max(st.saved_p, default=0),
+            done=done, status=self.status if done else "running",
+        ))
+
+    def summarize(self, step: int) -> dict[str, Any]:
+        st = self.state
+        tokens_seen = step * self.tokens_per_step
+        best_ok = math.isfinite(st.best_loss)
+        return {
+            **self.key,
+            "status": self.status,
+            "reason": self.reason,
+            "best_eval_loss": st.best_loss if best_ok else None,
+            "best_step": st.best_step if best_ok else None,
+            "best_tokens": st.best_step * self.tokens_per_step if best_ok else None,
+            "tokens_seen": tokens_seen,
+            "data_chars": self.train_slice.chars,
+            "epochs": self.stream.epochs_after(step),
+            "wall_time_s": time.perf_counter() - self.t_start,
+            "flops": self.job.shape.flops_per_token(self.sweep.train.seq_len) * tokens_seen,
+        }
+
+    # ------------------------------------------------------------ the loop
+    def _diverged(self, reason: str) -> None:
+        self.status, self.reason = "diverged", reason
+
+    def _check_train_loss(self, step: int, loss: float) -> None:
+        st = self.state
+        if not math.isfinite(loss):
+            self._diverged(f"non-finite training loss at step {step}")
+            return
+        if st.first_train_loss is None:
+            st.first_train_loss = st.train_loss_ema = loss
+        st.train_loss_ema += TRAIN_LOSS_EMA * (loss - st.train_loss_ema)
+        if step > self.sweep.train.warmup_steps and st.train_loss_ema > DIVERGENCE_FACTOR * st.first_train_loss:
+            self._diverged(f"smoothed training loss {st.train_loss_ema:.3f} exceeds {DIVERGENCE_FACTOR}x the first "
+                           f"{st.first_train_loss:.3f} at step {step}")
+
+    def run(self, *, stop_after_steps: int | None = None) -> dict[str, Any]:
+        """Train to the end and return the summary row; ``stop_after_steps`` checkpoints and
+        returns ``{}`` there instead (tests use it to stand for a kill)."""
+        step = self.state.step
+        if step == 0:
+            self.evaluate(0)
+            self.progress(0)
+        self.engine.train()
+        while step < self.job.max_steps and self.status == "ok":
+            self.last_train_loss = self.train_step(step)
+            step += 1
+            self._check_train_loss(step, self.last_train_loss)
+            if self.status != "ok":
+                break
+            saved = self.maybe_save_p(step)
+            if step in self.evals_at:
+                self.evaluate(step)
+            if saved or step in self.evals_at or step % self.interval == 0:
+                self.progress(step)
+            if self.early_stop and self.state.bad_evals >= self.sweep.eval.patience:
+                break
+            self.maybe_checkpoint(step)
+            if stop_after_steps is not None and step >= stop_after_steps:
+                self.maybe_checkpoint(step, force=True)
+                return {}
+        self.flush()
+        summary = self.summarize(step)
+        if self.lead:
+            self.rows.write_summary(summary)
+            checkpoints.remove(self.job.resume_dir)
+        self.progress(step, done=True)
+        return summary
+
+
+def run_job(job: Job, sweep: Sweep, sweep_dir: str, *, report: ProgressSink | None = None,
+            stop_after_steps: int | None = None) -> dict[str, Any]:
+    """Train ``job`` with its rows going to the store under ``sweep_dir``; its summary row."""
+    layout = SweepLayout(sweep_dir)
+    if not job.job_dir.startswith(layout.sweep_dir + "/"):
+        raise ValueError(f"{job.label} was planned for another sweep folder ({job.job_dir}), not {layout.sweep_dir}")
+    rows = Store(layout.store_root)
+    return JobRunner(job, sweep, rows=rows, report=report).run(stop_after_steps=stop_after_steps)

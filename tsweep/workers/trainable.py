@@ -1,0 +1,69 @@
+"""The Ray Tune trainable: a thin adapter from a Tune trial to :class:`tsweep.workers.runner.JobRunner`.
+
+The trial's config carries one job (``{"job": Job.to_dict()}``); the sweep itself travels once
+through the object store (``tune.with_parameters``). Progress goes to Tune every eval interval,
+after every evaluation and when a checkpoint p is saved, so the dashboard, the live view and
+the scheduler (which releases fine-tunes as soon as a pre-training checkpoint is saved) see it
+as it happens. A retried trial (the process died) runs the job again, which resumes from the
+job's own checkpoint.
+
+A job with ``workers > 1`` runs the Ray Train V2 way: the trial launches a ``TorchTrainer``
+whose workers (each with the job's CPUs/GPUs) form one process group (gloo on CPU, NCCL on
+GPU) and run the same job under DeepSpeed ZeRO; ``TuneReportCallback`` forwards rank 0's
+metrics to the trial.
+
+The driver imports this module to hand ``run_trial`` to Tune, so torch, DeepSpeed and the runner
+are imported inside the trial (in the worker process), never in the driver.
+"""
+
+from __future__ import annotations
+
+from tsweep.core.job import Job
+from tsweep.core.layout import SweepLayout
+from tsweep.core.store import Store
+from tsweep.sweeps.schema import Sweep
+
+
+def _run(job: Job, sweep_dict: dict, sweep_dir: str, report) -> None:
+    import torch
+
+    from tsweep.workers.runner import JobRunner
+
+    torch.set_num_threads(max(1, int(job.cpus)))
+    rows = Store(SweepLayout(sweep_dir).store_root)
+    JobRunner(job, Sweep.model_validate(sweep_dict), rows=rows,
+              report=lambda p: report(p.to_metrics())).run()
+
+
+def run_trial(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
+    from ray import tune
+
+    job = Job.from_dict(config["job"])
+    if job.workers > 1:
+        _run_distributed(job, sweep_dict, sweep_dir)
+        return
+    _run(job, sweep_dict, sweep_dir, tune.report)
+
+
+def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    def loop(cfg: dict) -> None:
+        import ray.train
+
+        _run(Job.from_dict(cfg["job"]), cfg["sweep"], cfg["sweep_dir"], ray.train.report)
+
+    gpu = job.gpus > 0
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"job": job.to_dict(), "sweep": sweep_dict, "sweep_dir": sweep_dir},
+        scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=gpu,
+                                     resources_per_worker={"CPU": job.cpus, **({"GPU": job.gpus} if gpu else {})}),
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        run_config=RunConfig(name=job.job_id, storage_path=SweepLayout(sweep_dir).path("train"),
+                             callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+
