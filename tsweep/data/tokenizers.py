@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tsweep.core.errors import DataError
 from tsweep.core.dataspec import TokenizerSpec
+from tsweep.core.errors import DataError
+from tsweep.data.hub import hub_repo_reason
 
 
 def _round8(n: int) -> int:
@@ -99,9 +100,7 @@ class HFTokenizer:
 
 
 def _load_hf(name: str):
-    from transformers import AutoTokenizer
-
-    from tsweep.data.hub import hub_repo_reason
+    from transformers import AutoTokenizer  # heavy: only when a sweep names a hub tokenizer
 
     why = None if os.path.isdir(name) else hub_repo_reason(name, "model")
     try:
