@@ -9,7 +9,7 @@
     result = tsweep.run(sweep)                        # a local Ray cluster (or address=...)
     res = tsweep.open_sweep("demo")                   # a finished (or running) sweep's results
     res.summaries().to_pandas(); res.evals()          # pyarrow Tables of the store
-    report = res.report()                             # the transfer report (a dict, to_json-ready)
+    report = res.report()                             # the transfer report (TransferReport: .sources, .to_json())
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
 A sweep reference (``ref``) is resolved in this order: a shipped sweep's name (``demo``), a YAML
@@ -157,8 +157,8 @@ class SweepResults:
         """Every evaluation of every job (pyarrow Table)."""
         return self.store.read_evals(job_ids)
 
-    def report(self, *, bootstrap: int | None = None) -> dict[str, Any]:
-        """The transfer report (the actor's latest while it covers every finished job)."""
+    def report(self, *, bootstrap: int | None = None):
+        """The transfer report, a ``TransferReport`` (the actor's latest while it covers every finished job)."""
         from tsweep.analysis.reporting import load_report
 
         return load_report(self.layout.sweep_dir, bootstrap=bootstrap)[1]
@@ -170,11 +170,12 @@ def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
     return SweepResults(sweep, layout)
 
 
-def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0):
+def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0,
+        delta: float | None = None):
     """Fit a registered law (``chinchilla``, ``kaplan``, ``hernandez``, ``barnett``) to any table:
     a pandas DataFrame, a pyarrow Table or a mapping of columns; ``map`` names the column of each
-    law variable (default: the column of its own name). A FitResult (``.params``, ``.ci95``,
-    ``.to_json()``)."""
+    law variable (default: the column of its own name); ``delta`` the Huber delta (default the
+    fitter's). A FitResult (``.params``, ``.estimates``, ``.to_json()``)."""
     from tsweep.analysis import fitter
     from tsweep.analysis.laws import LAWS, get_law
 
@@ -194,7 +195,7 @@ def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap:
             values[var] = np.asarray(columns[col], dtype=float)
         except (TypeError, ValueError):
             raise UsageError(f"column {col!r} (variable {var}) is not numeric") from None
-    return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed)
+    return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed, delta=fitter.HUBER_DELTA if delta is None else delta)
 
 
 def _columns(data: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from tsweep import api
 from tsweep.core.errors import UsageError
+from tsweep.core.jsonio import dumps
 
 
 def _storage(args) -> str | None:
@@ -38,7 +39,6 @@ def cmd_plan(args) -> int:
 
 def _run(sweep, layout, args, *, live: bool) -> int:
     from tsweep.analysis.reporting import load_report
-    from tsweep.analysis.transfer import format_table
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.run import run_sweep
 
@@ -53,7 +53,7 @@ def _run(sweep, layout, args, *, live: bool) -> int:
     for job_id, why in res.blocked.items():
         print(f"  not run: {job_id}: {why}")
     print()
-    print(format_table(load_report(res.sweep_dir)[1]))
+    print(load_report(res.sweep_dir)[1].format_table())
     for png in res.plots:
         print(f"plot: {png}")
     return 1 if (res.failed or res.blocked) else 0
@@ -94,11 +94,10 @@ def cmd_status(args) -> int:
 # ---------------------------------------------------------------- results
 def cmd_gaps(args) -> int:
     from tsweep.analysis.reporting import gaps_csv, gaps_json, load_report
-    from tsweep.analysis.transfer import format_table
 
     _, layout = api.resolve(args.sweep, args.storage)
     _, report = load_report(layout.sweep_dir)
-    print(json.dumps(gaps_json(report)) if args.json else format_table(report))
+    print(dumps(gaps_json(report)) if args.json else report.format_table())
     if args.csv:
         try:
             with open(args.csv, "w", newline="") as f:
@@ -130,7 +129,7 @@ def cmd_advise(args) -> int:
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir)
     entries = advice(report, table, args.target_loss)
-    print(json.dumps(entries) if args.json else format_advice(entries, args.target_loss))
+    print(dumps(entries) if args.json else format_advice(entries, args.target_loss))
     return 0
 
 
@@ -141,8 +140,11 @@ def cmd_fit(args) -> int:
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     mapping = _parse_map(args.map)
-    result = api.fit(args.law, read_table(args.data), map=mapping, bootstrap=args.bootstrap, seed=args.seed)
-    print(json.dumps(result.to_json()) if args.json else format_fit(result))
+    if not args.huber_delta > 0:
+        raise UsageError(f"--huber-delta: must be > 0, got {args.huber_delta}")
+    result = api.fit(args.law, read_table(args.data), map=mapping, bootstrap=args.bootstrap, seed=args.seed,
+                     delta=args.huber_delta)
+    print(dumps(result.to_json()) if args.json else format_fit(result))
     return 0
 
 
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X")
     a.add_argument("--json", action="store_true")
 
+    from tsweep.analysis.fitter import HUBER_DELTA, PUBLISHED_DELTA
     from tsweep.analysis.laws import LAWS
 
     f = sub.add_parser("fit", help="fit a scaling law to any table (.csv or .parquet)",
@@ -213,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read law variable VAR from COLUMN (default: the column named VAR); several pairs, or repeat")
     f.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for 95%% intervals")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--huber-delta", type=float, default=HUBER_DELTA, metavar="DELTA",
+                   help=f"Huber delta on log residuals (default {HUBER_DELTA}, for 1-3%% loss noise; Hoffmann "
+                        f"et al. 2022 used {PUBLISHED_DELTA})")
     f.add_argument("--json", action="store_true", help="print the JSON contract")
     f.set_defaults(handler=cmd_fit)
     return p

@@ -13,15 +13,18 @@ State: none of its own. The truth is the store (every finished job's summary row
                          estimates, the input of the "gap vs jobs finished" plot
 
 A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
-parameters become the warm starts of its next refit, so a restart costs one cold-ish refit at
-worst and loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
-retried call is harmless and concurrent finishes need no bookkeeping: calls queue on the actor
-and the last one sees every row.
+optima become one more start each for its next refit (never the only one: a warm start is one
+start among the screened grid, so the live report cannot drift from a cold refit of the same
+rows; tests/test_analysis_live.py checks it). ``refit`` is idempotent (it reads the whole store
+each time), so a retried call is harmless and concurrent finishes need no bookkeeping: calls
+queue on the actor, and a call that finds no row changed since the last refit returns that
+report at once, so refits queued behind a long one coalesce into one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import traceback
@@ -30,26 +33,25 @@ from typing import Any
 
 import pyarrow as pa
 
-from tsweep.analysis.transfer import TransferReport, transfer_report, warm_starts_from_json
-from tsweep.core.jsonio import dumps, finite
+from tsweep.analysis.report import TransferReport
+from tsweep.analysis.transfer import transfer_report
+from tsweep.core.jsonio import dumps
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store
 
 log = logging.getLogger(__name__)
 
-HEADLINE_KEYS = ("G", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
 
-
-def history_line(report: Mapping[str, Any]) -> dict[str, Any]:
+def history_line(report: TransferReport) -> dict[str, Any]:
     """The compact record of one refit kept in fits/history.jsonl."""
-    scratch = report.get("scratch")
     return {
-        "timestamp": report.get("timestamp"),
-        "n_jobs_finished": report.get("n_jobs_finished"),
-        "n_rows": report.get("n_rows"),
-        "n_used": report.get("n_used"),
-        "scratch": None if not scratch else {k: v.get("value") for k, v in scratch["params"].items()},
-        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}} for s in report.get("sources", [])],
+        "timestamp": report.timestamp,
+        "n_jobs_finished": report.n_jobs_finished,
+        "n_rows": report.n_rows,
+        "n_used": report.n_used,
+        "noise": report.noise,
+        "sources": report.headline(),
+        "comparisons": [c.to_json() for c in report.comparisons],
     }
 
 
@@ -66,18 +68,32 @@ def read_history(sweep_dir: str) -> list[dict[str, Any]]:
     return out
 
 
-def read_latest(sweep_dir: str) -> dict[str, Any] | None:
+def parse_latest(text: str) -> TransferReport | None:
+    """fits/latest.json's text as a report; None if it is not one (cut short, or an older format)."""
+    try:
+        return TransferReport.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def read_latest(sweep_dir: str) -> TransferReport | None:
     layout = SweepLayout(sweep_dir)
     try:
-        report = json.loads(layout.files.read_text(layout.latest_fit))
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return parse_latest(layout.files.read_text(layout.latest_fit))
+    except (FileNotFoundError, UnicodeDecodeError):
         return None
-    return report if isinstance(report, dict) else None
 
 
 def n_jobs_finished(table: pa.Table) -> int:
     """Jobs whose summary has a final status (what resume skips)."""
     return sum(1 for s in table.column("status").to_pylist() if s in FINAL_STATUSES)
+
+
+def fingerprint(table: pa.Table) -> str:
+    """What a refit depends on: every row's job id, status and loss."""
+    rows = sorted(zip(*(table.column(c).to_pylist() for c in ("job_id", "status", "best_eval_loss"))),
+                  key=lambda r: r[0])
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
 
 
 class AnalysisActor:
@@ -88,39 +104,40 @@ class AnalysisActor:
         self.bootstrap = int(bootstrap)
         self.seed = int(seed)
         self._latest = read_latest(self.layout.sweep_dir)
-        self._warm: Mapping[str, Any] = warm_starts_from_json(self._latest)
+        self._seen: str | None = None
+        self.last_error: str | None = None
 
-    def refit(self) -> dict[str, Any]:
-        """Read every summary, refit warm from the previous fit, write latest.json + one history line.
+    def refit(self) -> TransferReport | None:
+        """Read every summary and refit (the previous fit is one more start), write latest.json
+        and one history line; return the report. Calls that find no new or changed row since the
+        last refit return it unchanged (so refits queued behind a long one coalesce).
 
-        Returns the report dict; on an analysis error, ``{"error": ..., "latest": <previous
-        report>}`` (a sweep never stops because a fit failed) and the error is recorded in the
-        history.
+        On an analysis error the error is recorded in the history and ``last_error``, and the
+        previous report is returned (a sweep never stops because a fit failed).
         """
         try:
             table = Store(self.layout.store_root).read_summaries()
-            report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)
-            out = self._record(report, n_jobs_finished(table))
+            seen = fingerprint(table)
+            if seen == self._seen and self._latest is not None:
+                return self._latest
+            report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._latest)
+            self._record(report.stamped(n_jobs_finished(table), _now()))
+            self._seen, self.last_error = seen, None
         except Exception as exc:  # noqa: BLE001 - logged and recorded; the sweep goes on
             log.exception("analysis refit failed")
-            self._append({"timestamp": _now(), "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc(limit=5)})
-            return {"error": f"{type(exc).__name__}: {exc}", "latest": self._latest}
-        return out
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._append({"timestamp": _now(), "error": self.last_error, "traceback": traceback.format_exc(limit=5)})
+        return self._latest
 
-    def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
-        out = finite(report.to_json())
-        out["n_jobs_finished"] = finished
-        out["timestamp"] = _now()
-        self.layout.files.write_text(self.layout.latest_fit, dumps(out, indent=1))
-        self._append(history_line(out))
-        self._latest, self._warm = out, report.warm_starts()
-        return out
+    def _record(self, report: TransferReport) -> None:
+        self.layout.files.write_text(self.layout.latest_fit, dumps(report.to_json(), indent=1))
+        self._append(history_line(report))
+        self._latest = report
 
     def _append(self, line: Mapping[str, Any]) -> None:
         self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
 
-    def latest(self) -> dict[str, Any] | None:
+    def latest(self) -> TransferReport | None:
         return self._latest
 
 

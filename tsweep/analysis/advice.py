@@ -1,7 +1,9 @@
 """``tsweep advise``: more pre-training or more target data? Read off the fitted gap law.
 
-``advise`` reads the headline Barnett fit of each source (Barnett 2024, arXiv 2408.16947):
-L(p, f) = (A p^-alpha + G) f^-beta + E. At the sweep's current p (final checkpoint) and f
+``advise`` reads each source's headline gap fit (Barnett 2024, arXiv 2408.16947; the joint fit
+over sources at the size where the source's G is identified, ``analysis/gap.py``):
+L(p, f) = (A p^-alpha + G) f^-beta + E. A source whose G is not identified gets no advice, only
+the reason: advice from a law the data do not pin down would be a guess. At the sweep's current p (final checkpoint) and f
 (largest fine-tune set) it compares the loss bought by 2x pre-training with 2x fine-tuning data,
 and for a target loss X solves for f at the current p, f = ((A p^-alpha + G)/(X - E))^(1/beta),
 and for p at the current f, p = (A / ((X - E) f^beta - G))^(1/alpha); the latter has no solution
@@ -15,22 +17,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from tsweep.analysis.laws import get_law
+from tsweep.analysis.report import TransferReport
 
 
-def advice(report: Mapping[str, Any], table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
+def advice(report: TransferReport, table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
     """Per source, what 2x pre-training vs 2x fine-tuning data buys, and what reaching a target takes."""
     law = get_law("barnett")
     rows = [r for r in table.to_pylist() if r["kind"] == "finetune" and r["status"] == "ok"]
     out = []
-    for s in report.get("sources", []):
-        entry: dict[str, Any] = {"source": s["source"], "size": s.get("gap_size")}
-        fit = (s.get("barnett") or {}).get(s.get("gap_size") or "")
-        if not fit:
-            entry["note"] = "no gap law fitted for this source (see `tsweep gaps` warnings)"
+    for s in report.sources:
+        entry: dict[str, Any] = {"source": s.source, "size": s.gap_size}
+        gap = report.gap(s.gap_size)
+        prm = None if gap is None else gap.source_params(s.source)
+        if prm is None or not s.G.identified:
+            entry["note"] = f"no advice: G {s.G.reason or 'has no gap fit'}"
             out.append(entry)
             continue
-        prm = {k: v["value"] for k, v in fit["params"].items()}
-        mine = [r for r in rows if r["source"] == s["source"] and r["size"] == s["gap_size"] and r["pretrain_tokens"] > 0]
+        mine = [r for r in rows if r["source"] == s.source and r["size"] == s.gap_size and r["pretrain_tokens"] > 0]
         p = float(max(r["pretrain_tokens"] for r in mine))
         f = float(max(r["data_tokens"] for r in mine))
         loss = lambda pp, ff: float(law.predict(prm, p=pp, f=ff))  # noqa: E731

@@ -33,10 +33,11 @@ A fit that cannot contradict itself:
 Bootstrap. Each resample is a weight vector (rows resampled with replacement, or whole groups)
 or its own responses (a parametric bootstrap, as the transfer report uses); all resamples are
 refitted at once from the point estimate by :func:`batch_refine`. A resample that does not
-converge, or that lands on a bound the point estimate is not on, is refitted from the screened
-grid (:func:`optimise`), up to ``COLD_REFITS`` of them; a resample still unconverged is a
-failure (NaN) and is counted against the identification rule (``analysis/identify.py``), never
-kept at its last iterate. Intervals are percentile intervals (2.5th, 97.5th).
+converge, or that lands on a bound the point estimate is not on, is refitted cold: from its own
+screened grid plus where it stopped, all such resamples refined in one vectorised batch; a
+resample still unconverged is a failure (NaN) and is counted against the identification rule
+(``analysis/identify.py``), never kept at its last iterate. Intervals are percentile
+intervals (2.5th, 97.5th).
 
 The objective is multiplied by 1/delta^2 inside L-BFGS-B only (same minimiser): its ``ftol`` is
 relative to max(|f|, 1), and the raw Huber sum (~1e-3 for Chinchilla's data) would otherwise stop
@@ -68,22 +69,21 @@ PUBLISHED_DELTA = 1e-3  # Hoffmann et al. 2022 (sec. 3.3, Appendix D.2); kept by
 N_REFINE = 12
 N_POLISH = 2
 WIDE_FACTOR = 4
+# Screened starts beside its own end point for a bootstrap resample refitted cold (tsweep's
+# choice: a resample is a small perturbation of the point fit's table, so its best screened
+# starts are the point fit's few best, and every cold refit of a report runs in one batch).
+N_COLD = 4
 # Rows the screen evaluates (a fixed random subsample above it) and the array elements one
 # vectorised chunk may hold (tsweep choices: 32 MB per float array; a start's ranking on 2,048
 # rows of a smooth law is its ranking on all of them, and the refine uses every row).
 SCREEN_ROWS = 2048
 CHUNK_ELEMENTS = 4_000_000
-# Resamples refitted from the screened grid when the warm refit does not converge or lands on
-# a new bound: at least this many, or this fraction (tsweep's choice: bounds the cost of a
-# pathological table; the rest of the non-converged count as failures).
-COLD_REFITS = 10
-COLD_REFIT_FRACTION = 0.1
 # Vectorised Levenberg-Marquardt (tsweep choices, checked against L-BFGS-B resample by resample
 # on the fixture: same objective to ~1e-11 relative).
 LM_MAX_ITER = 300
 LM_LAMBDA0 = 1e-3
 LM_LAMBDA_MAX = 1e8
-LM_FTOL = 1e-12
+LM_FTOL = 1e-10
 LM_XTOL = 1e-10
 # L-BFGS-B stopping rules (on the 1/delta^2-scaled objective). The iteration cap bounds the cost
 # of unidentified problems, which wander along a flat valley; such a fit is flagged unconverged.
@@ -392,7 +392,7 @@ def _lm(
         pred, jac = law.log_predict(th, logx)
         res = pred - logy[idx]
         val, _ = huber(res, delta)
-        f = np.einsum("sn,sn->s", val, weights[idx])
+        f = (val * weights[idx]).sum(axis=1)
         return np.where(np.isfinite(f), f, np.inf), jac, res
 
     f, jac, res = evaluate(theta, np.arange(s))
@@ -406,9 +406,10 @@ def _lm(
         a = active
         omega = weights[a] * np.minimum(1.0, delta / np.maximum(np.abs(res[a]), 1e-300))
         ja = jac[a]
-        grad = np.einsum("sn,snp->sp", omega * res[a], ja)
-        hess = np.einsum("snp,snq->spq", omega[:, :, None] * ja, ja)
-        diag = np.einsum("spp->sp", hess)
+        wja = omega[:, :, None] * ja
+        grad = ((omega * res[a])[:, None, :] @ ja)[:, 0, :]
+        hess = wja.transpose(0, 2, 1) @ ja
+        diag = np.diagonal(hess, axis1=1, axis2=2)
         damped = hess + lam[a, None, None] * (eye * diag[:, :, None]) + 1e-12 * eye
         try:
             step = -np.linalg.solve(damped, grad[..., None])[..., 0]
@@ -438,6 +439,7 @@ def bootstrap_thetas(
     weights: Array,
     *,
     delta: float = HUBER_DELTA,
+    n_refine: int = N_COLD,
 ) -> Array:
     """Refit every resample (a row of ``weights``, and of ``logy`` if it is (B, n)) from ``theta0``;
     (B, P) optima, NaN where a resample failed. See the module docstring for the cold refits."""
@@ -447,15 +449,32 @@ def bootstrap_thetas(
     th, _, conv = batch_refine(law, theta0, logx, logy, weights, delta=delta)
     new_bound = (at_bound(law, th) & ~at_bound(law, theta0)[None, :]).any(axis=1)
     redo = np.flatnonzero(~conv | new_bound)
-    budget = max(COLD_REFITS, int(COLD_REFIT_FRACTION * th.shape[0]))
-    for i in redo[:budget]:
-        yi = logy[i] if logy.ndim == 2 else logy
-        wi = weights[i] if weights.shape[0] > 1 else weights[0]
-        warm = th[i] if np.all(np.isfinite(th[i])) else None
-        opt = optimise(law, logx, yi, wi, delta=delta, warm=warm)
-        th[i], conv[i] = opt.theta, opt.converged
+    if redo.size:
+        ys = logy[redo] if logy.ndim == 2 else np.broadcast_to(logy, (redo.size, logy.size))
+        ws = weights[redo] if weights.shape[0] > 1 else np.broadcast_to(weights, (redo.size, weights.shape[1]))
+        th[redo], conv[redo] = _cold_batch(law, logx, ys, ws, th[redo], delta, n_refine)
     th[~conv] = np.nan
     return th
+
+
+def _cold_batch(
+    law: Law, logx: Mapping[str, Array], logy: Array, weights: Array, warm: Array, delta: float, n_refine: int
+) -> tuple[Array, Array]:
+    """Refit resamples (rows of ``logy``/``weights``) from their own screened grid plus ``warm``,
+    all refinements in one vectorised batch; (best optima, converged) per resample."""
+    r = logy.shape[0]
+    starts = []
+    for i in range(r):
+        own = screen(law, logx, logy[i], weights[i], n_refine, delta)
+        own = np.vstack([own, np.repeat(own[:1], n_refine - own.shape[0], axis=0)]) if own.shape[0] < n_refine else own
+        w0 = warm[i] if np.all(np.isfinite(warm[i])) else own[0]
+        starts.append(np.vstack([w0[None, :], own]))
+    k = n_refine + 1
+    th, f, conv = batch_refine(law, np.concatenate(starts), logx, np.repeat(logy, k, axis=0),
+                               np.repeat(weights, k, axis=0), delta=delta)
+    f = np.where(np.isfinite(f), f, np.inf).reshape(r, k)
+    best = np.argmin(f, axis=1) + k * np.arange(r)
+    return th[best], conv[best]
 
 
 def bound_shares(law: Law, thetas: Array) -> list[tuple[float, float]]:
@@ -523,6 +542,43 @@ def result(
         converged=opt.converged,
         boot_thetas=boot,
     )
+
+
+# ------------------------------------------------------------------ one problem, two phases
+@dataclass(eq=False)
+class Problem:
+    """A law on some rows, fitted in two phases: the point optimum first (:meth:`solve`), the
+    bootstrap later (:meth:`bootstrap`), once the noise level that the transfer report pools
+    over every problem is known."""
+
+    law: Law
+    logx: dict[str, Array]
+    logy: Array
+    warm: Array | None = None
+    opt: Optimum | None = None
+    boot: Array | None = None
+
+    def solve(self, delta: float = HUBER_DELTA) -> "Problem":
+        self.opt = optimise(self.law, self.logx, self.logy, np.ones(self.logy.size), delta=delta, warm=self.warm)
+        return self
+
+    @property
+    def n(self) -> int:
+        return int(self.logy.size)
+
+    def residuals(self) -> Array:
+        pred, _ = self.law.log_predict(np.asarray(self.opt.theta)[None, :], self.logx, jac=False)
+        return pred[0] - self.logy
+
+    def bootstrap(self, logy: Array, weights: Array | None = None, delta: float = HUBER_DELTA) -> Array:
+        """Refit each row of ``logy`` (B, n) from the optimum; the stack is kept and returned."""
+        w = np.ones((1, self.n)) if weights is None else weights
+        self.boot = bootstrap_thetas(self.law, self.opt.theta, self.logx, logy, w, delta=delta)
+        return self.boot
+
+    def result(self, warnings: Sequence[str] = ()) -> FitResult:
+        return result(self.law, self.opt, self.n, boot=self.boot,
+                      design=design_reasons(self.law, self.logx, self.n), warnings=warnings)
 
 
 # ------------------------------------------------------------------ the entry point

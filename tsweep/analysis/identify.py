@@ -135,9 +135,8 @@ def judge(
         return missing("not identified: too few bootstrap resamples for an interval")
     lo, hi = ci
     shown = f"95% interval [{lo:.3g}, {hi:.3g}]"
-    if bound_share[0] > TAIL or bound_share[1] > TAIL:
-        side = "lower" if bound_share[0] > TAIL else "upper"
-        return missing(f"not identified: {shown} reaches its {side} bound "
+    if max(bound_share) > TAIL:
+        return missing(f"not identified: {shown} is cut by a bound of the fit "
                        f"({100 * max(bound_share):.0f}% of resamples on it)")
     if kind == "scale" and not (lo > 0 and hi <= MAX_SCALE_RATIO * lo):
         return missing(f"not identified: {shown} spans more than {MAX_SCALE_RATIO:g}x")

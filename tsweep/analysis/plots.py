@@ -1,8 +1,8 @@
 """Figures of a sweep, written as PNGs under ``{sweep_dir}/plots/``.
 
 (a) ``loss_vs_finetune.png``: eval loss vs fine-tune tokens, one panel per source; points at the
-    final pre-training checkpoint (filled) and earlier ones (faint), the fitted Barnett curve per
-    size at the final p, and the from-scratch baseline (the scratch law at each N vs D, dashed).
+    final pre-training checkpoint (filled) and earlier ones (faint), the joint gap law's curve
+    per size at the final p, and the from-scratch baseline (each size's fitted curve, dashed).
 (b) ``dt_vs_df.png``: effective data transferred D_T vs D_F per N, log-log, one panel per source,
     with the fitted Hernandez law; runs outside the low-data regime are hollow.
 (c) ``gap_history.png``: the gap estimate G with its 95% interval (and the headline multiplier)
@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from tsweep.analysis.actor import read_history, read_latest
 from tsweep.analysis.laws import get_law
+from tsweep.analysis.report import TransferReport
 from tsweep.analysis.transfer import transfer_report
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
@@ -61,18 +62,17 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     ]
 
 
-def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: Mapping[str, Any]) -> str:
+def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferReport) -> str:
     rows = _rows(table)
-    sources = [s for s in report.get("sources", [])]
-    fig, axes = _figure(len(sources))
-    chin, barn = get_law("chinchilla"), get_law("barnett")
-    scratch = report.get("scratch")
+    fig, axes = _figure(len(report.sources))
+    barn, curve_law = get_law("barnett"), get_law("plateau")
     sizes = sorted({(r["n_params"], r["size"]) for r in rows if r["kind"] in ("finetune", "scratch")})
     colours = {size: f"C{i}" for i, (_, size) in enumerate(sizes)}
+    curves = {c.size: c for c in report.curves}
     d_all = [r["data_tokens"] for r in rows if r["kind"] in ("finetune", "scratch")]
-    for ax, src in zip(axes, sources):
-        ft = [r for r in rows if r["kind"] == "finetune" and r["source"] == src["source"]]
-        for n, size in sizes:
+    for ax, src in zip(axes, report.sources):
+        ft = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
+        for _, size in sizes:
             c = colours[size]
             mine = [r for r in ft if r["size"] == size]
             if mine:
@@ -84,60 +84,57 @@ def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: Mapping[str, 
                 if early:
                     ax.scatter([r["data_tokens"] for r in early], [r["best_eval_loss"] for r in early], color=c,
                                alpha=0.3, s=12)
-                fitted = (src.get("barnett") or {}).get(size)
-                if fitted and p_final > 0:
+                gap = report.gap(size)
+                params = None if gap is None else gap.source_params(src.source)
+                if params is not None and p_final > 0:
                     f = np.geomspace(min(r["data_tokens"] for r in mine), max(r["data_tokens"] for r in mine), 60)
-                    params = {k: v["value"] for k, v in fitted["params"].items()}
                     ax.plot(f, barn.predict(params, p=np.full_like(f, p_final), f=f), color=c)
             sc = [r for r in rows if r["kind"] == "scratch" and r["size"] == size]
             if sc:
                 ax.scatter([r["data_tokens"] for r in sc], [r["best_eval_loss"] for r in sc], color=c, marker="x",
                            label=f"{size} from scratch")
-            if scratch and d_all:
+            curve = curves.get(size)
+            if curve is not None and curve.fit is not None and d_all:
                 d = np.geomspace(min(d_all), max(d_all), 60)
-                params = {k: v["value"] for k, v in scratch["params"].items()}
-                ax.plot(d, chin.predict(params, N=np.full_like(d, n), D=d), color=c, ls="--", lw=1)
-        g = src.get("G")
-        title = src["source"]
-        if g and g.get("value") is not None:
-            title += f"  (G = {g['value']:.3g}, {src.get('gap_size')})"
+                ax.plot(d, curve_law.predict(curve.fit.params, D=d), color=c, ls="--", lw=1)
+        title = src.source
+        if src.G.identified:
+            title += f"  (G = {src.G.value:.3g}, {src.gap_size})"
         ax.set(xscale="log", xlabel="target tokens (D_F fine-tuned, D from scratch)", ylabel="best eval loss",
                title=title)
         _legend(ax)
-    if not sources:
+    if not report.sources:
         axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
     return _save(fig, sweep_dir, "loss_vs_finetune.png")
 
 
-def plot_dt_vs_df(sweep_dir: str, report: Mapping[str, Any]) -> str:
-    sources = report.get("sources", [])
-    fig, axes = _figure(len(sources))
+def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
+    fig, axes = _figure(len(report.sources))
     law = get_law("hernandez")
-    for ax, src in zip(axes, sources):
-        runs = [r for r in src.get("runs", []) if r.get("d_t") is not None and r["d_t"] > 0]
-        ns = sorted({r["n_params"] for r in runs})
-        fit = src.get("hernandez")
+    for ax, src in zip(axes, report.sources):
+        runs = [r for r in src.runs if np.isfinite(r.d_t) and r.d_t > 0]
+        ns = sorted({r.n_params for r in runs})
+        fit = src.hernandez
         for i, n in enumerate(ns):
-            mine = [r for r in runs if r["n_params"] == n]
-            ok = [r for r in mine if r["flag"] == "ok"]
-            off = [r for r in mine if r["flag"] != "ok"]
-            ax.scatter([r["d_f"] for r in ok], [r["d_t"] for r in ok], color=f"C{i}", label=f"N={n:.3g}")
+            mine = [r for r in runs if r.n_params == n]
+            ok = [r for r in mine if r.flag == "ok"]
+            off = [r for r in mine if r.flag != "ok"]
+            ax.scatter([r.d_f for r in ok], [r.d_t for r in ok], color=f"C{i}", label=f"N={n:.3g}")
             if off:
-                ax.scatter([r["d_f"] for r in off], [r["d_t"] for r in off], facecolors="none", edgecolors=f"C{i}")
+                ax.scatter([r.d_f for r in off], [r.d_t for r in off], facecolors="none", edgecolors=f"C{i}")
             if fit:
-                f = np.geomspace(min(r["d_f"] for r in mine), max(r["d_f"] for r in mine), 30)
-                params = {k: v["value"] for k, v in fit["params"].items()}
-                ax.plot(f, law.predict(params, N=np.full_like(f, n), D_F=f), color=f"C{i}")
-        title = src["source"]
+                f = np.geomspace(min(r.d_f for r in mine), max(r.d_f for r in mine), 30)
+                ax.plot(f, law.predict(fit.params, N=np.full_like(f, n), D_F=f), color=f"C{i}")
+        title = src.source
         if fit:
-            p = {k: v["value"] for k, v in fit["params"].items()}
+            p = fit.params
             title += f": D_T = {p['k']:.3g} D_F^{p['alpha']:.2f} N^{p['beta']:.2f}"
         ax.set(xscale="log", yscale="log", xlabel="D_F (fine-tune tokens)", ylabel="D_T (effective data transferred)",
                title=title)
         _legend(ax)
         if not runs:
             ax.text(0.5, 0.5, "no runs with D_T > 0", ha="center", transform=ax.transAxes)
-    if not sources:
+    if not report.sources:
         axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
     return _save(fig, sweep_dir, "dt_vs_df.png")
 
@@ -172,7 +169,7 @@ def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
 
 
 def write_plots(
-    sweep_dir: str, table: pa.Table | None = None, report: Mapping[str, Any] | None = None
+    sweep_dir: str, table: pa.Table | None = None, report: TransferReport | None = None
 ) -> list[str]:
     """All three figures. Reads the store (``{sweep_dir}/store``) and ``fits/latest.json`` when
     ``table``/``report`` are not given; with no fit yet, fits one (without a bootstrap)."""
@@ -181,7 +178,7 @@ def write_plots(
     if report is None:
         report = read_latest(sweep_dir)
     if report is None:
-        report = transfer_report(table, bootstrap=0).to_json()
+        report = transfer_report(table, bootstrap=0)
     return [
         plot_loss_vs_finetune(sweep_dir, table, report),
         plot_dt_vs_df(sweep_dir, report),

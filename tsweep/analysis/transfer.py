@@ -1,306 +1,123 @@
-"""The transfer report: from a sweep's summary table to gaps, D_T laws and data multipliers.
+"""The transfer report: from a sweep's summary table to plateaus, D_T laws, gaps and their intervals.
 
-Inputs: the summary table of ``orchestrator/store.py`` (one row per finished job). Only rows
-with ``status == "ok"`` and a finite ``best_eval_loss`` enter any fit; the report counts the rest
-by reason. Every run is early-stopped at its best held-out loss, so ``best_eval_loss`` is *the*
-loss of a run (Hernandez et al. 2021, arXiv 2102.01293, sec. 2).
+Inputs: the summary table of ``tsweep.core.store`` (one row per finished job). Only rows with
+``status == "ok"`` and a finite ``best_eval_loss`` enter any fit; the report counts the rest by
+reason. A run's ``best_eval_loss`` is its best held-out loss for its unique-data budget
+(Hernandez et al. 2021, arXiv 2102.01293, sec. 2): *the* loss of that run.
 
-1. From-scratch law (Hoffmann et al. 2022, arXiv 2203.15556): ``chinchilla`` on the scratch runs,
-   N = n_params, D = data_tokens (the distinct target tokens, repeated over epochs), loss =
-   best_eval_loss.
-2. Effective data transferred (Hernandez et al. 2021, eq. 1.1): for each fine-tune from the
-   *final* pre-training checkpoint of its (source, size) (the largest pretrain_tokens), D_E is the
-   data a from-scratch model of the same N needs for the same loss, by inverting the scratch law:
-   D_E = (B / (L - E - A/N^alpha))^(1/beta). D_T = D_E - D_F; multiplier = (D_F + D_T)/D_F = D_E/D_F.
-   D_E is cross-checked by log-log interpolation between the measured scratch runs at that N.
-3. Low-data regime (Hernandez et al. 2021 fit their law only there). A run enters the D_T fit
-   only if its flag is ``ok``; the rule, in order:
-   - ``beyond_plateau``: L <= E + A/N^alpha, the fine-tune beats the scratch law's infinite-data
-     loss at that N, so no finite D_E exists;
-   - ``no_transfer``: D_T <= 0, the fine-tune is no better than scratch on the same data
-     (Hernandez et al.'s "ossification");
-   - ``high_data``: D_F > D_bal(N) = (B N^alpha / A)^(1/beta), where the scratch law's data term
-     B/D_F^beta has fallen below its size term A/N^alpha: scratch at that N is parameter-limited,
-     small loss differences map to huge D differences, and Hernandez et al. saw D_T fall off
-     their power law there. (``LOW_DATA_RATIO`` scales D_bal.)
-   Runs whose D_E lies more than ``EXTRAPOLATION_FACTOR`` beyond the largest scratch D are kept
-   but warned about.
-4. Hernandez law per source: ``hernandez`` (D_T = k D_F^alpha N^beta) on its ``ok`` runs. Its
-   intervals come from a bootstrap that resamples the scratch runs *and* the fine-tunes, refits
-   the scratch law, re-derives every D_T and refits: the scratch law's uncertainty propagates.
-   Headline multiplier: the law's (D_F + D_T)/D_F at the smallest D_F and the largest N among the
-   runs behind it (the low-data, large-model corner where transfer matters most), with the same
-   bootstrap's interval; with no D_T law, the measured multiplier of that corner's run instead.
-5. Transfer gap (Barnett 2024, arXiv 2408.16947): ``barnett`` (p = pretrain_tokens > 0,
-   f = data_tokens, loss) per (source, size), since the law has no N. The headline G of a source
-   is that of its largest size with a fit (>= 3 distinct p, >= 3 distinct f, more points than
-   parameters). Intervals: the fitter's bootstrap over runs.
+What is fitted (each step's science in its module):
 
-Not enough data for a fit gives ``None`` and a warning, never a placeholder number.
+1. **From scratch, per size** (``analysis/scratch.py``, Hernandez et al. 2021): the plateau
+   L(N, inf) of each size's curve L(D) = L_inf + B D^-b, D(N) (within 1% of the plateau), and
+   the low-data limit 0.1 D(N). The old rule (D_F below the D at which the global law's data
+   and size terms balance) is gone: it hung on the split between E and A N^-alpha, which three
+   small sizes cannot determine.
+2. **From scratch, globally**: L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022,
+   arXiv 2203.15556, approach 3), reported only as far as the design identifies it (three sizes
+   spanning 4x do not pin E; the report then says so instead of printing E on its bound).
+3. **Effective data transferred** (Hernandez et al. 2021, eq. 1.1): for each fine-tune from the
+   final pre-training checkpoint of its (source, size), D_E is read off the *measured* scratch
+   curve at the same N (interpolated; extrapolated with the per-size law only beyond the
+   measured range, and flagged), D_T = D_E - D_F, multiplier D_E / D_F. The D_T law
+   D_T = k D_F^alpha N^beta is fitted per source on its low-data runs with D_T > 0. Headline
+   multiplier: the law's at the smallest D_F and largest N among those runs (the low-data,
+   large-model corner where transfer matters most); with no law, that run's measured one.
+4. **Transfer gap** (``analysis/gap.py``, Barnett 2024, arXiv 2408.16947): the gap law fitted per
+   size jointly over sources (shared beta and E), G and G f_ref^-beta per source, and the
+   difference between every pair of sources.
+
+**Noise and intervals.** The bootstrap unit matters (Besiroglu et al. 2024, arXiv 2404.10102,
+resample the independent unit). tsweep's rows are not exchangeable: every fine-tune of one
+(source, size) starts from one pre-training run, and there is one such lineage per (source,
+size), so a per-size gap fit has a single lineage and lineage resampling has nothing to
+resample (the D_T law has 3-4 lineages per source: too few for a bootstrap over them). Row
+resampling is worse than either: it treats fine-tunes of one lineage as independent and, on
+designs of 3 x 3 runs, drops whole p levels from a resample, which makes the law unidentified
+in that resample for reasons of resampling, not of data. tsweep therefore uses a *parametric
+bootstrap conditional on the pre-training runs*: every loss of the sweep is perturbed in log
+space by independent Gaussian noise of the sweep's own measured scale, and every number (the
+plateaus, D(N), each D_E and D_T, the D_T law, the multiplier, every G, G in loss units, every
+difference) is recomputed from the same perturbed table, so the dependence between them is
+carried into their intervals. Given its checkpoint, a fine-tune is its own training run on its
+own data order, so independent noise per run is the right model conditional on the lineage;
+what it cannot include is seed-to-seed variation of pre-training itself, which one run per
+(source, size) cannot measure (Hernandez et al. and Barnett likewise fit one run per model). The
+noise scale sigma is the residual standard deviation of log-loss pooled over the per-size
+scratch curves and the per-size joint gap fits, sum(r^2) / sum(n - P) (a misfit law inflates it,
+which widens intervals rather than narrowing them). The perturbation of a run is drawn from a
+generator seeded by the report's seed and the run's job id, so a run keeps its draws as other
+runs finish and a live report converges to the cold refit of the same rows.
+
+Every reported number passes the identification rule of ``analysis/identify.py`` and is either
+a value with its interval or null with the reason. Not enough data for a fit gives null and the
+reason, never a placeholder number.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from tsweep.analysis import fitter
-from tsweep.analysis.fitter import FitResult
+from tsweep.analysis import gap, scratch
+from tsweep.analysis.fitter import FitResult, Problem, at_bound, bound_shares
+from tsweep.analysis.identify import MIN_CONVERGED, Estimate, judge, missing, percentile_interval
 from tsweep.analysis.laws import get_law
+from tsweep.analysis.report import (
+    GapFit, RunTransfer, ScratchCurve, SourceTransfer, TransferReport, gap_key,
+)
 
 Array = np.ndarray
 
 SCRATCH_LAW = "chinchilla"
 DT_LAW = "hernandez"
-GAP_LAW = "barnett"
-# Scales D_bal(N) in the high-data rule (a tsweep choice; 1 = data term equals size term).
-LOW_DATA_RATIO = 1.0
-# D_E more than this many times the largest scratch D measured is an extrapolation of the law.
-EXTRAPOLATION_FACTOR = 10.0
-# Law-inverted and interpolated D_E further apart than this factor are reported.
-INTERP_DISAGREEMENT = 2.0
+CURVE_LAW = "plateau"
 
-WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
+WarmStarts = Mapping[str, Any]
 
 
-# ------------------------------------------------------------------ records
+# ------------------------------------------------------------------ the table
 @dataclass(frozen=True)
-class Estimate:
-    value: float
-    ci95: tuple[float, float] | None = None
+class _Table:
+    """The ok scratch and fine-tune rows, sorted by job id, and the bookkeeping of the rest."""
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": _num(self.value)}
-        if self.ci95 is not None:
-            out["ci95"] = [_num(self.ci95[0]), _num(self.ci95[1])]
-        return out
-
-
-@dataclass(frozen=True)
-class RunTransfer:
-    """One fine-tune from a final pre-training checkpoint, read against the scratch law."""
-
-    job_id: str
-    size: str
-    n_params: int
-    d_f: float
-    pretrain_tokens: int
-    loss: float
-    d_e: float  # NaN when undefined (beyond_plateau) or no scratch law
-    d_e_interp: float  # NaN when the loss lies outside the measured scratch runs at this N
-    d_t: float
-    multiplier: float
-    flag: str  # ok | beyond_plateau | no_transfer | high_data | no_scratch_law
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: (_num(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class SourceTransfer:
-    source: str
-    n_runs: int  # ok fine-tunes of this source, every checkpoint
-    n_dt_runs: int  # runs behind the D_T law
-    G: Estimate | None
-    gap_size: str | None  # the size whose Barnett fit gives G
-    k: Estimate | None
-    alpha: Estimate | None
-    beta: Estimate | None
-    multiplier: Estimate | None
-    multiplier_at: dict[str, Any] | None  # {"D_F", "N", "basis": "law" | "measured"}
-    hernandez: FitResult | None
-    barnett: dict[str, FitResult | None]
-    runs: tuple[RunTransfer, ...]
-    warnings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        est = lambda e: None if e is None else e.to_json()  # noqa: E731
-        return {
-            "source": self.source,
-            "n_runs": self.n_runs,
-            "n_dt_runs": self.n_dt_runs,
-            "G": est(self.G),
-            "gap_size": self.gap_size,
-            "k": est(self.k),
-            "alpha": est(self.alpha),
-            "beta": est(self.beta),
-            "multiplier": est(self.multiplier),
-            "multiplier_at": self.multiplier_at,
-            "hernandez": None if self.hernandez is None else self.hernandez.to_json(),
-            "barnett": {s: (None if f is None else f.to_json()) for s, f in self.barnett.items()},
-            "runs": [r.to_json() for r in self.runs],
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass(frozen=True)
-class TransferReport:
-    sweep: str | None
-    scratch: FitResult | None
-    sources: tuple[SourceTransfer, ...]
+    kind: Array
+    source: Array
+    size: Array
+    job_id: Array
+    n: Array
+    d: Array
+    p: Array
+    loss: Array
+    final_p: dict[tuple[str, str], float]  # (source, size) -> largest p among all its fine-tunes
     n_rows: int
-    n_used: int
     left_out: dict[str, int]
-    bootstrap: int
-    seed: int
-    warnings: tuple[str, ...] = ()
-    n_scratch_runs: int = 0
-    scratch_points: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    sweep: str | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sweep": self.sweep,
-            "n_rows": self.n_rows,
-            "n_used": self.n_used,
-            "left_out": dict(self.left_out),
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-            "scratch": None if self.scratch is None else self.scratch.to_json(),
-            "n_scratch_runs": self.n_scratch_runs,
-            "sources": [s.to_json() for s in self.sources],
-            "warnings": list(self.warnings),
-        }
+    @property
+    def logloss(self) -> Array:
+        return np.log(self.loss)
 
-    def warm_starts(self) -> dict[str, FitResult]:
-        """Every fit by key, to warm-start the next report."""
-        out: dict[str, FitResult] = {}
-        if self.scratch is not None:
-            out["scratch"] = self.scratch
-        for s in self.sources:
-            if s.hernandez is not None:
-                out[f"hernandez/{s.source}"] = s.hernandez
-            for size, f in s.barnett.items():
-                if f is not None:
-                    out[f"barnett/{s.source}/{size}"] = f
-        return out
-
-    def format_table(self) -> str:
-        return format_table(self.to_json())
+    def n_of(self, size: str) -> int:
+        return int(np.max(self.n[self.size == size]))
 
 
-def warm_starts_from_json(report: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
-    """The fitted parameters of a report's JSON (e.g. fits/latest.json), keyed as ``warm_starts``."""
-    out: dict[str, dict[str, float]] = {}
-    if not report:
-        return out
-
-    def params(fit_json: Mapping[str, Any] | None) -> dict[str, float] | None:
-        if not fit_json:
-            return None
-        vals = {k: v.get("value") for k, v in fit_json.get("params", {}).items()}
-        return vals if all(isinstance(v, (int, float)) for v in vals.values()) and vals else None
-
-    if (p := params(report.get("scratch"))) is not None:
-        out["scratch"] = p
-    for s in report.get("sources", []):
-        if (p := params(s.get("hernandez"))) is not None:
-            out[f"hernandez/{s['source']}"] = p
-        for size, f in (s.get("barnett") or {}).items():
-            if (p := params(f)) is not None:
-                out[f"barnett/{s['source']}/{size}"] = p
-    return out
+def _strings(table: pa.Table, name: str) -> Array:
+    return np.array([("" if v is None else str(v)) for v in table.column(name).to_pylist()], dtype=object)
 
 
-# ------------------------------------------------------------------ pure pieces
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+def _floats(table: pa.Table, name: str) -> Array:
+    return np.array([np.nan if v is None else float(v) for v in table.column(name).to_pylist()], dtype=float)
 
 
-def _columns(table: pa.Table) -> dict[str, Array]:
-    cols: dict[str, Array] = {}
-    for name in ("kind", "source", "size", "status", "job_id", "sweep"):
-        cols[name] = np.array([("" if v is None else str(v)) for v in table.column(name).to_pylist()], dtype=object)
-    for name in ("n_params", "data_tokens", "pretrain_tokens", "best_eval_loss"):
-        vals = table.column(name).to_pylist()
-        cols[name] = np.array([np.nan if v is None else float(v) for v in vals], dtype=float)
-    return cols
-
-
-def effective_data(scratch: Mapping[str, Any], n: Array, loss: Array) -> Array:
-    """D_E = (B / (L - E - A/N^alpha))^(1/beta), NaN where L <= E + A/N^alpha.
-
-    ``scratch`` holds chinchilla params as floats or as (S, 1) arrays (a bootstrap stack).
-    """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        excess = loss - scratch["E"] - scratch["A"] * n ** (-scratch["alpha"])
-        d_e = (scratch["B"] / excess) ** (1.0 / scratch["beta"])
-    return np.where(excess > 0, d_e, np.nan)
-
-
-def balance_data(scratch: Mapping[str, Any], n: Array) -> Array:
-    """D_bal(N) = (B N^alpha / A)^(1/beta): where the scratch law's data and size terms are equal."""
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return (scratch["B"] * n ** scratch["alpha"] / scratch["A"]) ** (1.0 / scratch["beta"])
-
-
-def transfer_flags(scratch: Mapping[str, Any], n: Array, d_f: Array, loss: Array) -> tuple[Array, Array]:
-    """(D_T, flag) per run under a scratch law; see the module docstring for the rule."""
-    d_e = effective_data(scratch, n, loss)
-    d_t = d_e - d_f
-    shape = np.broadcast(d_t, d_f).shape
-    flag = np.full(shape, "ok", dtype=object)
-    high = np.broadcast_to(d_f > LOW_DATA_RATIO * balance_data(scratch, n), shape)
-    flag[high] = "high_data"
-    flag[np.broadcast_to(~(d_t > 0), shape)] = "no_transfer"
-    flag[np.broadcast_to(~np.isfinite(d_e), shape)] = "beyond_plateau"
-    return d_t, flag
-
-
-def interpolate_d_e(scratch_d: Array, scratch_loss: Array, loss: float) -> float:
-    """D at which the measured scratch curve (one N) reaches ``loss``: linear in log D vs log L.
-
-    NaN when ``loss`` lies outside the measured losses (no extrapolation).
-    """
-    if scratch_d.size < 2:
-        return math.nan
-    order = np.argsort(scratch_d)
-    ld, ll = np.log(scratch_d[order]), np.log(scratch_loss[order])
-    target = math.log(loss)
-    for i in range(ld.size - 1):
-        lo, hi = sorted((ll[i], ll[i + 1]))
-        if lo <= target <= hi and ll[i] != ll[i + 1]:
-            t = (target - ll[i]) / (ll[i + 1] - ll[i])
-            return float(math.exp(ld[i] + t * (ld[i + 1] - ld[i])))
-    return math.nan
-
-
-def _estimate(fit: FitResult | None, name: str) -> Estimate | None:
-    if fit is None:
-        return None
-    ci = None if fit.ci95 is None else fit.ci95[name]
-    return Estimate(fit.params[name], ci)
-
-
-def _percentile_ci(samples: Array) -> tuple[float, float] | None:
-    good = samples[np.isfinite(samples)]
-    if good.size < 2:
-        return None
-    tail = 100 * (1 - fitter.CI_LEVEL) / 2
-    lo, hi = np.percentile(good, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def _warm(warm: WarmStarts | None, key: str) -> FitResult | Mapping[str, float] | None:
-    return None if warm is None else warm.get(key)
-
-
-# ------------------------------------------------------------------ the report
-def transfer_report(
-    table: pa.Table,
-    *,
-    bootstrap: int = 200,
-    seed: int = 0,
-    warm: WarmStarts | None = None,
-) -> TransferReport:
-    """Fit every law a sweep's summary table supports; see the module docstring."""
-    c = _columns(table)
-    n_rows = len(c["kind"])
-    warnings: list[str] = []
+def read_table(table: pa.Table) -> _Table:
+    c = {k: _strings(table, k) for k in ("kind", "source", "size", "status", "job_id", "sweep")}
+    c.update({k: _floats(table, k) for k in ("n_params", "data_tokens", "pretrain_tokens", "best_eval_loss")})
     left_out: dict[str, int] = {}
 
     def leave(reason: str, mask: Array) -> None:
@@ -314,272 +131,279 @@ def transfer_report(
     leave("no finite best_eval_loss", no_loss)
     ok = ~not_ok & ~no_loss
     leave("pretrain job (enters only through its fine-tunes)", ok & (c["kind"] == "pretrain"))
-    unknown = ok & ~np.isin(c["kind"], ["pretrain", "finetune", "scratch"])
-    leave("unknown kind", unknown)
-    scratch_rows = ok & (c["kind"] == "scratch")
-    ft_rows = ok & (c["kind"] == "finetune")
-    sweep = next((s for s in c["sweep"] if s), None)
+    leave("unknown kind", ok & ~np.isin(c["kind"], ["pretrain", "finetune", "scratch"]))
+    used = ok & np.isin(c["kind"], ["finetune", "scratch"])
+    # The final checkpoint of a lineage is the largest p among *all* its fine-tunes, so a failed
+    # final-checkpoint fine-tune never silently promotes an earlier checkpoint.
+    ft = c["kind"] == "finetune"
+    final_p: dict[tuple[str, str], float] = {}
+    for s, z, p in zip(c["source"][ft], c["size"][ft], c["pretrain_tokens"][ft]):
+        final_p[(s, z)] = max(final_p.get((s, z), -math.inf), float(p))
+    order = np.flatnonzero(used)[np.argsort(c["job_id"][used], kind="stable")]
+    return _Table(
+        kind=c["kind"][order], source=c["source"][order], size=c["size"][order], job_id=c["job_id"][order],
+        n=c["n_params"][order], d=c["data_tokens"][order], p=c["pretrain_tokens"][order],
+        loss=c["best_eval_loss"][order], final_p=final_p, n_rows=len(c["kind"]), left_out=left_out,
+        sweep=next((s for s in c["sweep"] if s), None),
+    )
 
-    # 1. the from-scratch law
-    sn, sd, sl = c["n_params"][scratch_rows], c["data_tokens"][scratch_rows], c["best_eval_loss"][scratch_rows]
-    scratch_law = get_law(SCRATCH_LAW)
-    scratch_fit: FitResult | None = None
-    need = scratch_law.n_params + 1
-    if sn.size >= need and np.unique(sd).size >= 3:
-        scratch_fit = fitter.fit(
-            scratch_law, {"N": sn, "D": sd, "loss": sl}, seed=seed, warm_start=_warm(warm, "scratch")
-        )
+
+def row_noise(job_ids: Array, n_boot: int, seed: int) -> Array:
+    """(n_boot, rows) standard normal draws, each run's from a generator seeded by (seed, job id)."""
+    out = np.empty((n_boot, len(job_ids)))
+    for j, job in enumerate(job_ids):
+        key = int.from_bytes(hashlib.blake2b(str(job).encode(), digest_size=8).digest(), "little")
+        out[:, j] = np.random.default_rng([seed, key]).standard_normal(n_boot)
+    return out
+
+
+def pooled_noise(problems: list[Problem]) -> tuple[float | None, int]:
+    """(sigma, degrees of freedom): residual scale of log-loss pooled over ``problems``."""
+    ss, dof = 0.0, 0
+    for prob in problems:
+        if prob.n > prob.law.n_params:
+            ss += float(np.sum(prob.residuals() ** 2))
+            dof += prob.n - prob.law.n_params
+    return (math.sqrt(ss / dof), dof) if dof else (None, 0)
+
+
+def _warm(warm: WarmStarts | None, key: str) -> Array | None:
+    if warm is None or key not in warm:
+        return None
+    return np.asarray(warm[key], dtype=float)
+
+
+# ------------------------------------------------------------------ the report
+def transfer_report(
+    table: pa.Table,
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
+    warm: WarmStarts | TransferReport | None = None,
+) -> TransferReport:
+    """Fit every law a sweep's summary table supports; see the module docstring."""
+    if isinstance(warm, TransferReport):
+        warm = warm.warm_starts()
+    t = read_table(table)
+    warnings: list[str] = []
+    scr = t.kind == "scratch"
+    sizes = sorted(set(t.size), key=t.n_of)
+
+    # 1. point fits: per-size scratch curves, the global scratch law, per-size joint gap laws
+    curve_law = get_law(CURVE_LAW)
+    curves: dict[str, tuple[Array, Problem | None]] = {}
+    for z in sizes:
+        idx = np.flatnonzero(scr & (t.size == z))
+        fits = np.unique(t.d[idx]).size >= curve_law.spans["L_inf"][1]
+        prob = Problem(curve_law, curve_law.log_inputs({"D": t.d[idx]}), t.logloss[idx], _warm(warm, f"curve/{z}"))
+        curves[z] = (idx, prob.solve() if fits else None)
+
+    sc_law = get_law(SCRATCH_LAW)
+    sc_idx = np.flatnonzero(scr)
+    sc_prob = None
+    if sc_idx.size > sc_law.n_params and np.unique(t.d[sc_idx]).size >= 3:
+        sc_prob = Problem(sc_law, sc_law.log_inputs({"N": t.n[sc_idx], "D": t.d[sc_idx]}), t.logloss[sc_idx],
+                          _warm(warm, "scratch")).solve()
     else:
-        warnings.append(
-            f"scratch law not fitted: {sn.size} ok scratch runs with {np.unique(sd).size} distinct D; "
-            f"needs >= {need} runs and >= 3 distinct D, so no D_T, D_E or multiplier"
-        )
+        warnings.append(f"global scratch law not fitted: {sc_idx.size} ok scratch runs with "
+                        f"{np.unique(t.d[sc_idx]).size} distinct D; needs > {sc_law.n_params} runs and >= 3 distinct D")
 
-    # bootstrap stack of scratch laws, shared by every source's D_T bootstrap
-    scratch_boot: dict[str, Array] | None = None
-    if scratch_fit is not None and bootstrap > 0:
-        logx, logy, _, _ = fitter.prepare(scratch_law, {"N": sn, "D": sd, "loss": sl})
-        wb = fitter.resample_weights(logy.size, bootstrap, seed)
-        thetas = fitter.bootstrap_thetas(scratch_law, np.array(scratch_fit.theta), logx, logy, wb)
-        scratch_fit = fitter.with_intervals(scratch_fit, scratch_law, thetas)
-        p = scratch_law.to_params(thetas)
-        scratch_boot = {name: p[:, i : i + 1] for i, name in enumerate(scratch_law.params)}
+    ft = (t.kind == "finetune") & (t.p > 0)
+    sources = sorted(set(t.source[t.kind == "finetune"]))
+    gap_plans: dict[str, tuple[Array, Problem | None, tuple[str, ...], dict[str, str]]] = {}
+    for z in sizes:
+        idx = np.flatnonzero(ft & (t.size == z))
+        if idx.size == 0:
+            continue
+        in_fit = tuple(s for s in sorted(set(t.source[idx])))
+        prob, in_fit, reasons = gap.plan(t.p[idx], t.d[idx], t.source[idx], t.logloss[idx],
+                                         _warm(warm, gap_key(z, in_fit)))
+        if prob is not None:
+            keep = np.isin(t.source[idx], in_fit)
+            idx, prob = idx[keep], prob.solve()
+        gap_plans[z] = (idx, prob, in_fit, reasons)
 
+    # 2. the sweep's noise, and the perturbed tables of the parametric bootstrap
+    sigma, dof = pooled_noise([p for _, p in curves.values() if p is not None]
+                              + [p for _, p, _, _ in gap_plans.values() if p is not None])
+    ystar = None
+    if bootstrap > 0 and sigma is not None:
+        ystar = t.logloss[None, :] + sigma * row_noise(t.job_id, bootstrap, seed)
+    elif bootstrap > 0:
+        warnings.append("no intervals: the sweep's noise is not measurable yet (no fit has more runs than "
+                        "parameters)")
+
+    def boot(prob: Problem | None, idx: Array) -> FitResult | None:
+        if prob is None:
+            return None
+        if ystar is not None:
+            prob.bootstrap(ystar[:, idx])
+        return prob.result()
+
+    # 3. scratch curves, global law, gaps, through the identification rule
+    curve_reports = [_curve(t, z, idx, prob, boot(prob, idx), ystar is not None) for z, (idx, prob) in curves.items()]
+    scratch_fit = boot(sc_prob, sc_idx)
     if scratch_fit is not None:
-        warnings += [f"scratch law: {w}" for w in scratch_fit.warnings]
+        warnings += [f"global scratch law: {w}" for w in scratch_fit.warnings]
 
-    sources = []
-    for i, src in enumerate(sorted(set(c["source"][ft_rows]))):
-        sources.append(
-            _source_report(
-                src, c, ft_rows & (c["source"] == src), (c["kind"] == "finetune") & (c["source"] == src),
-                scratch_fit, scratch_boot, (sn, sd, sl), bootstrap, seed + 1 + i, warm,
-            )
-        )
-    if not ft_rows.any():
+    gap_reports: list[GapFit] = []
+    for z, (idx, prob, in_fit, reasons) in gap_plans.items():
+        fit = boot(prob, idx)
+        here = sorted(set(t.source[ft & (t.size == z)]))
+        f_ref = float(np.max(t.d[ft & (t.size == z)]))
+        notes = [] if fit is None else list(fit.warnings)
+        gap_reports.append(gap.gap_fit(z, t.n_of(z), here, f_ref, prob, fit, in_fit, reasons, notes))
+    comps = gap.comparisons(gap_reports, sources, {z: (p.boot if p else None) for z, (_, p, _, _) in gap_plans.items()})
+
+    # 4. D_E, D_T and the D_T law per source
+    by_size = {c.size: c for c in curve_reports}
+    source_reports = [
+        _source(t, s, gap_reports, by_size, curves, ystar, _warm(warm, f"hernandez/{s}")) for s in sources
+    ]
+    if not sources:
         warnings.append("no ok fine-tune runs yet: no transfer estimates")
     return TransferReport(
-        sweep=sweep,
-        scratch=scratch_fit,
-        sources=tuple(sources),
-        n_rows=n_rows,
-        n_used=int((scratch_rows | ft_rows).sum()),
-        left_out=left_out,
-        bootstrap=bootstrap,
-        seed=seed,
-        warnings=tuple(warnings),
-        n_scratch_runs=int(sn.size),
-        scratch_points={"N": sn.tolist(), "D": sd.tolist(), "loss": sl.tolist()},
+        sweep=t.sweep, n_rows=t.n_rows, n_used=int(t.kind.size), left_out=t.left_out, bootstrap=bootstrap,
+        seed=seed, noise=sigma, noise_dof=dof, scratch=scratch_fit, curves=tuple(curve_reports),
+        gaps=tuple(gap_reports), sources=tuple(source_reports), comparisons=tuple(comps), warnings=tuple(warnings),
     )
 
 
-def _source_report(
-    src: str,
-    c: Mapping[str, Array],
-    rows: Array,
-    all_rows: Array,
-    scratch_fit: FitResult | None,
-    scratch_boot: dict[str, Array] | None,
-    scratch_pts: tuple[Array, Array, Array],
-    bootstrap: int,
-    seed: int,
-    warm: WarmStarts | None,
-) -> SourceTransfer:
-    warnings: list[str] = []
-    # final pre-training checkpoint per size: the largest p among *all* its fine-tunes, so a
-    # failed final-checkpoint fine-tune never silently promotes an earlier checkpoint.
-    final_p: dict[str, float] = {}
-    for size in set(c["size"][all_rows]):
-        final_p[size] = float(np.max(c["pretrain_tokens"][all_rows & (c["size"] == size)]))
-    final = rows & np.array([c["pretrain_tokens"][j] == final_p.get(c["size"][j], -1) for j in range(len(rows))])
-    idx = np.flatnonzero(final)
-    n, d_f, loss = c["n_params"][idx], c["data_tokens"][idx], c["best_eval_loss"][idx]
+def _curve(t: _Table, size: str, idx: Array, prob: Problem | None, fit: FitResult | None, booted: bool) -> ScratchCurve:
+    d, loss = t.d[idx], t.loss[idx]
+    order = np.argsort(d)
+    notes = [f"scratch loss rises with D from {a:.3g} to {b:.3g} tokens (pooled by isotonic regression for D_E)"
+             for a, b in scratch.rises(d, loss)]
+    if fit is None:
+        why = missing(f"not identified: {np.unique(d).size} distinct scratch D at {size}, needs >= 4")
+        return ScratchCurve(size, t.n_of(size), tuple(d[order].tolist()), tuple(loss[order].tolist()), why, why,
+                            None, "none", None, tuple(notes))
+    theta = np.asarray(fit.theta)
+    law = prob.law
+    samples = None if prob.boot is None else scratch.data_limit(prob.boot)
+    any_bound = 0.0 if prob.boot is None else float(np.mean(at_bound(law, prob.boot).any(axis=1)))
+    d_n = judge(float(scratch.data_limit(theta)), samples, "scale", on_bound=bool(at_bound(law, theta).any()),
+                bound_share=(any_bound, 0.0))
+    limit, basis = None, "none"
+    if d_n.identified:
+        limit, basis = scratch.LOW_DATA_FRACTION * d_n.value, "D(N)"
+    elif booted and samples is not None and np.isfinite(samples).mean() >= MIN_CONVERGED:
+        ci = percentile_interval(samples)
+        if ci is not None and ci[0] > 0:
+            limit, basis = scratch.LOW_DATA_FRACTION * ci[0], "lower end of D(N)'s interval"
+    notes += list(fit.warnings)
+    return ScratchCurve(size, t.n_of(size), tuple(d[order].tolist()), tuple(loss[order].tolist()),
+                        fit.estimates["L_inf"], d_n, limit, basis, fit, tuple(notes))
 
-    # 2-3. D_E, D_T, flags
-    runs: list[RunTransfer] = []
-    sn, sd, sl = scratch_pts
-    if scratch_fit is not None:
-        d_t, flags = transfer_flags(scratch_fit.params, n, d_f, loss)
-    else:
-        d_t, flags = np.full(idx.size, np.nan), np.full(idx.size, "no_scratch_law", dtype=object)
-    for j, r in enumerate(idx):
-        at_n = sn == n[j]
-        d_i = interpolate_d_e(sd[at_n], sl[at_n], float(loss[j]))
-        d_e = d_t[j] + d_f[j]
-        runs.append(
-            RunTransfer(
-                job_id=str(c["job_id"][r]), size=str(c["size"][r]), n_params=int(n[j]), d_f=float(d_f[j]),
-                pretrain_tokens=int(c["pretrain_tokens"][r]), loss=float(loss[j]), d_e=float(d_e),
-                d_e_interp=d_i, d_t=float(d_t[j]), multiplier=float(d_e / d_f[j]), flag=str(flags[j]),
-            )
-        )
+
+def _source(
+    t: _Table,
+    src: str,
+    gaps: list[GapFit],
+    curves: Mapping[str, ScratchCurve],
+    problems: Mapping[str, tuple[Array, Problem | None]],
+    ystar: Array | None,
+    warm: Array | None,
+) -> SourceTransfer:
+    notes: list[str] = []
+    mine = (t.kind == "finetune") & (t.source == src)
+    final = mine & np.array([t.p[j] == t.final_p.get((src, t.size[j]), -1.0) for j in range(t.kind.size)])
+    idx = np.flatnonzero(final)
+    d_e = np.full(idx.size, np.nan)
+    flags = np.full(idx.size, "no_scratch", dtype=object)
+    extrap = np.zeros(idx.size, dtype=bool)
+    d_e_boot = None if ystar is None else np.full((ystar.shape[0], idx.size), np.nan)
+    for z in sorted(set(t.size[idx])):
+        at = t.size[idx] == z
+        sc_idx, prob = problems.get(z, (np.array([], dtype=int), None))
+        if sc_idx.size < 2:
+            continue
+        curve = curves[z]
+        plateau = None if prob is None else prob.opt.theta
+        run_idx = idx[at]
+        de, outcome = scratch.effective_data(t.d[sc_idx], t.logloss[sc_idx], t.logloss[run_idx], plateau)
+        d_e[at], extrap[at] = de, outcome == scratch.EXTRAPOLATED
+        d_f = t.d[run_idx]
+        flag = np.where(outcome == scratch.NO_LAW, "out_of_range",
+                        np.where(outcome == scratch.BEYOND_PLATEAU, "beyond_plateau", "ok")).astype(object)
+        live = flag == "ok"
+        if curve.low_data_max is None:
+            flag[live] = "regime_unknown"
+        else:
+            flag[live & (d_f > curve.low_data_max)] = "high_data"
+        flag[(flag == "ok") & ~(de - d_f > 0)] = "no_transfer"
+        flags[at] = flag
+        if ystar is not None:
+            pb = None if prob is None or prob.boot is None else prob.boot
+            d_e_boot[:, at] = scratch.effective_data(t.d[sc_idx], ystar[:, sc_idx], ystar[:, run_idx], pb)[0]
+    n, d_f = t.n[idx], t.d[idx]
+    d_t = d_e - d_f
+    runs = tuple(
+        RunTransfer(job_id=str(t.job_id[r]), size=str(t.size[r]), n_params=int(n[j]), d_f=float(d_f[j]),
+                    pretrain_tokens=int(t.p[r]), loss=float(t.loss[r]), d_e=float(d_e[j]), d_t=float(d_t[j]),
+                    multiplier=float(d_e[j] / d_f[j]), flag=str(flags[j]), extrapolated=bool(extrap[j]))
+        for j, r in enumerate(idx)
+    )
     counts = {f: int((flags == f).sum()) for f in sorted(set(flags)) if f != "ok"}
     if counts:
-        warnings.append(
-            "left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + " (see flag rule)"
-        )
-    far = [r for r in runs if math.isfinite(r.d_e) and sd.size and r.d_e > EXTRAPOLATION_FACTOR * sd.max()]
-    if far:
-        warnings.append(f"{len(far)} run(s) have D_E > {EXTRAPOLATION_FACTOR:g}x the largest scratch D: extrapolated")
-    disagree = [
-        r for r in runs
-        if math.isfinite(r.d_e) and math.isfinite(r.d_e_interp)
-        and abs(math.log(r.d_e / r.d_e_interp)) > math.log(INTERP_DISAGREEMENT)
-    ]
-    if disagree:
-        warnings.append(
-            f"{len(disagree)} run(s): law-inverted D_E and interpolated D_E differ by > {INTERP_DISAGREEMENT:g}x"
-        )
-
-    # 4. the D_T law, with a bootstrap that propagates the scratch law's uncertainty
+        notes.append("left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     good = flags == "ok"
-    dt_law = get_law(DT_LAW)
-    hern: FitResult | None = None
-    multiplier: Estimate | None = None
-    mult_at: dict[str, Any] | None = None
-    n_dt = int(good.sum())
-    if n_dt >= dt_law.n_params + 1 and np.unique(n[good]).size >= 2 and np.unique(d_f[good]).size >= 2:
-        hern = fitter.fit(
-            dt_law, {"N": n[good], "D_F": d_f[good], "D_T": d_t[good]},
-            seed=seed, warm_start=_warm(warm, f"hernandez/{src}"),
-        )
-        n_star, f_star = float(n[good].max()), float(d_f[good][n[good] == n[good].max()].min())
-        mult_at = {"D_F": f_star, "N": n_star, "basis": "law"}
-        m_boot = None
-        if scratch_boot is not None:
-            thetas = _dt_bootstrap(hern, scratch_boot, n, d_f, loss, bootstrap, seed)
-            hern = fitter.with_intervals(hern, dt_law, thetas)
-            p = dt_law.to_params(thetas)
-            m_boot = 1.0 + p[:, 0] * f_star ** (p[:, 1] - 1.0) * n_star ** p[:, 2]
-        h = hern.params
-        m = 1.0 + h["k"] * f_star ** (h["alpha"] - 1.0) * n_star ** h["beta"]
-        multiplier = Estimate(m, None if m_boot is None else _percentile_ci(m_boot))
-    else:
-        if scratch_fit is not None:
-            warnings.append(
-                f"D_T law not fitted: {n_dt} low-data runs with {np.unique(n[good]).size} distinct N and "
-                f"{np.unique(d_f[good]).size} distinct D_F; needs >= {dt_law.n_params + 1} runs, >= 2 of each"
-            )
-        if n_dt:
-            n_star = float(n[good].max())
-            j = np.flatnonzero(good & (n == n_star))
-            j = j[np.argmin(d_f[j])]
-            mult_at = {"D_F": float(d_f[j]), "N": n_star, "basis": "measured"}
-            multiplier = Estimate(float((d_t[j] + d_f[j]) / d_f[j]), None)
+    if (extrap & good).any():
+        notes.append(f"{int((extrap & good).sum())} run(s) in the D_T law have D_E extrapolated beyond the measured "
+                     "scratch curve by its per-size law")
 
-    # 5. the transfer gap per size
-    gap_law = get_law(GAP_LAW)
-    barnett: dict[str, FitResult | None] = {}
-    by_size = sorted(set(c["size"][rows]), key=lambda s: float(np.max(c["n_params"][rows & (c["size"] == s)])))
-    for size in by_size:
-        sel = rows & (c["size"] == size) & (c["pretrain_tokens"] > 0)
-        p, f, l = c["pretrain_tokens"][sel], c["data_tokens"][sel], c["best_eval_loss"][sel]
-        if p.size >= gap_law.n_params + 1 and np.unique(p).size >= 3 and np.unique(f).size >= 3:
-            barnett[size] = fitter.fit(
-                gap_law, {"p": p, "f": f, "loss": l}, bootstrap=bootstrap, seed=seed,
-                warm_start=_warm(warm, f"barnett/{src}/{size}"),
-            )
-        else:
-            barnett[size] = None
-            warnings.append(
-                f"gap law not fitted for size {size}: {p.size} runs, {np.unique(p).size} distinct p, "
-                f"{np.unique(f).size} distinct f; needs >= {gap_law.n_params + 1} runs, >= 3 of each"
-            )
-    gap_size = next((s for s in reversed(by_size) if barnett[s] is not None), None)
-    if hern is not None:
-        warnings += [f"D_T law: {w}" for w in hern.warnings]
-    if gap_size is not None:
-        warnings += [f"gap law ({gap_size}): {w}" for w in barnett[gap_size].warnings]
+    hern, multiplier, mult_at = _dt_law(n, d_f, d_t, good, d_e_boot, warm, notes)
+    head = gap.headline(gaps, src)
+    if head is None:
+        G = G_loss = missing("not identified: no fine-tunes from a pre-training checkpoint (p > 0)")
+    else:
+        G, G_loss = head.G[src], head.G_loss[src]
+        notes += [f"gap law ({head.size}): {w}" for w in head.warnings]
+    e = (lambda name: hern.estimates[name]) if hern is not None else (
+        lambda name: missing("not identified: no D_T law (see warnings)"))
     return SourceTransfer(
-        source=src,
-        n_runs=int(rows.sum()),
-        n_dt_runs=n_dt if hern is not None else 0,
-        G=_estimate(barnett[gap_size], "G") if gap_size else None,
-        gap_size=gap_size,
-        k=_estimate(hern, "k"),
-        alpha=_estimate(hern, "alpha"),
-        beta=_estimate(hern, "beta"),
-        multiplier=multiplier,
-        multiplier_at=mult_at,
-        hernandez=hern,
-        barnett=barnett,
-        runs=tuple(runs),
-        warnings=tuple(warnings),
+        source=src, n_runs=int(mine.sum()), n_dt_runs=int(good.sum()) if hern is not None else 0, G=G, G_loss=G_loss,
+        gap_size=None if head is None else head.size, f_ref=None if head is None else head.f_ref,
+        k=e("k"), alpha=e("alpha"), beta=e("beta"), multiplier=multiplier, multiplier_at=mult_at, hernandez=hern,
+        runs=runs, warnings=tuple(notes),
     )
 
 
-def _dt_bootstrap(
-    hern: FitResult,
-    scratch_boot: Mapping[str, Array],
-    n: Array,
-    d_f: Array,
-    loss: Array,
-    bootstrap: int,
-    seed: int,
-) -> Array:
-    """Hernandez refits, one per scratch-law resample, on resampled fine-tunes with re-derived D_T.
-
-    Row b pairs scratch resample b with fine-tune resample b; a run whose flag under that
-    scratch law is not ``ok`` gets weight 0 in that resample. Resamples left with too little
-    data to identify the law give NaN.
-    """
+def _dt_law(
+    n: Array, d_f: Array, d_t: Array, good: Array, d_e_boot: Array | None, warm: Array | None, notes: list[str]
+) -> tuple[FitResult | None, Estimate, dict[str, Any] | None]:
+    """The D_T law on the ``good`` runs, its bootstrap on re-derived D_T, and the headline multiplier."""
     law = get_law(DT_LAW)
-    d_t, flags = transfer_flags(scratch_boot, n[None, :], d_f[None, :], loss[None, :])
-    valid = flags == "ok"
-    w = fitter.resample_weights(n.size, bootstrap, seed) * valid
-    logy = np.where(valid, np.log(np.where(valid, d_t, 1.0)), 0.0)
-    logx = {"N": np.log(n), "D_F": np.log(d_f)}
-    thetas = fitter.bootstrap_thetas(law, np.array(hern.theta), logx, logy, w)
-    used = w > 0
-    distinct_n = np.array([np.unique(n[u]).size for u in used])
-    distinct_f = np.array([np.unique(d_f[u]).size for u in used])
-    thin = (used.sum(axis=1) < law.n_params + 1) | (distinct_n < 2) | (distinct_f < 2)
-    thetas[thin] = np.nan
-    return thetas
+    if not good.any():
+        return None, missing("not identified: no low-data run with D_T > 0"), None
+    n_star = float(n[good].max())
+    j = np.flatnonzero(good & (n == n_star))
+    j = int(j[np.argmin(d_f[j])])
+    f_star = float(d_f[j])
+    n_good, nn, nf = int(good.sum()), np.unique(n[good]).size, np.unique(d_f[good]).size
+    if n_good <= law.n_params or nn < 2 or nf < 2:
+        notes.append(f"D_T law not fitted: {n_good} low-data runs with D_T > 0, {nn} distinct N, {nf} distinct D_F; "
+                     f"needs > {law.n_params} runs and >= 2 of each")
+        samples = None if d_e_boot is None else d_e_boot[:, j] / f_star
+        m = judge(float((d_t[j] + f_star) / f_star), samples, "scale")
+        return None, m, {"D_F": f_star, "N": n_star, "basis": "measured"}
+    prob = Problem(law, law.log_inputs({"N": n[good], "D_F": d_f[good]}), np.log(d_t[good]), warm).solve()
+    if d_e_boot is not None:
+        dt_b = d_e_boot[:, good] - d_f[good][None, :]
+        valid = np.isfinite(dt_b) & (dt_b > 0)
+        thetas = prob.bootstrap(np.log(np.where(valid, dt_b, 1.0)), valid.astype(float))
+        used_n = [np.unique(n[good][v]).size for v in valid]
+        used_f = [np.unique(d_f[good][v]).size for v in valid]
+        thin = (valid.sum(axis=1) <= law.n_params) | (np.array(used_n) < 2) | (np.array(used_f) < 2)
+        thetas[thin] = np.nan  # too few runs left in that resample to fit the law: a failed resample
+    fit = prob.result([])
+    theta = np.asarray(fit.theta)
 
+    def mult(th: Array) -> Array:
+        return 1.0 + np.exp(th[..., 0] + (th[..., 1] - 1.0) * np.log(f_star) + th[..., 2] * np.log(n_star))
 
-# ------------------------------------------------------------------ the table
-def _fmt(e: Mapping[str, Any] | None) -> str:
-    if not e or e.get("value") is None:
-        return "-"
-    s = f"{e['value']:.3g}"
-    if e.get("ci95") and None not in e["ci95"]:
-        s += f" [{e['ci95'][0]:.3g}, {e['ci95'][1]:.3g}]"
-    return s
-
-
-def format_table(report: Mapping[str, Any]) -> str:
-    """The gap table of a report's JSON, readable in a terminal."""
-    lines = []
-    left = ", ".join(f"{v} {k}" for k, v in report.get("left_out", {}).items()) or "none"
-    lines.append(
-        f"Transfer report: sweep {report.get('sweep') or '?'}; {report['n_used']} of {report['n_rows']} "
-        f"summary rows in fits (left out: {left}); bootstrap {report.get('bootstrap', 0)}"
-    )
-    sc = report.get("scratch")
-    if sc:
-        ps = ", ".join(f"{k}={_fmt(v)}" for k, v in sc["params"].items())
-        lines.append(f"From scratch ({sc['law']}, {sc['n_points']} runs): {ps}")
-    else:
-        lines.append("From scratch: not fitted")
-    header = ["source", "runs", "G [95% CI]", "k [95% CI]", "alpha [95% CI]", "beta [95% CI]", "multiplier @ (D_F, N)"]
-    rows = [header]
-    for s in report.get("sources", []):
-        at = s.get("multiplier_at")
-        mult = _fmt(s.get("multiplier"))
-        if at and mult != "-":
-            mult += f"x @ ({at['D_F']:.3g}, {at['N']:.3g}){' measured' if at['basis'] == 'measured' else ''}"
-        g = _fmt(s.get("G")) + (f" ({s['gap_size']})" if s.get("gap_size") else "")
-        rows.append([s["source"], f"{s['n_runs']}/{s['n_dt_runs']}", g, _fmt(s.get("k")), _fmt(s.get("alpha")),
-                     _fmt(s.get("beta")), mult])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
-    lines.append("runs = ok fine-tunes / runs behind the D_T law; G from the largest size with a gap fit (in parentheses)")
-    notes = [f"- {w}" for w in report.get("warnings", [])]
-    for s in report.get("sources", []):
-        notes += [f"- {s['source']}: {w}" for w in s.get("warnings", [])]
-    if notes:
-        lines.append("Warnings:")
-        lines += notes
-    return "\n".join(lines)
+    shares = [0.0, 0.0] if prob.boot is None else [max(s) for s in bound_shares(law, prob.boot)]
+    m = judge(float(mult(theta)), None if prob.boot is None else mult(prob.boot), "scale",
+              on_bound=bool(at_bound(law, theta).any()), bound_share=(max(shares), 0.0))
+    notes += [f"D_T law: {w}" for w in fit.warnings]
+    return fit, m, {"D_F": f_star, "N": n_star, "basis": "law"}

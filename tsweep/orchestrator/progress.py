@@ -19,13 +19,15 @@ both are created on the first callback, in the driver.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from tsweep.analysis.actor import parse_latest
+from tsweep.analysis.identify import Estimate
+from tsweep.analysis.report import TransferReport
 from tsweep.core.job import Job
 from tsweep.core.layout import Files
 from tsweep.core.records import Progress
@@ -76,7 +78,7 @@ class LiveProgress(Callback):
         self.done = 0
         self.failed = 0
         self.flops_done = 0.0
-        self.latest_fit: dict | None = None
+        self.latest_fit: TransferReport | None = None
         self._fit_stamp: Any = None
         self._last_draw = 0.0
         self._t0: float | None = None
@@ -167,10 +169,11 @@ class LiveProgress(Callback):
             stamp = (info.mtime_ns, info.size)
             if info.size is None or stamp == self._fit_stamp:
                 return
-            self.latest_fit = json.loads(files.read_text(self.fits_path))
-            self._fit_stamp = stamp
-        except (OSError, ValueError):
-            pass  # not written yet, or mid-replace: next poll
+            report = parse_latest(files.read_text(self.fits_path))
+        except (OSError, UnicodeDecodeError):
+            return  # not written yet, or mid-replace: next poll
+        if report is not None:
+            self.latest_fit, self._fit_stamp = report, stamp
 
     def _export(self) -> None:
         if self._gauges is None:
@@ -180,24 +183,21 @@ class LiveProgress(Callback):
                          ("failed", self.failed), ("skipped", self.skipped)):
             self._gauges["jobs"].set(n, tags={**tags, "state": state})
         self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
-        for src in (self.latest_fit or {}).get("sources", []):
-            g = (src.get("G") or {}).get("value")
-            if g is not None:
-                self._gauges["gap"].set(g, tags={**tags, "source": src["source"]})
+        for src in self._sources():
+            if src.G.identified:
+                self._gauges["gap"].set(src.G.value, tags={**tags, "source": src.source})
 
     # ----------------------------------------------------------- views
     def counts(self) -> str:
         return (f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
                 f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else ""))
 
+    def _sources(self):
+        return () if self.latest_fit is None else self.latest_fit.sources
+
     def gap_summary(self) -> str:
-        parts = []
-        for s in (self.latest_fit or {}).get("sources", []):
-            g = s.get("G") or {}
-            if g.get("value") is not None:
-                ci = g.get("ci95")
-                parts.append(f"{s['source']} {g['value']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""))
-        return "G: " + ", ".join(parts) if parts else "G: not yet"
+        parts = [f"{s.source} {s.G.format()}" for s in self._sources() if s.G.identified]
+        return "G: " + ", ".join(parts) if parts else "G: not yet identified"
 
     def _line(self, what: str, label: str, last: Progress | None) -> None:
         if self._live is not None:
@@ -224,19 +224,18 @@ class LiveProgress(Callback):
             else:
                 jobs.add_row(label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}")
         parts = [head, jobs]
-        if self.latest_fit and self.latest_fit.get("sources"):
+        if self._sources():
             est = Table(box=None, header_style="dim")
             for col in ("source", "G (gap)", "k", "alpha", "beta", "multiplier", "runs"):
                 est.add_column(col)
-            for s in self.latest_fit["sources"]:
-                est.add_row(s["source"], *(_fmt((s.get(k) or {}).get("value")) for k in ("G", "k", "alpha", "beta", "multiplier")),
-                            str(s.get("n_runs", "")))
-            parts += ["latest estimates", est]
+            for s in self._sources():
+                est.add_row(s.source, *(_fmt(e) for e in (s.G, s.k, s.alpha, s.beta, s.multiplier)), str(s.n_runs))
+            parts += ["latest estimates (- : not identified yet)", est]
         return Group(*parts)
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3g}"
+def _fmt(e: Estimate) -> str:
+    return "-" if not e.identified else f"{e.value:.3g}"
 
 
 def _loss(x: float | None) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tsweep.analysis.actor import start_analysis_actor
 from tsweep.analysis.plots import write_plots
+from tsweep.analysis.report import TransferReport
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
@@ -44,7 +45,7 @@ class RunResult:
     failed: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
-    report: dict | None = None
+    report: TransferReport | None = None  # the final refit (None if no fit could be made)
     dashboard_url: str | None = None
     plots: list[str] = field(default_factory=list)
 
