@@ -246,16 +246,18 @@ def _best_of(
     law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
 ) -> Optimum:
     """All ``starts`` refined together by :func:`batch_refine`, the ``N_POLISH`` best finished by
-    L-BFGS-B, keeping the best. Converged if a polish that reports convergence reaches the best
-    objective (a start already at a kink of the Huber loss ends in a line-search "abnormal
-    termination" while sitting on the optimum, so one report alone is not enough)."""
+    L-BFGS-B, keeping the best. Converged if a finished start reaches the best objective and
+    either L-BFGS-B or the Levenberg-Marquardt refine reported convergence for it (near an
+    optimum in double precision, L-BFGS-B's line search can end "abnormally" while sitting on it,
+    so its report alone is not enough)."""
     starts = np.atleast_2d(starts)
-    th, f, _ = batch_refine(law, starts, logx, logy, w[None, :], delta=delta)
-    order = np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")
-    runs = [_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta) for i in order[:N_POLISH]]
-    theta, best, _ = min(runs, key=lambda r: r[1])
+    th, f, lm_ok = batch_refine(law, starts, logx, logy, w[None, :], delta=delta)
+    order = np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")[:N_POLISH]
+    runs = [(*_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta), bool(lm_ok[i]))
+            for i in order]
+    theta, best, _, _ = min(runs, key=lambda r: r[1])
     tol = 1e-9 * max(abs(best), 1e-300)
-    return Optimum(theta, best, any(ok and fv <= best + tol for _, fv, ok in runs))
+    return Optimum(theta, best, any((ok or lm) and fv <= best + tol for _, fv, ok, lm in runs))
 
 
 def optimise(

@@ -294,7 +294,8 @@ class Barnett(Law):
     log_indices = (0, 2, 4)
     formula = "L = (A * p^-alpha + G) * f^-beta + E"
     bounds = ((-30.0, 80.0), (0.0, 5.0), (-20.0, 30.0), (0.0, 5.0), (-15.0, 5.0))
-    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)}
+    # Two p values fit A p^-alpha + G exactly for any G: the gap needs a third (as A and alpha do).
+    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 3), "beta": ("f", 3), "E": ("f", 3)}
 
     def grid(self) -> Array:
         # The Chinchilla grid's ranges (Hoffmann et al. 2022) carried over to Barnett's terms.
@@ -395,8 +396,7 @@ class BarnettJoint(Law):
         self.bounds = (b[3], b[4], *([b[0], b[1], b[2]] * k))
         self.spans = {
             "beta": ("f", 3), "E": ("f", 3),
-            **{name: ("p", 3) for s in range(k) for name in (f"A_{s}", f"alpha_{s}")},
-            **{f"G_{s}": ("p", 2) for s in range(k)},
+            **{name: ("p", 3) for s in range(k) for name in (f"A_{s}", f"alpha_{s}", f"G_{s}")},
         }
 
     def grid(self) -> Array:
