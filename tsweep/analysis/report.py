@@ -289,6 +289,23 @@ class TransferReport:
         """Per source, the HEADLINE_KEYS as JSON: fits/history.jsonl, `tsweep gaps --json`, the live view."""
         return [s.headline() for s in self.sources]
 
+    def numbers(self) -> dict[str, Estimate]:
+        """Every reported number by a path (``sources/prose/G``, ``gaps/micro/G/prose``, ...)."""
+        out: dict[str, Estimate] = {}
+        if self.scratch is not None:
+            out.update({f"scratch/{k}": e for k, e in self.scratch.estimates.items()})
+        for c in self.curves:
+            out[f"curves/{c.size}/plateau"], out[f"curves/{c.size}/data_limit"] = c.plateau, c.data_limit
+        for g in self.gaps:
+            out.update({f"gaps/{g.size}/G/{s}": e for s, e in g.G.items()})
+            out.update({f"gaps/{g.size}/G_loss/{s}": e for s, e in g.G_loss.items()})
+            out[f"gaps/{g.size}/beta"], out[f"gaps/{g.size}/E"] = g.beta, g.E
+        for s in self.sources:
+            out.update({f"sources/{s.source}/{k}": getattr(s, k) for k in HEADLINE_ESTIMATES})
+        for c in self.comparisons:
+            out[f"comparisons/{c.a}-{c.b}/dG"], out[f"comparisons/{c.a}-{c.b}/dG_loss"] = c.dG, c.dG_loss
+        return out
+
     def warm_starts(self) -> dict[str, tuple[float, ...]]:
         """Every fit's optimum (optimiser space) by key: one extra start for the next report."""
         out: dict[str, tuple[float, ...]] = {}
