@@ -10,7 +10,6 @@ shipped demo grid's shape.
 """
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from tsweep.analysis.actor import AnalysisActor, read_latest
 from tsweep.analysis.identify import missing
+from tsweep.analysis.report import disagreements
 from tsweep.analysis.synthetic import Design, finishing_order, scaled_truths, shipped_designs, synthetic_summary
 from tsweep.analysis.transfer import transfer_report
 from tsweep.core.store import Store
@@ -26,25 +26,6 @@ from tsweep.core.store import Store
 DEMO = Path(__file__).parent / "data" / "demo" / "summary.parquet"
 BOOT = 40
 REFITS = 4  # refits while rows arrive, then the final one
-
-
-def differences(live, cold) -> list[str]:
-    """Every way two reports disagree, as readable lines (empty: they agree)."""
-    out = []
-    a, b = live.numbers(), cold.numbers()
-    if set(a) != set(b):
-        out.append(f"different numbers: {sorted(set(a) ^ set(b))}")
-    for key in sorted(set(a) & set(b)):
-        x, y = a[key], b[key]
-        if x.identified != y.identified:
-            out.append(f"{key}: live {x.format()} vs cold {y.format()}")
-        elif x.identified and not math.isclose(x.value, y.value, rel_tol=1e-3, abs_tol=1e-9):
-            out.append(f"{key}: value live {x.value:.6g} vs cold {y.value:.6g}")
-        elif x.ci95 and y.ci95:
-            width = max(y.ci95[1] - y.ci95[0], 1e-12)
-            if max(abs(x.ci95[0] - y.ci95[0]), abs(x.ci95[1] - y.ci95[1])) > 0.1 * width:
-                out.append(f"{key}: interval live {x.ci95} vs cold {y.ci95}")
-    return out
 
 
 def _live(tmp_path, rows):
@@ -64,7 +45,7 @@ def test_the_live_report_on_the_demo_store_equals_a_cold_refit(tmp_path):
     live, table = _live(tmp_path, rows)
     cold = transfer_report(table, bootstrap=BOOT, seed=0)
     assert live.n_jobs_finished == 72
-    assert differences(live, cold) == []
+    assert disagreements(live, cold) == []
     # what the old analysis printed as G = 2.06e-09 [2.06e-09, 3.04e-09] for prose+c
     for s in live.sources:
         assert s.G.value is None or s.G.ci95[0] > 1e-6, s.G
@@ -76,7 +57,7 @@ def test_the_live_report_on_a_synthetic_demo_grid_equals_a_cold_refit(tmp_path, 
     table = synthetic_summary(design, mode="barnett", truths=scaled_truths(design), noise=0.01, seed=seed)
     live, final = _live(tmp_path, finishing_order(table.to_pylist()))
     cold = transfer_report(final, bootstrap=BOOT, seed=0)
-    assert differences(live, cold) == []
+    assert disagreements(live, cold) == []
     assert sum(e.identified for e in cold.numbers().values()) >= 5  # the comparison is not vacuous
 
 
@@ -85,10 +66,10 @@ def test_differences_finds_a_disagreement():
     against the same rows with other bootstrap draws (a different interval)."""
     table = pq.read_table(DEMO)
     a = transfer_report(table, bootstrap=BOOT, seed=0)
-    assert differences(a, a) == []
+    assert disagreements(a, a) == []
     s = next(s for s in a.sources if s.multiplier.identified)
     nulled = dataclasses.replace(a, sources=tuple(
         dataclasses.replace(x, multiplier=missing("x")) if x is s else x for x in a.sources))
-    assert differences(nulled, a) == [f"sources/{s.source}/multiplier: live - (x) vs cold {s.multiplier.format()}"]
+    assert disagreements(nulled, a) == [f"sources/{s.source}/multiplier: - (x) vs {s.multiplier.format()}"]
     other = transfer_report(table, bootstrap=BOOT, seed=7)
-    assert any("interval" in d for d in differences(other, a))
+    assert any("interval" in d for d in disagreements(other, a))

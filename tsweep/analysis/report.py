@@ -326,6 +326,31 @@ class TransferReport:
         return format_report(self)
 
 
+def disagreements(a: TransferReport, b: TransferReport, *, rel: float = 1e-3, interval: float = 0.1) -> list[str]:
+    """Every way two reports of the same rows disagree, as readable lines (none: they agree).
+
+    The same numbers; for each, the same identified / not-identified verdict; identified values
+    within ``rel``; interval ends within ``interval`` x the width of ``b``'s interval. What a live
+    report and a cold refit of its final table must satisfy (tests/test_analysis_live.py,
+    benchmarks/refit.py).
+    """
+    out = []
+    x_all, y_all = a.numbers(), b.numbers()
+    if set(x_all) != set(y_all):
+        out.append(f"different numbers: {sorted(set(x_all) ^ set(y_all))}")
+    for key in sorted(set(x_all) & set(y_all)):
+        x, y = x_all[key], y_all[key]
+        if x.identified != y.identified:
+            out.append(f"{key}: {x.format()} vs {y.format()}")
+        elif x.identified and not math.isclose(x.value, y.value, rel_tol=rel, abs_tol=1e-9):
+            out.append(f"{key}: value {x.value:.6g} vs {y.value:.6g}")
+        elif x.ci95 and y.ci95:
+            width = max(y.ci95[1] - y.ci95[0], 1e-12)
+            if max(abs(x.ci95[0] - y.ci95[0]), abs(x.ci95[1] - y.ci95[1])) > interval * width:
+                out.append(f"{key}: interval {x.ci95} vs {y.ci95}")
+    return out
+
+
 def gap_key(size: str, sources: tuple[str, ...]) -> str:
     """Warm-start key of a joint gap fit: its size and the sources in it (which fix its law)."""
     return f"gap/{size}/{'|'.join(sources)}"
