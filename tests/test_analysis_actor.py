@@ -135,3 +135,19 @@ def test_named_ray_actor_is_a_singleton_and_refits(tmp_path, rows):
     finally:
         if started_here:
             ray.shutdown()
+
+
+def test_the_live_view_reads_the_typed_report(tmp_path, rows):
+    import io
+
+    from tsweep.orchestrator.progress import LiveProgress
+
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    report = AnalysisActor(sweep_dir, bootstrap=0, seed=0).refit()
+    view = LiveProgress("synthetic", [], os.path.join(sweep_dir, "fits", "latest.json"), live=False,
+                        stream=io.StringIO())
+    assert view.gap_summary() == "G: not yet identified"
+    view._poll_fit()
+    assert view.latest_fit.to_json() == report.to_json()
+    text = report.source("text").G
+    assert f"text {text.format()}" in view.gap_summary()
