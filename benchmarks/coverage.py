@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from tsweep.analysis.synthetic import DEFAULT_DESIGN, gap_coverage, shipped_designs
 from tsweep.analysis.transfer import transfer_report
 
-REPLICATES = 100
-BOOTSTRAP = 200
+REPLICATES = 60
+BOOTSTRAP = 100
 DEMO = Path(__file__).resolve().parents[1] / "tests" / "data" / "demo" / "summary.parquet"
 
 

@@ -557,8 +557,12 @@ class Problem:
     logx: dict[str, Array]
     logy: Array
     warm: Array | None = None
+    design: dict[str, str] = field(default_factory=dict)  # reasons beyond the law's spans, by parameter
     opt: Optimum | None = None
     boot: Array | None = None
+
+    def design_reasons(self) -> dict[str, str]:
+        return {**design_reasons(self.law, self.logx, self.n), **self.design}
 
     def solve(self, delta: float = HUBER_DELTA) -> "Problem":
         self.opt = optimise(self.law, self.logx, self.logy, np.ones(self.logy.size), delta=delta, warm=self.warm)
@@ -579,8 +583,7 @@ class Problem:
         return self.boot
 
     def result(self, warnings: Sequence[str] = ()) -> FitResult:
-        return result(self.law, self.opt, self.n, boot=self.boot,
-                      design=design_reasons(self.law, self.logx, self.n), warnings=warnings)
+        return result(self.law, self.opt, self.n, boot=self.boot, design=self.design_reasons(), warnings=warnings)
 
 
 # ------------------------------------------------------------------ the entry point

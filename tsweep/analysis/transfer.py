@@ -44,7 +44,9 @@ what it cannot include is seed-to-seed variation of pre-training itself, which o
 (source, size) cannot measure (Hernandez et al. and Barnett likewise fit one run per model). The
 noise scale sigma is the residual standard deviation of log-loss pooled over the per-size
 scratch curves and the per-size joint gap fits, sum(r^2) / sum(n - P) (a misfit law inflates it,
-which widens intervals rather than narrowing them). The perturbation of a run is drawn from a
+which widens intervals rather than narrowing them); each resample draws its own scale,
+sigma sqrt(dof / chi2_dof), so a sweep with few residual degrees of freedom carries the
+uncertainty of its noise estimate into its intervals (the parametric analogue of a t interval). The perturbation of a run is drawn from a
 generator seeded by the report's seed and the run's job id, so a run keeps its draws as other
 runs finish and a live report converges to the cold refit of the same rows.
 
@@ -157,6 +159,15 @@ def row_noise(job_ids: Array, n_boot: int, seed: int) -> Array:
     return out
 
 
+def noise_scales(sigma: float, dof: int, n_boot: int, seed: int) -> Array:
+    """One noise scale per resample: sigma * sqrt(dof / chi2_dof), the spread of the true scale
+    given its estimate from ``dof`` residual degrees of freedom (as a t interval widens a normal
+    one). With few degrees of freedom a resample may be noisier than the residuals suggest; with
+    many this is sigma itself."""
+    chi2 = np.random.default_rng([seed, dof]).chisquare(dof, n_boot)
+    return sigma * np.sqrt(dof / chi2)
+
+
 def pooled_noise(problems: list[Problem]) -> tuple[float | None, int]:
     """(sigma, degrees of freedom): residual scale of log-loss pooled over ``problems``."""
     ss, dof = 0.0, 0
@@ -192,7 +203,7 @@ def transfer_report(
     # 1. point fits: per-size scratch curves, the global scratch law, per-size joint gap laws
     curve_law = get_law(CURVE_LAW)
     curves: dict[str, tuple[Array, Problem | None]] = {}
-    for z in sizes:
+    for z in sorted(set(t.size[scr]), key=t.n_of):
         idx = np.flatnonzero(scr & (t.size == z))
         fits = np.unique(t.d[idx]).size >= curve_law.spans["L_inf"][1]
         prob = Problem(curve_law, curve_law.log_inputs({"D": t.d[idx]}), t.logloss[idx], _warm(warm, f"curve/{z}"))
@@ -215,9 +226,8 @@ def transfer_report(
         idx = np.flatnonzero(ft & (t.size == z))
         if idx.size == 0:
             continue
-        in_fit = tuple(s for s in sorted(set(t.source[idx])))
         prob, in_fit, reasons = gap.plan(t.p[idx], t.d[idx], t.source[idx], t.logloss[idx],
-                                         _warm(warm, gap_key(z, in_fit)))
+                                         lambda srcs, z=z: _warm(warm, gap_key(z, srcs)))
         if prob is not None:
             keep = np.isin(t.source[idx], in_fit)
             idx, prob = idx[keep], prob.solve()
@@ -228,7 +238,8 @@ def transfer_report(
                               + [p for _, p, _, _ in gap_plans.values() if p is not None])
     ystar = None
     if bootstrap > 0 and sigma is not None:
-        ystar = t.logloss[None, :] + sigma * row_noise(t.job_id, bootstrap, seed)
+        ystar = t.logloss[None, :] + noise_scales(sigma, dof, bootstrap, seed)[:, None] * row_noise(
+            t.job_id, bootstrap, seed)
     elif bootstrap > 0:
         warnings.append("no intervals: the sweep's noise is not measurable yet (no fit has more runs than "
                         "parameters)")
