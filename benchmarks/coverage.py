@@ -1,6 +1,7 @@
 """Coverage of the transfer gap's 95% interval on simulations of every shipped sweep's grid.
 
-For each shipped sweep YAML (and a wide synthetic grid where G is identified), fine-tunes at the
+For each shipped sweep YAML (plus the demo's grid with its checkpoints spread over 32x, and a
+wide synthetic grid), fine-tunes at the
 largest size are simulated from a known joint gap law (``synthetic.scaled_truths``) with
 log-normal noise at the level measured on a real demo store (tests/data/demo) and at 1%, the
 transfer report is run with the sweep's bootstrap, and each source's G is scored: identified and
@@ -29,7 +30,8 @@ DEMO = Path(__file__).resolve().parents[1] / "tests" / "data" / "demo" / "summar
 
 def main() -> None:
     demo_noise = transfer_report(pq.read_table(DEMO), bootstrap=0).noise
-    designs = {**shipped_designs(), "wide synthetic": DEFAULT_DESIGN}
+    shipped = shipped_designs()
+    designs = {**shipped, "demo, p over 32x": shipped["demo"].with_p_span(32.0), "wide synthetic": DEFAULT_DESIGN}
     print(f"G coverage: {REPLICATES} replicates per grid (largest size, every source), bootstrap {BOOTSTRAP}; "
           f"noise measured on the demo store: {demo_noise:.2%}")
     head = f"{'grid':<22} {'noise':>6} {'pairs':>6} {'identified':>11} {'coverage':>9} {'honest':>7}"

@@ -36,7 +36,9 @@ refitted at once from the point estimate by :func:`batch_refine`. A resample tha
 converge, or that lands on a bound the point estimate is not on, is refitted cold: from its own
 screened grid plus where it stopped, all such resamples refined in one vectorised batch; a
 resample still unconverged is a failure (NaN) and is counted against the identification rule
-(``analysis/identify.py``), never kept at its last iterate. Intervals are percentile
+(``analysis/identify.py``), never kept at its last iterate. Once more resamples have failed
+than that rule allows (5%), the rest are counted as failures without a cold refit: the verdict
+cannot change, and an unidentified law would otherwise cost a full refit per resample. Intervals are percentile
 intervals (2.5th, 97.5th).
 
 The objective is multiplied by 1/delta^2 inside L-BFGS-B only (same minimiser): its ``ftol`` is
@@ -54,7 +56,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from tsweep.analysis._blas import single_threaded_blas
-from tsweep.analysis.identify import Estimate, judge
+from tsweep.analysis.identify import MIN_CONVERGED, Estimate, judge
 from tsweep.analysis.laws import Law, get_law, huber
 from tsweep.core.errors import UsageError
 from tsweep.core.jsonio import num
@@ -450,11 +452,19 @@ def bootstrap_thetas(
     theta0 = np.asarray(theta0, dtype=float)
     th, _, conv = batch_refine(law, theta0, logx, logy, weights, delta=delta)
     new_bound = (at_bound(law, th) & ~at_bound(law, theta0)[None, :]).any(axis=1)
-    redo = np.flatnonzero(~conv | new_bound)
-    if redo.size:
-        ys = logy[redo] if logy.ndim == 2 else np.broadcast_to(logy, (redo.size, logy.size))
-        ws = weights[redo] if weights.shape[0] > 1 else np.broadcast_to(weights, (redo.size, weights.shape[1]))
-        th[redo], conv[redo] = _cold_batch(law, logx, ys, ws, th[redo], delta, n_refine)
+    # Unconverged first; once more resamples have failed than the identification rule allows,
+    # the verdict is settled and the rest are counted as failures without a refit.
+    redo = np.concatenate([np.flatnonzero(~conv), np.flatnonzero(conv & new_bound)])
+    allowed = int((1 - MIN_CONVERGED) * th.shape[0])
+    step, failed = max(8, allowed + 1), 0
+    for lo in range(0, redo.size, step):
+        idx = redo[lo : lo + step]
+        ys = logy[idx] if logy.ndim == 2 else np.broadcast_to(logy, (idx.size, logy.size))
+        ws = weights[idx] if weights.shape[0] > 1 else np.broadcast_to(weights, (idx.size, weights.shape[1]))
+        th[idx], conv[idx] = _cold_batch(law, logx, ys, ws, th[idx], delta, n_refine)
+        failed += int((~conv[idx]).sum())
+        if failed > allowed:
+            break
     th[~conv] = np.nan
     return th
 

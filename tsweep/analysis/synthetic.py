@@ -83,6 +83,13 @@ class Design:
             sources=tuple(s for s in sweep.sources if s != "scratch"),
         )
 
+    def with_p_span(self, span: float, points: int = 4) -> "Design":
+        """The same design with ``points`` checkpoints spread geometrically over ``span``x up to
+        its final p: how a sweep widened for the gap law would look (issue 12 asks for >= 32x)."""
+        top = max(self.pretrain_p)
+        p = tuple(float(x) for x in np.geomspace(top / span, top, points))
+        return Design(f"{self.name}, p over {span:g}x", self.sizes, self.scratch_d, self.finetune_d, p, self.sources)
+
     def largest(self) -> "Design":
         """The same design at its largest size only (where the headline G is read)."""
         name, n = max(self.sizes.items(), key=lambda kv: kv[1])
