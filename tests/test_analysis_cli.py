@@ -166,11 +166,14 @@ def test_gaps_on_a_missing_folder_is_a_usage_error(tmp_path, capsys):
 def test_report_writes_plots_and_summary(sweep_dir, capsys):
     assert main(["report", sweep_dir]) == 0
     printed = capsys.readouterr().out.split()
-    md = os.path.join(sweep_dir, "summary.md")
-    assert printed[0] == md and len(printed) == 4
+    html, md = os.path.join(sweep_dir, "report.html"), os.path.join(sweep_dir, "summary.md")
+    assert printed[:2] == [html, md] and len(printed) == 8
     text = open(md).read()
     assert "G [95% CI]" in text and "plots/gap_history.png" in text
-    assert all(os.path.getsize(p) > 1000 for p in printed[1:])
+    assert all(os.path.getsize(p) > 1000 for p in printed[2:])
+    page = open(html).read()
+    # one self-contained file: every figure embedded, nothing linked
+    assert page.count("data:image/png;base64,") == 6 and "src=\"plots/" not in page and "G [95% CI]" in page
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
@@ -181,9 +184,10 @@ def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
     # G = 40 (Barnett-form truth): at this f the pre-training floor is above 2.0, fine-tuning data is the lever
     assert text["better"] == "fine-tune data" and text["pretrain_tokens_needed"] is None
     assert text["pretrain_floor_at_f"] > 2.0 and "no amount of pre-training" in text["note"]
-    latest = json.load(open(os.path.join(sweep_dir, "fits", "latest.json")))
-    src = next(s for s in latest["sources"] if s["source"] == "text")
-    prm = {k: v["value"] for k, v in src["barnett"][src["gap_size"]]["params"].items()}
+    from tsweep.analysis.actor import read_latest
+
+    latest = read_latest(sweep_dir)
+    prm = latest.gap_fit(latest.source("text").gap_size).source_params("text")
     assert float(law.predict(prm, p=text["p"], f=text["finetune_tokens_needed"])) == pytest.approx(2.0, rel=1e-6)
     assert main(["advise", sweep_dir, "--target-loss", "2.0"]) == 0
     assert "to reach 2" in capsys.readouterr().out

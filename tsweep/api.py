@@ -9,7 +9,7 @@
     result = tsweep.run(sweep)                        # a local Ray cluster (or address=...)
     res = tsweep.open_sweep("demo")                   # a finished (or running) sweep's results
     res.summaries().to_pandas(); res.evals()          # pyarrow Tables of the store
-    report = res.report()                             # the transfer report (a dict, to_json-ready)
+    report = res.report()                             # the typed transfer report (.to_json(), .sources)
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
 A sweep reference (``ref``) is resolved in this order: a shipped sweep's name (``demo``), a YAML
@@ -157,8 +157,9 @@ class SweepResults:
         """Every evaluation of every job (pyarrow Table)."""
         return self.store.read_evals(job_ids)
 
-    def report(self, *, bootstrap: int | None = None) -> dict[str, Any]:
-        """The transfer report (the actor's latest while it covers every finished job)."""
+    def report(self, *, bootstrap: int | None = None):
+        """The transfer report, a typed ``TransferReport`` (``.sources``, ``.format_table()``,
+        ``.to_json()``): the analysis actor's latest while it covers every finished job."""
         from tsweep.analysis.reporting import load_report
 
         return load_report(self.layout.sweep_dir, bootstrap=bootstrap)[1]

@@ -38,7 +38,6 @@ def cmd_plan(args) -> int:
 
 def _run(sweep, layout, args, *, live: bool) -> int:
     from tsweep.analysis.reporting import load_report
-    from tsweep.analysis.transfer import format_table
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.run import run_sweep
 
@@ -53,7 +52,7 @@ def _run(sweep, layout, args, *, live: bool) -> int:
     for job_id, why in res.blocked.items():
         print(f"  not run: {job_id}: {why}")
     print()
-    print(format_table(load_report(res.sweep_dir)[1]))
+    print(load_report(res.sweep_dir)[1].format_table())
     for png in res.plots:
         print(f"plot: {png}")
     return 1 if (res.failed or res.blocked) else 0
@@ -94,11 +93,10 @@ def cmd_status(args) -> int:
 # ---------------------------------------------------------------- results
 def cmd_gaps(args) -> int:
     from tsweep.analysis.reporting import gaps_csv, gaps_json, load_report
-    from tsweep.analysis.transfer import format_table
 
     _, layout = api.resolve(args.sweep, args.storage)
     _, report = load_report(layout.sweep_dir)
-    print(json.dumps(gaps_json(report)) if args.json else format_table(report))
+    print(json.dumps(gaps_json(report)) if args.json else report.format_table())
     if args.csv:
         try:
             with open(args.csv, "w", newline="") as f:
@@ -112,13 +110,14 @@ def cmd_gaps(args) -> int:
 
 def cmd_report(args) -> int:
     from tsweep.analysis.plots import write_plots
-    from tsweep.analysis.reporting import load_report, summary_markdown
+    from tsweep.analysis.reporting import load_report, report_html, summary_markdown
 
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir, bootstrap=args.bootstrap)
     plots = write_plots(layout.sweep_dir, table, report)
     layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir))
-    for p in [layout.summary_md, *plots]:
+    layout.files.write_text(layout.report_html, report_html(report, plots, layout))
+    for p in [layout.report_html, layout.summary_md, *plots]:
         print(p)
     return 0
 

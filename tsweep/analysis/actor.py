@@ -13,8 +13,8 @@ State: none of its own. The truth is the store (every finished job's summary row
                          estimates, the input of the "gap vs jobs finished" plot
 
 A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
-parameters become the warm starts of its next refit, so a restart costs one cold-ish refit at
-worst and loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
+fits join the starts of its next refit (a warm start is one start among the screened grid, so a
+refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
 retried call is harmless and concurrent finishes need no bookkeeping: calls queue on the actor
 and the last one sees every row.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import replace
 import logging
 import traceback
 from collections.abc import Mapping
@@ -30,26 +31,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from tsweep.analysis.transfer import TransferReport, transfer_report, warm_starts_from_json
+from tsweep.analysis.transfer import TransferReport, transfer_report
 from tsweep.core.jsonio import dumps, finite
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store
 
 log = logging.getLogger(__name__)
 
-HEADLINE_KEYS = ("G", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
-
-
-def history_line(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The compact record of one refit kept in fits/history.jsonl."""
-    scratch = report.get("scratch")
+def history_line(report: TransferReport) -> dict[str, Any]:
+    """The compact record of one refit kept in fits/history.jsonl: the headline per source."""
     return {
-        "timestamp": report.get("timestamp"),
-        "n_jobs_finished": report.get("n_jobs_finished"),
-        "n_rows": report.get("n_rows"),
-        "n_used": report.get("n_used"),
-        "scratch": None if not scratch else {k: v.get("value") for k, v in scratch["params"].items()},
-        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}} for s in report.get("sources", [])],
+        "timestamp": report.timestamp,
+        "n_jobs_finished": report.n_jobs_finished,
+        "n_rows": report.n_rows,
+        "n_used": report.n_used,
+        "sources": [{"source": s.source, **s.headline()} for s in report.sources],
     }
 
 
@@ -66,13 +62,14 @@ def read_history(sweep_dir: str) -> list[dict[str, Any]]:
     return out
 
 
-def read_latest(sweep_dir: str) -> dict[str, Any] | None:
+def read_latest(sweep_dir: str) -> TransferReport | None:
+    """The actor's latest report; None when there is none or it cannot be read as one (an older
+    or hand-edited file: it is refitted then, never trusted half-way)."""
     layout = SweepLayout(sweep_dir)
     try:
-        report = json.loads(layout.files.read_text(layout.latest_fit))
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return TransferReport.from_json(json.loads(layout.files.read_text(layout.latest_fit)))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return None
-    return report if isinstance(report, dict) else None
 
 
 def n_jobs_finished(table: pa.Table) -> int:
@@ -88,7 +85,7 @@ class AnalysisActor:
         self.bootstrap = int(bootstrap)
         self.seed = int(seed)
         self._latest = read_latest(self.layout.sweep_dir)
-        self._warm: Mapping[str, Any] = warm_starts_from_json(self._latest)
+        self._warm: Mapping[str, Any] = {} if self._latest is None else self._latest.warm_starts()
 
     def refit(self) -> dict[str, Any]:
         """Read every summary, refit warm from the previous fit, write latest.json + one history line.
@@ -105,23 +102,23 @@ class AnalysisActor:
             log.exception("analysis refit failed")
             self._append({"timestamp": _now(), "error": f"{type(exc).__name__}: {exc}",
                           "traceback": traceback.format_exc(limit=5)})
-            return {"error": f"{type(exc).__name__}: {exc}", "latest": self._latest}
+            return {"error": f"{type(exc).__name__}: {exc}",
+                    "latest": None if self._latest is None else self._latest.to_json()}
         return out
 
     def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
+        report = replace(report, n_jobs_finished=finished, timestamp=_now())
         out = finite(report.to_json())
-        out["n_jobs_finished"] = finished
-        out["timestamp"] = _now()
         self.layout.files.write_text(self.layout.latest_fit, dumps(out, indent=1))
-        self._append(history_line(out))
-        self._latest, self._warm = out, report.warm_starts()
+        self._append(history_line(report))
+        self._latest, self._warm = report, report.warm_starts()
         return out
 
     def _append(self, line: Mapping[str, Any]) -> None:
         self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
 
     def latest(self) -> dict[str, Any] | None:
-        return self._latest
+        return None if self._latest is None else finite(self._latest.to_json())
 
 
 def _now() -> str:

@@ -1,7 +1,8 @@
 """``tsweep advise``: more pre-training or more target data? Read off the fitted gap law.
 
-``advise`` reads the headline Barnett fit of each source (Barnett 2024, arXiv 2408.16947):
-L(p, f) = (A p^-alpha + G) f^-beta + E. At the sweep's current p (final checkpoint) and f
+``advise`` reads each source's gap law at its headline size (the joint fit over sources, Barnett
+2024, arXiv 2408.16947): L(p, f) = (A p^-alpha + G) f^-beta + E. Only a source whose G is
+identified gets advice. At the sweep's current p (final checkpoint) and f
 (largest fine-tune set) it compares the loss bought by 2x pre-training with 2x fine-tuning data,
 and for a target loss X solves for f at the current p, f = ((A p^-alpha + G)/(X - E))^(1/beta),
 and for p at the current f, p = (A / ((X - E) f^beta - G))^(1/alpha); the latter has no solution
@@ -15,22 +16,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from tsweep.analysis.laws import get_law
+from tsweep.analysis.transfer import TransferReport
 
 
-def advice(report: Mapping[str, Any], table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
+def advice(report: TransferReport, table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
     """Per source, what 2x pre-training vs 2x fine-tuning data buys, and what reaching a target takes."""
     law = get_law("barnett")
     rows = [r for r in table.to_pylist() if r["kind"] == "finetune" and r["status"] == "ok"]
     out = []
-    for s in report.get("sources", []):
-        entry: dict[str, Any] = {"source": s["source"], "size": s.get("gap_size")}
-        fit = (s.get("barnett") or {}).get(s.get("gap_size") or "")
-        if not fit:
-            entry["note"] = "no gap law fitted for this source (see `tsweep gaps` warnings)"
+    for s in report.sources:
+        entry: dict[str, Any] = {"source": s.source, "size": s.gap_size}
+        gap = report.gap_fit(s.gap_size) if s.gap_size else None
+        if gap is None:
+            entry["note"] = f"no identified gap law for this source: {s.G.reason}"
             out.append(entry)
             continue
-        prm = {k: v["value"] for k, v in fit["params"].items()}
-        mine = [r for r in rows if r["source"] == s["source"] and r["size"] == s["gap_size"] and r["pretrain_tokens"] > 0]
+        prm = gap.source_params(s.source)
+        mine = [r for r in rows if r["source"] == s.source and r["size"] == s.gap_size and r["pretrain_tokens"] > 0]
         p = float(max(r["pretrain_tokens"] for r in mine))
         f = float(max(r["data_tokens"] for r in mine))
         loss = lambda pp, ff: float(law.predict(prm, p=pp, f=ff))  # noqa: E731

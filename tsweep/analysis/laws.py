@@ -40,7 +40,10 @@ def register(cls: type["Law"]) -> type["Law"]:
 
 
 def get_law(name: str) -> "Law":
-    """The law registered under ``name``; a KeyError naming the known laws otherwise."""
+    """The law registered under ``name`` (``barnett_joint:S`` builds the joint gap law of S
+    sources); a KeyError naming the known laws otherwise."""
+    if name.startswith(f"{BarnettJoint.prefix}:"):
+        return BarnettJoint.of(int(name.split(":", 1)[1]))
     try:
         return LAWS[name]
     except KeyError:
@@ -74,6 +77,8 @@ class Law(ABC):
     # opt-space indices stored as logs of the reported parameter (the rest are reported as is)
     log_indices: tuple[int, ...]
     formula: str
+    # inputs that are category codes (passed to log_predict as integers, not logged)
+    categorical: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -117,7 +122,12 @@ class Law(ABC):
         """The law in natural units at the inputs ``x`` (each broadcastable)."""
         theta = self.from_params(params)[None, :]
         n = np.broadcast(*[np.asarray(x[v], dtype=float) for v in self.inputs]).shape
-        logx = {v: np.broadcast_to(np.log(np.asarray(x[v], dtype=float)), n).ravel() for v in self.inputs}
+
+        def coded(v: str) -> Array:
+            raw = np.asarray(x[v])
+            return raw.astype(int) if v in self.categorical else np.log(raw.astype(float))
+
+        logx = {v: np.broadcast_to(coded(v), n).ravel() for v in self.inputs}
         pred, _ = self.log_predict(theta, logx)
         return np.exp(pred[0]).reshape(n)
 
@@ -272,4 +282,105 @@ class Barnett(Law):
         t3 = np.broadcast_to(e, t1.shape)
         lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
         jac = np.stack([w1, -w1 * lp, w2, -(w1 + w2) * lf, w3], axis=-1)
+        return lse, jac
+
+
+@register
+class Plateau(Law):
+    """L(D) = E + B / D^beta at one model size: the from-scratch curve whose offset E is the
+    plateau L(N, infinity) of Hernandez et al. 2021 (sec. 2), who read D(N), the data at which
+    L(N, D) comes within 1% of it, off such a curve.
+
+    Optimiser space (b, e, beta) with B = e^b, E = e^e, so log L = LSE(b - beta log D, e).
+    """
+
+    name = "plateau"
+    inputs = ("D",)
+    response = "loss"
+    params = ("B", "E", "beta")
+    opt_names = ("b", "e", "beta")
+    log_indices = (0, 1)
+    formula = "L = E + B/D^beta"
+    bounds = ((-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0))
+    spans = {"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)}
+
+    def grid(self) -> Array:
+        return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0],
+                        [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        b, e, be = (theta[:, i : i + 1] for i in range(3))
+        ld = logx["D"][None, :]
+        t1 = b - be * ld
+        lse, (w1, w2) = _softmax_terms([t1, np.broadcast_to(e, t1.shape)])
+        return lse, np.stack([w1, w2, -w1 * ld], axis=-1)
+
+
+class BarnettJoint(Law):
+    """Barnett's gap law fitted jointly over S pre-training sources at one model size:
+    L(p, f, s) = (A_s p^-alpha_s + G_s) f^-beta + E, with beta and E shared.
+
+    Sharing the fine-tuning exponent and the irreducible loss is what makes the gaps G_s of
+    different sources comparable (the same f^-beta scale, the same floor E); each source keeps
+    its own pre-training term. Optimiser space (beta, e, a_0, alpha_0, g_0, a_1, ...) with
+    E = e^e, A_s = e^a_s, G_s = e^g_s; ``source`` is a categorical input (codes 0..S-1).
+    """
+
+    prefix = "barnett_joint"
+    inputs = ("p", "f", "source")
+    categorical = ("source",)
+    response = "loss"
+    _instances: dict[int, "BarnettJoint"] = {}
+
+    def __init__(self, n_sources: int):
+        if n_sources < 1:
+            raise ValueError(f"{self.prefix}: needs at least one source, got {n_sources}")
+        self.n_sources = n_sources
+        self.name = f"{self.prefix}:{n_sources}"
+        per = [(f"A_{s}", f"alpha_{s}", f"G_{s}") for s in range(n_sources)]
+        self.params = ("beta", "E", *[p for trio in per for p in trio])
+        self.opt_names = ("beta", "e", *[f"{k}_{s}" for s in range(n_sources) for k in ("a", "alpha", "g")])
+        self.log_indices = (1, *[i for s in range(n_sources) for i in (2 + 3 * s, 4 + 3 * s)])
+        one = Barnett.bounds  # (a, alpha, g, beta, e)
+        self.bounds = (one[3], one[4], *[b for _ in range(n_sources) for b in (one[0], one[1], one[2])])
+        self.spans = {"beta": ("f", 3), "E": ("f", 3),
+                      **{p: ("p", 3) for s in range(n_sources) for p in (f"A_{s}", f"alpha_{s}")},
+                      **{f"G_{s}": ("p", 2) for s in range(n_sources)}}
+        self.formula = "L = (A_s p^-alpha_s + G_s) f^-beta + E  (beta, E shared across sources s)"
+
+    @classmethod
+    def of(cls, n_sources: int) -> "BarnettJoint":
+        if n_sources not in cls._instances:
+            cls._instances[n_sources] = cls(n_sources)
+        return cls._instances[n_sources]
+
+    def source_params(self, params: Mapping[str, float], s: int) -> dict[str, float]:
+        """One source's Barnett parameters (A, alpha, G, beta, E)."""
+        return {"A": params[f"A_{s}"], "alpha": params[f"alpha_{s}"], "G": params[f"G_{s}"],
+                "beta": params["beta"], "E": params["E"]}
+
+    def grid(self) -> Array:
+        # The single-source Barnett grid's values, the same for every source, times the shared ones.
+        shared = _product([0.0, 0.5, 1.0], [-1.0, -0.5, 0.0, 0.5, 1.0])
+        per = _product([0.0, 5.0, 10.0, 15.0, 20.0], [0.0, 0.5, 1.0, 1.5], [-5.0, -2.5, 0.0, 2.5, 5.0])
+        rows = [np.concatenate([sh, np.tile(pp, self.n_sources)]) for sh in shared for pp in per]
+        return np.array(rows)
+
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        src = np.asarray(logx["source"], dtype=int)
+        lp, lf = logx["p"][None, :], logx["f"][None, :]
+        ia, ial, ig = 2 + 3 * src, 3 + 3 * src, 4 + 3 * src
+        be, e = theta[:, 0:1], theta[:, 1:2]
+        a, al, g = theta[:, ia], theta[:, ial], theta[:, ig]
+        t1 = a - al * lp - be * lf
+        t2 = g - be * lf
+        t3 = np.broadcast_to(e, t1.shape)
+        lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
+        jac = np.zeros((*lse.shape, self.n_params))
+        jac[:, :, 0] = -(w1 + w2) * lf
+        jac[:, :, 1] = w3
+        rows = np.arange(src.size)
+        jac[:, rows, ia] = w1
+        jac[:, rows, ial] = -w1 * lp
+        jac[:, rows, ig] = w2
         return lse, jac

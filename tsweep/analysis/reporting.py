@@ -1,83 +1,91 @@
-"""Reading a sweep's results: the summary table, the transfer report, and their files.
+"""Reading a sweep's results: the summary table, the transfer report, and the files they become.
 
 The summary table comes from the store; the report from the analysis actor's
-``fits/latest.json`` while it covers every finished job, else it is refitted here, warm-started
-from it. ``tsweep gaps`` and ``tsweep report`` print and write what this module returns.
+``fits/latest.json`` while it covers every finished job (and the asked-for bootstrap), else it
+is refitted here, its previous fits joining the starts. ``tsweep gaps`` and ``tsweep report``
+print and write what this module returns; JSON exists only at those boundaries.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import io
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tsweep.analysis.actor import HEADLINE_KEYS, n_jobs_finished, read_latest
-from tsweep.analysis.transfer import format_table, transfer_report, warm_starts_from_json
+import pyarrow as pa
+
+from tsweep.analysis.actor import n_jobs_finished, read_latest
+from tsweep.analysis.transfer import HEADLINE_KEYS, TransferReport, format_table, transfer_report
 from tsweep.core.errors import UsageError
-from tsweep.core.jsonio import finite
+from tsweep.core.jsonio import finite, num
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 
-DEFAULT_BOOTSTRAP = 200  # resamples when a report must be refitted here (Besiroglu et al. 2024 used 4,000)
+# Resamples when a report must be refitted here and no earlier fit says how many (Besiroglu et
+# al. 2024 used 4,000 for the published intervals; 200 keeps a refit to seconds).
+DEFAULT_BOOTSTRAP = 200
 
 
-def load_report(sweep_dir: str, *, bootstrap: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """(summary table, report dict): fits/latest.json if it covers every finished job (and has
-    the asked-for bootstrap), else a refit warm-started from it."""
+def load_report(sweep_dir: str, *, bootstrap: int | None = None) -> tuple[pa.Table, TransferReport]:
+    """(summary table, report): fits/latest.json if it covers every finished job (and has the
+    asked-for bootstrap), else a fresh fit of the table."""
     layout = SweepLayout(sweep_dir)
     if not layout.exists():
         raise UsageError(f"no sweep folder at {sweep_dir!r} (no sweep.yaml there)")
     table = Store(layout.store_root).read_summaries()
     finished = n_jobs_finished(table)
     latest = read_latest(sweep_dir)
-    if (
-        latest is not None
-        and latest.get("n_jobs_finished") == finished
-        and latest.get("n_rows") == table.num_rows
-        and (bootstrap is None or latest.get("bootstrap") == bootstrap)
-    ):
+    if (latest is not None and latest.n_jobs_finished == finished and latest.n_rows == table.num_rows
+            and (bootstrap is None or latest.bootstrap == bootstrap)):
         return table, latest
-    b = bootstrap if bootstrap is not None else int((latest or {}).get("bootstrap", DEFAULT_BOOTSTRAP))
-    seed = int((latest or {}).get("seed", 0))
-    report = transfer_report(table, bootstrap=b, seed=seed, warm=warm_starts_from_json(latest))
-    out = finite(report.to_json())
-    out["n_jobs_finished"] = finished
-    return table, out
+    b = bootstrap if bootstrap is not None else (latest.bootstrap if latest is not None else DEFAULT_BOOTSTRAP)
+    seed = latest.seed if latest is not None else 0
+    report = transfer_report(table, bootstrap=b, seed=seed, warm=None if latest is None else latest.warm_starts())
+    return table, replace(report, n_jobs_finished=finished)
 
 
-GAP_KEYS = (*HEADLINE_KEYS, "warnings")
+def gaps_json(report: TransferReport) -> dict[str, Any]:
+    """The ``tsweep gaps --json`` contract: per source, G (and G in loss units), the D_T law's k,
+    alpha, beta, the multiplier, each ``{"value", "ci95"}`` or ``{"value": null, "reason"}``."""
+    full = report.to_json()
+    return finite({
+        "sweep": report.sweep,
+        "n_jobs_finished": report.n_jobs_finished,
+        "bootstrap": report.bootstrap,
+        "noise": num(report.noise),
+        "left_out": report.left_out,
+        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}, "warnings": s["warnings"]}
+                    for s in full["sources"]],
+        "comparisons": full["comparisons"],
+        "plateaus": [{"size": c["size"], "n_params": c["n_params"], "L_inf": c["plateau"], "D_N": c["d_n"]}
+                     for c in full["curves"]],
+        "warnings": list(report.warnings),
+    })
 
 
-def gaps_json(report: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "sweep": report.get("sweep"),
-        "n_jobs_finished": report.get("n_jobs_finished"),
-        "bootstrap": report.get("bootstrap"),
-        "left_out": report.get("left_out", {}),
-        "scratch": report.get("scratch"),
-        "sources": [{"source": s["source"], **{k: s.get(k) for k in GAP_KEYS}} for s in report.get("sources", [])],
-        "warnings": report.get("warnings", []),
-    }
+CSV_ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
 
 
-def gaps_csv(report: Mapping[str, Any]) -> str:
-    """The gap table as CSV text, one row per source."""
+def gaps_csv(report: TransferReport) -> str:
+    """The gap table as CSV text, one row per source; an unidentified value is an empty cell."""
     cols = ["source", "n_runs", "n_dt_runs", "gap_size"]
-    for k in ("G", "k", "alpha", "beta", "multiplier"):
+    for k in CSV_ESTIMATES:
         cols += [k, f"{k}_ci95_lo", f"{k}_ci95_hi"]
     cols += ["multiplier_D_F", "multiplier_N", "multiplier_basis"]
     f = io.StringIO()
     w = csv.writer(f)
     w.writerow(cols)
-    for s in report.get("sources", []):
-        row: list[Any] = [s["source"], s.get("n_runs"), s.get("n_dt_runs"), s.get("gap_size") or ""]
-        for k in ("G", "k", "alpha", "beta", "multiplier"):
-            e = s.get(k) or {}
-            ci = e.get("ci95") or [None, None]
-            row += [_cell(e.get("value")), _cell(ci[0]), _cell(ci[1])]
-        at = s.get("multiplier_at") or {}
+    for s in report.sources:
+        row: list[Any] = [s.source, s.n_runs, s.n_dt_runs, s.gap_size or ""]
+        for k in CSV_ESTIMATES:
+            e = getattr(s, k)
+            lo, hi = e.ci95 if e.ci95 is not None else (None, None)
+            row += [_cell(e.value), _cell(lo), _cell(hi)]
+        at = s.multiplier_at or {}
         row += [_cell(at.get("D_F")), _cell(at.get("N")), at.get("basis", "")]
         w.writerow(row)
     return f.getvalue()
@@ -87,17 +95,39 @@ def _cell(x: Any) -> str:
     return "" if x is None else repr(float(x))
 
 
-def summary_markdown(report: Mapping[str, Any], plots: list[str], sweep_dir: str) -> str:
-    lines = [f"# Transfer report: {report.get('sweep') or Path(sweep_dir.rstrip('/')).name}", ""]
-    lines.append(
-        f"{report.get('n_jobs_finished', '?')} jobs finished; {report['n_used']} of {report['n_rows']} summary rows "
-        f"in fits; intervals from {report.get('bootstrap', 0)} bootstrap resamples over runs."
-    )
+def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str) -> str:
+    lines = [f"# Transfer report: {report.sweep or Path(sweep_dir.rstrip('/')).name}", ""]
+    lines.append(f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+                 f"{report.n_used} of {report.n_rows} summary rows in fits; intervals from {report.bootstrap} "
+                 f"bootstrap resamples (module docstring of tsweep/analysis/transfer.py says which).")
     lines += ["", "```", format_table(report), "```", ""]
-    lines.append("Laws: scratch L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022); "
-                 "D_T = k D_F^alpha N^beta (Hernandez et al. 2021); "
-                 "L = (A p^-alpha + G) f^-beta + E (Barnett 2024). See tsweep/analysis/transfer.py for the run flags.")
+    lines.append("Laws: per-size scratch curve L = L_inf + B/D^beta; D_T = k D_F^alpha N^beta (Hernandez et al. "
+                 "2021); L = (A_s p^-alpha_s + G_s) f^-beta + E per size, beta and E shared across sources "
+                 "(Barnett 2024).")
     lines.append("")
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
     return "\n".join(lines) + "\n"
+
+
+def report_html(report: TransferReport, plots: list[str], layout: SweepLayout) -> str:
+    """One self-contained page (the images embedded) that can be mailed or attached as one file."""
+    title = html.escape(f"Transfer report: {report.sweep or layout.sweep_dir}")
+    figures = []
+    for path in plots:
+        data = base64.b64encode(layout.files.read_bytes(path)).decode("ascii")
+        name = html.escape(Path(path).stem.replace("_", " "))
+        figures.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}'
+                       f"</figcaption></figure>")
+    return "\n".join([
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
+        "figure{margin:2em 0}figcaption{color:#555;font-size:13px}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+        f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
+        f"<pre>{html.escape(format_table(report))}</pre>",
+        *figures,
+        "</body></html>",
+    ]) + "\n"

@@ -90,7 +90,7 @@ SUMMARY_SCHEMA = pa.schema(
 )
 
 # Statuses that end a job for good: resume skips them. A diverged run would diverge again.
-FINAL_STATUSES = frozenset({"ok", "diverged"})
+FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
 
 @dataclass(frozen=True)

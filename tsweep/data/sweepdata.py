@@ -161,8 +161,9 @@ class SweepData:
                 f"{available[target]:,} tokens after removing the {sw.eval.tokens:,}-token eval set's documents"
             )
         for s in sw.pretrain_sources:
-            if sw.pretrain.tokens > available[s]:
-                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} but its training split has {available[s]:,} tokens")
+            if sw.pretrain.tokens > sw.pretrain.max_epochs * available[s]:
+                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} is more than pretrain.max_epochs = "
+                                f"{sw.pretrain.max_epochs:g} passes over its training split of {available[s]:,} tokens")
         return available
 
     # ------------------------------------------------------------------ corpora

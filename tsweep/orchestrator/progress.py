@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from tsweep.analysis.transfer import TransferReport, fmt
 from tsweep.core.job import Job
 from tsweep.core.layout import Files
 from tsweep.core.records import Progress
@@ -76,7 +77,7 @@ class LiveProgress(Callback):
         self.done = 0
         self.failed = 0
         self.flops_done = 0.0
-        self.latest_fit: dict | None = None
+        self.latest_fit: TransferReport | None = None
         self._fit_stamp: Any = None
         self._last_draw = 0.0
         self._t0: float | None = None
@@ -167,9 +168,9 @@ class LiveProgress(Callback):
             stamp = (info.mtime_ns, info.size)
             if info.size is None or stamp == self._fit_stamp:
                 return
-            self.latest_fit = json.loads(files.read_text(self.fits_path))
+            self.latest_fit = TransferReport.from_json(json.loads(files.read_text(self.fits_path)))
             self._fit_stamp = stamp
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             pass  # not written yet, or mid-replace: next poll
 
     def _export(self) -> None:
@@ -180,10 +181,9 @@ class LiveProgress(Callback):
                          ("failed", self.failed), ("skipped", self.skipped)):
             self._gauges["jobs"].set(n, tags={**tags, "state": state})
         self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
-        for src in (self.latest_fit or {}).get("sources", []):
-            g = (src.get("G") or {}).get("value")
-            if g is not None:
-                self._gauges["gap"].set(g, tags={**tags, "source": src["source"]})
+        for src in self.latest_fit.sources if self.latest_fit else ():
+            if src.G.identified:
+                self._gauges["gap"].set(src.G.value, tags={**tags, "source": src.source})
 
     # ----------------------------------------------------------- views
     def counts(self) -> str:
@@ -191,13 +191,8 @@ class LiveProgress(Callback):
                 f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else ""))
 
     def gap_summary(self) -> str:
-        parts = []
-        for s in (self.latest_fit or {}).get("sources", []):
-            g = s.get("G") or {}
-            if g.get("value") is not None:
-                ci = g.get("ci95")
-                parts.append(f"{s['source']} {g['value']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""))
-        return "G: " + ", ".join(parts) if parts else "G: not yet"
+        sources = self.latest_fit.sources if self.latest_fit else ()
+        return "G: " + ", ".join(f"{s.source} {fmt(s.G)}" for s in sources) if sources else "G: not yet"
 
     def _line(self, what: str, label: str, last: Progress | None) -> None:
         if self._live is not None:
@@ -224,19 +219,14 @@ class LiveProgress(Callback):
             else:
                 jobs.add_row(label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}")
         parts = [head, jobs]
-        if self.latest_fit and self.latest_fit.get("sources"):
+        if self.latest_fit and self.latest_fit.sources:
             est = Table(box=None, header_style="dim")
-            for col in ("source", "G (gap)", "k", "alpha", "beta", "multiplier", "runs"):
+            for col in ("source", "G (gap) [95% CI]", "multiplier", "runs"):
                 est.add_column(col)
-            for s in self.latest_fit["sources"]:
-                est.add_row(s["source"], *(_fmt((s.get(k) or {}).get("value")) for k in ("G", "k", "alpha", "beta", "multiplier")),
-                            str(s.get("n_runs", "")))
+            for s in self.latest_fit.sources:
+                est.add_row(s.source, fmt(s.G), fmt(s.multiplier), str(s.n_runs))
             parts += ["latest estimates", est]
         return Group(*parts)
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3g}"
 
 
 def _loss(x: float | None) -> str:

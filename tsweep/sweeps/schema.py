@@ -59,10 +59,16 @@ class _Model(BaseModel):
 
 
 class PretrainSettings(_Model):
-    """One pre-training run per (source, size); checkpoints at these token counts give p."""
+    """One pre-training run per (source, size); an annealed checkpoint at each p gives Barnett's p axis."""
 
-    tokens: TokenCount
-    checkpoints: list[TokenCount] = Field(default_factory=list)
+    tokens: TokenCount = Field(description="pre-training tokens of each (source, size) run: one pass over them")
+    checkpoints: list[TokenCount] = Field(
+        default_factory=list, description="token counts p below the budget at which an annealed checkpoint is saved "
+                                          "(a cooldown branch of the stable run); the budget itself is always one")
+    max_epochs: float = Field(
+        default=4.0, ge=1, le=16, description="passes over a source's training split that pre-training may make when "
+                                              "its budget is larger than the split: up to 4 repetitions cost almost "
+                                              "nothing against fresh data (Muennighoff et al. 2023, arXiv 2305.16264)")
 
     @field_validator("checkpoints")
     @classmethod
@@ -83,27 +89,49 @@ class PretrainSettings(_Model):
 
 
 class EvalSettings(_Model):
-    tokens: TokenCount = 32_768  # held-out target tokens, identical for every job
-    interval_steps: int = Field(default=20, gt=0)
-    # Evals without improvement before a run stops; every run is early-stopped at its best
-    # held-out loss as in Hernandez et al. 2021, sec. 2.
-    patience: int = Field(default=4, gt=0)
+    """How every run is measured: on one held-out target set, and stopped on it in data units."""
+
+    tokens: TokenCount = Field(
+        default=32_768, description="held-out target tokens, the same for every job (its loss is every run's score)")
+    interval_steps: int = Field(
+        default=20, gt=0, description="optimizer steps between evaluations at most (pre-training: the first of its "
+                                      "doubling steps)")
+    per_epoch: int = Field(
+        default=2, gt=0, description="evaluations per epoch at least, so a run over a few thousand tokens is still "
+                                     "watched closely enough to stop at its best")
+    patience_epochs: float = Field(
+        default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
+                                               "evaluation is this many epochs old (patience measured in data, never "
+                                               "before min_epochs)")
+    min_epochs: float = Field(
+        default=1.0, ge=1, le=1000, description="no run stops before this many passes over its data (Hernandez et "
+                                                "al. 2021's runs see every token at least once)")
 
 
 class TrainSettings(_Model):
-    seq_len: int = Field(default=64, gt=1)
-    batch_size: int = Field(default=16, gt=0)  # sequences per optimizer step (all devices)
-    # "auto": Kaplan et al. 2020 eq. D.1, LR(N) = 0.003239 - 0.0001395 log N.
-    lr: float | Literal["auto"] = "auto"
-    lr_scale: float = Field(default=1.0, gt=0)
-    warmup_steps: int = Field(default=10, ge=0)
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
-    weight_decay: float = Field(default=0.01, ge=0)
-    grad_clip: float = Field(default=1.0, gt=0)
-    max_epochs: float = Field(default=8.0, gt=0)  # passes over D_F / D before a run is cut off
-    checkpoint_interval_evals: int = Field(default=5, gt=0)  # resume checkpoints, in eval intervals
-    seed: int = 0
+    """The optimiser and the warmup-stable-decay schedule every run uses."""
+
+    seq_len: int = Field(default=64, gt=1, le=1_048_576, description="tokens per training sequence")
+    batch_size: int = Field(default=16, gt=0, le=1_048_576, description="sequences per optimizer step, all devices together")
+    lr: float | Literal["auto"] = Field(
+        default="auto", description="peak learning rate; 'auto' is Kaplan et al. 2020 eq. D.1, "
+                                    "LR(N) = 0.003239 - 0.0001395 log N")
+    lr_scale: float = Field(default=1.0, gt=0, le=1e3, description="multiplies the peak learning rate (also 'auto')")
+    warmup_steps: int = Field(default=10, ge=0, le=10**9, description="linear warmup from 0 to the peak learning rate")
+    cooldown: float = Field(
+        default=0.2, gt=0, lt=1, description="length of the final linear decay to zero, as a fraction of the tokens "
+                                             "trained before it: 0.2 matches a tuned cosine (Hägele et al. 2024, "
+                                             "arXiv 2405.18392). Pre-training cools a branch at every checkpoint p; "
+                                             "fine-tunes and scratch runs cool down once their stable phase ends")
+    weight_decay: float = Field(default=0.01, ge=0, le=10, description="AdamW weight decay (not on biases and norms)")
+    grad_clip: float = Field(default=1.0, gt=0, le=1e6, description="gradient norm clipping threshold")
+    max_epochs: float = Field(
+        default=40.0, gt=0, le=10_000, description="the stable phase of a fine-tune or scratch run ends here at the "
+                                                   "latest; a run that gets here still improving is 'unconverged' "
+                                                   "and left out of every fit")
+    checkpoint_interval_evals: int = Field(
+        default=5, gt=0, le=10**6, description="resume checkpoints every this many evaluation intervals")
+    seed: int = Field(default=0, ge=0, lt=2**31, description="the seed of every job's initialisation and data order")
 
     @field_validator("lr")
     @classmethod

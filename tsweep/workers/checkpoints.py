@@ -107,6 +107,16 @@ def reading_dir(src: str) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def scratch_dir(job) -> str:
+    """A folder every rank of ``job`` sees, for state kept for a moment (a pre-training branch's
+    snapshot): beside the job's checkpoints when they are on a local or shared disk, else under
+    the node's temporary folder (multi-node jobs then need a shared disk for this)."""
+    local = _local(job.job_dir)
+    path = f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def exists(path: str) -> bool:
     return Files(path).exists(path)
 
