@@ -151,3 +151,30 @@ def test_the_live_fit_equals_a_cold_refit_of_the_final_table(tmp_path, rows):
             if ea.identified:
                 assert ea.value == pytest.approx(eb.value, rel=1e-3), (a.source, name)
                 assert ea.ci95 == pytest.approx(eb.ci95, rel=2e-2), (a.source, name)
+
+
+def test_refit_requests_coalesce_into_few_refits(tmp_path, rows, monkeypatch):
+    """A burst of finished jobs is served by one refit after the one in progress, never by one
+    refit each queued behind a slow fit."""
+    import threading
+    import time
+
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    a = AnalysisActor(sweep_dir, bootstrap=0, seed=0)
+    calls = []
+    release = threading.Event()
+    original = actor_mod.transfer_report
+
+    def slow(table, **kw):
+        calls.append(time.monotonic())
+        release.wait(5)
+        return original(table, **kw)
+
+    monkeypatch.setattr(actor_mod, "transfer_report", slow)
+    for _ in range(20):
+        a.request()
+    time.sleep(0.2)
+    release.set()
+    a._worker.join(30)
+    assert 1 <= len(calls) <= 2, len(calls)
+    assert read_latest(sweep_dir) is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -29,10 +30,20 @@ def _storage(args) -> str | None:
 # ---------------------------------------------------------------- running
 def cmd_plan(args) -> int:
     from tsweep.orchestrator.planview import check_and_expand, format_plan
+    from tsweep.sweeps.schema import explain
 
+    if args.explain:
+        rows = explain()
+        width = max(len(r[0]) for r in rows)
+        for path, default, text in rows:
+            print(f"{path:<{width}}  {default:<14}  {text}")
+        return 0
+    if not args.sweep:
+        raise UsageError("plan: give a SWEEP (or --explain for every setting a sweep can hold)")
     sweep, layout = api.resolve(args.sweep, args.storage)
     graph, data_tokens = check_and_expand(sweep, layout)
-    print(format_plan(graph, data_tokens, layout))
+    cpus = args.cpus if args.cpus is not None else float(os.cpu_count() or 1)
+    print(format_plan(graph, data_tokens, layout, cluster_cpus=cpus, cluster_gpus=args.gpus or 0.0))
     return 0
 
 
@@ -185,7 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-live", action="store_true", help="progress lines instead of the live table")
 
     runs(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False), address=False)
-    add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing")
+    pl = add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing", sweep=False)
+    pl.add_argument("sweep", metavar="SWEEP", nargs="?", help=SWEEP_HELP)
+    pl.add_argument("--explain", action="store_true", help="print every setting a sweep YAML can hold, with its "
+                                                           "default and what it means")
+    pl.add_argument("--cpus", type=float, default=None, metavar="N",
+                    help="CPUs of the cluster to estimate the wall time for (default: this machine's)")
+    pl.add_argument("--gpus", type=float, default=None, metavar="N", help="GPUs of that cluster (default: 0)")
     s = add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)")
     runs(s)
     runs(add("resume", cmd_resume, "finish a sweep: re-run only the jobs missing from its store"))
@@ -228,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tsweep {args.command}: interrupted; `tsweep resume` finishes what is missing", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`tsweep plan ... | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,6 +12,12 @@ State: none of its own. The truth is the store (every finished job's summary row
     fits/history.jsonl   one compact line per refit: n_jobs_finished, timestamp and the headline
                          estimates, the input of the "gap vs jobs finished" plot
 
+Refits are coalesced. A finished job *requests* a refit (:meth:`AnalysisActor.request`, which
+returns at once); one background thread refits while requests are outstanding, so a burst of
+finished jobs costs one refit, not one each, and the queue never grows behind a slow fit (under a
+loaded machine a refit can take longer than a job). :meth:`AnalysisActor.refit` refits now and
+returns the report: the driver's final, synchronous refit.
+
 A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
 fits join the starts of its next refit (a warm start is one start among the screened grid, so a
 refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import threading
 from dataclasses import replace
 import logging
 import traceback
@@ -84,16 +91,37 @@ class AnalysisActor:
         self.layout = SweepLayout(sweep_dir)
         self.bootstrap = int(bootstrap)
         self.seed = int(seed)
+        self._lock = threading.Lock()  # one refit at a time
+        self._wanted = threading.Event()  # a refit has been requested since the last one began
+        self._worker: threading.Thread | None = None
         self._latest = read_latest(self.layout.sweep_dir)
         self._warm: Mapping[str, Any] = {} if self._latest is None else self._latest.warm_starts()
 
+    def request(self) -> None:
+        """Ask for a refit soon (a job finished); returns at once. Requests made while a refit
+        runs are served by one more refit after it."""
+        self._wanted.set()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._serve, name="tsweep-refit", daemon=True)
+            self._worker.start()
+
+    def _serve(self) -> None:
+        while self._wanted.is_set():
+            self._wanted.clear()
+            self.refit()
+
     def refit(self) -> dict[str, Any]:
-        """Read every summary, refit warm from the previous fit, write latest.json + one history line.
+        """Refit now (after any refit in progress): read every summary, fit with the previous fits
+        among the starts, write latest.json and one history line.
 
         Returns the report dict; on an analysis error, ``{"error": ..., "latest": <previous
         report>}`` (a sweep never stops because a fit failed) and the error is recorded in the
         history.
         """
+        with self._lock:
+            return self._refit()
+
+    def _refit(self) -> dict[str, Any]:
         try:
             table = Store(self.layout.store_root).read_summaries()
             report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)

@@ -100,7 +100,7 @@ LM_XTOL = 1e-10
 # Resamples x rows per vectorised bootstrap chunk: bounds memory at this many x (P + 3) floats.
 BOOT_ELEMS = 2_000_000
 # Unconverged resamples refitted cold per fit at most; beyond that they count as failures.
-MAX_COLD_REFITS = 50
+MAX_COLD_REFITS = 20
 # L-BFGS-B stopping rules (on the 1/delta^2-scaled objective). The iteration caps bound the cost
 # of unidentified problems, which wander along a flat valley; such a fit is flagged unconverged.
 # Well-posed fits stop far below them (57-183 iterations per start on the fixture).

@@ -10,7 +10,8 @@
 (d) ``gaps.png``: G per source with its 95% interval, per size with a joint fit, in the law's
     units and in loss units at the largest D_F; unidentified values are listed, not drawn.
 (e) ``loss_vs_p.png``: per source, the fine-tuned loss against pre-training tokens p, one line
-    per D_F at the headline size, with the fitted law: how much more pre-training still buys.
+    per D_F at the headline size, with the fitted law and (dotted, where G is identified) the
+    floor that unlimited pre-training reaches: how much more pre-training still buys.
 (f) ``gap_history.png``: each source's G (and multiplier) with its interval against the number
     of finished jobs, from ``fits/history.jsonl``: how the estimate settled.
 
@@ -251,10 +252,11 @@ def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> s
                 law = BarnettJoint.of(len(gap.sources))
                 s = np.full_like(p, gap.sources.index(src.source))
                 ax.plot(p, law.predict(gap.fit.params, p=p, f=np.full_like(p, d_f), source=s), color=f"C{i}")
-                prm = gap.source_params(src.source)
-                ax.axhline(prm["G"] * d_f ** -prm["beta"] + prm["E"], color=f"C{i}", ls=":", lw=0.8)
+                if gap.fit.identified(f"G_{gap.sources.index(src.source)}"):  # the floor, where it is known
+                    prm = gap.source_params(src.source)
+                    ax.axhline(prm["G"] * d_f ** -prm["beta"] + prm["E"], color=f"C{i}", ls=":", lw=0.8)
         ax.set(xscale="log", xlabel="p (pre-training tokens)", ylabel="best eval loss (nats)",
-               title=f"{src.source} at {size or '-'}: dotted = the floor with unlimited pre-training")
+               title=f"{src.source} at {size or '-'}" + ("" if src.G.identified else " (G not identified: no floor)"))
         _legend(ax)
         if not mine:
             _empty(ax, "no fine-tunes yet")

@@ -2,9 +2,9 @@
 metrics, and the analysis feed.
 
 Two Tune callbacks, both non-blocking (Ray's advice for callbacks):
-- :class:`AnalysisFeed` sends ``refit`` to the analysis actor fire-and-forget on every finished
-  trial; the actor queues calls and refits in order. Finished refits are dropped as they
-  complete, so no result is kept alive longer than it takes.
+- :class:`AnalysisFeed` asks the analysis actor for a refit on every finished trial
+  (fire-and-forget ``request``; the actor coalesces requests into as few refits as keep it
+  current).
 - :class:`LiveProgress` counts jobs pending/running/done/failed, keeps each running job's latest
   eval loss and throughput (from the typed :class:`tsweep.core.records.Progress` each trial
   reports), exports them as ``ray.util.metrics`` gauges (the dashboard's metrics view and
@@ -39,14 +39,9 @@ REDRAW_S = 0.5
 class AnalysisFeed(Callback):
     def __init__(self, actor):
         self.actor = actor
-        self.pending: list = []
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        import ray
-
-        self.pending.append(self.actor.refit.remote())  # fire and forget
-        if len(self.pending) > 1:  # drop the refits that have finished
-            _, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        self.actor.request.remote()  # fire and forget: it returns at once
 
 
 def _gauges():
