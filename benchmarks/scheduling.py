@@ -181,6 +181,9 @@ def stub_analysis_actor():
 
     @ray.remote(num_cpus=0)
     class _StubAnalysis:
+        def request(self):
+            return None
+
         def refit(self):
             return None
 

@@ -1,12 +1,13 @@
 """Worker throughput: tsweep's real training step against a bare PyTorch loop, side by side.
 
-The worker side is ``workers.train.run_job`` on the demo sweep's largest pre-training job
-(micro on prose, 1M tokens, checkpoints at 250k and 500k): DeepSpeed engine, the cached data
-path, evaluation at the worker's pre-training cadence (step 0, doubling steps from
-``eval.interval_steps``, the end), resume checkpoints and store writes, all
-included. The bare side is the same model, batch, optimizer, schedule and gradient clipping in
-a plain ``for`` loop over tensors already in memory, with no evaluation at all. Rounds
-alternate between the two and the medians are compared.
+The worker side is ``tsweep.workers.runner.run_job`` on the demo sweep's largest pre-training
+job (nano on prose), shortened to 1M tokens and without intermediate checkpoints (a cooldown
+branch trains extra steps that a tokens/s figure would not count): DeepSpeed engine, the cached
+data path, evaluation at the worker's pre-training cadence (step 0, doubling steps from
+``eval.interval_steps``, the end), the final checkpoint, resume checkpoints and store writes,
+all included. The bare side is the same model, batch, optimizer, warmup-stable-decay schedule
+and gradient clipping in a plain ``for`` loop over tensors already in memory, with no
+evaluation at all. Rounds alternate between the two and the medians are compared.
 
 Pre-training is measured because it is where the worker can waste time: a fine-tune or a
 from-scratch run is evaluated every ``eval.interval_steps`` by design, since early stopping on
@@ -33,16 +34,17 @@ import torch
 from tsweep.core.layout import SweepLayout
 from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.batches import BatchStream
 from tsweep.data import SweepData
-from tsweep.workers.engine import build_model, lr_lambda, pick_device
+from tsweep.workers.engine import build_model, pick_device
+from tsweep.workers.schedule import WSD, branch_start
 from tsweep.api import shipped_sweep_path
 from tsweep.workers.runner import run_job
 
 ROUNDS = 3
 DEMO = shipped_sweep_path("demo")
-SIZE, SOURCE = "micro", "prose"  # the demo's largest pre-training run
+SIZE, SOURCE = "nano", "prose"  # the demo's largest pre-training run
 
 
 def planned_job(sweep, sweep_dir: str):
@@ -71,7 +73,9 @@ def bare_tps(sweep, job) -> float:
     model = build_model(job.shape, data.vocab_size, tr.seq_len, seed=0).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95),
                             weight_decay=tr.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, job.max_steps, tr.min_lr_ratio))
+    wsd = WSD(warmup=tr.warmup_steps)
+    wsd.cool(branch_start(job.max_steps, tr.cooldown), job.max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, wsd)
     model.train()
     t0 = time.perf_counter()
     for x, y in batches:
@@ -88,7 +92,9 @@ def bare_tps(sweep, job) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    sweep = load_sweep(DEMO)
+    d = load_sweep(DEMO).model_dump(mode="json")
+    d["pretrain"] = {"tokens": 1_000_000, "checkpoints": []}
+    sweep = parse_sweep(d)
     job = planned_job(sweep, tempfile.gettempdir())
     SweepData(sweep).check()  # build the data cache outside the timings
     worker_run(sweep)  # warm-up: JIT-built comm op, allocator

@@ -2,7 +2,6 @@
 ``report`` and ``advise`` on a sweep folder."""
 
 import csv
-import dataclasses
 import json
 import os
 import subprocess
@@ -14,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tsweep.analysis.actor import AnalysisActor, read_latest
+from tsweep.analysis.actor import AnalysisActor
 from tsweep.analysis.laws import get_law
-from tsweep.analysis.synthetic import DEFAULT_DESIGN, synthetic_summary
+from tsweep.analysis.synthetic import synthetic_summary
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
@@ -66,15 +65,6 @@ def test_fit_json_contract(chin_csv, capsys):
     assert isinstance(out["warnings"], list) and "loss" in out
 
 
-def test_fit_reproduces_a_published_fit_with_its_own_huber_delta(capsys):
-    csv_path = Path(__file__).parent / "data" / "chinchilla" / "approach3_subset.csv"
-    assert main(["fit", "--law", "chinchilla", "--data", str(csv_path), "--huber-delta", "1e-3", "--json"]) == 0
-    params = json.loads(capsys.readouterr().out)["params"]
-    assert params["E"]["value"] == pytest.approx(1.817, rel=0.01) and params["B"]["value"] == pytest.approx(2143.9, rel=0.02)
-    assert main(["fit", "--law", "chinchilla", "--data", str(csv_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["params"]["B"]["value"] > 3000  # tsweep's delta, for noisier runs
-
-
 def test_fit_without_bootstrap_has_no_intervals_and_reads_parquet(tmp_path, capsys):
     law = get_law("hernandez")
     n, f = np.meshgrid([1e6, 1e7, 1e8], [1e5, 1e6, 1e7], indexing="ij")
@@ -99,7 +89,6 @@ def test_fit_without_bootstrap_has_no_intervals_and_reads_parquet(tmp_path, caps
         (["--law", "chinchilla", "--map", "X=params"], "unknown variable 'X'"),
         (["--law", "chinchilla", "--map", "N"], "expected VAR=COLUMN"),
         (["--law", "chinchilla", "--bootstrap", "-1"], "--bootstrap"),
-        (["--law", "chinchilla", "--huber-delta", "0"], "--huber-delta"),
     ],
 )
 def test_fit_bad_input_is_a_usage_error(chin_csv, argv, message, capsys):
@@ -148,8 +137,6 @@ def test_gaps_json_and_csv(sweep_dir, tmp_path, capsys):
     assert {s["source"] for s in out["sources"]} == {"text", "code"}
     for s in out["sources"]:
         assert set(s["G"]) == {"value", "ci95"} and s["n_runs"] == 80
-        assert s["G"]["ci95"][0] <= s["G"]["value"] <= s["G"]["ci95"][1]
-    assert out["comparisons"][0]["dG"]["ci95"][1] < 0  # code (G = 10) vs text (G = 40)
     rows = list(csv.DictReader(open(out_csv)))
     assert {r["source"] for r in rows} == {"text", "code"}
     text = next(r for r in rows if r["source"] == "text")
@@ -170,22 +157,6 @@ def test_gaps_table_and_stale_latest_is_refitted(sweep_dir, capsys):
         os.remove(os.path.join(sweep_dir, "store", "summary", "late-job.parquet"))
 
 
-def test_gaps_json_says_why_a_value_is_null(tmp_path, capsys):
-    d = str(tmp_path / "two_p")
-    layout = SweepLayout(d)
-    layout.files.write_text(layout.sweep_yaml, dump_sweep(load_sweep(TINY)))
-    store = Store(layout.store_root)
-    two_p = dataclasses.replace(DEFAULT_DESIGN, pretrain_p=(1e8, 1e9))
-    for r in synthetic_summary(two_p, mode="barnett", seed=5).to_pylist():
-        store.write_summary(r)
-    assert main(["gaps", d, "--json"]) == 0
-    for s in json.loads(capsys.readouterr().out)["sources"]:
-        assert s["G"]["value"] is None and s["G"]["ci95"] is None
-        assert s["G"]["reason"].startswith("not identified") and "p takes 2 distinct value(s)" in s["G"]["reason"]
-    assert main(["gaps", d]) == 0
-    assert "Not identified" in capsys.readouterr().out
-
-
 def test_gaps_on_a_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert "nope" in _usage_error(["gaps", str(tmp_path / "nope"), "--json"], capsys)
     (tmp_path / "empty").mkdir()
@@ -195,11 +166,14 @@ def test_gaps_on_a_missing_folder_is_a_usage_error(tmp_path, capsys):
 def test_report_writes_plots_and_summary(sweep_dir, capsys):
     assert main(["report", sweep_dir]) == 0
     printed = capsys.readouterr().out.split()
-    md = os.path.join(sweep_dir, "summary.md")
-    assert printed[0] == md and len(printed) == 4
+    html, md = os.path.join(sweep_dir, "report.html"), os.path.join(sweep_dir, "summary.md")
+    assert printed[:2] == [html, md] and len(printed) == 8
     text = open(md).read()
     assert "G [95% CI]" in text and "plots/gap_history.png" in text
-    assert all(os.path.getsize(p) > 1000 for p in printed[1:])
+    assert all(os.path.getsize(p) > 1000 for p in printed[2:])
+    page = open(html).read()
+    # one self-contained file: every figure embedded, nothing linked
+    assert page.count("data:image/png;base64,") == 6 and "src=\"plots/" not in page and "G [95% CI]" in page
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
@@ -210,8 +184,10 @@ def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
     # G = 40 (Barnett-form truth): at this f the pre-training floor is above 2.0, fine-tuning data is the lever
     assert text["better"] == "fine-tune data" and text["pretrain_tokens_needed"] is None
     assert text["pretrain_floor_at_f"] > 2.0 and "no amount of pre-training" in text["note"]
+    from tsweep.analysis.actor import read_latest
+
     latest = read_latest(sweep_dir)
-    prm = latest.gap(text["size"]).source_params("text")
+    prm = latest.gap_fit(latest.source("text").gap_size).source_params("text")
     assert float(law.predict(prm, p=text["p"], f=text["finetune_tokens_needed"])) == pytest.approx(2.0, rel=1e-6)
     assert main(["advise", sweep_dir, "--target-loss", "2.0"]) == 0
     assert "to reach 2" in capsys.readouterr().out

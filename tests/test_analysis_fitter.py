@@ -30,7 +30,7 @@ def _coverage(draws, noise, base):
 
 
 def test_bootstrap_intervals_cover_the_truth_about_95_percent_of_the_time():
-    """Noise inside the Huber delta, so the fit is least squares: 100 draws, and each
+    """Noise inside the Huber delta (1e-3), so the fit is least squares: 100 draws, and each
     parameter's 95% interval must cover the truth in 85-99% of them (measured ~91-97%)."""
     draws = 100
     hits, _ = _coverage(draws, noise=5e-4, base=1000)
@@ -82,111 +82,23 @@ def test_warm_start_reaches_the_cold_optimum_after_adding_a_run():
         assert warm.params[k] == pytest.approx(cold.params[k], rel=1e-3)
 
 
-def test_a_parameter_whose_axis_is_not_spanned_is_not_identified():
+def test_warns_when_an_axis_is_not_spanned():
     one_n = _hernandez_data(0, n=np.full(6, 1e7), df=DF[:6])
-    res = fitter.fit("hernandez", one_n, bootstrap=50)
-    beta = res.estimates["beta"]
-    assert beta.value is None and beta.ci95 is None
-    assert beta.reason == "not identified: N takes 1 distinct value(s), needs >= 2"
-    assert res.to_json()["params"]["beta"] == {"value": None, "ci95": None, "reason": beta.reason}
-    ok = fitter.fit("hernandez", _hernandez_data(0), bootstrap=50)
-    assert all(e.identified for e in ok.estimates.values()), ok.estimates
+    res = fitter.fit("hernandez", one_n)
+    assert any("beta not identified: N takes 1 distinct value" in w for w in res.warnings), res.warnings
+    ok = fitter.fit("hernandez", _hernandez_data(0))
+    assert not any("not identified" in w for w in ok.warnings)
 
 
-def _barnett_data(g, noise=0.0, seed=0):
+def test_warns_when_the_estimate_or_interval_hits_a_bound():
+    # no gap in the data (G = 0): G sits on its lower bound and its interval is one-sided
     law = get_law("barnett")
     p, f = np.meshgrid(np.geomspace(1e7, 1e10, 5), np.geomspace(1e5, 1e8, 6), indexing="ij")
     data = {"p": p.ravel(), "f": f.ravel()}
-    rng = np.random.default_rng(seed)
-    data["loss"] = law.predict({"A": 3e5, "alpha": 0.5, "G": g, "beta": 0.3, "E": 1.7}, **data) * np.exp(
-        noise * rng.standard_normal(p.size))
-    return law, data
-
-
-def test_an_estimate_on_its_bound_is_not_a_number():
-    # no gap in the data (G = 0): G sits on its floor, and is reported as not identified, not as 2e-9
-    law, data = _barnett_data(0.0)
+    data["loss"] = law.predict({"A": 3e5, "alpha": 0.5, "G": 0.0, "beta": 0.3, "E": 1.7}, **data)
     res = fitter.fit(law, data, bootstrap=50)
     assert res.params["G"] < 1e-3
     assert any(w.startswith("G:") and "bound" in w for w in res.warnings), res.warnings
-    assert res.estimates["G"].value is None and "bound" in res.estimates["G"].reason
-
-
-def test_a_warm_start_at_the_floor_of_G_does_not_lock_the_fit():
-    """The live analysis once locked G at its floor: a warm start there has no gradient in g.
-    Warm starts are now one start among the screened grid."""
-    law, data = _barnett_data(40.0, noise=0.005, seed=1)
-    cold = fitter.fit(law, data)
-    locked = {**cold.params, "G": 2e-9}
-    warm = fitter.fit(law, data, warm_start=locked)
-    assert cold.params["G"] == pytest.approx(40.0, rel=0.1)
-    assert warm.params["G"] == pytest.approx(cold.params["G"], rel=1e-4)
-    assert warm.loss == pytest.approx(cold.loss, rel=1e-6)
-
-
-def test_the_warm_start_is_one_start_among_the_screened_grid(monkeypatch):
-    law, data = _barnett_data(40.0, noise=0.005, seed=1)
-    seen = []
-    real = fitter._best_of
-
-    def spy(law_, starts, *args, **kwargs):
-        seen.append(np.atleast_2d(starts))
-        return real(law_, starts, *args, **kwargs)
-
-    monkeypatch.setattr(fitter, "_best_of", spy)
-    warm = np.array(law.from_params({"A": 3e5, "alpha": 0.5, "G": 2e-9, "beta": 0.3, "E": 1.7}))
-    fitter.fit(law, data, warm_start=warm)
-    first = seen[0]
-    assert first.shape[0] == fitter.N_REFINE + 1 and np.array_equal(first[0], warm)
-    screened = fitter.screen(law, *fitter.prepare(law, data)[:2], np.ones(30), fitter.N_REFINE)
-    np.testing.assert_array_equal(first[1:], screened)
-
-
-def test_bootstrap_resamples_that_do_not_converge_warm_are_refitted_cold(monkeypatch):
-    law, data = _barnett_data(40.0, noise=0.005, seed=2)
-    logx, logy, _, _ = fitter.prepare(law, data)
-    theta0 = np.array(fitter.optimise(law, logx, logy, np.ones(logy.size)).theta)
-    real, calls = fitter._lm, []
-
-    def first_call_fails(*args, **kwargs):
-        theta, f, conv = real(*args, **kwargs)
-        calls.append(theta.shape[0])
-        return (theta, f, np.zeros_like(conv)) if len(calls) == 1 else (theta, f, conv)
-
-    monkeypatch.setattr(fitter, "_lm", first_call_fails)
-    thetas = fitter.bootstrap_thetas(law, theta0, logx, logy, fitter.resample_weights(logy.size, 20, 0))
-    assert calls[0] == 20 and calls[1] == 20 * (fitter.N_COLD + 1)  # every resample refitted from its own starts
-    g = np.exp(thetas[:, 2])
-    assert np.all(np.isfinite(g)) and np.all(np.abs(np.log(g / 40.0)) < 0.3), g
-
-
-def test_bootstrap_resamples_that_do_not_converge_are_failures(monkeypatch):
-    law, data = _barnett_data(40.0, noise=0.005, seed=3)
-    real = fitter._lm
-
-    def never_converges(*args, **kwargs):
-        theta, f, _ = real(*args, **kwargs)
-        return theta, f, np.zeros(f.shape, dtype=bool)
-
-    monkeypatch.setattr(fitter, "_lm", never_converges)
-    logx, logy, _, _ = fitter.prepare(law, data)
-    theta0 = np.array(fitter.optimise(law, logx, logy, np.ones(logy.size)).theta)
-    thetas = fitter.bootstrap_thetas(law, theta0, logx, logy, fitter.resample_weights(logy.size, 10, 0))
-    assert np.all(np.isnan(thetas))  # counted as failures, never kept at their last iterate
-    est = fitter.judge_params(law, theta0, thetas)["G"]
-    assert est.value is None and "converged for 0% of 10 resamples" in est.reason
-
-
-def test_a_table_far_larger_than_the_screen_is_screened_on_a_subsample():
-    law = get_law("chinchilla")
-    rng = np.random.default_rng(0)
-    n = 3 * fitter.SCREEN_ROWS
-    data = {"N": np.exp(rng.uniform(np.log(1e5), np.log(1e8), n)), "D": np.exp(rng.uniform(np.log(1e6), np.log(1e10), n))}
-    truth = {"A": 60.0, "B": 80.0, "E": 1.7, "alpha": 0.3, "beta": 0.25}
-    data["loss"] = law.predict(truth, **data) * np.exp(0.01 * rng.standard_normal(n))
-    res = fitter.fit(law, data)
-    assert res.converged and res.params["E"] == pytest.approx(1.7, rel=0.02)
-    assert res.params["alpha"] == pytest.approx(0.3, rel=0.05)
 
 
 def test_rows_that_cannot_be_logged_are_dropped_with_a_warning():

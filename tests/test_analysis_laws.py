@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tsweep.analysis import fitter
-from tsweep.analysis.laws import LAWS, barnett_joint, get_law
+from tsweep.analysis.laws import LAWS, get_law
 
 # Truths per law with an input grid that spans every axis the law needs.
 CASES = {
@@ -27,19 +27,15 @@ CASES = {
         {"A": 3.16e5, "alpha": 0.5, "G": 40.0, "beta": 0.3, "E": 1.7},
         {"p": np.geomspace(1e7, 1e10, 6), "f": np.geomspace(1e5, 1e8, 7)},
     ),
-    # A small model's from-scratch curve (Hernandez et al. 2021's per-size plateau).
-    "plateau": (
-        {"L_inf": 1.6, "B": 300.0, "b": 0.6},
-        {"D": np.geomspace(1e4, 1e8, 9)},
-    ),
 }
 
 
 def _grid_table(name, noise, seed):
     law = get_law(name)
     truth, axes = CASES[name]
-    grids = np.meshgrid(*(axes[v] for v in law.inputs), indexing="ij")
-    data = {v: g.ravel() for v, g in zip(law.inputs, grids)}
+    a, b = law.inputs
+    ga, gb = np.meshgrid(axes[a], axes[b], indexing="ij")
+    data = {a: ga.ravel(), b: gb.ravel()}
     y = law.predict(truth, **data)
     rng = np.random.default_rng(seed)
     data[law.response] = y * np.exp(noise * rng.standard_normal(y.size))
@@ -83,7 +79,6 @@ def test_params_round_trip_and_predict_is_the_formula(name):
         "kaplan": lambda: ((p["N_c"] / x["N"]) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / x["D"]) ** p["alpha_D"],
         "hernandez": lambda: p["k"] * x["D_F"] ** p["alpha"] * x["N"] ** p["beta"],
         "barnett": lambda: (p["A"] * x["p"] ** -p["alpha"] + p["G"]) * x["f"] ** -p["beta"] + p["E"],
-        "plateau": lambda: p["L_inf"] + p["B"] / x["D"] ** p["b"],
     }
     np.testing.assert_allclose(law.predict(truth, **x), formulas[name](), rtol=1e-10)
 
@@ -95,7 +90,6 @@ TOL = {
     "kaplan": {"alpha_N": 0.03, "alpha_D": 0.02, "N_c": 0.5, "D_c": 0.3},
     "hernandez": {"k": 0.05, "alpha": 0.02, "beta": 0.02},
     "barnett": {"alpha": 0.03, "G": 0.03, "beta": 0.02, "E": 0.02, "A": 0.1},
-    "plateau": {"L_inf": 0.02, "b": 0.05, "B": 0.3},
 }
 
 
@@ -114,40 +108,3 @@ def test_noise_free_data_are_fitted_exactly(name):
     res = fitter.fit(law, data)
     pred = law.predict(res.params, **{v: data[v] for v in law.inputs})
     np.testing.assert_allclose(pred, data[law.response], rtol=2e-3)
-
-
-JOINT = {"beta": 0.3, "E": 1.2, "A_0": 5e3, "alpha_0": 0.5, "G_0": 12.0, "A_1": 2e3, "alpha_1": 0.4, "G_1": 5.0}
-
-
-def test_joint_gap_law_is_barnetts_law_per_source_with_shared_beta_and_e():
-    law = get_law("barnett_joint:2")
-    assert law is barnett_joint(2) and law.params == tuple(JOINT)
-    assert law.kinds["G_1"] == "scale" and law.kinds["alpha_0"] == "exponent" and law.kinds["beta"] == "exponent"
-    p, f = np.geomspace(1e5, 1e7, 4), np.geomspace(1e4, 1e6, 4)
-    for s in (0, 1):
-        one = {"A": JOINT[f"A_{s}"], "alpha": JOINT[f"alpha_{s}"], "G": JOINT[f"G_{s}"], "beta": 0.3, "E": 1.2}
-        np.testing.assert_allclose(law.predict(JOINT, p=p, f=f, source=np.full(4, s)),
-                                   get_law("barnett").predict(one, p=p, f=f), rtol=1e-12)
-
-
-def test_joint_gap_law_jacobian_matches_finite_differences():
-    law = barnett_joint(3)
-    rng = np.random.default_rng(1)
-    logx = {"p": rng.uniform(10, 16, 15), "f": rng.uniform(8, 14, 15), "source": np.tile([0.0, 1.0, 2.0], 5)}
-    theta = law.grid()[rng.choice(len(law.grid()), 3)] + rng.normal(0, 0.1, (3, law.n_params))
-    _, jac = law.log_predict(theta, logx)
-    for k in range(law.n_params):
-        d = np.zeros(law.n_params)
-        d[k] = 1e-6
-        num = (law.log_predict(theta + d, logx, jac=False)[0] - law.log_predict(theta - d, logx, jac=False)[0]) / 2e-6
-        np.testing.assert_allclose(jac[..., k], num, atol=1e-6, rtol=1e-5)
-
-
-def test_joint_gap_law_separable_screen_finds_the_basin_of_a_joint_fit():
-    law = barnett_joint(2)
-    p, f, s = (g.ravel() for g in np.meshgrid(np.geomspace(1e5, 1e7, 5), np.geomspace(1e4, 1e6, 4), [0, 1],
-                                              indexing="ij"))
-    data = {"p": p, "f": f, "source": s, "loss": law.predict(JOINT, p=p, f=f, source=s)}
-    res = fitter.fit(law, data)
-    for k, v in JOINT.items():
-        assert res.params[k] == pytest.approx(v, rel=1e-3), (k, res.params)

@@ -45,7 +45,7 @@ def test_pretrain_budget_larger_than_source(tmp_path):
         sd.check()
     msg = str(err.value)
     have = sd.available_tokens("s")
-    assert msg == f"source 's': pretrain.tokens = 10,000,000 but its training split has {have:,} tokens"
+    assert msg == f"source 's': pretrain.tokens = 10,000,000 is more than pretrain.max_epochs = 4 passes over its training split of {have:,} tokens"
 
 
 def test_target_budget_plus_eval_larger_than_target(tmp_path):

@@ -116,15 +116,24 @@ def test_training_tokens_are_distinct_documents(data):
 
 
 def test_chars_and_documents_count_what_is_there(data):
+    from tsweep.data.sweepdata import PIECE_TOKENS
+
     for corpus, n in [("t", 5_000), ("near", 12_345), ("mix", 9_999)]:
         s = data.train_tokens(corpus, n)
         text = ByteTokenizer().decode(s.tokens)
         assert s.chars == len(text)
-        n_sep = int(np.count_nonzero(s.tokens == SEP))
-        if corpus == "mix":  # each part's share may end inside a document: it counts once
-            assert n_sep <= s.documents <= n_sep + 2
-        else:
-            assert s.documents == n_sep + (0 if s.tokens[-1] == SEP else 1)
+        n_sep = int(np.count_nonzero(s.tokens == SEP))  # documents whose last piece is in the budget
+        # every document touched, once: those whose end is here, plus those with a full piece here
+        # (only a document's last piece is shorter) and the one the budget cuts
+        assert n_sep <= s.documents <= n_sep + n // PIECE_TOKENS + (2 if corpus == "mix" else 1)
+
+
+def test_a_small_budget_samples_many_documents(data):
+    """Budgets are pieces of many documents, not the first document or two."""
+    from tsweep.data.sweepdata import PIECE_TOKENS
+
+    s = data.train_tokens("t", 8 * PIECE_TOKENS)
+    assert s.documents >= 6
     ev = data.eval_tokens()
     assert ev.chars == len(ByteTokenizer().decode(ev.tokens))
 

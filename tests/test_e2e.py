@@ -1,72 +1,140 @@
-"""A tiny sweep end to end through a real local Ray cluster on CPU: plan, Tune, DeepSpeed
-workers, the Arrow store, the analysis actor, gaps; then a resume that runs nothing."""
+"""The tiny sweep end to end, run as users run it: the ``tsweep`` console script on a real local
+Ray cluster (plan, Tune, DeepSpeed workers, the Arrow store, the analysis actor, gaps), once in a
+pipe, where it must print a progress line per finished job, and once in a pseudo-terminal, where
+it must draw the live table. Then a resume that runs nothing."""
 
 import json
 import os
+import pty
+import re
+import select
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from tsweep.analysis.actor import read_latest
+from tsweep.analysis.transfer import transfer_report
 from tsweep.cli import main
-from tsweep.orchestrator.plan import expand
+from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.orchestrator.plan import expand
+from tsweep.sweeps.schema import load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
+TIMEOUT_S = 600
 
 pytestmark = pytest.mark.cluster
 
 
+def _env(**extra) -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0", **extra}
+
+
 @pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from tsweep.orchestrator.run import init_ray
-
-    url = init_ray(None, num_cpus=2)
-    yield url
-    ray.shutdown()
+def piped(tmp_path_factory):
+    """`tsweep submit tests/data/tiny.yaml` with its output in a pipe: (result, storage root)."""
+    root = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run(["tsweep", "submit", str(TINY), "--storage", str(root)], capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=_env())
+    return proc, root
 
 
-def test_tiny_sweep_end_to_end(ray_cluster, tmp_path, capsys):
-    from tsweep.orchestrator.run import run_sweep
+def test_the_console_script_runs_the_sweep_and_prints_progress_lines(piped):
+    proc, root = piped
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep = load_sweep(TINY)
+    n_jobs = len(expand(sweep).jobs)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"[{sweep.name}] done ")]
+    assert len(lines) == n_jobs, proc.stdout  # a line per finished job instead of silence
+    last = lines[-1]
+    assert f"{n_jobs}/{n_jobs} jobs" in last and "ETA" in last and "| G: " in last
+    assert re.search(r"\| ETA (\d+s|\d+m|\?) \|", lines[0])
+    assert "Transfer report: sweep tiny" in proc.stdout  # the gap table at the end
 
-    d = load_sweep(TINY).model_dump(mode="json")
-    d["model_sizes"] = ["nano", "micro"]  # two sizes: enough scratch runs for the from-scratch law
-    sweep = parse_sweep(d)
-    layout = sweep.layout(str(tmp_path))
+
+def test_the_store_holds_one_summary_per_job_and_no_duplicate_eval_rows(piped):
+    _, root = piped
+    sweep = load_sweep(TINY)
+    layout = sweep.layout(str(root))
     graph = expand(sweep, layout)
-    res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
-    assert res.failed == [] and res.blocked == {}
-    assert res.ran == len(graph.jobs) and res.skipped == 0
-
     store = Store(layout.store_root)
     summaries = store.read_summaries().to_pylist()
-    assert sorted(r["job_id"] for r in summaries) == sorted(j.job_id for j in graph.jobs)  # one row per job
-    assert all(r["status"] == "ok" for r in summaries)
+    assert sorted(r["job_id"] for r in summaries) == sorted(j.job_id for j in graph.jobs)
+    assert all(r["status"] == "ok" for r in summaries), [(r["job_id"], r["status"], r["reason"]) for r in summaries]
     evals = store.read_evals().to_pylist()
     assert {r["job_id"] for r in evals} == {j.job_id for j in graph.jobs}
     keys = [(r["job_id"], r["step"]) for r in evals]
     assert len(keys) == len(set(keys)), "duplicate eval rows"
+    for job in graph.pretrain:
+        for p in job.checkpoints:
+            assert os.path.isfile(os.path.join(job.p_checkpoint(p), "model.safetensors"))
 
-    # the analysis actor refit on every finished job and left an honest fit behind
-    latest = json.loads(Path(layout.fits_dir, "latest.json").read_text())
-    history = [json.loads(line) for line in Path(layout.fits_dir, "history.jsonl").read_text().splitlines()]
-    finished = [h["n_jobs_finished"] for h in history]
-    assert finished == sorted(finished) and finished[-1] == len(graph.jobs)  # refits that coalesce, in order
-    assert res.report is not None and res.report.n_jobs_finished == len(graph.jobs)
-    E = latest["scratch"]["params"]["E"]  # a number with its interval, or null and why
-    assert (E["value"] is not None and E["value"] > 0) or E["reason"].startswith("not identified")
-    for png in res.plots:
-        assert os.path.getsize(png) > 1000
 
-    capsys.readouterr()
-    assert main(["gaps", sweep.name, "--storage", str(tmp_path), "--json"]) == 0
-    printed = capsys.readouterr().out
-    out = json.loads(printed)
+def test_the_live_fit_equals_a_cold_refit_and_scratch_curves_never_rise(piped):
+    _, root = piped
+    layout = load_sweep(TINY).layout(str(root))
+    live = read_latest(layout.sweep_dir)
+    assert live is not None and live.n_jobs_finished == len(expand(load_sweep(TINY)).jobs)
+    cold = transfer_report(Store(layout.store_root).read_summaries(), bootstrap=live.bootstrap, seed=live.seed)
+    for a, b in zip(live.sources, cold.sources):
+        for name in ("G", "k", "multiplier"):
+            ea, eb = getattr(a, name), getattr(b, name)
+            assert ea.identified == eb.identified, (name, ea, eb)
+            if ea.identified:
+                assert ea.value == pytest.approx(eb.value, rel=1e-3)
+    for curve in live.curves:  # the best loss for more data is never worse (runs reach their minimum)
+        assert curve.monotone, (curve.size, curve.loss)
+    assert len(list(Path(layout.plots_dir).glob("*.png"))) == 6
+
+
+def test_gaps_json_and_a_resume_that_runs_nothing(piped, capsys):
+    _, root = piped
+    sweep = load_sweep(TINY)
+    assert main(["gaps", sweep.name, "--storage", str(root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert {s["source"] for s in out["sources"]} == {"prose"}
+    again = subprocess.run(["tsweep", "resume", sweep.name, "--storage", str(root)], capture_output=True, text=True,
+                           timeout=TIMEOUT_S, env=_env())
+    assert again.returncode == 0, again.stderr[-2000:]
+    n = len(expand(sweep).jobs)
+    assert f"{n} jobs planned, {n} already done, 0 run" in again.stdout
+    assert Store(SweepLayout(sweep.sweep_dir(str(root))).store_root).read_summaries().num_rows == n
 
-    # resubmitting finds every job done and runs nothing
-    again = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
-    assert again.ran == 0 and again.skipped == len(graph.jobs)
-    assert store.read_summaries().num_rows == len(graph.jobs)
+
+def _run_in_pty(argv: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its stdout/stderr; (exit code, everything it drew)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec the console script
+        os.execvpe(argv[0], argv, env)
+    out, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out.append(chunk.decode("utf-8", errors="replace"))
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), "".join(out)
+
+
+def test_in_a_terminal_it_draws_the_live_table(tmp_path):
+    """The README's command as a person runs it: a terminal, no flags. A smaller sweep than the
+    tiny one (one fine-tune budget) keeps this to seconds of training."""
+    small = tmp_path / "small.yaml"
+    text = TINY.read_text().replace("finetune_tokens: [2k, 4k]", "finetune_tokens: [2k]")
+    small.write_text(text.replace("name: tiny", "name: tiny-terminal"))
+    code, drawn = _run_in_pty(["tsweep", "submit", str(small), "--storage", str(tmp_path / "runs")],
+                              _env(TERM="xterm", COLUMNS="160"), TIMEOUT_S)
+    assert code == 0, drawn[-3000:]
+    assert "running job" in drawn and "tok/s" in drawn  # the live table's header
+    assert re.search(r"\d+/\d+ jobs: \d+ running", drawn)
+    assert "\x1b[" in drawn  # redrawn in place with terminal control sequences, not printed line by line
+    assert "] done " not in drawn  # no progress lines in a terminal: the table shows progress

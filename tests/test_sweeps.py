@@ -1,6 +1,7 @@
 """Every shipped sweep parses and plans; job ids are content addresses; bad sweeps fail cleanly."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -118,9 +119,15 @@ MALFORMED = [
     ("train.lr", -0.1, "train.lr"),
     ("train.batch_size", 0, "train.batch_size"),
     ("train.seq_len", "long", "train.seq_len"),
-    ("train.schedule", "zigzag", "train.schedule"),
+    ("train.schedule", "cosine", "train.schedule: unknown key"),
+    ("train.cooldown", 1.5, "train.cooldown"),
+    ("train.max_epochs", 1e300, "train.max_epochs"),
+    ("train.seed", -3, "train.seed"),
     ("train.colour", "red", "train.colour: unknown key"),
-    ("eval.patience", 0, "eval.patience"),
+    ("eval.patience_epochs", 0, "eval.patience_epochs"),
+    ("eval.min_epochs", 0.5, "eval.min_epochs"),
+    ("pretrain.max_epochs", 100, "pretrain.max_epochs"),
+    ("resources.workers", 1000000, "resources.workers"),
     ("resources.gpus", 1.5, "resources.gpus"),
     ("resources.cpus", -1, "resources.cpus"),
     ("deepspeed.zero_stage", 4, "deepspeed.zero_stage"),
@@ -171,3 +178,37 @@ def test_missing_file_exit_2(tmp_path, capsys):
 def test_errors_are_sweeperrors_not_pydantic():
     with pytest.raises(SweepError):
         parse_sweep({"name": "x"})
+
+
+def test_every_setting_is_documented_where_it_is_declared(capsys):
+    from tsweep.sweeps.schema import explain
+
+    rows = explain()
+    undocumented = [path for path, _, text in rows if not text]
+    assert not undocumented, undocumented
+    assert main(["plan", "--explain"]) == 0
+    out = capsys.readouterr().out
+    for path in ("train.cooldown", "eval.patience_epochs", "pretrain.checkpoints", "corpora.NAME (synthetic).distance"):
+        assert path in out
+
+
+def test_plan_prints_cost_per_kind_and_a_wall_time_for_a_cluster(capsys):
+    assert main(["plan", "demo", "--cpus", "64"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("pretrain", "finetune", "scratch", "total"):
+        assert re.search(rf"^{kind}\s+\d+\s+\S+\s+[\d.e+-]+ CPU core-h$", out, flags=re.M), kind
+    small = re.search(r"wall time on 64 CPUs: about (\S+)", out).group(1)
+    assert main(["plan", "demo", "--cpus", "2"]) == 0
+    assert re.search(r"wall time on 2 CPUs: about (\S+)", capsys.readouterr().out).group(1) != small
+
+
+def test_relative_file_globs_are_read_against_the_sweep_file(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("hello")
+    d = copy.deepcopy(_base())
+    d["corpora"]["mine"] = {"kind": "files", "paths": ["data/*.txt"]}
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(d))
+    monkeypatch.chdir("/")  # another working folder, as a Tune trial has
+    sweep = load_sweep(f)
+    assert sweep.corpora["mine"].paths == (str(tmp_path / "data" / "*.txt"),)

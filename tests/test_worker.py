@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tsweep.core.layout import SweepLayout
 from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
 from tsweep.sweeps.schema import load_sweep, parse_sweep
-from tsweep.core.cadence import eval_steps
+from tsweep.core.cadence import eval_interval, pretrain_eval_steps
 from tsweep.workers.runner import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
@@ -65,17 +66,76 @@ def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_pat
     assert first[ft.job_id] < first[scratch.job_id]
     assert s_ft["status"] == s_sc["status"] == "ok"
     # Pre-training is evaluated at step 0, doubling steps and its end, no more.
-    want = {0} | eval_steps(kind="pretrain", interval=sweep.eval.interval_steps, max_steps=pre.max_steps)
+    want = {0} | pretrain_eval_steps(interval=sweep.eval.interval_steps, max_steps=pre.max_steps)
     assert sorted(r["step"] for r in ev if r["job_id"] == pre.job_id) == sorted(want)
 
 
 def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining():
-    assert eval_steps(kind="finetune", interval=16, max_steps=50) == {16, 32, 48, 50}
-    assert eval_steps(kind="scratch", interval=10, max_steps=30) == {10, 20, 30}
-    assert eval_steps(kind="pretrain", interval=25, max_steps=410) == {25, 50, 100, 200, 400, 410}
-    assert eval_steps(kind="pretrain", interval=25, max_steps=20) == {20}  # shorter than one interval: its end
+    assert eval_interval(kind="finetune", interval_steps=16, steps_per_epoch=100, per_epoch=2) == 16
+    assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=10, per_epoch=2) == 5
+    assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=1.5, per_epoch=2) == 1
+    assert eval_interval(kind="pretrain", interval_steps=25, steps_per_epoch=10, per_epoch=2) == 25
+    assert pretrain_eval_steps(interval=25, max_steps=410) == {25, 50, 100, 200, 400, 410}
+    assert pretrain_eval_steps(interval=25, max_steps=20) == {20}  # shorter than one interval: its end
     # the share of steps evaluated falls as a pre-training run grows
-    assert len(eval_steps(kind="pretrain", interval=25, max_steps=25 * 2**10)) == 11
+    assert len(pretrain_eval_steps(interval=25, max_steps=25 * 2**10)) == 11
+
+
+def _summary_and_evals(sweep, root, kind, i=0):
+    job = _job(sweep, kind, root, i)
+    summary = run_job(job, sweep, str(root))
+    ev = Store(SweepLayout(str(root)).store_root).read_evals([job.job_id]).to_pylist()
+    return job, summary, sorted(ev, key=lambda r: r["step"])
+
+
+def test_a_run_stops_on_patience_in_epochs_then_cools_down_and_keeps_its_best(sweep, tmp_path):
+    """Fine-tunes and scratch runs: at least one epoch, a stable phase that ends once the best
+    evaluation is eval.patience_epochs old, then a cooldown; the score is the best evaluation."""
+    d = sweep.model_dump(mode="json")
+    d["train"]["max_epochs"] = 200  # room to reach the over-fitting minimum
+    d["eval"]["patience_epochs"] = 1
+    sw = parse_sweep(d)
+    job, summary, ev = _summary_and_evals(sw, tmp_path, "scratch")  # the smallest D: over-fits quickly
+    assert summary["status"] == "ok", summary["reason"]
+    assert summary["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in ev))
+    steps_per_epoch = ev[-1]["step"] / ev[-1]["epoch"]
+    stable_end = max(r["step"] for r in ev if r["step"] <= ev[-1]["step"] / (1 + sw.train.cooldown) + 1)
+    assert ev[-1]["epoch"] >= sw.eval.min_epochs
+    # its stable phase ended because the best evaluation was a patience old, not at the cap
+    best_before_cooldown = min((r for r in ev if r["step"] <= stable_end), key=lambda r: r["eval_loss"])
+    assert stable_end - best_before_cooldown["step"] >= sw.eval.patience_epochs * steps_per_epoch - 1
+    assert ev[-1]["epoch"] < sw.train.max_epochs
+
+
+def test_a_run_that_reaches_the_epoch_cap_still_improving_is_unconverged(sweep, tmp_path):
+    d = sweep.model_dump(mode="json")
+    d["train"]["max_epochs"] = 1  # far too short to pass the minimum
+    sw = parse_sweep(d)
+    _, summary, ev = _summary_and_evals(sw, tmp_path, "scratch", 2)  # the largest D
+    assert summary["status"] == "unconverged" and "max_epochs" in summary["reason"]
+    assert Store(SweepLayout(str(tmp_path)).store_root).finished_job_ids() == {summary["job_id"]}  # final: resume skips it
+
+
+def test_cooldown_branches_leave_the_stable_run_exactly_as_it_was(sweep, tmp_path):
+    """A p-checkpoint is a cooldown branch: taking one must not change the main run. The final
+    checkpoint of a pre-training run with an intermediate p equals the one of a run without."""
+    from safetensors.torch import load_file
+
+    with_p = _job(sweep, "pretrain", tmp_path / "a")
+    run_job(with_p, sweep, str(tmp_path / "a"))
+    d = sweep.model_dump(mode="json")
+    d["pretrain"]["checkpoints"] = []
+    bare_sweep = parse_sweep(d)
+    bare = _job(bare_sweep, "pretrain", tmp_path / "b")
+    run_job(bare, bare_sweep, str(tmp_path / "b"))
+    final = with_p.data_tokens
+    a = load_file(os.path.join(with_p.p_checkpoint(final), "model.safetensors"))
+    b = load_file(os.path.join(bare.p_checkpoint(final), "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    early = load_file(os.path.join(with_p.p_checkpoint(min(with_p.checkpoints)), "model.safetensors"))
+    assert any(not torch.equal(early[k], a[k]) for k in a)  # the branch is a different model
 
 
 KILLABLE = textwrap.dedent(

@@ -9,7 +9,7 @@
     result = tsweep.run(sweep)                        # a local Ray cluster (or address=...)
     res = tsweep.open_sweep("demo")                   # a finished (or running) sweep's results
     res.summaries().to_pandas(); res.evals()          # pyarrow Tables of the store
-    report = res.report()                             # the transfer report (TransferReport: .sources, .to_json())
+    report = res.report()                             # the typed transfer report (.to_json(), .sources)
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
 A sweep reference (``ref``) is resolved in this order: a shipped sweep's name (``demo``), a YAML
@@ -158,7 +158,8 @@ class SweepResults:
         return self.store.read_evals(job_ids)
 
     def report(self, *, bootstrap: int | None = None):
-        """The transfer report, a ``TransferReport`` (the actor's latest while it covers every finished job)."""
+        """The transfer report, a typed ``TransferReport`` (``.sources``, ``.format_table()``,
+        ``.to_json()``): the analysis actor's latest while it covers every finished job."""
         from tsweep.analysis.reporting import load_report
 
         return load_report(self.layout.sweep_dir, bootstrap=bootstrap)[1]
@@ -170,12 +171,11 @@ def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
     return SweepResults(sweep, layout)
 
 
-def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0,
-        delta: float | None = None):
+def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0):
     """Fit a registered law (``chinchilla``, ``kaplan``, ``hernandez``, ``barnett``) to any table:
     a pandas DataFrame, a pyarrow Table or a mapping of columns; ``map`` names the column of each
-    law variable (default: the column of its own name); ``delta`` the Huber delta (default the
-    fitter's). A FitResult (``.params``, ``.estimates``, ``.to_json()``)."""
+    law variable (default: the column of its own name). A FitResult (``.params``, ``.ci95``,
+    ``.to_json()``)."""
     from tsweep.analysis import fitter
     from tsweep.analysis.laws import LAWS, get_law
 
@@ -195,7 +195,7 @@ def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap:
             values[var] = np.asarray(columns[col], dtype=float)
         except (TypeError, ValueError):
             raise UsageError(f"column {col!r} (variable {var}) is not numeric") from None
-    return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed, delta=fitter.HUBER_DELTA if delta is None else delta)
+    return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed)
 
 
 def _columns(data: Any) -> dict[str, Any]:

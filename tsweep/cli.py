@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from tsweep import api
 from tsweep.core.errors import UsageError
-from tsweep.core.jsonio import dumps
 
 
 def _storage(args) -> str | None:
@@ -30,10 +30,20 @@ def _storage(args) -> str | None:
 # ---------------------------------------------------------------- running
 def cmd_plan(args) -> int:
     from tsweep.orchestrator.planview import check_and_expand, format_plan
+    from tsweep.sweeps.schema import explain
 
+    if args.explain:
+        rows = explain()
+        width = max(len(r[0]) for r in rows)
+        for path, default, text in rows:
+            print(f"{path:<{width}}  {default:<14}  {text}")
+        return 0
+    if not args.sweep:
+        raise UsageError("plan: give a SWEEP (or --explain for every setting a sweep can hold)")
     sweep, layout = api.resolve(args.sweep, args.storage)
     graph, data_tokens = check_and_expand(sweep, layout)
-    print(format_plan(graph, data_tokens, layout))
+    cpus = args.cpus if args.cpus is not None else float(os.cpu_count() or 1)
+    print(format_plan(graph, data_tokens, layout, cluster_cpus=cpus, cluster_gpus=args.gpus or 0.0))
     return 0
 
 
@@ -97,7 +107,7 @@ def cmd_gaps(args) -> int:
 
     _, layout = api.resolve(args.sweep, args.storage)
     _, report = load_report(layout.sweep_dir)
-    print(dumps(gaps_json(report)) if args.json else report.format_table())
+    print(json.dumps(gaps_json(report)) if args.json else report.format_table())
     if args.csv:
         try:
             with open(args.csv, "w", newline="") as f:
@@ -111,13 +121,14 @@ def cmd_gaps(args) -> int:
 
 def cmd_report(args) -> int:
     from tsweep.analysis.plots import write_plots
-    from tsweep.analysis.reporting import load_report, summary_markdown
+    from tsweep.analysis.reporting import load_report, report_html, summary_markdown
 
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir, bootstrap=args.bootstrap)
     plots = write_plots(layout.sweep_dir, table, report)
     layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir))
-    for p in [layout.summary_md, *plots]:
+    layout.files.write_text(layout.report_html, report_html(report, plots, layout))
+    for p in [layout.report_html, layout.summary_md, *plots]:
         print(p)
     return 0
 
@@ -129,7 +140,7 @@ def cmd_advise(args) -> int:
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir)
     entries = advice(report, table, args.target_loss)
-    print(dumps(entries) if args.json else format_advice(entries, args.target_loss))
+    print(json.dumps(entries) if args.json else format_advice(entries, args.target_loss))
     return 0
 
 
@@ -140,11 +151,8 @@ def cmd_fit(args) -> int:
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     mapping = _parse_map(args.map)
-    if not args.huber_delta > 0:
-        raise UsageError(f"--huber-delta: must be > 0, got {args.huber_delta}")
-    result = api.fit(args.law, read_table(args.data), map=mapping, bootstrap=args.bootstrap, seed=args.seed,
-                     delta=args.huber_delta)
-    print(dumps(result.to_json()) if args.json else format_fit(result))
+    result = api.fit(args.law, read_table(args.data), map=mapping, bootstrap=args.bootstrap, seed=args.seed)
+    print(json.dumps(result.to_json()) if args.json else format_fit(result))
     return 0
 
 
@@ -188,7 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-live", action="store_true", help="progress lines instead of the live table")
 
     runs(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False), address=False)
-    add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing")
+    pl = add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing", sweep=False)
+    pl.add_argument("sweep", metavar="SWEEP", nargs="?", help=SWEEP_HELP)
+    pl.add_argument("--explain", action="store_true", help="print every setting a sweep YAML can hold, with its "
+                                                           "default and what it means")
+    pl.add_argument("--cpus", type=float, default=None, metavar="N",
+                    help="CPUs of the cluster to estimate the wall time for (default: this machine's)")
+    pl.add_argument("--gpus", type=float, default=None, metavar="N", help="GPUs of that cluster (default: 0)")
     s = add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)")
     runs(s)
     runs(add("resume", cmd_resume, "finish a sweep: re-run only the jobs missing from its store"))
@@ -204,7 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X")
     a.add_argument("--json", action="store_true")
 
-    from tsweep.analysis.fitter import HUBER_DELTA, PUBLISHED_DELTA
     from tsweep.analysis.laws import LAWS
 
     f = sub.add_parser("fit", help="fit a scaling law to any table (.csv or .parquet)",
@@ -216,9 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read law variable VAR from COLUMN (default: the column named VAR); several pairs, or repeat")
     f.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for 95%% intervals")
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--huber-delta", type=float, default=HUBER_DELTA, metavar="DELTA",
-                   help=f"Huber delta on log residuals (default {HUBER_DELTA}, for 1-3%% loss noise; Hoffmann "
-                        f"et al. 2022 used {PUBLISHED_DELTA})")
     f.add_argument("--json", action="store_true", help="print the JSON contract")
     f.set_defaults(handler=cmd_fit)
     return p
@@ -235,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tsweep {args.command}: interrupted; `tsweep resume` finishes what is missing", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`tsweep plan ... | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _one_line(exc: BaseException) -> str:

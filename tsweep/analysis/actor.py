@@ -12,20 +12,25 @@ State: none of its own. The truth is the store (every finished job's summary row
     fits/history.jsonl   one compact line per refit: n_jobs_finished, timestamp and the headline
                          estimates, the input of the "gap vs jobs finished" plot
 
+Refits are coalesced. A finished job *requests* a refit (:meth:`AnalysisActor.request`, which
+returns at once); one background thread refits while requests are outstanding, so a burst of
+finished jobs costs one refit, not one each, and the queue never grows behind a slow fit (under a
+loaded machine a refit can take longer than a job). :meth:`AnalysisActor.refit` refits now and
+returns the report: the driver's final, synchronous refit.
+
 A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
-optima become one more start each for its next refit (never the only one: a warm start is one
-start among the screened grid, so the live report cannot drift from a cold refit of the same
-rows; tests/test_analysis_live.py checks it). ``refit`` is idempotent (it reads the whole store
-each time), so a retried call is harmless and concurrent finishes need no bookkeeping: calls
-queue on the actor, and a call that finds no row changed since the last refit returns that
-report at once, so refits queued behind a long one coalesce into one.
+fits join the starts of its next refit (a warm start is one start among the screened grid, so a
+refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
+retried call is harmless and concurrent finishes need no bookkeeping: calls queue on the actor
+and the last one sees every row.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
+import threading
+from dataclasses import replace
 import logging
 import traceback
 from collections.abc import Mapping
@@ -33,25 +38,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from tsweep.analysis.report import TransferReport
-from tsweep.analysis.transfer import transfer_report
-from tsweep.core.jsonio import dumps
+from tsweep.analysis.transfer import TransferReport, transfer_report
+from tsweep.core.jsonio import dumps, finite
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store
 
 log = logging.getLogger(__name__)
 
-
 def history_line(report: TransferReport) -> dict[str, Any]:
-    """The compact record of one refit kept in fits/history.jsonl."""
+    """The compact record of one refit kept in fits/history.jsonl: the headline per source."""
     return {
         "timestamp": report.timestamp,
         "n_jobs_finished": report.n_jobs_finished,
         "n_rows": report.n_rows,
         "n_used": report.n_used,
-        "noise": report.noise,
-        "sources": report.headline(),
-        "comparisons": [c.to_json() for c in report.comparisons],
+        "sources": [{"source": s.source, **s.headline()} for s in report.sources],
     }
 
 
@@ -68,32 +69,19 @@ def read_history(sweep_dir: str) -> list[dict[str, Any]]:
     return out
 
 
-def parse_latest(text: str) -> TransferReport | None:
-    """fits/latest.json's text as a report; None if it is not one (cut short, or an older format)."""
-    try:
-        return TransferReport.from_json(json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
 def read_latest(sweep_dir: str) -> TransferReport | None:
+    """The actor's latest report; None when there is none or it cannot be read as one (an older
+    or hand-edited file: it is refitted then, never trusted half-way)."""
     layout = SweepLayout(sweep_dir)
     try:
-        return parse_latest(layout.files.read_text(layout.latest_fit))
-    except (FileNotFoundError, UnicodeDecodeError):
+        return TransferReport.from_json(json.loads(layout.files.read_text(layout.latest_fit)))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return None
 
 
 def n_jobs_finished(table: pa.Table) -> int:
     """Jobs whose summary has a final status (what resume skips)."""
     return sum(1 for s in table.column("status").to_pylist() if s in FINAL_STATUSES)
-
-
-def fingerprint(table: pa.Table) -> str:
-    """What a refit depends on: every row's job id, status and loss."""
-    rows = sorted(zip(*(table.column(c).to_pylist() for c in ("job_id", "status", "best_eval_loss"))),
-                  key=lambda r: r[0])
-    return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
 
 
 class AnalysisActor:
@@ -103,42 +91,62 @@ class AnalysisActor:
         self.layout = SweepLayout(sweep_dir)
         self.bootstrap = int(bootstrap)
         self.seed = int(seed)
+        self._lock = threading.Lock()  # one refit at a time
+        self._wanted = threading.Event()  # a refit has been requested since the last one began
+        self._worker: threading.Thread | None = None
         self._latest = read_latest(self.layout.sweep_dir)
-        self._seen: str | None = None
-        self.last_error: str | None = None
+        self._warm: Mapping[str, Any] = {} if self._latest is None else self._latest.warm_starts()
 
-    def refit(self) -> TransferReport | None:
-        """Read every summary and refit (the previous fit is one more start), write latest.json
-        and one history line; return the report. Calls that find no new or changed row since the
-        last refit return it unchanged (so refits queued behind a long one coalesce).
+    def request(self) -> None:
+        """Ask for a refit soon (a job finished); returns at once. Requests made while a refit
+        runs are served by one more refit after it."""
+        self._wanted.set()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._serve, name="tsweep-refit", daemon=True)
+            self._worker.start()
 
-        On an analysis error the error is recorded in the history and ``last_error``, and the
-        previous report is returned (a sweep never stops because a fit failed).
+    def _serve(self) -> None:
+        while self._wanted.is_set():
+            self._wanted.clear()
+            self.refit()
+
+    def refit(self) -> dict[str, Any]:
+        """Refit now (after any refit in progress): read every summary, fit with the previous fits
+        among the starts, write latest.json and one history line.
+
+        Returns the report dict; on an analysis error, ``{"error": ..., "latest": <previous
+        report>}`` (a sweep never stops because a fit failed) and the error is recorded in the
+        history.
         """
+        with self._lock:
+            return self._refit()
+
+    def _refit(self) -> dict[str, Any]:
         try:
             table = Store(self.layout.store_root).read_summaries()
-            seen = fingerprint(table)
-            if seen == self._seen and self._latest is not None:
-                return self._latest
-            report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._latest)
-            self._record(report.stamped(n_jobs_finished(table), _now()))
-            self._seen, self.last_error = seen, None
+            report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)
+            out = self._record(report, n_jobs_finished(table))
         except Exception as exc:  # noqa: BLE001 - logged and recorded; the sweep goes on
             log.exception("analysis refit failed")
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self._append({"timestamp": _now(), "error": self.last_error, "traceback": traceback.format_exc(limit=5)})
-        return self._latest
+            self._append({"timestamp": _now(), "error": f"{type(exc).__name__}: {exc}",
+                          "traceback": traceback.format_exc(limit=5)})
+            return {"error": f"{type(exc).__name__}: {exc}",
+                    "latest": None if self._latest is None else self._latest.to_json()}
+        return out
 
-    def _record(self, report: TransferReport) -> None:
-        self.layout.files.write_text(self.layout.latest_fit, dumps(report.to_json(), indent=1))
+    def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
+        report = replace(report, n_jobs_finished=finished, timestamp=_now())
+        out = finite(report.to_json())
+        self.layout.files.write_text(self.layout.latest_fit, dumps(out, indent=1))
         self._append(history_line(report))
-        self._latest = report
+        self._latest, self._warm = report, report.warm_starts()
+        return out
 
     def _append(self, line: Mapping[str, Any]) -> None:
         self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
 
-    def latest(self) -> TransferReport | None:
-        return self._latest
+    def latest(self) -> dict[str, Any] | None:
+        return None if self._latest is None else finite(self._latest.to_json())
 
 
 def _now() -> str:

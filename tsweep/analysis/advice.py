@@ -1,9 +1,8 @@
 """``tsweep advise``: more pre-training or more target data? Read off the fitted gap law.
 
-``advise`` reads each source's headline gap fit (Barnett 2024, arXiv 2408.16947; the joint fit
-over sources at the size where the source's G is identified, ``analysis/gap.py``):
-L(p, f) = (A p^-alpha + G) f^-beta + E. A source whose G is not identified gets no advice, only
-the reason: advice from a law the data do not pin down would be a guess. At the sweep's current p (final checkpoint) and f
+``advise`` reads each source's gap law at its headline size (the joint fit over sources, Barnett
+2024, arXiv 2408.16947): L(p, f) = (A p^-alpha + G) f^-beta + E. Only a source whose G is
+identified gets advice. At the sweep's current p (final checkpoint) and f
 (largest fine-tune set) it compares the loss bought by 2x pre-training with 2x fine-tuning data,
 and for a target loss X solves for f at the current p, f = ((A p^-alpha + G)/(X - E))^(1/beta),
 and for p at the current f, p = (A / ((X - E) f^beta - G))^(1/alpha); the latter has no solution
@@ -17,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tsweep.analysis.laws import get_law
-from tsweep.analysis.report import TransferReport
+from tsweep.analysis.transfer import TransferReport
 
 
 def advice(report: TransferReport, table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
@@ -27,12 +26,12 @@ def advice(report: TransferReport, table: Any, target_loss: float | None = None)
     out = []
     for s in report.sources:
         entry: dict[str, Any] = {"source": s.source, "size": s.gap_size}
-        gap = report.gap(s.gap_size)
-        prm = None if gap is None else gap.source_params(s.source)
-        if prm is None or not s.G.identified:
-            entry["note"] = f"no advice: G {s.G.reason or 'has no gap fit'}"
+        gap = report.gap_fit(s.gap_size) if s.gap_size else None
+        if gap is None:
+            entry["note"] = f"no identified gap law for this source: {s.G.reason}"
             out.append(entry)
             continue
+        prm = gap.source_params(s.source)
         mine = [r for r in rows if r["source"] == s.source and r["size"] == s.gap_size and r["pretrain_tokens"] > 0]
         p = float(max(r["pretrain_tokens"] for r in mine))
         f = float(max(r["data_tokens"] for r in mine))

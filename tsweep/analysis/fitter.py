@@ -1,96 +1,112 @@
-"""The fitting engine: Chinchilla approach 3 for any registered law, with bootstrap intervals.
+"""The fitting engine: Chinchilla approach 3 for any registered law, with honest intervals.
 
 Objective (Hoffmann et al. 2022, arXiv 2203.15556, sec. 3.3; Besiroglu et al. 2024,
 arXiv 2404.10102, sec. 2): minimise ``sum_i w_i * Huber_delta(log_pred_i - log y_i)`` by
 L-BFGS-B from a grid of starts, keeping the best. Gradients are analytic: each law returns the
 Jacobian of its log-prediction, and the Huber derivative is a clip.
 
-The Huber delta. Hoffmann et al. used delta = 1e-3 on thousands of large runs whose losses
-scatter by well under 1%; that delta turns a fit of tsweep's small runs, whose best losses
-scatter by 1-3% in log space (3% measured on the demo store: ``analysis/transfer.py`` fits the
-noise of every sweep), into a median regression that wastes most of the data. tsweep's default
-is ``HUBER_DELTA = 0.02``: Huber's tuning constant 1.345 sigma, which keeps 95% of least
-squares' efficiency under Gaussian noise (Huber 1964; Holland & Welsch 1977), at sigma = 1.5%,
-the middle of that range, while a run 3 sigma off still counts linearly, not quadratically.
-Published fits are reproduced with their own delta (``PUBLISHED_DELTA``; the Chinchilla fixture
-test does exactly that and matches Besiroglu et al.'s values to 1-2%).
+The Huber delta. Hoffmann et al. used delta = 1e-3 on thousands of runs; tsweep's runs carry
+about 1-3% loss noise (measured on the demo: the residual scale of the gap fits in log space),
+so a delta of 1e-3 would make the objective a median regression that throws away most of the
+information in a few dozen runs. tsweep's default, ``HUBER_DELTA = 0.01``, keeps the quadratic
+(efficient) regime for typical residuals and still bounds the pull of an outlier run.
+``PUBLISHED_DELTA`` (1e-3) reproduces the published Chinchilla fit
+(``tests/test_analysis_fixture.py``).
 
-A fit that cannot contradict itself:
+One fit, whether cold or after another job finished (an incremental refit), goes the same way,
+so a live fit cannot contradict a cold fit of the same rows:
+1. *Screen*: the objective of every grid start (4,500 for Chinchilla's grid) in one vectorised
+   numpy pass, on at most ``SCREEN_ROWS`` rows (an evenly spread, seeded subsample of larger
+   tables, so memory stays flat in the table size: ``benchmarks/fit_scale.py``).
+2. *Refine*: the ``N_REFINE`` best-screened starts, plus the previous optimum and two small
+   perturbations of it when one is given (a warm start is one start among the screened grid,
+   never the only one), refined together by a vectorised Levenberg-Marquardt
+   (:func:`batch_refine`) on all rows; L-BFGS-B finishes the best two.
 
-1. *Screen*: the objective of every grid start (4,500 for Chinchilla's grid) is evaluated in one
-   vectorised pass, without Jacobians, in chunks of starts and, above ``SCREEN_ROWS`` rows, on a
-   fixed random subsample of the rows, so memory is bounded whatever the table's size (a
-   100k-row table once needed 22 GiB here). A law whose product grid is too large (the joint
-   gap law of several sources) screens its own separable grid (``Law.candidate_starts``).
-2. *Refine*: the ``n_refine`` best-screened starts, plus any warm start (the previous fit of a
-   live analysis), are refined on all rows by a vectorised Levenberg-Marquardt
-   (:func:`batch_refine`, in memory-bounded chunks), and L-BFGS-B finishes the best two. A warm
-   start is one start among the screened grid, never the only one: a previous optimum on a
-   degenerate edge (G at its floor) cannot lock the next fit there.
-3. *Off the bounds, or a wider search*: if any parameter of the best optimum sits on a bound, the
-   next ``WIDE_FACTOR`` x ``n_refine`` screened starts are refined too, keeping the better.
+Intervals are percentile intervals of bootstrap refits. Two resampling schemes:
+- ``rows`` (default for ``tsweep fit`` on any table): resample rows (or whole ``groups``) with
+  replacement; a resample is an integer weight vector, so no data are copied.
+- ``wild``: a wild cluster bootstrap of residuals (Cameron, Gelbach & Miller 2008, "Bootstrap-based
+  improvements for inference with clustered errors"): y* = fitted + v_g r, one weight v_g per
+  cluster ``groups`` from Webb's six-point distribution (Webb 2013, for few clusters), the
+  residuals leverage-adjusted (HC2, MacKinnon 2012) since tsweep's fits have few points per
+  parameter. It keeps
+  the design fixed and the noise shared within a cluster (all fine-tunes of one annealed
+  checkpoint share that checkpoint's noise), which a row bootstrap would treat as independent.
+Every resample is refitted from the point estimate by the vectorised refiner; a resample it
+leaves unconverged is refitted cold (screen and refine), and one that still fails counts as a
+failure, never as its last iterate.
 
-Bootstrap. Each resample is a weight vector (rows resampled with replacement, or whole groups)
-or its own responses (a parametric bootstrap, as the transfer report uses); all resamples are
-refitted at once from the point estimate by :func:`batch_refine`. A resample that does not
-converge, or that lands on a bound the point estimate is not on, is refitted cold: from its own
-screened grid plus where it stopped, all such resamples refined in one vectorised batch; a
-resample still unconverged is a failure (NaN) and is counted against the identification rule
-(``analysis/identify.py``), never kept at its last iterate. Once more resamples have failed
-than that rule allows (5%), the rest are counted as failures without a cold refit: the verdict
-cannot change, and an unidentified law would otherwise cost a full refit per resample. Intervals are percentile
-intervals (2.5th, 97.5th).
+Identification (:func:`identification`): a parameter is *identified* when its estimate is off
+its bounds, at least ``MIN_BOOT_SUCCESS`` of the bootstrap refits converged, under
+``(1 - CI_LEVEL) / 2`` of them sit on a bound, and its interval is finite with both ends within
+``MAX_SCALE_RATIO`` of each other (scale parameters, positive) or at most
+``MAX_EXPONENT_WIDTH`` wide (exponents). Reports print an unidentified parameter as null with
+the reason.
 
 The objective is multiplied by 1/delta^2 inside L-BFGS-B only (same minimiser): its ``ftol`` is
-relative to max(|f|, 1), and the raw Huber sum (~1e-3 for Chinchilla's data) would otherwise stop
-it early, the failure Besiroglu et al. 2024 trace the original fit's values to.
+relative to max(|f|, 1), and the raw Huber sum would otherwise stop it early, the failure
+Besiroglu et al. 2024 trace the original fit's values to.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
 from tsweep.analysis._blas import single_threaded_blas
-from tsweep.analysis.identify import MIN_CONVERGED, Estimate, judge
-from tsweep.analysis.laws import Law, get_law, huber
+from tsweep.analysis.laws import Law, get_law
 from tsweep.core.errors import UsageError
-from tsweep.core.jsonio import num
+from tsweep.core.jsonio import num as _num
 
 Array = np.ndarray
 
-HUBER_DELTA = 0.02  # see the module docstring
-PUBLISHED_DELTA = 1e-3  # Hoffmann et al. 2022 (sec. 3.3, Appendix D.2); kept by Besiroglu et al. 2024
-# Starts refined after the screen, how many of the refined ones L-BFGS-B finishes, and how much
-# wider the search is when the best optimum sits on a bound (tsweep choices, checked on the
-# fixture against refining all 4,500 starts).
+# tsweep's choice for its own runs (module docstring): Huber's 95%-efficiency constant 1.345
+# sigma (Huber 1964) for sigma ~ 0.75%, the residual scale of loss in log space measured on the
+# Chinchilla data and on tsweep's own fits.
+HUBER_DELTA = 0.01
+# Hoffmann et al. 2022 (sec. 3.3, Appendix D.2); kept by Besiroglu et al. 2024.
+PUBLISHED_DELTA = 1e-3
+# Rows the grid is screened on (a seeded, evenly spread subsample of larger tables): the screen
+# only ranks starts, and 4,500 starts x 4,096 rows x 8 bytes is 150 MB at most.
+SCREEN_ROWS = 4096
+# Starts refined after the screen, and how many of the refined ones L-BFGS-B finishes (tsweep
+# choices, checked on the fixture against refining all 4,500 starts).
 N_REFINE = 12
 N_POLISH = 2
-WIDE_FACTOR = 4
-# Screened starts beside its own end point for a bootstrap resample refitted cold (tsweep's
-# choice: a resample is a small perturbation of the point fit's table, so its best screened
-# starts are the point fit's few best, and every cold refit of a report runs in one batch).
-N_COLD = 4
-# Rows the screen evaluates (a fixed random subsample above it) and the array elements one
-# vectorised chunk may hold (tsweep choices: 32 MB per float array; a start's ranking on 2,048
-# rows of a smooth law is its ranking on all of them, and the refine uses every row).
-SCREEN_ROWS = 2048
-CHUNK_ELEMENTS = 4_000_000
+# Perturbed copies of a warm start, and their scale in optimiser units (a tsweep choice: small
+# next to the grid spacing, enough to leave a flat spot the previous optimum may sit on).
+N_WARM_PERTURB = 2
+WARM_PERTURB_SCALE = 0.05
+# Central 95% of the bootstrap distribution (percentile interval).
+CI_LEVEL = 0.95
+# Identification rule (module docstring); tsweep's choices, stated in the issue that asked for
+# honest intervals: an interval over two decades says nothing a researcher can act on.
+MIN_BOOT_SUCCESS = 0.95
+MAX_SCALE_RATIO = 100.0
+MAX_EXPONENT_WIDTH = 1.0
 # Vectorised Levenberg-Marquardt (tsweep choices, checked against L-BFGS-B resample by resample
 # on the fixture: same objective to ~1e-11 relative).
 LM_MAX_ITER = 300
 LM_LAMBDA0 = 1e-3
 LM_LAMBDA_MAX = 1e8
-LM_FTOL = 1e-10
+LM_FTOL = 1e-12
 LM_XTOL = 1e-10
-# L-BFGS-B stopping rules (on the 1/delta^2-scaled objective). The iteration cap bounds the cost
+# Resamples x rows per vectorised bootstrap chunk: bounds memory at this many x (P + 3) floats.
+BOOT_ELEMS = 2_000_000
+# Unconverged resamples refitted cold per fit at most; beyond that they count as failures.
+MAX_COLD_REFITS = 20
+# L-BFGS-B stopping rules (on the 1/delta^2-scaled objective). The iteration caps bound the cost
 # of unidentified problems, which wander along a flat valley; such a fit is flagged unconverged.
-# Well-posed fits stop far below it (57-183 iterations per start on the fixture).
+# Well-posed fits stop far below them (57-183 iterations per start on the fixture).
 _LBFGS_OPTIONS = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
+# Webb (2013)'s six-point distribution for the wild cluster bootstrap: mean 0, variance 1.
+WEBB_POINTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
 
 class FitError(UsageError):
@@ -100,90 +116,89 @@ class FitError(UsageError):
 # ------------------------------------------------------------------ results
 @dataclass(frozen=True, eq=False)
 class FitResult:
-    """One fitted law: the contract behind ``tsweep fit --json``.
-
-    ``params`` are the optimum in reported units (what a plot draws); ``estimates`` apply the
-    identification rule to each (``analysis/identify.py``): what may be printed as a number.
-    """
+    """One fitted law: the contract behind ``tsweep fit --json``."""
 
     law: str
     params: dict[str, float]
     n_points: int
     loss: float
-    theta: tuple[float, ...]  # the optimum in optimiser space: a later fit's warm start
-    estimates: dict[str, Estimate] = field(default_factory=dict)
+    theta: tuple[float, ...]  # the optimum in optimiser space: the next fit's warm start
+    ci95: dict[str, tuple[float, float]] | None = None
     warnings: tuple[str, ...] = ()
     n_bootstrap: int = 0
     converged: bool = True
-    # (resamples, P) optimiser-space optima, NaN where a resample failed: the stack from which
-    # derived quantities (G in loss units, differences, D(N)) get their intervals.
-    boot_thetas: Array | None = field(default=None, repr=False)
+    # parameter -> why it is not identified (absent: identified; see ``identification``)
+    not_identified: dict[str, str] = field(default_factory=dict)
+    # (resamples, params) in reported units, for intervals on quantities derived from the params.
+    boot_params: Array | None = field(default=None, repr=False)
+    # per-row residuals in log space (fit - data), for noise estimates downstream
+    residuals: Array | None = field(default=None, repr=False)
 
-    @property
-    def ci95(self) -> dict[str, tuple[float, float] | None] | None:
-        if not self.n_bootstrap:
-            return None
-        return {p: e.ci95 for p, e in self.estimates.items()}
+    def identified(self, name: str) -> bool:
+        return name not in self.not_identified
 
     def to_json(self) -> dict[str, Any]:
+        params: dict[str, dict[str, Any]] = {}
+        for name, value in self.params.items():
+            entry: dict[str, Any] = {"value": _num(value)}
+            if self.ci95 is not None:
+                lo, hi = self.ci95[name]
+                entry["ci95"] = [_num(lo), _num(hi)]
+            entry["identified"] = self.identified(name)
+            if name in self.not_identified:
+                entry["reason"] = self.not_identified[name]
+            params[name] = entry
         out: dict[str, Any] = {
             "law": self.law,
             "n_points": self.n_points,
-            "params": {p: e.to_json() for p, e in self.estimates.items()},
-            "loss": num(self.loss),
-            "theta": [float(t) for t in self.theta],
+            "params": params,
+            "loss": _num(self.loss),
+            "theta": [_num(t) for t in self.theta],
             "converged": self.converged,
             "warnings": list(self.warnings),
         }
         if self.n_bootstrap:
             out["bootstrap"] = self.n_bootstrap
-        else:
-            for entry in out["params"].values():
-                entry.pop("ci95")
+        if self.boot_params is not None:  # the draws behind derived intervals and plotted bands
+            out["boot"] = [[float(f"{x:.6g}") for x in row] for row in self.boot_params.tolist()]
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "FitResult | None":
-        if d is None:
-            return None
+    def from_json(cls, d: Mapping[str, Any]) -> "FitResult":
+        """The inverse of :meth:`to_json` (the residuals are not kept in JSON)."""
+        params = {k: (math.nan if v.get("value") is None else float(v["value"])) for k, v in d["params"].items()}
+        has_ci = any("ci95" in v for v in d["params"].values())
+        ci = {k: tuple(math.nan if x is None else float(x) for x in v.get("ci95", (None, None)))
+              for k, v in d["params"].items()} if has_ci else None
         law = get_law(d["law"])
-        theta = np.asarray(d["theta"], dtype=float)
+        theta = d.get("theta") or law.from_params({k: (1.0 if math.isnan(v) else v) for k, v in params.items()})
         return cls(
-            law=d["law"],
-            params=law.as_dict(theta),
-            n_points=int(d["n_points"]),
-            loss=float(d["loss"]) if d.get("loss") is not None else float("nan"),
-            theta=tuple(float(t) for t in theta),
-            estimates={p: Estimate.from_json(e) for p, e in d["params"].items()},
-            warnings=tuple(d.get("warnings", ())),
-            n_bootstrap=int(d.get("bootstrap", 0)),
+            law=d["law"], params=params, n_points=int(d["n_points"]), loss=float(d.get("loss") or math.nan),
+            theta=tuple(math.nan if t is None else float(t) for t in theta), ci95=ci,
+            warnings=tuple(d.get("warnings", ())), n_bootstrap=int(d.get("bootstrap", 0)),
             converged=bool(d.get("converged", True)),
+            not_identified={k: v["reason"] for k, v in d["params"].items() if not v.get("identified", True)},
+            boot_params=None if d.get("boot") is None else np.array(d["boot"], dtype=float),
         )
 
     def predict(self, **x: Array) -> Array:
         return get_law(self.law).predict(self.params, **x)
 
 
-@dataclass(frozen=True)
-class Optimum:
-    theta: Array
-    loss: float
-    converged: bool
-
-
 # ------------------------------------------------------------------ objective
+def _huber(r: Array, delta: float) -> tuple[Array, Array]:
+    a = np.abs(r)
+    val = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return val, np.clip(r, -delta, delta)
+
+
 def objective(
     law: Law, theta: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float = HUBER_DELTA
 ) -> Array:
-    """Weighted Huber objective for a stack of parameter vectors ``theta`` (S, P) -> (S,), in
-    chunks of starts so that memory stays within ``CHUNK_ELEMENTS`` per array."""
-    theta = np.atleast_2d(theta)
-    out = np.empty(theta.shape[0])
-    step = max(1, CHUNK_ELEMENTS // max(1, logy.size))
-    for lo in range(0, theta.shape[0], step):
-        pred, _ = law.log_predict(theta[lo : lo + step], logx, jac=False)
-        val, _ = huber(pred - logy[None, :], delta)
-        out[lo : lo + step] = val @ w
+    """Weighted Huber objective for a stack of parameter vectors ``theta`` (S, P) -> (S,)."""
+    pred, _ = law.log_predict(np.atleast_2d(theta), logx)
+    val, _ = _huber(pred - logy[None, :], delta)
+    out = val @ w
     return np.where(np.isfinite(out), out, np.inf)
 
 
@@ -191,19 +206,20 @@ def _value_and_grad(
     theta: Array, law: Law, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
 ) -> tuple[float, Array]:
     pred, jac = law.log_predict(theta[None, :], logx)
-    val, d = huber(pred[0] - logy, delta)
+    val, d = _huber(pred[0] - logy, delta)
     scale = 1.0 / (delta * delta)
     f = float(val @ w) * scale
     g = np.einsum("n,np->p", d * w, jac[0]) * scale
-    if not np.isfinite(f) or not np.all(np.isfinite(g)):
+    if not math.isfinite(f) or not np.all(np.isfinite(g)):
         return 1e300, np.zeros_like(theta)
     return f, g
 
 
 @single_threaded_blas()
 def _lbfgs(
-    law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
+    law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, maxiter: int | None = None
 ) -> tuple[Array, float, bool]:
+    options = _LBFGS_OPTIONS if maxiter is None else {**_LBFGS_OPTIONS, "maxiter": maxiter}
     res = minimize(
         _value_and_grad,
         np.asarray(theta0, dtype=float),
@@ -211,85 +227,61 @@ def _lbfgs(
         jac=True,
         method="L-BFGS-B",
         bounds=law.bounds,
-        options=_LBFGS_OPTIONS,
+        options=options,
     )
     return res.x, float(res.fun) * delta * delta, bool(res.success)
 
 
-def at_bound(law: Law, theta: Array) -> Array:
-    """Which optimiser-space coordinates of ``theta`` ((P,) or (S, P)) sit on a bound."""
-    lo, hi = np.array(law.bounds).T
-    tol = 1e-6 * (hi - lo)
-    return (theta <= lo + tol) | (theta >= hi - tol)
+def _best_of(
+    law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, n_polish: int = 2
+) -> tuple[Array, float, bool]:
+    """The best optimum over ``starts``: all of them refined together by the vectorised
+    :func:`batch_refine`, then the ``n_polish`` best finished by L-BFGS-B, keeping the best.
 
-
-def _subsample(logx: Mapping[str, Array], logy: Array, w: Array) -> tuple[dict[str, Array], Array, Array]:
-    if logy.size <= SCREEN_ROWS:
-        return dict(logx), logy, w
-    idx = np.sort(np.random.default_rng(0).choice(logy.size, SCREEN_ROWS, replace=False))
-    return {k: v[idx] for k, v in logx.items()}, logy[idx], w[idx]
+    Converged if a polish that reports convergence reaches the best objective (a start already
+    at a kink of the Huber loss ends in a line-search "abnormal termination" while sitting on
+    the optimum, so one report alone is not enough).
+    """
+    starts = np.atleast_2d(starts)
+    th, f, _ = batch_refine(law, starts, logx, logy, np.tile(w, (starts.shape[0], 1)), delta=delta)
+    order = np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")
+    runs = [_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta) for i in order[:n_polish]]
+    theta, best, _ = min(runs, key=lambda r: r[1])
+    tol = 1e-9 * max(abs(best), 1e-300)
+    converged = any(ok and fv <= best + tol for _, fv, ok in runs)
+    return theta, best, converged
 
 
 def screen(
-    law: Law, logx: Mapping[str, Array], logy: Array, w: Array, n_refine: int, delta: float = HUBER_DELTA
+    law: Law, logx: Mapping[str, Array], logy: Array, w: Array, n_refine: int, delta: float = HUBER_DELTA,
+    seed: int = 0,
 ) -> Array:
-    """The ``n_refine`` best starts: the law's own screen, or the grid's lowest objectives,
-    evaluated on at most ``SCREEN_ROWS`` rows."""
-    sx, sy, sw = _subsample(logx, logy, w)
-    own = law.candidate_starts(sx, sy, sw, delta, n_refine)
-    if own is not None:
-        return own
+    """The ``n_refine`` grid starts with the lowest objective, from one vectorised pass over at
+    most ``SCREEN_ROWS`` rows (a seeded subsample of larger tables: it only ranks starts)."""
     grid = law.grid()
-    order = np.argsort(objective(law, grid, sx, sy, sw, delta), kind="stable")
+    n = logy.size
+    if n > SCREEN_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(n, SCREEN_ROWS, replace=False))
+        logx, logy, w = {k: v[rows] for k, v in logx.items()}, logy[rows], w[rows]
+    vals = np.concatenate([objective(law, grid[i : i + 512], logx, logy, w, delta) for i in range(0, len(grid), 512)])
+    order = np.argsort(vals, kind="stable")
     return grid[order[: max(1, n_refine)]]
 
 
-def _best_of(
-    law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
-) -> Optimum:
-    """All ``starts`` refined together by :func:`batch_refine`, the ``N_POLISH`` best finished by
-    L-BFGS-B, keeping the best. Converged if a finished start reaches the best objective and
-    either L-BFGS-B or the Levenberg-Marquardt refine reported convergence for it (near an
-    optimum in double precision, L-BFGS-B's line search can end "abnormally" while sitting on it,
-    so its report alone is not enough)."""
-    starts = np.atleast_2d(starts)
-    th, f, lm_ok = batch_refine(law, starts, logx, logy, w[None, :], delta=delta)
-    order = np.argsort(np.where(np.isfinite(f), f, np.inf), kind="stable")[:N_POLISH]
-    runs = [(*_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta), bool(lm_ok[i]))
-            for i in order]
-    theta, best, _, _ = min(runs, key=lambda r: r[1])
-    tol = 1e-9 * max(abs(best), 1e-300)
-    return Optimum(theta, best, any((ok or lm) and fv <= best + tol for _, fv, ok, lm in runs))
-
-
-def optimise(
-    law: Law,
-    logx: Mapping[str, Array],
-    logy: Array,
-    w: Array,
-    *,
-    delta: float = HUBER_DELTA,
-    warm: Array | None = None,
-    n_refine: int = N_REFINE,
-) -> Optimum:
-    """The best optimum from the screened grid (plus ``warm``, one more start); a wider search if
-    it sits on a bound. See the module docstring."""
-    starts = screen(law, logx, logy, w, WIDE_FACTOR * n_refine, delta)
-    first = starts[:n_refine] if warm is None else np.vstack([np.asarray(warm, dtype=float)[None, :], starts[:n_refine]])
-    best = _best_of(law, first, logx, logy, w, delta)
-    if at_bound(law, best.theta).any() and starts.shape[0] > n_refine:
-        wide = _best_of(law, starts[n_refine:], logx, logy, w, delta)
-        if wide.loss < best.loss - 1e-9 * max(abs(best.loss), 1e-300):
-            best = wide
-    return best
+def warm_starts(law: Law, theta0: Array, seed: int = 0, n_perturb: int = N_WARM_PERTURB) -> Array:
+    """The previous optimum plus ``n_perturb`` small perturbations of it, clipped into the bounds."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array(law.bounds).T
+    pert = theta0[None, :] + WARM_PERTURB_SCALE * rng.standard_normal((n_perturb, theta0.size))
+    return np.clip(np.vstack([theta0[None, :], pert]), lo, hi)
 
 
 # ------------------------------------------------------------------ data
 def prepare(law: Law, data: Mapping[str, Any]) -> tuple[dict[str, Array], Array, list[str], Array]:
-    """The law's inputs as the optimiser sees them (logs; index inputs as codes) and the log
-    response, dropping rows that are missing, non-finite or non-positive.
+    """Logs of the law's variables, dropping rows that are missing, non-finite or non-positive.
+    A law's categorical inputs (e.g. the source of a joint gap fit) pass through as integer codes.
 
-    Returns (inputs, log response, warnings, kept-row mask).
+    Returns (log inputs, log response, warnings, kept-row mask).
     """
     missing = [v for v in law.variables if v not in data]
     if missing:
@@ -306,28 +298,43 @@ def prepare(law: Law, data: Mapping[str, Any]) -> tuple[dict[str, Array], Array,
     keep = np.ones(next(iter(n)), dtype=bool)
     warnings: list[str] = []
     for v, c in cols.items():
-        bad = ~(np.isfinite(c) & ((c >= 0) if v in law.index_inputs else (c > 0)))
+        bad = ~np.isfinite(c) if v in law.categorical else ~(np.isfinite(c) & (c > 0))
         if bad.any():
-            warnings.append(f"{int(bad.sum())} rows dropped: {v} missing, non-finite or <= 0")
+            what = "missing or non-finite" if v in law.categorical else "missing, non-finite or <= 0"
+            warnings.append(f"{int(bad.sum())} rows dropped: {v} {what}")
         keep &= ~bad
     if not keep.any():
         raise FitError("no rows with positive, finite values of every variable")
-    logx = law.log_inputs({v: cols[v][keep] for v in law.inputs})
+    logx = {v: (cols[v][keep].astype(int) if v in law.categorical else np.log(cols[v][keep])) for v in law.inputs}
     return logx, np.log(cols[law.response][keep]), warnings, keep
 
 
-def design_reasons(law: Law, logx: Mapping[str, Array], n_points: int) -> dict[str, str]:
-    """Parameters the design cannot identify, each with why (too few points, too few distinct
-    values of the input it needs)."""
-    out: dict[str, str] = {}
+def span_reasons(law: Law, logx: Mapping[str, Array], n_points: int) -> dict[str, str]:
+    """Parameter -> why the data's design cannot identify it: too few points, or too few distinct
+    values of the input it needs."""
+    if n_points <= law.n_params:
+        text = f"{n_points} points for {law.n_params} parameters: the fit interpolates"
+        return {p: text for p in law.params}
+    out = {}
     for p, (v, k) in law.spans.items():
         distinct = np.unique(np.round(logx[v], 9)).size
         if distinct < k:
             out[p] = f"{v} takes {distinct} distinct value(s), needs >= {k}"
-    if n_points <= law.n_params:
-        for p in law.params:
-            out.setdefault(p, f"{n_points} points for {law.n_params} parameters")
     return out
+
+
+def span_warnings(law: Law, logx: Mapping[str, Array], n_points: int) -> list[str]:
+    """:func:`span_reasons` as warning lines, one per cause."""
+    by_cause: dict[str, list[str]] = {}
+    for p, why in span_reasons(law, logx, n_points).items():
+        by_cause.setdefault(why, []).append(p)
+    return [f"{', '.join(ps)} not identified: {why}" for why, ps in by_cause.items()]
+
+
+def _at_bound(law: Law, theta: Array) -> Array:
+    lo, hi = np.array(law.bounds).T
+    tol = 1e-6 * (hi - lo)
+    return (theta <= lo + tol) | (theta >= hi - tol)
 
 
 # ------------------------------------------------------------------ bootstrap
@@ -340,6 +347,55 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Array | None = None
     g = int(inv.max()) + 1
     counts = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
     return counts[:, inv]
+
+
+def leverage_adjusted(law: Law, theta: Array, logx: Mapping[str, Array], residuals: Array) -> Array:
+    """Residuals divided by sqrt(1 - h_ii), h the hat matrix of the linearised fit (the "HC2"
+    correction MacKinnon 2012 recommends for the wild bootstrap): raw residuals of a fit with
+    few points per parameter are too small, and intervals built on them too narrow."""
+    _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
+    j = jac[0]
+    h = np.einsum("np,pq,nq->n", j, np.linalg.pinv(j.T @ j), j)
+    return residuals / np.sqrt(np.clip(1.0 - h, 1e-3, 1.0))
+
+
+def noise_components(residuals: Array, n_params: int, groups: Array | None = None) -> tuple[float, float]:
+    """(within, between) standard deviations of a fit's residuals: a random-effects split when
+    rows come in groups that share noise (the fine-tunes of one checkpoint), each corrected for
+    the degrees of freedom the fit used (n / (n - P))."""
+    r = np.asarray(residuals, dtype=float)
+    n = r.size
+    dof = n / max(n - n_params, 1)
+    if groups is None:
+        return float(np.sqrt(dof * np.mean(r * r))), 0.0
+    _, inv, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    k = sizes.size
+    means = np.bincount(inv, weights=r) / sizes
+    within = np.sum((r - means[inv]) ** 2) / max(n - k, 1)
+    between = max(0.0, float(np.mean(means**2) - within * np.mean(1.0 / sizes)))
+    return float(np.sqrt(dof * within)), float(np.sqrt(dof * between))
+
+
+def parametric_responses(fitted: Array, residuals: Array, n_params: int, n_boot: int, seed: int,
+                         groups: Array | None = None, noise: float | None = None) -> Array:
+    """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
+    per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given)."""
+    rng = np.random.default_rng(seed)
+    within, between = (noise, 0.0) if noise else noise_components(residuals, n_params, groups)
+    out = fitted[None, :] + within * rng.standard_normal((n_boot, fitted.size))
+    if between > 0 and groups is not None:
+        inv = np.unique(np.asarray(groups), return_inverse=True)[1]
+        out += between * rng.standard_normal((n_boot, int(inv.max()) + 1))[:, inv]
+    return out
+
+
+def wild_responses(fitted: Array, residuals: Array, n_boot: int, seed: int, groups: Array | None = None) -> Array:
+    """(n_boot, n) wild cluster bootstrap responses: fitted + v_g * residual, one Webb weight v_g
+    per cluster (per row without ``groups``); see the module docstring."""
+    rng = np.random.default_rng(seed)
+    inv = np.arange(fitted.size) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    v = rng.choice(WEBB_POINTS, size=(n_boot, int(inv.max()) + 1))
+    return fitted[None, :] + v[:, inv] * residuals[None, :]
 
 
 @single_threaded_blas()
@@ -355,48 +411,26 @@ def batch_refine(
 ) -> tuple[Array, Array, Array]:
     """Minimise many weighted Huber problems at once, from ``theta0``: (P,) shared, or (S, P).
 
-    ``weights`` is (S, n) or (1, n) shared by every problem; ``logy`` is (n,) or (S, n) (a
-    resample may carry its own responses; give rows weight 0 where the response is undefined).
-    Iteratively reweighted Gauss-Newton with Levenberg-Marquardt damping: the Huber loss is a
-    half-quadratic, so with per-run weights min(1, delta/|r|) its stationary points are those of
-    the weighted least-squares step below; a step is kept only if it lowers that problem's
-    Huber objective. Problems are solved in chunks that keep every array within
-    ``CHUNK_ELEMENTS``. Returns (thetas (S, P), objective values (S,), converged mask (S,)).
+    ``weights`` is (S, n), one problem per row; ``logy`` is (n,) or (S, n) (a resample may carry
+    its own responses, e.g. D_T re-derived under a resampled scratch law; give such rows weight
+    0 where the response is undefined). Iteratively reweighted Gauss-Newton with
+    Levenberg-Marquardt damping, vectorised over problems: the Huber loss is a half-quadratic,
+    so with per-run weights min(1, delta/|r|) its stationary points are those of the weighted
+    least-squares step below; a step is kept only if it lowers that problem's Huber objective.
+    Returns (thetas (S, P), objective values (S,), converged mask (S,)).
     """
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    logy = np.asarray(logy, dtype=float)
-    theta0 = np.asarray(theta0, dtype=float)
-    n, p = weights.shape[1], law.n_params
-    s = max(weights.shape[0], logy.shape[0] if logy.ndim == 2 else 1, theta0.shape[0] if theta0.ndim == 2 else 1)
-    out_t, out_f, out_c = np.empty((s, p)), np.empty(s), np.empty(s, dtype=bool)
-    step = max(1, CHUNK_ELEMENTS // max(1, n * (p + 1)))
-    for lo in range(0, s, step):
-        sl = slice(lo, min(s, lo + step))
-        k = sl.stop - sl.start
-        out_t[sl], out_f[sl], out_c[sl] = _lm(
-            law,
-            np.broadcast_to(theta0[sl] if theta0.ndim == 2 else theta0, (k, p)),
-            logx,
-            np.broadcast_to(logy[sl] if logy.ndim == 2 else logy, (k, n)),
-            np.broadcast_to(weights[sl] if weights.shape[0] > 1 else weights, (k, n)),
-            delta,
-            max_iter,
-        )
-    return out_t, out_f, out_c
-
-
-def _lm(
-    law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, weights: Array, delta: float, max_iter: int
-) -> tuple[Array, Array, Array]:
-    s, p = theta0.shape
+    s, p = weights.shape[0], np.asarray(theta0).shape[-1]
+    logy = np.broadcast_to(np.asarray(logy, dtype=float), (s, weights.shape[1]))
     lo, hi = np.array(law.bounds).T
-    theta = np.array(theta0)
+    theta0 = np.asarray(theta0, dtype=float)
+    theta = np.array(np.broadcast_to(theta0, (s, p)))
 
     def evaluate(th: Array, idx: Array) -> tuple[Array, Array, Array]:
         pred, jac = law.log_predict(th, logx)
         res = pred - logy[idx]
-        val, _ = huber(res, delta)
-        f = (val * weights[idx]).sum(axis=1)
+        val, _ = _huber(res, delta)
+        f = np.einsum("sn,sn->s", val, weights[idx])
         return np.where(np.isfinite(f), f, np.inf), jac, res
 
     f, jac, res = evaluate(theta, np.arange(s))
@@ -410,10 +444,9 @@ def _lm(
         a = active
         omega = weights[a] * np.minimum(1.0, delta / np.maximum(np.abs(res[a]), 1e-300))
         ja = jac[a]
-        wja = omega[:, :, None] * ja
-        grad = ((omega * res[a])[:, None, :] @ ja)[:, 0, :]
-        hess = wja.transpose(0, 2, 1) @ ja
-        diag = np.diagonal(hess, axis1=1, axis2=2)
+        grad = np.einsum("sn,snp->sp", omega * res[a], ja)
+        hess = np.einsum("snp,snq->spq", omega[:, :, None] * ja, ja)
+        diag = np.einsum("spp->sp", hess)
         damped = hess + lam[a, None, None] * (eye * diag[:, :, None]) + 1e-12 * eye
         try:
             step = -np.linalg.solve(damped, grad[..., None])[..., 0]
@@ -443,157 +476,97 @@ def bootstrap_thetas(
     weights: Array,
     *,
     delta: float = HUBER_DELTA,
-    n_refine: int = N_COLD,
+    seed: int = 0,
 ) -> Array:
-    """Refit every resample (a row of ``weights``, and of ``logy`` if it is (B, n)) from ``theta0``;
-    (B, P) optima, NaN where a resample failed. See the module docstring for the cold refits."""
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    """Refit every resample from ``theta0``: (n_boot, P), NaN where a refit failed.
+
+    A resample is a row of ``weights`` (n_boot, n) with the responses ``logy``, (n,) shared or
+    (n_boot, n) its own. Vectorised (:func:`batch_refine`) in chunks of ``BOOT_ELEMS`` elements;
+    a resample left unconverged is refitted cold (screen + refine) while at most
+    ``MAX_COLD_REFITS`` need it, and counts as failed otherwise.
+    """
+    weights = np.atleast_2d(weights)
     logy = np.asarray(logy, dtype=float)
-    theta0 = np.asarray(theta0, dtype=float)
-    th, _, conv = batch_refine(law, theta0, logx, logy, weights, delta=delta)
-    new_bound = (at_bound(law, th) & ~at_bound(law, theta0)[None, :]).any(axis=1)
-    # Unconverged first; once more resamples have failed than the identification rule allows,
-    # the verdict is settled and the rest are counted as failures without a refit.
-    redo = np.concatenate([np.flatnonzero(~conv), np.flatnonzero(conv & new_bound)])
-    allowed = int((1 - MIN_CONVERGED) * th.shape[0])
-    step, failed = max(8, allowed + 1), 0
-    for lo in range(0, redo.size, step):
-        idx = redo[lo : lo + step]
-        ys = logy[idx] if logy.ndim == 2 else np.broadcast_to(logy, (idx.size, logy.size))
-        ws = weights[idx] if weights.shape[0] > 1 else np.broadcast_to(weights, (idx.size, weights.shape[1]))
-        th[idx], conv[idx] = _cold_batch(law, logx, ys, ws, th[idx], delta, n_refine)
-        failed += int((~conv[idx]).sum())
-        if failed > allowed:
-            break
-    th[~conv] = np.nan
-    return th
+    n_boot, n = weights.shape
+    out = np.full((n_boot, np.asarray(theta0).size), np.nan)
+    chunk = max(1, BOOT_ELEMS // max(n, 1))
+    cold_left = MAX_COLD_REFITS
+    for lo in range(0, n_boot, chunk):
+        sl = slice(lo, lo + chunk)
+        ly = logy[sl] if logy.ndim == 2 else logy
+        th, f, conv = batch_refine(law, theta0, logx, ly, weights[sl], delta=delta)
+        for i in np.flatnonzero(~conv | ~np.isfinite(f)):
+            if cold_left <= 0:
+                f[i] = np.inf
+                continue
+            cold_left -= 1
+            yi = ly[i] if ly.ndim == 2 else ly
+            wi = weights[sl][i]
+            starts = np.vstack([screen(law, logx, yi, wi, N_REFINE, delta, seed), th[i][None, :]])
+            th[i], f[i], ok = _best_of(law, starts, logx, yi, wi, delta, 1)
+            if not ok:
+                f[i] = np.inf
+        th[~np.isfinite(f)] = np.nan
+        out[sl] = th
+    return out
 
 
-def _cold_batch(
-    law: Law, logx: Mapping[str, Array], logy: Array, weights: Array, warm: Array, delta: float, n_refine: int
-) -> tuple[Array, Array]:
-    """Refit resamples (rows of ``logy``/``weights``) from their own screened grid plus ``warm``,
-    all refinements in one vectorised batch; (best optima, converged) per resample."""
-    r = logy.shape[0]
-    starts = []
-    for i in range(r):
-        own = screen(law, logx, logy[i], weights[i], n_refine, delta)
-        own = np.vstack([own, np.repeat(own[:1], n_refine - own.shape[0], axis=0)]) if own.shape[0] < n_refine else own
-        w0 = warm[i] if np.all(np.isfinite(warm[i])) else own[0]
-        starts.append(np.vstack([w0[None, :], own]))
-    k = n_refine + 1
-    th, f, conv = batch_refine(law, np.concatenate(starts), logx, np.repeat(logy, k, axis=0),
-                               np.repeat(weights, k, axis=0), delta=delta)
-    f = np.where(np.isfinite(f), f, np.inf).reshape(r, k)
-    best = np.argmin(f, axis=1) + k * np.arange(r)
-    return th[best], conv[best]
+def with_intervals(result: FitResult, law: Law, boot_thetas: Array, spans: Mapping[str, str] | None = None) -> FitResult:
+    """Attach percentile intervals from bootstrap optima (optimiser space) to a point fit, and
+    the identification verdict of every parameter."""
+    ok = np.all(np.isfinite(boot_thetas), axis=1)
+    warnings = list(result.warnings)
+    if not ok.all():
+        warnings.append(f"{int((~ok).sum())} of {ok.size} bootstrap refits failed to converge and were left out")
+    good = boot_thetas[ok]
+    if good.shape[0] < 2:
+        warnings.append("too few successful bootstrap refits for an interval")
+        reasons = {p: "no bootstrap interval (too few resamples converged)" for p in law.params}
+        return replace(result, warnings=tuple(warnings), n_bootstrap=int(boot_thetas.shape[0]),
+                       not_identified={**reasons, **(spans or {})})
+    tail = 100 * (1 - CI_LEVEL) / 2
+    params = law.to_params(good)
+    lo, hi = np.percentile(params, [tail, 100 - tail], axis=0)
+    ci = {p: (float(lo[i]), float(hi[i])) for i, p in enumerate(law.params)}
+    hit = _at_bound(law, good).mean(axis=0)
+    for i, p in enumerate(law.params):
+        if hit[i] > (1 - CI_LEVEL) / 2:
+            warnings.append(
+                f"{p}: {100 * hit[i]:.0f}% of bootstrap refits sit on its bound; the interval is unbounded on that side"
+            )
+    out = replace(result, ci95=ci, warnings=tuple(warnings), n_bootstrap=int(boot_thetas.shape[0]), boot_params=params)
+    return replace(out, not_identified=identification(out, law, success=float(ok.mean()), bound_share=hit,
+                                                      spans=spans))
 
 
-def bound_shares(law: Law, thetas: Array) -> list[tuple[float, float]]:
-    """Per parameter, the fraction of (finite) resamples on its lower and on its upper bound."""
-    good = thetas[np.all(np.isfinite(thetas), axis=1)]
-    if good.shape[0] == 0:
-        return [(0.0, 0.0)] * law.n_params
-    lo, hi = np.array(law.bounds).T
-    tol = 1e-6 * (hi - lo)
-    low = (good <= lo + tol).sum(axis=0) / thetas.shape[0]
-    high = (good >= hi - tol).sum(axis=0) / thetas.shape[0]
-    return list(zip(low.tolist(), high.tolist()))
-
-
-def judge_params(
-    law: Law, theta: Array, boot: Array | None, design: Mapping[str, str] | None = None
-) -> dict[str, Estimate]:
-    """Every reported parameter of an optimum through the identification rule."""
-    theta = np.asarray(theta, dtype=float)
-    values = law.to_params(theta)
-    samples = None if boot is None else law.to_params(boot)
-    bounds = at_bound(law, theta)
-    shares = bound_shares(law, boot) if boot is not None else [(0.0, 0.0)] * law.n_params
-    return {
-        p: judge(
-            float(values[i]),
-            None if samples is None else samples[:, i],
-            law.kinds[p],
-            on_bound=bool(bounds[i]),
-            bound_share=shares[i],
-            design=(design or {}).get(p),
-        )
-        for i, p in enumerate(law.params)
-    }
-
-
-def result(
-    law: Law,
-    opt: Optimum,
-    n_points: int,
-    *,
-    boot: Array | None = None,
-    design: Mapping[str, str] | None = None,
-    warnings: Sequence[str] = (),
-) -> FitResult:
-    """A FitResult from an optimum and (optionally) its bootstrap stack."""
-    notes = list(warnings)
-    if not opt.converged:
-        notes.append("L-BFGS-B did not report convergence from the best start")
-    for i in np.flatnonzero(at_bound(law, opt.theta)):
-        notes.append(f"{law.params[i]}: the estimate sits on its bound ({law.opt_names[i]} = {opt.theta[i]:.4g})")
-    if boot is not None:
-        failed = int((~np.all(np.isfinite(boot), axis=1)).sum())
-        if failed:
-            notes.append(f"{failed} of {boot.shape[0]} bootstrap refits failed to converge (counted, not kept)")
-    return FitResult(
-        law=law.name,
-        params=law.as_dict(opt.theta),
-        n_points=n_points,
-        loss=opt.loss,
-        theta=tuple(float(t) for t in opt.theta),
-        estimates=judge_params(law, opt.theta, boot, design),
-        warnings=tuple(notes),
-        n_bootstrap=0 if boot is None else int(boot.shape[0]),
-        converged=opt.converged,
-        boot_thetas=boot,
-    )
-
-
-# ------------------------------------------------------------------ one problem, two phases
-@dataclass(eq=False)
-class Problem:
-    """A law on some rows, fitted in two phases: the point optimum first (:meth:`solve`), the
-    bootstrap later (:meth:`bootstrap`), once the noise level that the transfer report pools
-    over every problem is known."""
-
-    law: Law
-    logx: dict[str, Array]
-    logy: Array
-    warm: Array | None = None
-    design: dict[str, str] = field(default_factory=dict)  # reasons beyond the law's spans, by parameter
-    opt: Optimum | None = None
-    boot: Array | None = None
-
-    def design_reasons(self) -> dict[str, str]:
-        return {**design_reasons(self.law, self.logx, self.n), **self.design}
-
-    def solve(self, delta: float = HUBER_DELTA) -> "Problem":
-        self.opt = optimise(self.law, self.logx, self.logy, np.ones(self.logy.size), delta=delta, warm=self.warm)
-        return self
-
-    @property
-    def n(self) -> int:
-        return int(self.logy.size)
-
-    def residuals(self) -> Array:
-        pred, _ = self.law.log_predict(np.asarray(self.opt.theta)[None, :], self.logx, jac=False)
-        return pred[0] - self.logy
-
-    def bootstrap(self, logy: Array, weights: Array | None = None, delta: float = HUBER_DELTA) -> Array:
-        """Refit each row of ``logy`` (B, n) from the optimum; the stack is kept and returned."""
-        w = np.ones((1, self.n)) if weights is None else weights
-        self.boot = bootstrap_thetas(self.law, self.opt.theta, self.logx, logy, w, delta=delta)
-        return self.boot
-
-    def result(self, warnings: Sequence[str] = ()) -> FitResult:
-        return result(self.law, self.opt, self.n, boot=self.boot, design=self.design_reasons(), warnings=warnings)
+def identification(result: FitResult, law: Law, *, success: float | None = None,
+                   bound_share: Array | None = None, spans: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Parameter -> why it is not identified, for every parameter that is not (module docstring).
+    ``spans``: reasons the design cannot identify a parameter at all (:func:`span_reasons`)."""
+    theta = np.asarray(result.theta, dtype=float)
+    on_bound = _at_bound(law, theta)
+    reasons: dict[str, str] = dict(spans or {})
+    for i, name in enumerate(law.params):
+        if name in reasons:
+            continue
+        if on_bound[i]:
+            reasons[name] = f"the estimate sits on its bound ({law.opt_names[i]} = {theta[i]:.4g})"
+        elif result.ci95 is None:
+            reasons[name] = "no bootstrap interval"
+        elif success is not None and success < MIN_BOOT_SUCCESS:
+            reasons[name] = f"only {100 * success:.0f}% of bootstrap refits converged"
+        elif bound_share is not None and bound_share[i] > (1 - CI_LEVEL) / 2:
+            reasons[name] = f"{100 * bound_share[i]:.0f}% of bootstrap refits sit on its bound"
+        else:
+            lo, hi = result.ci95[name]
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                reasons[name] = "its interval is not finite"
+            elif i in law.log_indices:
+                if lo <= 0 or hi / lo > MAX_SCALE_RATIO:
+                    reasons[name] = f"its 95% interval [{lo:.3g}, {hi:.3g}] spans more than {MAX_SCALE_RATIO:g}x"
+            elif hi - lo > MAX_EXPONENT_WIDTH:
+                reasons[name] = f"its 95% interval [{lo:.3g}, {hi:.3g}] is wider than {MAX_EXPONENT_WIDTH:g}"
+    return reasons
 
 
 # ------------------------------------------------------------------ the entry point
@@ -601,11 +574,17 @@ def _warm_theta(law: Law, warm_start: FitResult | Mapping[str, float] | Sequence
     if warm_start is None:
         return None
     if isinstance(warm_start, FitResult):
-        return np.asarray(warm_start.theta, dtype=float) if warm_start.law == law.name else None
-    if isinstance(warm_start, Mapping):
-        return law.from_params(warm_start)
-    theta = np.asarray(warm_start, dtype=float)
-    return theta if theta.shape == (law.n_params,) else None
+        if warm_start.law != law.name:
+            return None
+        theta = np.asarray(warm_start.theta, dtype=float)
+    elif isinstance(warm_start, Mapping):
+        try:
+            theta = law.from_params(warm_start)
+        except KeyError:
+            return None
+    else:
+        theta = np.asarray(warm_start, dtype=float)
+    return theta if theta.shape == (law.n_params,) and np.all(np.isfinite(theta)) else None
 
 
 @single_threaded_blas()
@@ -616,42 +595,74 @@ def fit(
     bootstrap: int = 0,
     seed: int = 0,
     warm_start: FitResult | Mapping[str, float] | Sequence[float] | None = None,
+    starts: Array | None = None,
     groups: Array | None = None,
+    resample: str = "rows",
     weights: Array | None = None,
+    noise: float | None = None,
     delta: float = HUBER_DELTA,
     n_refine: int = N_REFINE,
 ) -> FitResult:
     """Fit ``law`` to ``data`` (variable name -> column); see the module docstring.
 
-    ``warm_start`` (a previous FitResult, reported params by name, or an optimiser-space point)
-    is one more start beside the screened grid. ``bootstrap`` resamples rows (``groups``: one
-    label per row, resamples whole groups) with replacement. ``weights`` weights the objective.
+    ``warm_start`` (a previous FitResult, or reported params by name) and ``starts`` (optimiser
+    space, (S, P)) join the screened grid starts. ``resample``: ``rows`` (with ``groups``,
+    whole groups), ``wild`` (a wild bootstrap of residuals, clustered by ``groups``) or
+    ``parametric`` (the fit plus Gaussian noise: a per-row term and a shared offset per ``groups``
+    at the scales its residuals show, or ``noise`` per row when given: for fits with too few
+    points to measure their own noise, the scale comes from larger fits of the same runs).
+    ``weights`` (one per row) weights the objective.
     """
     law = get_law(law) if isinstance(law, str) else law
+    if resample not in ("rows", "wild", "parametric"):
+        raise ValueError(f"resample: 'rows', 'wild' or 'parametric', got {resample!r}")
     logx, logy, warnings, keep = prepare(law, data)
     n = int(logy.size)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()[keep]
-    opt = optimise(law, logx, logy, w, delta=delta, warm=_warm_theta(law, warm_start), n_refine=n_refine)
-    boot = None
-    if bootstrap > 0:
-        g = None if groups is None else np.asarray(groups).ravel()[keep]
-        wb = resample_weights(n, bootstrap, seed, g) * w[None, :]
-        boot = bootstrap_thetas(law, opt.theta, logx, logy, wb, delta=delta)
-    return result(law, opt, n, boot=boot, design=design_reasons(law, logx, n), warnings=warnings)
+    if groups is not None:
+        groups = np.asarray(groups).ravel()[keep]
+    warnings += span_warnings(law, logx, n)
 
-
-def format_fit(fit_result: FitResult) -> str:
-    """A fit as a few readable lines (``tsweep fit``)."""
-    law = get_law(fit_result.law)
-    lines = [f"{law.name}: {law.formula}   ({fit_result.n_points} points, Huber loss {fit_result.loss:.6g})"]
-    for name, est in fit_result.estimates.items():
-        if est.value is None:
-            lines.append(f"  {name:>8} = -   {est.reason}   (optimum {fit_result.params[name]:.4g})")
+    all_starts = [screen(law, logx, logy, w, n_refine, delta, seed)]
+    theta0 = _warm_theta(law, warm_start)
+    if theta0 is not None:
+        all_starts.append(warm_starts(law, theta0, seed))
+    if starts is not None:
+        lo, hi = np.array(law.bounds).T
+        all_starts.append(np.clip(np.atleast_2d(starts), lo, hi))
+    theta, loss, converged = _best_of(law, np.vstack(all_starts), logx, logy, w, delta, N_POLISH)
+    if not converged:
+        warnings.append("L-BFGS-B did not report convergence from the best start")
+    for i in np.flatnonzero(_at_bound(law, theta)):
+        warnings.append(f"{law.params[i]}: the estimate sits on its bound ({law.opt_names[i]} = {theta[i]:.4g})")
+    pred, _ = law.log_predict(theta[None, :], logx)
+    result = FitResult(
+        law=law.name, params=law.as_dict(theta), n_points=n, loss=loss, theta=tuple(float(t) for t in theta),
+        warnings=tuple(warnings), converged=converged, residuals=pred[0] - logy,
+    )
+    spans = span_reasons(law, logx, n)
+    if bootstrap <= 0:
+        return replace(result, not_identified=identification(result, law, spans=spans))
+    if resample in ("wild", "parametric"):
+        if resample == "wild":
+            ys = wild_responses(pred[0], leverage_adjusted(law, theta, logx, logy - pred[0]), bootstrap, seed, groups)
         else:
-            ci = f"   95% CI [{est.ci95[0]:.4g}, {est.ci95[1]:.4g}]" if est.ci95 else ""
-            lines.append(f"  {name:>8} = {est.value:.4g}{ci}")
-    if fit_result.n_bootstrap:
-        lines.append(f"  intervals: percentile bootstrap over rows, {fit_result.n_bootstrap} resamples")
-    lines += [f"  warning: {w}" for w in fit_result.warnings]
-    return "\n".join(lines)
+            ys = parametric_responses(pred[0], logy - pred[0], law.n_params, bootstrap, seed, groups, noise)
+        thetas = bootstrap_thetas(law, theta, logx, ys, np.tile(w, (bootstrap, 1)), delta=delta, seed=seed)
+    else:
+        wb = resample_weights(n, bootstrap, seed, groups) * w[None, :]
+        thetas = bootstrap_thetas(law, theta, logx, logy, wb, delta=delta, seed=seed)
+    return with_intervals(result, law, thetas, spans=spans)
 
+
+def format_fit(result: FitResult) -> str:
+    """A fit as a few readable lines (``tsweep fit``)."""
+    law = get_law(result.law)
+    lines = [f"{law.name}: {law.formula}   ({result.n_points} points, Huber loss {result.loss:.6g})"]
+    for name, value in result.params.items():
+        ci = "" if result.ci95 is None else f"   95% CI [{result.ci95[name][0]:.4g}, {result.ci95[name][1]:.4g}]"
+        lines.append(f"  {name:>8} = {value:.4g}{ci}")
+    if result.n_bootstrap:
+        lines.append(f"  intervals: percentile bootstrap over rows, {result.n_bootstrap} resamples")
+    lines += [f"  warning: {w}" for w in result.warnings]
+    return "\n".join(lines)

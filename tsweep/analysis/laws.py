@@ -10,27 +10,18 @@ under a Huber loss. So a law carries:
   (``log A`` instead of ``A``: positive scale factors become unbounded, which is what makes the
   log-sum-exp form and L-BFGS behave); ``to_params`` / ``from_params`` map between the two;
 - ``bounds`` (optimiser space) and ``grid()``, the starting points of a cold fit;
-- ``log_predict(theta, logx, jac=True)``: the log-prediction and (unless ``jac=False``, as when
-  screening starts) its Jacobian, vectorised over a *stack* of parameter vectors ``theta`` of
-  shape (S, P), so the fitter can screen thousands of starts or bootstrap resamples in one pass;
-- ``kinds``: each reported parameter is a positive *scale* (fitted as its log: A, B, E, G, k, ...)
-  or an *exponent*; the identification rule (``analysis/identify.py``) judges intervals by kind;
-- ``index_inputs``: inputs that are integer codes rather than quantities (the source of a row in
-  the joint gap law), passed through unlogged;
-- ``candidate_starts``: a law whose grid would be too large to screen as a product (the joint gap
-  law, one block of parameters per source) proposes its own screened starts;
+- ``log_predict(theta, logx)``: the log-prediction and its Jacobian, vectorised over a *stack*
+  of parameter vectors ``theta`` of shape (S, P), so the fitter can screen thousands of starts
+  or bootstrap resamples in one numpy pass;
 - ``predict(params, **x)``: the formula in natural units, for reports, plots and advice;
 - ``spans``: for each parameter, the input it needs to vary and over how many distinct values;
   the fitter warns when the data cannot identify it (e.g. a size exponent from one model size).
 
-Adding a law is adding one class with ``@register``. ``barnett_joint(k)`` (not registered: it
-depends on the number of sources) is the gap law of ``k`` sources fitted together, with shared
-beta and E (Barnett 2024's form, so G is comparable across sources; see ``analysis/gap.py``).
+Adding a law is adding one class with ``@register``.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from abc import ABC, abstractmethod
@@ -49,21 +40,14 @@ def register(cls: type["Law"]) -> type["Law"]:
 
 
 def get_law(name: str) -> "Law":
-    """The law registered under ``name`` (or ``barnett_joint:K``); a KeyError naming the known laws otherwise."""
-    head, _, k = name.partition(":")
-    if head == BarnettJoint.family and k.isdigit() and int(k) > 0:
-        return barnett_joint(int(k))
+    """The law registered under ``name`` (``barnett_joint:S`` builds the joint gap law of S
+    sources); a KeyError naming the known laws otherwise."""
+    if name.startswith(f"{BarnettJoint.prefix}:"):
+        return BarnettJoint.of(int(name.split(":", 1)[1]))
     try:
         return LAWS[name]
     except KeyError:
         raise KeyError(f"unknown law {name!r}; known laws: {', '.join(sorted(LAWS))}") from None
-
-
-def huber(r: Array, delta: float) -> tuple[Array, Array]:
-    """Huber's loss of residuals ``r`` and its derivative (a clip), elementwise."""
-    a = np.abs(r)
-    val = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
-    return val, np.clip(r, -delta, delta)
 
 
 def _softmax_terms(terms: list[Array]) -> tuple[Array, list[Array]]:
@@ -93,12 +77,8 @@ class Law(ABC):
     # opt-space indices stored as logs of the reported parameter (the rest are reported as is)
     log_indices: tuple[int, ...]
     formula: str
-    index_inputs: tuple[str, ...] = ()
-
-    @property
-    def kinds(self) -> dict[str, str]:
-        """Each reported parameter: "scale" (positive, fitted as its log) or "exponent"."""
-        return {p: ("scale" if i in self.log_indices else "exponent") for i, p in enumerate(self.params)}
+    # inputs that are category codes (passed to log_predict as integers, not logged)
+    categorical: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -113,19 +93,8 @@ class Law(ABC):
         """Cold-start points, shape (S, P), in optimiser space."""
 
     @abstractmethod
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
-        """log-prediction (S, n) and its Jacobian (S, n, P) (None if not ``jac``) for a stack ``theta`` (S, P)."""
-
-    def candidate_starts(
-        self, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, n: int
-    ) -> Array | None:
-        """The ``n`` best starts by the law's own screen; None: the fitter screens ``grid()``."""
-        return None
-
-    def log_inputs(self, x: Mapping[str, Array]) -> dict[str, Array]:
-        """The law's inputs as the optimiser sees them: logs, except index inputs (integer codes)."""
-        return {v: (np.asarray(x[v], dtype=float) if v in self.index_inputs else np.log(np.asarray(x[v], dtype=float)))
-                for v in self.inputs}
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        """log-prediction (S, n) and its Jacobian (S, n, P) for a stack ``theta`` of shape (S, P)."""
 
     # -------------------------------------------------------- parameter spaces
     def to_params(self, theta: Array) -> Array:
@@ -153,8 +122,13 @@ class Law(ABC):
         """The law in natural units at the inputs ``x`` (each broadcastable)."""
         theta = self.from_params(params)[None, :]
         n = np.broadcast(*[np.asarray(x[v], dtype=float) for v in self.inputs]).shape
-        logx = {v: np.broadcast_to(c, n).ravel() for v, c in self.log_inputs(x).items()}
-        pred, _ = self.log_predict(theta, logx, jac=False)
+
+        def coded(v: str) -> Array:
+            raw = np.asarray(x[v])
+            return raw.astype(int) if v in self.categorical else np.log(raw.astype(float))
+
+        logx = {v: np.broadcast_to(coded(v), n).ravel() for v in self.inputs}
+        pred, _ = self.log_predict(theta, logx)
         return np.exp(pred[0]).reshape(n)
 
 
@@ -191,14 +165,12 @@ class Chinchilla(Law):
         es = [-1.0, -0.5, 0.0, 0.5, 1.0]
         return _product(ab, ab, es, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
         a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         t1, t2 = a - al * ln, b - be * ld
         t3 = np.broadcast_to(e, t1.shape)
         lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
-        if not jac:
-            return lse, None
         jac = np.stack([w1, w2, w3, -w1 * ln, -w2 * ld], axis=-1)
         return lse, jac
 
@@ -229,15 +201,13 @@ class Kaplan(Law):
         exps = [0.05, 0.1, 0.2, 0.4, 0.8]
         return _product(logs, logs, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
         nc, dc, an, ad = (theta[:, i : i + 1] for i in range(4))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         r = an / ad
         u1, u2 = r * (nc - ln), dc - ld
         s, (w1, w2) = _softmax_terms([u1, u2])
         pred = ad * s
-        if not jac:
-            return pred, None
         jac = np.stack([an * w1, ad * w2, w1 * (nc - ln), s - w1 * u1], axis=-1)
         return pred, jac
 
@@ -265,12 +235,10 @@ class Hernandez(Law):
         # A linear model has one optimum; a few starts around the published values suffice.
         return _product([0.0, 5.0, 10.0, 15.0], [0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.5, 1.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
         lk, al, be = (theta[:, i : i + 1] for i in range(3))
         lf, ln = logx["D_F"][None, :], logx["N"][None, :]
         pred = lk + al * lf + be * ln
-        if not jac:
-            return pred, None
         s, n = pred.shape
         jac = np.stack([np.ones((s, n)), np.broadcast_to(lf, (s, n)), np.broadcast_to(ln, (s, n))], axis=-1)
         return pred, jac
@@ -294,8 +262,7 @@ class Barnett(Law):
     log_indices = (0, 2, 4)
     formula = "L = (A * p^-alpha + G) * f^-beta + E"
     bounds = ((-30.0, 80.0), (0.0, 5.0), (-20.0, 30.0), (0.0, 5.0), (-15.0, 5.0))
-    # Two p values fit A p^-alpha + G exactly for any G: the gap needs a third (as A and alpha do).
-    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 3), "beta": ("f", 3), "E": ("f", 3)}
+    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)}
 
     def grid(self) -> Array:
         # The Chinchilla grid's ranges (Hoffmann et al. 2022) carried over to Barnett's terms.
@@ -307,153 +274,113 @@ class Barnett(Law):
             [-1.0, -0.5, 0.0, 0.5, 1.0],
         )
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
         a, al, g, be, e = (theta[:, i : i + 1] for i in range(5))
         lp, lf = logx["p"][None, :], logx["f"][None, :]
         t1 = a - al * lp - be * lf
         t2 = g - be * lf
         t3 = np.broadcast_to(e, t1.shape)
         lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
-        if not jac:
-            return lse, None
         jac = np.stack([w1, -w1 * lp, w2, -(w1 + w2) * lf, w3], axis=-1)
         return lse, jac
 
 
 @register
 class Plateau(Law):
-    """L(D) = L_inf + B / D^b: one model size's from-scratch loss against its data.
+    """L(D) = E + B / D^beta at one model size: the from-scratch curve whose offset E is the
+    plateau L(N, infinity) of Hernandez et al. 2021 (sec. 2), who read D(N), the data at which
+    L(N, D) comes within 1% of it, off such a curve.
 
-    Hernandez et al. 2021 (arXiv 2102.01293, sec. 2) read off each size's plateau L(N, inf) and
-    D(N), the data at which L(N, D) comes within 1% of it; this is the curve they are read from
-    (``analysis/scratch.py``). Optimiser space (l_inf, b_log, b) with L_inf = e^l_inf,
-    B = e^b_log, so log L = LSE(l_inf, b_log - b log D).
+    Optimiser space (b, e, beta) with B = e^b, E = e^e, so log L = LSE(b - beta log D, e).
     """
 
     name = "plateau"
     inputs = ("D",)
     response = "loss"
-    params = ("L_inf", "B", "b")
-    opt_names = ("l_inf", "b_log", "b")
+    params = ("B", "E", "beta")
+    opt_names = ("b", "e", "beta")
     log_indices = (0, 1)
-    formula = "L = L_inf + B/D^b"
-    bounds = ((-10.0, 5.0), (-30.0, 80.0), (0.0, 5.0))
-    # Three parameters with an offset: three distinct D fit exactly, so the fourth is the first
-    # that says anything.
-    spans = {"L_inf": ("D", 4), "B": ("D", 4), "b": ("D", 4)}
+    formula = "L = E + B/D^beta"
+    bounds = ((-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0))
+    spans = {"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)}
 
     def grid(self) -> Array:
-        # Losses of 0.4-4.5 nats; data terms from e^0 to e^25 at D = 1; exponents as Chinchilla's
-        # grid (Hoffmann et al. 2022, Appendix D.2) plus the flatter ones small models show.
-        return _product(
-            [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5],
-            [0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0],
-            [0.1, 0.25, 0.5, 1.0, 1.5, 2.0],
-        )
+        return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0],
+                        [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
-        li, bl, b = (theta[:, i : i + 1] for i in range(3))
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        b, e, be = (theta[:, i : i + 1] for i in range(3))
         ld = logx["D"][None, :]
-        t2 = bl - b * ld
-        lse, (w1, w2) = _softmax_terms([np.broadcast_to(li, t2.shape), t2])
-        if not jac:
-            return lse, None
-        return lse, np.stack([w1, w2, -w2 * ld], axis=-1)
-
-
-# The joint gap law's screen: shared (beta, e) values, and per-source (a, alpha, g) values, the
-# Barnett grid's ranges (above) split into the shared and the per-source blocks.
-_JOINT_SHARED = ([0.0, 0.25, 0.5, 0.75, 1.0], [-1.0, -0.5, 0.0, 0.5, 1.0])
-_JOINT_PER_SOURCE = ([0.0, 5.0, 10.0, 15.0, 20.0], [0.0, 0.5, 1.0, 1.5], [-5.0, -2.5, 0.0, 2.5, 5.0])
+        t1 = b - be * ld
+        lse, (w1, w2) = _softmax_terms([t1, np.broadcast_to(e, t1.shape)])
+        return lse, np.stack([w1, w2, -w1 * ld], axis=-1)
 
 
 class BarnettJoint(Law):
-    """L(p, f, s) = (A_s p^-alpha_s + G_s) f^-beta + E: Barnett's law for ``k`` sources at once.
+    """Barnett's gap law fitted jointly over S pre-training sources at one model size:
+    L(p, f, s) = (A_s p^-alpha_s + G_s) f^-beta + E, with beta and E shared.
 
-    One model size, ``k`` pre-training sources s = 0..k-1 (the ``source`` input, an integer code),
-    fine-tuned on the same target: E (the target's irreducible loss at this size) and beta (how
-    fine-tuning data is used) are properties of the target and the size, so they are shared;
-    each source has its own A, alpha and G. Shared beta is what makes the G of two sources
-    comparable: G is a coefficient of f^-beta, and with separate betas the G's are in different
-    units. Optimiser space (beta, e, a_0, alpha_0, g_0, a_1, ...), E = e^e, A_s = e^a_s,
-    G_s = e^g_s. Parameter names carry the source code: ``A_0``, ``alpha_0``, ``G_0``, ...
+    Sharing the fine-tuning exponent and the irreducible loss is what makes the gaps G_s of
+    different sources comparable (the same f^-beta scale, the same floor E); each source keeps
+    its own pre-training term. Optimiser space (beta, e, a_0, alpha_0, g_0, a_1, ...) with
+    E = e^e, A_s = e^a_s, G_s = e^g_s; ``source`` is a categorical input (codes 0..S-1).
     """
 
-    family = "barnett_joint"
+    prefix = "barnett_joint"
     inputs = ("p", "f", "source")
-    index_inputs = ("source",)
+    categorical = ("source",)
     response = "loss"
-    formula = "L = (A_s * p^-alpha_s + G_s) * f^-beta + E"
+    _instances: dict[int, "BarnettJoint"] = {}
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.name = f"{self.family}:{k}"
-        per = [(f"A_{s}", f"alpha_{s}", f"G_{s}") for s in range(k)]
-        self.params = ("beta", "E", *itertools.chain.from_iterable(per))
-        self.opt_names = ("beta", "e", *itertools.chain.from_iterable((f"a_{s}", f"alpha_{s}", f"g_{s}") for s in range(k)))
-        self.log_indices = (1, *itertools.chain.from_iterable((2 + 3 * s, 4 + 3 * s) for s in range(k)))
-        b = Barnett.bounds  # (a, alpha, g, beta, e)
-        self.bounds = (b[3], b[4], *([b[0], b[1], b[2]] * k))
-        self.spans = {
-            "beta": ("f", 3), "E": ("f", 3),
-            **{name: ("p", 3) for s in range(k) for name in (f"A_{s}", f"alpha_{s}", f"G_{s}")},
-        }
+    def __init__(self, n_sources: int):
+        if n_sources < 1:
+            raise ValueError(f"{self.prefix}: needs at least one source, got {n_sources}")
+        self.n_sources = n_sources
+        self.name = f"{self.prefix}:{n_sources}"
+        per = [(f"A_{s}", f"alpha_{s}", f"G_{s}") for s in range(n_sources)]
+        self.params = ("beta", "E", *[p for trio in per for p in trio])
+        self.opt_names = ("beta", "e", *[f"{k}_{s}" for s in range(n_sources) for k in ("a", "alpha", "g")])
+        self.log_indices = (1, *[i for s in range(n_sources) for i in (2 + 3 * s, 4 + 3 * s)])
+        one = Barnett.bounds  # (a, alpha, g, beta, e)
+        self.bounds = (one[3], one[4], *[b for _ in range(n_sources) for b in (one[0], one[1], one[2])])
+        self.spans = {"beta": ("f", 3), "E": ("f", 3),
+                      **{p: ("p", 3) for s in range(n_sources) for p in (f"A_{s}", f"alpha_{s}")},
+                      **{f"G_{s}": ("p", 2) for s in range(n_sources)}}
+        self.formula = "L = (A_s p^-alpha_s + G_s) f^-beta + E  (beta, E shared across sources s)"
+
+    @classmethod
+    def of(cls, n_sources: int) -> "BarnettJoint":
+        if n_sources not in cls._instances:
+            cls._instances[n_sources] = cls(n_sources)
+        return cls._instances[n_sources]
+
+    def source_params(self, params: Mapping[str, float], s: int) -> dict[str, float]:
+        """One source's Barnett parameters (A, alpha, G, beta, E)."""
+        return {"A": params[f"A_{s}"], "alpha": params[f"alpha_{s}"], "G": params[f"G_{s}"],
+                "beta": params["beta"], "E": params["E"]}
 
     def grid(self) -> Array:
-        # Every source starts from the same per-source point: a product grid over k blocks
-        # would have 100^k points; ``candidate_starts`` screens the blocks separately instead.
-        shared = _product(*_JOINT_SHARED)
-        per = _product(*_JOINT_PER_SOURCE)
-        return np.array([[*sh, *np.tile(ps, self.k)] for sh in shared for ps in per])
+        # The single-source Barnett grid's values, the same for every source, times the shared ones.
+        shared = _product([0.0, 0.5, 1.0], [-1.0, -0.5, 0.0, 0.5, 1.0])
+        per = _product([0.0, 5.0, 10.0, 15.0, 20.0], [0.0, 0.5, 1.0, 1.5], [-5.0, -2.5, 0.0, 2.5, 5.0])
+        rows = [np.concatenate([sh, np.tile(pp, self.n_sources)]) for sh in shared for pp in per]
+        return np.array(rows)
 
-    def _blocks(self, theta: Array, src: Array) -> tuple[Array, Array, Array]:
-        base = 2 + 3 * src
-        return theta[:, base], theta[:, base + 1], theta[:, base + 2]
-
-    def log_predict(self, theta: Array, logx: Mapping[str, Array], jac: bool = True) -> tuple[Array, Array | None]:
-        src = logx["source"].astype(int)
-        be, e = theta[:, 0:1], theta[:, 1:2]
-        a, al, g = self._blocks(theta, src)
+    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+        src = np.asarray(logx["source"], dtype=int)
         lp, lf = logx["p"][None, :], logx["f"][None, :]
+        ia, ial, ig = 2 + 3 * src, 3 + 3 * src, 4 + 3 * src
+        be, e = theta[:, 0:1], theta[:, 1:2]
+        a, al, g = theta[:, ia], theta[:, ial], theta[:, ig]
         t1 = a - al * lp - be * lf
         t2 = g - be * lf
-        lse, (w1, w2, w3) = _softmax_terms([t1, t2, np.broadcast_to(e, t1.shape)])
-        if not jac:
-            return lse, None
-        s, n = lse.shape
-        out = np.zeros((s, n, self.n_params))
-        rows = np.arange(n)
-        base = 2 + 3 * src
-        out[:, :, 0] = -(w1 + w2) * lf
-        out[:, :, 1] = w3
-        out[:, rows, base] = w1
-        out[:, rows, base + 1] = -w1 * lp
-        out[:, rows, base + 2] = w2
-        return lse, out
-
-    def candidate_starts(
-        self, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, n: int
-    ) -> Array:
-        """Separable screen: for each shared (beta, e), each source's best (a, alpha, g) from its
-        block grid is chosen on its own rows (the objective is a sum over sources once the
-        shared values are fixed); the ``n`` shared values with the lowest total are the starts."""
-        shared, per = _product(*_JOINT_SHARED), _product(*_JOINT_PER_SOURCE)
-        src = logx["source"].astype(int)
-        lp, lf = logx["p"][None, None, :], logx["f"][None, None, :]
-        be, e = shared[:, 0, None, None], shared[:, 1, None, None]
-        a, al, g = (per[None, :, i, None] for i in range(3))
-        pred, _ = _softmax_terms([a - al * lp - be * lf, g - be * lf, e])
-        val, _ = huber(pred - logy[None, None, :], delta)  # (shared, per, rows)
-        onehot = np.zeros((src.size, self.k))
-        onehot[np.arange(src.size), src] = w
-        by_source = val @ onehot  # (shared, per, k)
-        best = np.argmin(by_source, axis=1)  # (shared, k)
-        total = np.take_along_axis(by_source, best[:, None, :], axis=1)[:, 0, :].sum(axis=1)
-        order = np.argsort(total, kind="stable")[: max(1, n)]
-        return np.array([[*shared[i], *per[best[i]].ravel()] for i in order])
-
-
-@functools.lru_cache(maxsize=None)
-def barnett_joint(k: int) -> BarnettJoint:
-    """The joint gap law of ``k`` sources (one instance per ``k``)."""
-    return BarnettJoint(k)
+        t3 = np.broadcast_to(e, t1.shape)
+        lse, (w1, w2, w3) = _softmax_terms([t1, t2, t3])
+        jac = np.zeros((*lse.shape, self.n_params))
+        jac[:, :, 0] = -(w1 + w2) * lf
+        jac[:, :, 1] = w3
+        rows = np.arange(src.size)
+        jac[:, rows, ia] = w1
+        jac[:, rows, ial] = -w1 * lp
+        jac[:, rows, ig] = w2
+        return lse, jac

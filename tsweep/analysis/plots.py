@@ -1,15 +1,23 @@
-"""Figures of a sweep, written as PNGs under ``{sweep_dir}/plots/``.
+"""The figures a scaling-laws-for-transfer paper shows, as PNGs under ``{sweep_dir}/plots/``.
 
-(a) ``loss_vs_finetune.png``: eval loss vs fine-tune tokens, one panel per source; points at the
-    final pre-training checkpoint (filled) and earlier ones (faint), the joint gap law's curve
-    per size at the final p, and the from-scratch baseline (each size's fitted curve, dashed).
-(b) ``dt_vs_df.png``: effective data transferred D_T vs D_F per N, log-log, one panel per source,
-    with the fitted Hernandez law; runs outside the low-data regime are hollow.
-(c) ``gap_history.png``: the gap estimate G with its 95% interval (and the headline multiplier)
-    against the number of jobs finished, from ``fits/history.jsonl``: how the estimate settles.
+(a) ``loss_vs_finetune.png``: per source, the fine-tuned loss against D_F at the final
+    checkpoint, one colour per size, with the joint gap law's curve and its bootstrap band, and
+    the from-scratch runs of the same sizes (crosses) for comparison.
+(b) ``scratch_curves.png``: the from-scratch curves L(N, D), measured points and the per-size
+    plateau law with its band, the plateau L(N, infinity) dashed, D(N) marked.
+(c) ``dt_vs_df.png``: effective data transferred D_T against D_F per size, log-log, per source,
+    with the Hernandez law and its band; runs outside the law (flagged) hollow.
+(d) ``gaps.png``: G per source with its 95% interval, per size with a joint fit, in the law's
+    units and in loss units at the largest D_F; unidentified values are listed, not drawn.
+(e) ``loss_vs_p.png``: per source, the fine-tuned loss against pre-training tokens p, one line
+    per D_F at the headline size, with the fitted law and (dotted, where G is identified) the
+    floor that unlimited pre-training reaches: how much more pre-training still buys.
+(f) ``gap_history.png``: each source's G (and multiplier) with its interval against the number
+    of finished jobs, from ``fits/history.jsonl``: how the estimate settled.
 
-Matplotlib's object API with the Agg canvas: no pyplot state, no global backend switch, safe in
-a Ray actor or a test process. Every function returns the paths it wrote.
+Everything is read from the typed :class:`TransferReport` and the summary table. Matplotlib's
+object API with the Agg canvas: no pyplot state, safe in a Ray actor or a test. Every function
+returns the path it wrote (through the sweep's filesystem, local or remote).
 """
 
 from __future__ import annotations
@@ -24,18 +32,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tsweep.analysis.actor import read_history, read_latest
-from tsweep.analysis.laws import get_law
-from tsweep.analysis.report import TransferReport
-from tsweep.analysis.transfer import transfer_report
+from tsweep.analysis.fitter import FitResult
+from tsweep.analysis.laws import BarnettJoint, get_law
+from tsweep.analysis.transfer import TransferReport, percentile_ci, transfer_report
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 
 DPI = 110
+BAND_ALPHA = 0.18
 
 
-def _figure(n_panels: int, height: float = 4.0) -> tuple[Figure, list]:
+def _figure(n_panels: int, height: float = 4.0, width: float = 5.0) -> tuple[Figure, list]:
     n = max(1, n_panels)
-    fig = Figure(figsize=(5.0 * n, height))
+    fig = Figure(figsize=(width * n, height))
     FigureCanvasAgg(fig)
     return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
 
@@ -55,90 +64,208 @@ def _legend(ax) -> None:
         ax.legend(fontsize=7)
 
 
-def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [
-        r for r in table.to_pylist()
-        if r["status"] == "ok" and r["best_eval_loss"] is not None and np.isfinite(r["best_eval_loss"])
-    ]
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
 
 
-def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferReport) -> str:
-    rows = _rows(table)
-    fig, axes = _figure(len(report.sources))
-    barn, curve_law = get_law("barnett"), get_law("plateau")
+def _ok_rows(table: pa.Table) -> list[dict[str, Any]]:
+    return [r for r in table.to_pylist()
+            if r["status"] == "ok" and r["best_eval_loss"] is not None and np.isfinite(r["best_eval_loss"])]
+
+
+def _band(fit: FitResult, law, **x) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 95% band of a law's prediction from the fit's bootstrap draws."""
+    if fit.boot_params is None or len(fit.boot_params) < 10:
+        return None
+    draws = np.array([law.predict(dict(zip(law.params, row)), **x) for row in fit.boot_params[:200]])
+    return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+
+
+def _size_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
     sizes = sorted({(r["n_params"], r["size"]) for r in rows if r["kind"] in ("finetune", "scratch")})
-    colours = {size: f"C{i}" for i, (_, size) in enumerate(sizes)}
-    curves = {c.size: c for c in report.curves}
-    d_all = [r["data_tokens"] for r in rows if r["kind"] in ("finetune", "scratch")]
+    return {size: f"C{i}" for i, (_, size) in enumerate(sizes)}
+
+
+# ------------------------------------------------------------------ (a) loss vs D_F
+def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferReport) -> str:
+    rows = _ok_rows(table)
+    fig, axes = _figure(len(report.sources))
+    colours = _size_colours(rows)
     for ax, src in zip(axes, report.sources):
         ft = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
-        for _, size in sizes:
-            c = colours[size]
+        for size, c in colours.items():
             mine = [r for r in ft if r["size"] == size]
-            if mine:
-                p_final = max(r["pretrain_tokens"] for r in mine)
-                fin = [r for r in mine if r["pretrain_tokens"] == p_final]
-                early = [r for r in mine if r["pretrain_tokens"] != p_final]
-                ax.scatter([r["data_tokens"] for r in fin], [r["best_eval_loss"] for r in fin], color=c,
-                           label=f"{size} fine-tuned (p={p_final:.3g})", zorder=3)
-                if early:
-                    ax.scatter([r["data_tokens"] for r in early], [r["best_eval_loss"] for r in early], color=c,
-                               alpha=0.3, s=12)
-                gap = report.gap(size)
-                params = None if gap is None else gap.source_params(src.source)
-                if params is not None and p_final > 0:
-                    f = np.geomspace(min(r["data_tokens"] for r in mine), max(r["data_tokens"] for r in mine), 60)
-                    ax.plot(f, barn.predict(params, p=np.full_like(f, p_final), f=f), color=c)
-            sc = [r for r in rows if r["kind"] == "scratch" and r["size"] == size]
+            sc = sorted((r for r in rows if r["kind"] == "scratch" and r["size"] == size), key=lambda r: r["data_tokens"])
             if sc:
-                ax.scatter([r["data_tokens"] for r in sc], [r["best_eval_loss"] for r in sc], color=c, marker="x",
-                           label=f"{size} from scratch")
-            curve = curves.get(size)
-            if curve is not None and curve.fit is not None and d_all:
-                d = np.geomspace(min(d_all), max(d_all), 60)
-                ax.plot(d, curve_law.predict(curve.fit.params, D=d), color=c, ls="--", lw=1)
-        title = src.source
-        if src.G.identified:
-            title += f"  (G = {src.G.value:.3g}, {src.gap_size})"
-        ax.set(xscale="log", xlabel="target tokens (D_F fine-tuned, D from scratch)", ylabel="best eval loss",
+                ax.plot([r["data_tokens"] for r in sc], [r["best_eval_loss"] for r in sc], color=c, marker="x",
+                        ls=":", lw=1, label=f"{size} from scratch")
+            if not mine:
+                continue
+            p_final = max(r["pretrain_tokens"] for r in mine)
+            fin = [r for r in mine if r["pretrain_tokens"] == p_final]
+            ax.scatter([r["data_tokens"] for r in fin], [r["best_eval_loss"] for r in fin], color=c, zorder=3,
+                       label=f"{size} fine-tuned (p={p_final:.3g})")
+            gap = report.gap_fit(size)
+            if gap is not None and src.source in gap.sources:
+                f = np.geomspace(min(r["data_tokens"] for r in fin), max(r["data_tokens"] for r in fin), 50)
+                law = BarnettJoint.of(len(gap.sources))
+                s = np.full_like(f, gap.sources.index(src.source))
+                ax.plot(f, law.predict(gap.fit.params, p=np.full_like(f, p_final), f=f, source=s), color=c)
+                band = _band(gap.fit, law, p=np.full_like(f, p_final), f=f, source=s)
+                if band is not None:
+                    ax.fill_between(f, *band, color=c, alpha=BAND_ALPHA, lw=0)
+        title = src.source + (f"  (G = {src.G.value:.3g} at {src.gap_size})" if src.G.identified else "  (G not identified)")
+        ax.set(xscale="log", xlabel="target tokens (D_F fine-tuned, D from scratch)", ylabel="best eval loss (nats)",
                title=title)
         _legend(ax)
     if not report.sources:
-        axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
+        _empty(axes[0], "no ok fine-tunes yet")
     return _save(fig, sweep_dir, "loss_vs_finetune.png")
 
 
+# ------------------------------------------------------------------ (b) scratch curves
+def plot_scratch_curves(sweep_dir: str, report: TransferReport) -> str:
+    fig, (ax,) = _figure(1, width=6.0)
+    law = get_law("plateau")
+    for i, curve in enumerate(report.curves):
+        c = f"C{i}"
+        ax.plot(curve.d, curve.loss, color=c, marker="x", ls="none", label=f"{curve.size} (N={curve.n_params:,})")
+        if curve.fit is not None:
+            d = np.geomspace(min(curve.d) / 2, max(curve.d) * 4, 60)
+            ax.plot(d, law.predict(curve.fit.params, D=d), color=c, lw=1)
+            band = _band(curve.fit, law, D=d)
+            if band is not None:
+                ax.fill_between(d, *band, color=c, alpha=BAND_ALPHA, lw=0)
+        if curve.plateau.identified:
+            ax.axhline(curve.plateau.value, color=c, ls="--", lw=0.8)
+        if curve.d_n.identified:
+            ax.axvline(curve.d_n.value, color=c, ls=":", lw=0.8)
+    if not report.curves:
+        _empty(ax, "no scratch runs yet")
+    ax.set(xscale="log", xlabel="D (target tokens, from scratch)", ylabel="best eval loss (nats)",
+           title="from-scratch curves; dashed: plateau L(N, inf); dotted: D(N)")
+    _legend(ax)
+    return _save(fig, sweep_dir, "scratch_curves.png")
+
+
+# ------------------------------------------------------------------ (c) D_T vs D_F
 def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
     fig, axes = _figure(len(report.sources))
     law = get_law("hernandez")
     for ax, src in zip(axes, report.sources):
         runs = [r for r in src.runs if np.isfinite(r.d_t) and r.d_t > 0]
-        ns = sorted({r.n_params for r in runs})
-        fit = src.hernandez
-        for i, n in enumerate(ns):
+        for i, n in enumerate(sorted({r.n_params for r in runs})):
             mine = [r for r in runs if r.n_params == n]
             ok = [r for r in mine if r.flag == "ok"]
             off = [r for r in mine if r.flag != "ok"]
             ax.scatter([r.d_f for r in ok], [r.d_t for r in ok], color=f"C{i}", label=f"N={n:.3g}")
             if off:
-                ax.scatter([r.d_f for r in off], [r.d_t for r in off], facecolors="none", edgecolors=f"C{i}")
-            if fit:
+                ax.scatter([r.d_f for r in off], [r.d_t for r in off], facecolors="none", edgecolors=f"C{i}",
+                           label=f"N={n:.3g}, left out ({', '.join(sorted({r.flag for r in off}))})")
+            if src.hernandez is not None:
                 f = np.geomspace(min(r.d_f for r in mine), max(r.d_f for r in mine), 30)
-                ax.plot(f, law.predict(fit.params, N=np.full_like(f, n), D_F=f), color=f"C{i}")
+                ax.plot(f, law.predict(src.hernandez.params, N=np.full_like(f, n), D_F=f), color=f"C{i}")
+                band = _band(src.hernandez, law, N=np.full_like(f, n), D_F=f)
+                if band is not None:
+                    ax.fill_between(f, *band, color=f"C{i}", alpha=BAND_ALPHA, lw=0)
         title = src.source
-        if fit:
-            p = fit.params
-            title += f": D_T = {p['k']:.3g} D_F^{p['alpha']:.2f} N^{p['beta']:.2f}"
+        if src.k.identified:
+            title += f": D_T = {src.k.value:.3g} D_F^{src.alpha.value:.2f} N^{src.beta.value:.2f}"
         ax.set(xscale="log", yscale="log", xlabel="D_F (fine-tune tokens)", ylabel="D_T (effective data transferred)",
                title=title)
         _legend(ax)
         if not runs:
-            ax.text(0.5, 0.5, "no runs with D_T > 0", ha="center", transform=ax.transAxes)
+            _empty(ax, "no runs with D_T > 0")
     if not report.sources:
-        axes[0].text(0.5, 0.5, "no ok fine-tunes yet", ha="center", transform=axes[0].transAxes)
+        _empty(axes[0], "no ok fine-tunes yet")
     return _save(fig, sweep_dir, "dt_vs_df.png")
 
 
+# ------------------------------------------------------------------ (d) gaps
+def _gap_points(report: TransferReport) -> list[tuple[str, str, float, tuple[float, float], float, tuple[float, float]]]:
+    """(source, size, G, G interval, G f_ref^-beta, its interval) of every identified G."""
+    out = []
+    for gap in report.gap_fits:
+        fit = gap.fit
+        if fit.boot_params is None:
+            continue
+        names = list(fit.params)
+        for s, src in enumerate(gap.sources):
+            g = f"G_{s}"
+            if not fit.identified(g):
+                continue
+            bp = fit.boot_params
+            loss_draws = bp[:, names.index(g)] * gap.f_ref ** -bp[:, names.index("beta")]
+            ci_loss = percentile_ci(loss_draws)
+            point_loss = fit.params[g] * gap.f_ref ** -fit.params["beta"]
+            out.append((src, gap.size, fit.params[g], fit.ci95[g], point_loss, ci_loss or (point_loss, point_loss)))
+    return out
+
+
+def plot_gaps(sweep_dir: str, report: TransferReport) -> str:
+    fig, (ax_g, ax_l) = _figure(2)
+    points = _gap_points(report)
+    sources = sorted({p[0] for p in points})
+    sizes = [g.size for g in report.gap_fits]
+    width = 0.8 / max(1, len(sizes))
+    for k, (ax, value, ci) in enumerate(((ax_g, 2, 3), (ax_l, 4, 5))):
+        for j, size in enumerate(sizes):
+            xs, ys, lo, hi = [], [], [], []
+            for p in points:
+                if p[1] == size:
+                    xs.append(sources.index(p[0]) + (j - (len(sizes) - 1) / 2) * width)
+                    ys.append(p[value])
+                    lo.append(p[value] - p[ci][0])
+                    hi.append(p[ci][1] - p[value])
+            if xs:
+                ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", capsize=4, color=f"C{j}",
+                            label=size)
+        ax.set_xticks(range(len(sources)), sources)
+        _legend(ax)
+        if not points:
+            _empty(ax, "no identified gap yet")
+    f_ref = report.gap_fits[0].f_ref if report.gap_fits else float("nan")
+    ax_g.set(ylabel="transfer gap G (95% CI)", title="G per source and size (joint fit: shared beta, E)")
+    ax_l.set(ylabel=f"G f^-beta at f = {f_ref:.3g} (nats, 95% CI)",
+             title="the loss more pre-training cannot remove")
+    missing = [f"{s.source}: {s.G.reason}" for s in report.sources if not s.G.identified]
+    if missing:
+        fig.text(0.01, 0.01, "not identified: " + "; ".join(missing), fontsize=7, va="bottom")
+    return _save(fig, sweep_dir, "gaps.png")
+
+
+# ------------------------------------------------------------------ (e) loss vs p
+def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> str:
+    rows = _ok_rows(table)
+    fig, axes = _figure(len(report.sources))
+    for ax, src in zip(axes, report.sources):
+        size = src.gap_size or max((g.size for g in report.gap_fits if src.source in g.sources),
+                                   key=lambda s: report.gap_fit(s).n_params, default=None)
+        mine = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source and r["size"] == size]
+        gap = report.gap_fit(size) if size else None
+        for i, d_f in enumerate(sorted({r["data_tokens"] for r in mine})):
+            pts = sorted((r for r in mine if r["data_tokens"] == d_f), key=lambda r: r["pretrain_tokens"])
+            ax.scatter([r["pretrain_tokens"] for r in pts], [r["best_eval_loss"] for r in pts], color=f"C{i}",
+                       label=f"D_F = {d_f:,}")
+            if gap is not None and src.source in gap.sources:
+                p = np.geomspace(pts[0]["pretrain_tokens"], pts[-1]["pretrain_tokens"] * 8, 50)
+                law = BarnettJoint.of(len(gap.sources))
+                s = np.full_like(p, gap.sources.index(src.source))
+                ax.plot(p, law.predict(gap.fit.params, p=p, f=np.full_like(p, d_f), source=s), color=f"C{i}")
+                if gap.fit.identified(f"G_{gap.sources.index(src.source)}"):  # the floor, where it is known
+                    prm = gap.source_params(src.source)
+                    ax.axhline(prm["G"] * d_f ** -prm["beta"] + prm["E"], color=f"C{i}", ls=":", lw=0.8)
+        ax.set(xscale="log", xlabel="p (pre-training tokens)", ylabel="best eval loss (nats)",
+               title=f"{src.source} at {size or '-'}" + ("" if src.G.identified else " (G not identified: no floor)"))
+        _legend(ax)
+        if not mine:
+            _empty(ax, "no fine-tunes yet")
+    if not report.sources:
+        _empty(axes[0], "no ok fine-tunes yet")
+    return _save(fig, sweep_dir, "loss_vs_p.png")
+
+
+# ------------------------------------------------------------------ (f) history
 def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
     fig, (ax_g, ax_m) = _figure(2)
     lines = [h for h in history if "error" not in h and h.get("n_jobs_finished") is not None]
@@ -163,24 +290,23 @@ def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
              title="multiplier at smallest D_F, largest N")
     for ax in (ax_g, ax_m):
         _legend(ax)
-        if not names:
-            ax.text(0.5, 0.5, "no estimates yet", ha="center", transform=ax.transAxes)
+        if not ax.has_data():
+            _empty(ax, "no identified estimate yet")
     return _save(fig, sweep_dir, "gap_history.png")
 
 
-def write_plots(
-    sweep_dir: str, table: pa.Table | None = None, report: TransferReport | None = None
-) -> list[str]:
-    """All three figures. Reads the store (``{sweep_dir}/store``) and ``fits/latest.json`` when
-    ``table``/``report`` are not given; with no fit yet, fits one (without a bootstrap)."""
+def write_plots(sweep_dir: str, table: pa.Table | None = None, report: TransferReport | None = None) -> list[str]:
+    """Every figure. Reads the store and ``fits/latest.json`` when ``table``/``report`` are not
+    given; with no fit yet, fits one (without a bootstrap)."""
     if table is None:
         table = Store(SweepLayout(sweep_dir).store_root).read_summaries()
     if report is None:
-        report = read_latest(sweep_dir)
-    if report is None:
-        report = transfer_report(table, bootstrap=0)
+        report = read_latest(sweep_dir) or transfer_report(table, bootstrap=0)
     return [
         plot_loss_vs_finetune(sweep_dir, table, report),
+        plot_scratch_curves(sweep_dir, report),
         plot_dt_vs_df(sweep_dir, report),
+        plot_gaps(sweep_dir, report),
+        plot_loss_vs_p(sweep_dir, table, report),
         plot_gap_history(sweep_dir, read_history(sweep_dir)),
     ]

@@ -1,87 +1,90 @@
-"""Reading a sweep's results: the summary table, the transfer report, and the files made from them.
+"""Reading a sweep's results: the summary table, the transfer report, and the files they become.
 
 The summary table comes from the store; the report from the analysis actor's
-``fits/latest.json`` (through ``TransferReport.from_json``) while it covers every finished job,
-else it is refitted here, with the actor's optima as one more start each. ``tsweep gaps``,
-``report`` and ``advise`` print and write what this module returns; ``gaps_json`` is the
-``tsweep gaps --json`` contract of DESIGN.md: ``{"sources": [{"source", "G": {"value", "ci95"},
-...}], ...}``, where a value the design cannot identify is null with its ``reason``.
+``fits/latest.json`` while it covers every finished job (and the asked-for bootstrap), else it
+is refitted here, its previous fits joining the starts. ``tsweep gaps`` and ``tsweep report``
+print and write what this module returns; JSON exists only at those boundaries.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from tsweep.analysis.actor import n_jobs_finished, read_latest
-from tsweep.analysis.report import HEADLINE_ESTIMATES, TransferReport
-from tsweep.analysis.transfer import transfer_report
+from tsweep.analysis.transfer import HEADLINE_KEYS, TransferReport, format_table, transfer_report
 from tsweep.core.errors import UsageError
+from tsweep.core.jsonio import finite, num
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 
-DEFAULT_BOOTSTRAP = 200  # resamples when a report must be refitted here (Besiroglu et al. 2024 used 4,000)
+# Resamples when a report must be refitted here and no earlier fit says how many (Besiroglu et
+# al. 2024 used 4,000 for the published intervals; 200 keeps a refit to seconds).
+DEFAULT_BOOTSTRAP = 200
 
 
 def load_report(sweep_dir: str, *, bootstrap: int | None = None) -> tuple[pa.Table, TransferReport]:
     """(summary table, report): fits/latest.json if it covers every finished job (and has the
-    asked-for bootstrap), else a refit with its optima as extra starts."""
+    asked-for bootstrap), else a fresh fit of the table."""
     layout = SweepLayout(sweep_dir)
     if not layout.exists():
         raise UsageError(f"no sweep folder at {sweep_dir!r} (no sweep.yaml there)")
     table = Store(layout.store_root).read_summaries()
     finished = n_jobs_finished(table)
     latest = read_latest(sweep_dir)
-    if (
-        latest is not None
-        and latest.n_jobs_finished == finished
-        and latest.n_rows == table.num_rows
-        and (bootstrap is None or latest.bootstrap == bootstrap)
-    ):
+    if (latest is not None and latest.n_jobs_finished == finished and latest.n_rows == table.num_rows
+            and (bootstrap is None or latest.bootstrap == bootstrap)):
         return table, latest
-    b = bootstrap if bootstrap is not None else (latest.bootstrap if latest else DEFAULT_BOOTSTRAP)
-    seed = latest.seed if latest else 0
-    report = transfer_report(table, bootstrap=b, seed=seed, warm=latest)
-    return table, report.stamped(finished, None)
+    b = bootstrap if bootstrap is not None else (latest.bootstrap if latest is not None else DEFAULT_BOOTSTRAP)
+    seed = latest.seed if latest is not None else 0
+    report = transfer_report(table, bootstrap=b, seed=seed, warm=None if latest is None else latest.warm_starts())
+    return table, replace(report, n_jobs_finished=finished)
 
 
 def gaps_json(report: TransferReport) -> dict[str, Any]:
-    """The ``tsweep gaps --json`` object."""
-    return {
+    """The ``tsweep gaps --json`` contract: per source, G (and G in loss units), the D_T law's k,
+    alpha, beta, the multiplier, each ``{"value", "ci95"}`` or ``{"value": null, "reason"}``."""
+    full = report.to_json()
+    return finite({
         "sweep": report.sweep,
         "n_jobs_finished": report.n_jobs_finished,
         "bootstrap": report.bootstrap,
-        "noise": {"sigma_log_loss": report.noise, "dof": report.noise_dof},
-        "left_out": dict(report.left_out),
-        "scratch": {
-            "curves": [{k: v for k, v in c.to_json().items() if k not in ("fit", "d", "loss")} for c in report.curves],
-            "law": None if report.scratch is None else report.scratch.to_json(),
-        },
-        "sources": [{**s.headline(), "warnings": list(s.warnings)} for s in report.sources],
-        "comparisons": [c.to_json() for c in report.comparisons],
+        "noise": num(report.noise),
+        "left_out": report.left_out,
+        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}, "warnings": s["warnings"]}
+                    for s in full["sources"]],
+        "comparisons": full["comparisons"],
+        "plateaus": [{"size": c["size"], "n_params": c["n_params"], "L_inf": c["plateau"], "D_N": c["d_n"]}
+                     for c in full["curves"]],
         "warnings": list(report.warnings),
-    }
+    })
+
+
+CSV_ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
 
 
 def gaps_csv(report: TransferReport) -> str:
-    """The gap table as CSV text, one row per source."""
-    cols = ["source", "n_runs", "n_dt_runs", "gap_size", "f_ref"]
-    for k in HEADLINE_ESTIMATES:
-        cols += [k, f"{k}_ci95_lo", f"{k}_ci95_hi", f"{k}_reason"]
+    """The gap table as CSV text, one row per source; an unidentified value is an empty cell."""
+    cols = ["source", "n_runs", "n_dt_runs", "gap_size"]
+    for k in CSV_ESTIMATES:
+        cols += [k, f"{k}_ci95_lo", f"{k}_ci95_hi"]
     cols += ["multiplier_D_F", "multiplier_N", "multiplier_basis"]
     f = io.StringIO()
     w = csv.writer(f)
     w.writerow(cols)
     for s in report.sources:
-        row: list[Any] = [s.source, s.n_runs, s.n_dt_runs, s.gap_size or "", _cell(s.f_ref)]
-        for k in HEADLINE_ESTIMATES:
+        row: list[Any] = [s.source, s.n_runs, s.n_dt_runs, s.gap_size or ""]
+        for k in CSV_ESTIMATES:
             e = getattr(s, k)
-            ci = e.ci95 or (None, None)
-            row += [_cell(e.value), _cell(ci[0]), _cell(ci[1]), e.reason or ""]
+            lo, hi = e.ci95 if e.ci95 is not None else (None, None)
+            row += [_cell(e.value), _cell(lo), _cell(hi)]
         at = s.multiplier_at or {}
         row += [_cell(at.get("D_F")), _cell(at.get("N")), at.get("basis", "")]
         w.writerow(row)
@@ -94,18 +97,37 @@ def _cell(x: Any) -> str:
 
 def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str) -> str:
     lines = [f"# Transfer report: {report.sweep or Path(sweep_dir.rstrip('/')).name}", ""]
-    lines.append(
-        f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; {report.n_used} of "
-        f"{report.n_rows} summary rows in fits; intervals from a parametric bootstrap of {report.bootstrap} "
-        f"resamples at the sweep's measured noise."
-    )
-    lines += ["", "```", report.format_table(), "```", ""]
-    lines.append("Laws: per-size scratch curves L(D) = L_inf + B/D^b and D(N) (Hernandez et al. 2021); "
-                 "L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022); D_T = k D_F^alpha N^beta (Hernandez et al. "
-                 "2021); L = (A_s p^-alpha_s + G_s) f^-beta + E, joint over sources (Barnett 2024). "
-                 "See tsweep/analysis/transfer.py for the run flags and the bootstrap.")
+    lines.append(f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+                 f"{report.n_used} of {report.n_rows} summary rows in fits; intervals from {report.bootstrap} "
+                 f"bootstrap resamples (module docstring of tsweep/analysis/transfer.py says which).")
+    lines += ["", "```", format_table(report), "```", ""]
+    lines.append("Laws: per-size scratch curve L = L_inf + B/D^beta; D_T = k D_F^alpha N^beta (Hernandez et al. "
+                 "2021); L = (A_s p^-alpha_s + G_s) f^-beta + E per size, beta and E shared across sources "
+                 "(Barnett 2024).")
     lines.append("")
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
     return "\n".join(lines) + "\n"
 
+
+def report_html(report: TransferReport, plots: list[str], layout: SweepLayout) -> str:
+    """One self-contained page (the images embedded) that can be mailed or attached as one file."""
+    title = html.escape(f"Transfer report: {report.sweep or layout.sweep_dir}")
+    figures = []
+    for path in plots:
+        data = base64.b64encode(layout.files.read_bytes(path)).decode("ascii")
+        name = html.escape(Path(path).stem.replace("_", " "))
+        figures.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}'
+                       f"</figcaption></figure>")
+    return "\n".join([
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
+        "figure{margin:2em 0}figcaption{color:#555;font-size:13px}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+        f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
+        f"<pre>{html.escape(format_table(report))}</pre>",
+        *figures,
+        "</body></html>",
+    ]) + "\n"

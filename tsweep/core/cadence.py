@@ -1,22 +1,43 @@
-"""When a job is evaluated: a pure function of its kind and length, shared by the worker
-(``workers.train``) and the planner's cost estimate (``orchestrator.plan``). Why this cadence is
-explained in ``workers.train``'s docstring. No torch here, so the planner stays light.
+"""When a job is evaluated, and how long its stable phase may run: pure functions of its kind
+and its data, shared by the worker (``tsweep.workers.runner``) and the planner's cost estimate
+(``tsweep.orchestrator.plan``). Why this cadence: ``tsweep.workers.schedule``. No torch here.
 """
 
 from __future__ import annotations
 
+import math
 
-def eval_steps(*, kind: str, interval: int, max_steps: int) -> set[int]:
-    """The steps after which a job is evaluated (step 0 is always evaluated first).
 
-    Early-stopped kinds: every ``interval`` steps. Pre-training: ``interval * 2**k``. Both
-    always include ``max_steps``.
-    """
-    if kind != "pretrain":
-        return {*range(interval, max_steps + 1, interval), max_steps}
+def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int) -> int:
+    """Steps between evaluations. Pre-training: ``interval_steps`` (then doubling). Fine-tunes and
+    scratch runs: at most ``interval_steps`` and at least ``per_epoch`` times per epoch, since
+    their score is their best evaluation and their patience is counted in epochs."""
+    if kind == "pretrain":
+        return interval_steps
+    return max(1, min(interval_steps, math.floor(steps_per_epoch / per_epoch)))
+
+
+def pretrain_eval_steps(*, interval: int, max_steps: int) -> set[int]:
+    """A pre-training run's evaluations after step 0: ``interval * 2**k`` and its end (evenly
+    spaced on the log-token axis the laws use; its loss at each p is read by the fine-tunes)."""
     doubling = set()
     s = interval
     while s < max_steps:
         doubling.add(s)
         s *= 2
     return doubling | {max_steps}
+
+
+def stable_cap_steps(*, steps_per_epoch: float, max_epochs: float) -> int:
+    """The last step of an early-stopped run's stable phase."""
+    return max(1, math.ceil(max_epochs * steps_per_epoch))
+
+
+def max_steps(*, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: float, cooldown: float) -> int:
+    """Steps a job runs at most: one pass for pre-training; the capped stable phase and its
+    cooldown for the others (the planner's cost bound; patience usually ends them earlier)."""
+    steps_per_epoch = data_tokens / tokens_per_step
+    if kind == "pretrain":
+        return max(1, math.ceil(steps_per_epoch))
+    cap = stable_cap_steps(steps_per_epoch=steps_per_epoch, max_epochs=max_epochs)
+    return cap + max(1, round(cooldown * cap))

@@ -23,48 +23,52 @@ class _Spec(BaseModel):
 class StdlibCorpus(_Spec):
     """Text from the running Python installation (offline everywhere)."""
 
-    kind: Literal["stdlib"] = "stdlib"
-    corpus: Literal["python", "prose", "c"]
+    kind: Literal["stdlib"] = Field(default="stdlib", description="text from the running Python installation")
+    corpus: Literal["python", "prose", "c"] = Field(
+        description="python: standard-library code; prose: its docstrings and pydoc topics; c: the CPython headers")
 
 
 class SyntheticCorpus(_Spec):
     """A seeded family of structured token streams; ``distance`` 0 is the target, 1 unrelated."""
 
-    kind: Literal["synthetic"] = "synthetic"
-    distance: float = Field(ge=0.0, le=1.0)
-    seed: int = 0
+    kind: Literal["synthetic"] = Field(default="synthetic", description="a seeded family of token processes")
+    distance: float = Field(ge=0.0, le=1.0, description="how far from the family's target: the chance that a symbol "
+                                                        "comes from an unrelated process (0: the target itself)")
+    seed: int = Field(default=0, ge=0, lt=2**31, description="the family: sources and target of one seed are related")
     # Documents in the generated corpus; enough for millions of tokens by default.
-    documents: int = Field(default=20_000, gt=0)
+    documents: int = Field(default=20_000, gt=0, le=10_000_000, description="documents generated (~280 tokens each)")
 
 
 class FilesCorpus(_Spec):
     """Local text, jsonl or parquet files by glob, loaded through ``datasets``."""
 
-    kind: Literal["files"] = "files"
-    paths: tuple[str, ...] = Field(min_length=1)
-    format: Literal["text", "json", "parquet"] = "text"
-    text_field: str = "text"
+    kind: Literal["files"] = Field(default="files", description="local files by glob")
+    paths: tuple[str, ...] = Field(min_length=1, description="glob patterns; relative ones are read against the "
+                                                               "sweep file's folder")
+    format: Literal["text", "json", "parquet"] = Field(default="text", description="text, jsonl or parquet files")
+    text_field: str = Field(default="text", description="the field holding the text (json and parquet)")
     # For ``text`` files: one document per file, per blank-line-separated paragraph, or per line.
-    sample_by: Literal["document", "paragraph", "line"] = "document"
+    sample_by: Literal["document", "paragraph", "line"] = Field(
+        default="document", description="text files: one document per file, per blank-line paragraph, or per line")
 
 
 class HubCorpus(_Spec):
     """A Hugging Face hub dataset by name; needs hub access (fails fast offline)."""
 
-    kind: Literal["hub"] = "hub"
-    name: str = Field(min_length=1)
-    config: str | None = None
-    split: str = "train"
-    revision: str | None = None
-    text_field: str = "text"
-    max_documents: int | None = Field(default=None, gt=0)
+    kind: Literal["hub"] = Field(default="hub", description="a Hugging Face hub dataset (needs hub access)")
+    name: str = Field(min_length=1, description="the dataset's hub name")
+    config: str | None = Field(default=None, description="its configuration, if it has several")
+    split: str = Field(default="train", description="the split to read")
+    revision: str | None = Field(default=None, description="a pinned revision (recommended: reproducible sweeps)")
+    text_field: str = Field(default="text", description="the field holding the text")
+    max_documents: int | None = Field(default=None, gt=0, description="read at most this many documents")
 
 
 class MixtureCorpus(_Spec):
     """A weighted mixture of other named corpora (weights are normalised)."""
 
-    kind: Literal["mixture"] = "mixture"
-    weights: dict[str, float] = Field(min_length=1)
+    kind: Literal["mixture"] = Field(default="mixture", description="a weighted mixture of other corpora")
+    weights: dict[str, float] = Field(min_length=1, description="corpus name -> weight (normalised to shares)")
 
     @field_validator("weights")
     @classmethod
@@ -90,8 +94,9 @@ BUILTIN_CORPORA: dict[str, StdlibCorpus] = {
 class TokenizerSpec(_Spec):
     """Byte-level by default (nothing to download); a named Hugging Face tokenizer optionally."""
 
-    kind: Literal["bytes", "hf"] = "bytes"
-    name: str | None = None
+    kind: Literal["bytes", "hf"] = Field(default="bytes", description="bytes (vocabulary 264, nothing to download) or "
+                                                                   "a Hugging Face tokenizer")
+    name: str | None = Field(default=None, description="the Hugging Face tokenizer (kind hf)")
 
     @model_validator(mode="after")
     def _hf_needs_name(self) -> "TokenizerSpec":

@@ -32,7 +32,9 @@ JOB_KINDS: tuple[str, ...] = ("pretrain", "finetune", "scratch")
 # Bump when the training recipe changes results for the same config, so old results are not
 # reused (job ids hash it).
 # 2: fused tanh-GELU; pre-training evaluated at doubling steps.
-RECIPE_VERSION = 2
+# 3: warmup-stable-decay everywhere: annealed p-checkpoints (cooldown branches), fine-tunes and
+#    scratch runs stopped on patience in epochs after at least one epoch, then cooled down.
+RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +54,7 @@ class Job:
     model: str | None = None  # an existing pre-trained model (hub name or directory)
     revision: str | None = None  # its revision a fine-tune starts from
     max_steps: int
+    seed: int = 0  # initialisation and data order (a pre-training run's depends on its trajectory only)
     tokens_per_step: int
     est_flops: float
     cpus: float

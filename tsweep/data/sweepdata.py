@@ -6,14 +6,16 @@ Three kinds of cache entries (``workers.data.cache``), each keyed by its content
     ``tokens`` (each document's ids followed by the separator) and ``docs`` (per document:
     ``length`` in tokens with the separator, ``chars``, ``hash`` = 64 bits of BLAKE2b of the
     text). Empty documents and exact duplicates within the corpus are dropped at build time.
-``eval-<target>``  the held-out set: the target's documents in a seeded hash order (salt
-    "eval"), taken whole until ``eval.tokens`` is reached, cut to exactly ``eval.tokens``;
-    ``hashes`` lists every document it touched.
+``eval-<target>``  the held-out set: one piece of ``PIECE_TOKENS`` tokens, at a content-keyed
+    place, from each of the target's documents in a seeded hash order (salt "eval"), until
+    ``eval.tokens`` is reached, cut to exactly ``eval.tokens``; ``hashes`` lists every document
+    it touched (all of each is held out of every training split).
 ``split-<name>``   a corpus's training stream: its documents minus every document whose hash is
-    in the eval set (for the target: the eval documents themselves; for sources: dedupe),
-    in a seeded hash order (salt "train"). ``train_tokens(c, n)`` is the first ``n`` tokens, a
-    zero-copy slice of a memory map, so budgets are exact, distinct and nested, and fine-tune
-    sets of growing D_F are prefixes of one order.
+    in the eval set (for the target: the eval documents themselves; for sources: dedupe), cut
+    into pieces of ``PIECE_TOKENS`` tokens, the pieces in a seeded hash order (salt "train").
+    ``train_tokens(c, n)`` is the first ``n`` tokens, a zero-copy slice of a memory map, so
+    budgets are exact, distinct and nested, fine-tune sets of growing D_F are prefixes of one
+    order, and a small budget samples many documents.
 ``mix-<name>``     a mixture's training stream: blocks of ``mixture_block(seq_len)`` tokens taken
     in order from each part's training stream, the next block always from the part furthest
     below its share (weights normalised; a house-monotone schedule, so prefixes stay nested).
@@ -44,7 +46,13 @@ from tsweep.data.tokenizers import make_tokenizer
 
 DATA_SEED = 0
 _ENCODE_BATCH = 256
-_GATHER_DOCS = 4096
+_GATHER_CHUNKS = 16384
+# Tokens per piece of a training document, and per eval document at most (tsweep's choice: 512
+# tokens are a few functions of code or a few paragraphs of prose). A budget of D tokens is
+# D / 512 pieces from as many documents in a seeded order, not the first one or two whole
+# documents: a small budget is a sample of the corpus, not of whichever file sorts first (the
+# stdlib's generated codec tables would otherwise be the first 30k tokens of Python).
+PIECE_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -161,8 +169,9 @@ class SweepData:
                 f"{available[target]:,} tokens after removing the {sw.eval.tokens:,}-token eval set's documents"
             )
         for s in sw.pretrain_sources:
-            if sw.pretrain.tokens > available[s]:
-                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} but its training split has {available[s]:,} tokens")
+            if sw.pretrain.tokens > sw.pretrain.max_epochs * available[s]:
+                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} is more than pretrain.max_epochs = "
+                                f"{sw.pretrain.max_epochs:g} passes over its training split of {available[s]:,} tokens")
         return available
 
     # ------------------------------------------------------------------ corpora
@@ -246,7 +255,8 @@ class SweepData:
     # ------------------------------------------------------------------ eval
     def _eval_key(self) -> str:
         sw = self.sweep
-        return content_key(f"eval-{sw.target}", {"corpus": self._corpus_key(sw.target), "tokens": sw.eval.tokens, "seed": self.seed})
+        return content_key(f"eval-{sw.target}", {"corpus": self._corpus_key(sw.target), "tokens": sw.eval.tokens,
+                                                  "seed": self.seed, "piece": PIECE_TOKENS, "at": "content-keyed"})
 
     def _eval_entry(self):
         if self._eval is not None:
@@ -265,19 +275,22 @@ class SweepData:
                 raise DataError(f"target {target!r}: eval.tokens = {n_eval:,} but the corpus has only {total:,} tokens")
             starts = np.concatenate([[0], np.cumsum(docs["length"])[:-1]])
             order = _order(docs["hash"], "eval", self.seed)
-            cum = np.cumsum(docs["length"][order])
-            k = int(np.searchsorted(cum, n_eval)) + 1  # documents needed to reach n_eval tokens
+            taken = np.minimum(docs["length"][order], PIECE_TOKENS)
+            k = int(np.searchsorted(np.cumsum(taken), n_eval)) + 1  # documents needed to reach n_eval tokens
             chosen = order[:k]
+            # one piece of each, at a place fixed by its content: a file's start is mostly its
+            # docstring and imports, its middle is the code a model must learn to predict
+            spare = np.maximum(docs["length"][chosen] - PIECE_TOKENS, 0)
+            at = starts[chosen] + (docs["hash"][chosen] % np.uint64(2**31)).astype(np.int64) % (spare + 1)
             toks = corpus.array("tokens")
-            out = np.concatenate([toks[starts[i] : starts[i] + docs["length"][i]] for i in chosen])[:n_eval]
+            out = np.concatenate([toks[a : a + t] for a, t in zip(at, taken[:k])])[:n_eval]
             write_columns(tmp / "tokens.arrow", tokens=out)
             write_columns(tmp / "hashes.arrow", hash=np.sort(docs["hash"][chosen]))
             if tok.exact_chars:
                 chars = tok.count_chars(out)
             else:
-                last = int(chosen[-1])
-                cut = n_eval - (int(cum[k - 2]) if k > 1 else 0)
-                chars = int(docs["chars"][chosen[:-1]].sum()) + round(int(docs["chars"][last]) * cut / int(docs["length"][last]))
+                share = taken[:k] / docs["length"][chosen]
+                chars = round(float((docs["chars"][chosen] * share).sum()) * len(out) / max(int(taken[:k].sum()), 1))
             return {"target": target, "tokens": int(len(out)), "chars": int(chars), "documents": k}
 
         self._eval = get_or_build(self.root, self._eval_key(), build)
@@ -308,35 +321,46 @@ class SweepData:
             held_out = eval_entry.columns("hashes")["hash"]
             keep = ~np.isin(docs["hash"], held_out)
             idx = np.flatnonzero(keep)
-            idx = idx[_order(docs["hash"][idx], "train", self.seed)]
             starts = np.concatenate([[0], np.cumsum(docs["length"])[:-1]])
+            # pieces: (document, first token, length), keyed by the document's hash and the piece's place
+            n_pieces = -(-docs["length"][idx] // PIECE_TOKENS)
+            doc_of = np.repeat(idx, n_pieces)
+            nth = np.arange(doc_of.size) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)
+            first = starts[doc_of] + nth * PIECE_TOKENS
+            length = np.minimum(PIECE_TOKENS, starts[doc_of] + docs["length"][doc_of] - first)
+            with np.errstate(over="ignore"):
+                keys = docs["hash"][doc_of].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + nth.astype(np.uint64)
+            order = _order(keys, "train", self.seed)
+            doc_of, first, length = doc_of[order], first[order], length[order]
             toks = corpus.array("tokens")
             sink = TokenSink(tmp, "tokens", tok.dtype)
-            for g in range(0, len(idx), _GATHER_DOCS):
-                part = idx[g : g + _GATHER_DOCS]
-                if len(part):
-                    sink.write(np.concatenate([toks[starts[i] : starts[i] + docs["length"][i]] for i in part]))
+            for g in range(0, len(order), _GATHER_CHUNKS):
+                sl = slice(g, g + _GATHER_CHUNKS)
+                if len(first[sl]):
+                    sink.write(np.concatenate([toks[a : a + n] for a, n in zip(first[sl], length[sl])]))
             n = sink.close()
-            write_columns(tmp / "docs.arrow", length=docs["length"][idx], chars=docs["chars"][idx])
-            return {"corpus": name, "tokens": n, "documents": int(len(idx)), "removed_as_eval": int((~keep).sum())}
+            chars = np.round(docs["chars"][doc_of] * length / docs["length"][doc_of]).astype(np.int64)
+            write_columns(tmp / "docs.arrow", length=length.astype(np.int64), chars=chars, doc=doc_of.astype(np.int64))
+            return {"corpus": name, "tokens": n, "documents": int(len(idx)), "pieces": int(len(order)),
+                    "removed_as_eval": int((~keep).sum())}
 
         entry = get_or_build(self.root, key, build)
         tokens = entry.array("tokens")
-        docs = entry.columns("docs")
-        ends = np.cumsum(docs["length"])
-        chars_cum = np.cumsum(docs["chars"])
+        pieces = entry.columns("docs")
+        ends = np.cumsum(pieces["length"])
+        chars_cum = np.cumsum(pieces["chars"])
 
         def prefix_stats(n: int) -> tuple[int, int]:
-            full = int(np.searchsorted(ends, n, side="right"))  # documents wholly inside the prefix
+            full = int(np.searchsorted(ends, n, side="right"))  # pieces wholly inside the prefix
+            touched = full + (1 if n > (int(ends[full - 1]) if full else 0) else 0)
+            documents = int(np.unique(pieces["doc"][:touched]).size)
+            if tok.exact_chars:
+                return tok.count_chars(tokens[:n]), documents
             done = int(ends[full - 1]) if full else 0
             chars = int(chars_cum[full - 1]) if full else 0
-            rest = n - done
-            if rest:
-                if tok.exact_chars:
-                    chars += tok.count_chars(tokens[done:n])
-                else:
-                    chars += round(int(docs["chars"][full]) * rest / int(docs["length"][full]))
-            return chars, full + (1 if rest else 0)
+            if n > done:
+                chars += round(int(pieces["chars"][full]) * (n - done) / int(pieces["length"][full]))
+            return chars, documents
 
         return _Stream(tokens, prefix_stats)
 
@@ -392,7 +416,8 @@ class SweepData:
         return _Stream(entry.array("tokens"), prefix_stats)
 
     def _split_key(self, name: str) -> str:
-        return content_key(f"split-{name}", {"corpus": self._corpus_key(name), "eval": self._eval_entry().meta["key"], "seed": self.seed})
+        return content_key(f"split-{name}", {"corpus": self._corpus_key(name), "eval": self._eval_entry().meta["key"],
+                                             "seed": self.seed, "piece": PIECE_TOKENS})
 
     def _stream_key(self, name: str) -> str:
         """The cache key behind a corpus's training stream (mixtures of mixtures hash their parts)."""

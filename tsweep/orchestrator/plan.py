@@ -1,6 +1,6 @@
 """Expand a sweep into its job graph, with content-addressed job ids.
 
-The graph (DESIGN.md, "Flow")::
+The graph::
 
     pretrain(S, N)             one run per pre-training source S and size N, checkpoints at p
       -> finetune(S, N, p, D_F) starts from pretrain(S, N)'s checkpoint at p tokens
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field, replace
 
-from tsweep.core.cadence import eval_steps
+from tsweep.core import cadence
+from tsweep.core.cadence import eval_interval, pretrain_eval_steps
 from tsweep.core.dataspec import MixtureCorpus
 from tsweep.core.job import RECIPE_VERSION, SCRATCH, Job
 from tsweep.core.layout import SweepLayout
@@ -65,6 +65,11 @@ def size_of(name: str) -> ModelSize:
     return model_size(name[len(HF_PREFIX):]) if name.startswith(HF_PREFIX) else get_size(name)
 
 
+def _seed(sweep: Sweep, key: str) -> int:
+    """A job's seed: the sweep's, offset by a content hash (so jobs differ, and re-runs agree)."""
+    return sweep.train.seed + int(key[:8], 16) % 10_000
+
+
 def _digest(obj: dict) -> str:
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -102,15 +107,22 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     res = sweep.resources
     jobs: list[Job] = []
 
-    def est(size, tokens_trained: int, kind: str = "finetune") -> float:
-        s = size_of(size)
-        steps = max(1, tokens_trained // tokens_per_step)
-        n_evals = len(eval_steps(kind=kind, interval=sweep.eval.interval_steps, max_steps=steps)) + 1  # + step 0
-        # Evaluation is a forward pass: a third of a training step's FLOPs per token.
-        return s.flops_per_token(tr.seq_len) * (tokens_trained + n_evals * sweep.eval.tokens / 3)
+    def est(size, steps: int, kind: str, data_tokens: int, branch_tokens: int = 0) -> float:
+        """Upper bound on a job's FLOPs: its steps (and pre-training's cooldown branches) and its
+        evaluations, each a forward pass: a third of a training step's FLOPs per token."""
+        per_epoch = data_tokens / tokens_per_step
+        interval = eval_interval(kind=kind, interval_steps=sweep.eval.interval_steps, steps_per_epoch=per_epoch,
+                                 per_epoch=sweep.eval.per_epoch)
+        n_evals = 1 + (len(pretrain_eval_steps(interval=interval, max_steps=steps)) if kind == "pretrain"
+                       else steps // interval + 1)
+        trained = steps * tokens_per_step + branch_tokens
+        return size_of(size).flops_per_token(tr.seq_len) * (trained + n_evals * sweep.eval.tokens / 3)
 
-    def max_steps(budget: int, epochs: float) -> int:
-        return max(1, math.ceil(epochs * budget / tokens_per_step))
+    def max_steps(kind: str, budget: int) -> int:
+        return cadence.max_steps(kind=kind, data_tokens=budget, tokens_per_step=tokens_per_step,
+                                 max_epochs=tr.max_epochs, cooldown=tr.cooldown)
+
+    branches = sum(round(tr.cooldown * p) for p in sweep.pretrain.p_axis[:-1]) if sweep.pretrain else 0
 
     common = dict(target=sweep.target, tokens_per_step=tokens_per_step, cpus=res.cpus, workers=res.workers)
 
@@ -122,17 +134,20 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
         for size in sweep.model_sizes:
             traj = pretrain_trajectory(sweep, source, size)
             pid = _digest({"trajectory": traj, "checkpoints": sweep.pretrain.p_axis})
-            steps = max_steps(sweep.pretrain.tokens, 1.0)
+            steps = max_steps("pretrain", sweep.pretrain.tokens)
             jobs.append(Job(job_id=pid, kind="pretrain", source=source, size=size, n_params=size_of(size).n_params,
                             data_tokens=sweep.pretrain.tokens, checkpoints=sweep.pretrain.p_axis, max_steps=steps,
-                            est_flops=est(size, steps * tokens_per_step, "pretrain"), gpus=gpus(size), **common))
+                            seed=_seed(sweep, traj),  # not the id: an extra checkpoint leaves the run as it was
+                            est_flops=est(size, steps, "pretrain", sweep.pretrain.tokens, branches), gpus=gpus(size),
+                            **common))
             for p in sweep.pretrain.p_axis:
                 for d_f in sweep.finetune_tokens:
                     fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
-                    steps_f = max_steps(d_f, tr.max_epochs)
+                    steps_f = max_steps("finetune", d_f)
                     jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size,
                                     n_params=size_of(size).n_params, data_tokens=d_f, pretrain_tokens=p, parent=pid,
-                                    max_steps=steps_f, est_flops=est(size, steps_f * tokens_per_step), gpus=gpus(size),
+                                    seed=_seed(sweep, fid),
+                                    max_steps=steps_f, est_flops=est(size, steps_f, "finetune", d_f), gpus=gpus(size),
                                     **common))
     scratch_sizes = list(sweep.model_sizes)
     for source in sweep.model_sources:
@@ -144,19 +159,21 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
             for d_f in sweep.finetune_tokens:
                 fid = _digest({**_common(sweep), "kind": "finetune", "model": spec.model, "revision": rev, "p": p,
                                "tokens": d_f})
-                steps_f = max_steps(d_f, tr.max_epochs)
+                steps_f = max_steps("finetune", d_f)
                 jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size, n_params=size_of(size).n_params,
                                 data_tokens=d_f, pretrain_tokens=p, model=spec.model, revision=rev, max_steps=steps_f,
-                                est_flops=est(size, steps_f * tokens_per_step), gpus=gpus(size), **common))
+                                seed=_seed(sweep, fid),
+                                est_flops=est(size, steps_f, "finetune", d_f), gpus=gpus(size), **common))
     for size in scratch_sizes:
         model = size[len(HF_PREFIX):] if size.startswith(HF_PREFIX) else None
         for d in sweep.scratch_axis:
             sid = _digest({**_common(sweep), "kind": "scratch", "size": size, "tokens": d})
             extra = {"model": model} if model else {}
-            steps_s = max_steps(d, tr.max_epochs)
+            steps_s = max_steps("scratch", d)
             jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=size_of(size).n_params,
-                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s * tokens_per_step), gpus=gpus(size),
-                            **extra, **common))
+                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s, "scratch", d),
+                            seed=_seed(sweep, sid),
+                            gpus=gpus(size), **extra, **common))
     # Pre-training first, then the longest jobs: the order a scheduler should prefer.
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))

@@ -58,12 +58,39 @@ def check_and_expand(sweep: Sweep, layout: SweepLayout | None = None) -> tuple[J
     return graph, available
 
 
+# Seconds a Ray trial costs beyond its training (actor start-up, reporting): measured by
+# benchmarks/trial_overhead.py at 1-2 s on this 2-core machine.
+TRIAL_OVERHEAD_S = 1.5
+
+
 def est_seconds(job: Job) -> float:
     rate = GPU_FLOPS * job.gpus * job.workers if job.gpus > 0 else CPU_FLOPS_PER_CORE * job.cpus * job.workers
     return job.est_flops / rate
 
 
-def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout | None = None) -> str:
+def device_hours(job: Job) -> tuple[str, float]:
+    """("GPU" or "CPU core", hours) a job holds its devices for, at most."""
+    if job.gpus > 0:
+        return "GPU", est_seconds(job) * job.gpus * job.workers / 3600
+    return "CPU core", est_seconds(job) * job.cpus * job.workers / 3600
+
+
+def wall_estimate(graph: JobGraph, cpus: float, gpus: float) -> float:
+    """Seconds the sweep takes at most on a cluster of ``cpus`` CPUs and ``gpus`` GPUs: the longer
+    of its critical path (a pre-training run, then its longest fine-tune) and its work spread over
+    the job slots the cluster has."""
+    def slots(j: Job) -> float:
+        fits = [cpus / (j.cpus * j.workers)] + ([gpus / (j.gpus * j.workers)] if j.gpus else [])
+        return max(1.0, min(fits))
+
+    busy = sum((est_seconds(j) + TRIAL_OVERHEAD_S) / slots(j) for j in graph.jobs)
+    chains = [est_seconds(p) + max((est_seconds(c) for c in graph.children(p.job_id)), default=0.0)
+              for p in graph.pretrain]
+    return max([busy, *chains, 0.0])
+
+
+def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout | None = None, *,
+                cluster_cpus: float = 1.0, cluster_gpus: float = 0.0) -> str:
     sw = graph.sweep
     lines = [
         f"sweep {sw.name}: {len(graph.jobs)} jobs "
@@ -80,7 +107,19 @@ def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout 
         lines.append(f"{j.label:44} {j.n_params:>10,} {tokens:>10,} {j.max_steps:>9,} {si(j.est_flops):>10} "
                      f"{duration(est_seconds(j)):>8}  {res:17} {j.job_id}")
         total_flops += j.est_flops
-    serial = sum(est_seconds(j) for j in graph.jobs)
-    lines += ["", f"total: {si(total_flops)} FLOPs (upper bound: fine-tunes and scratch runs stop early), "
-                  f"about {duration(serial)} of job time on the stated resources"]
+    lines += ["", f"{'kind':10} {'jobs':>5} {'est FLOPs':>10} {'device-hours':>22}"]
+    for kind in ("pretrain", "finetune", "scratch"):
+        jobs = [j for j in graph.jobs if j.kind == kind]
+        if jobs:
+            unit = device_hours(jobs[0])[0]
+            hours = sum(device_hours(j)[1] for j in jobs)
+            lines.append(f"{kind:10} {len(jobs):>5} {si(sum(j.est_flops for j in jobs)):>10} "
+                         f"{hours:>12.3g} {unit}-h")
+    unit = device_hours(graph.jobs[0])[0] if graph.jobs else "CPU core"
+    hours = sum(device_hours(j)[1] for j in graph.jobs)
+    lines.append(f"{'total':10} {len(graph.jobs):>5} {si(total_flops):>10} {hours:>12.3g} {unit}-h")
+    wall = wall_estimate(graph, cluster_cpus, cluster_gpus)
+    lines += ["", f"wall time on {cluster_cpus:g} CPUs" + (f" and {cluster_gpus:g} GPUs" if cluster_gpus else "")
+                  + f": about {duration(wall)} at most (FLOPs are upper bounds: fine-tunes and scratch runs stop "
+                    f"early; set the cluster with --cpus/--gpus)"]
     return "\n".join(lines)

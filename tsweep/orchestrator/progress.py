@@ -2,9 +2,9 @@
 metrics, and the analysis feed.
 
 Two Tune callbacks, both non-blocking (Ray's advice for callbacks):
-- :class:`AnalysisFeed` sends ``refit`` to the analysis actor fire-and-forget on every finished
-  trial; the actor queues calls and refits in order. Finished refits are dropped as they
-  complete, so no result is kept alive longer than it takes.
+- :class:`AnalysisFeed` asks the analysis actor for a refit on every finished trial
+  (fire-and-forget ``request``; the actor coalesces requests into as few refits as keep it
+  current).
 - :class:`LiveProgress` counts jobs pending/running/done/failed, keeps each running job's latest
   eval loss and throughput (from the typed :class:`tsweep.core.records.Progress` each trial
   reports), exports them as ``ray.util.metrics`` gauges (the dashboard's metrics view and
@@ -19,15 +19,14 @@ both are created on the first callback, in the driver.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from tsweep.analysis.actor import parse_latest
-from tsweep.analysis.identify import Estimate
-from tsweep.analysis.report import TransferReport
+from tsweep.analysis.transfer import TransferReport, fmt
 from tsweep.core.job import Job
 from tsweep.core.layout import Files
 from tsweep.core.records import Progress
@@ -40,14 +39,9 @@ REDRAW_S = 0.5
 class AnalysisFeed(Callback):
     def __init__(self, actor):
         self.actor = actor
-        self.pending: list = []
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        import ray
-
-        self.pending.append(self.actor.refit.remote())  # fire and forget
-        if len(self.pending) > 1:  # drop the refits that have finished
-            _, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        self.actor.request.remote()  # fire and forget: it returns at once
 
 
 def _gauges():
@@ -169,11 +163,10 @@ class LiveProgress(Callback):
             stamp = (info.mtime_ns, info.size)
             if info.size is None or stamp == self._fit_stamp:
                 return
-            report = parse_latest(files.read_text(self.fits_path))
-        except (OSError, UnicodeDecodeError):
-            return  # not written yet, or mid-replace: next poll
-        if report is not None:
-            self.latest_fit, self._fit_stamp = report, stamp
+            self.latest_fit = TransferReport.from_json(json.loads(files.read_text(self.fits_path)))
+            self._fit_stamp = stamp
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not written yet, or mid-replace: next poll
 
     def _export(self) -> None:
         if self._gauges is None:
@@ -183,7 +176,7 @@ class LiveProgress(Callback):
                          ("failed", self.failed), ("skipped", self.skipped)):
             self._gauges["jobs"].set(n, tags={**tags, "state": state})
         self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
-        for src in self._sources():
+        for src in self.latest_fit.sources if self.latest_fit else ():
             if src.G.identified:
                 self._gauges["gap"].set(src.G.value, tags={**tags, "source": src.source})
 
@@ -192,12 +185,9 @@ class LiveProgress(Callback):
         return (f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
                 f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else ""))
 
-    def _sources(self):
-        return () if self.latest_fit is None else self.latest_fit.sources
-
     def gap_summary(self) -> str:
-        parts = [f"{s.source} {s.G.format()}" for s in self._sources() if s.G.identified]
-        return "G: " + ", ".join(parts) if parts else "G: not yet identified"
+        sources = self.latest_fit.sources if self.latest_fit else ()
+        return "G: " + ", ".join(f"{s.source} {fmt(s.G)}" for s in sources) if sources else "G: not yet"
 
     def _line(self, what: str, label: str, last: Progress | None) -> None:
         if self._live is not None:
@@ -224,18 +214,14 @@ class LiveProgress(Callback):
             else:
                 jobs.add_row(label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}")
         parts = [head, jobs]
-        if self._sources():
+        if self.latest_fit and self.latest_fit.sources:
             est = Table(box=None, header_style="dim")
-            for col in ("source", "G (gap)", "k", "alpha", "beta", "multiplier", "runs"):
+            for col in ("source", "G (gap) [95% CI]", "multiplier", "runs"):
                 est.add_column(col)
-            for s in self._sources():
-                est.add_row(s.source, *(_fmt(e) for e in (s.G, s.k, s.alpha, s.beta, s.multiplier)), str(s.n_runs))
-            parts += ["latest estimates (- : not identified yet)", est]
+            for s in self.latest_fit.sources:
+                est.add_row(s.source, fmt(s.G), fmt(s.multiplier), str(s.n_runs))
+            parts += ["latest estimates", est]
         return Group(*parts)
-
-
-def _fmt(e: Estimate) -> str:
-    return "-" if not e.identified else f"{e.value:.3g}"
 
 
 def _loss(x: float | None) -> str:

@@ -59,10 +59,16 @@ class _Model(BaseModel):
 
 
 class PretrainSettings(_Model):
-    """One pre-training run per (source, size); checkpoints at these token counts give p."""
+    """One pre-training run per (source, size); an annealed checkpoint at each p gives Barnett's p axis."""
 
-    tokens: TokenCount
-    checkpoints: list[TokenCount] = Field(default_factory=list)
+    tokens: TokenCount = Field(description="pre-training tokens of each (source, size) run: one pass over them")
+    checkpoints: list[TokenCount] = Field(
+        default_factory=list, description="token counts p below the budget at which an annealed checkpoint is saved "
+                                          "(a cooldown branch of the stable run); the budget itself is always one")
+    max_epochs: float = Field(
+        default=4.0, ge=1, le=16, description="passes over a source's training split that pre-training may make when "
+                                              "its budget is larger than the split: up to 4 repetitions cost almost "
+                                              "nothing against fresh data (Muennighoff et al. 2023, arXiv 2305.16264)")
 
     @field_validator("checkpoints")
     @classmethod
@@ -83,27 +89,49 @@ class PretrainSettings(_Model):
 
 
 class EvalSettings(_Model):
-    tokens: TokenCount = 32_768  # held-out target tokens, identical for every job
-    interval_steps: int = Field(default=20, gt=0)
-    # Evals without improvement before a run stops; every run is early-stopped at its best
-    # held-out loss as in Hernandez et al. 2021, sec. 2.
-    patience: int = Field(default=4, gt=0)
+    """How every run is measured: on one held-out target set, and stopped on it in data units."""
+
+    tokens: TokenCount = Field(
+        default=32_768, description="held-out target tokens, the same for every job (its loss is every run's score)")
+    interval_steps: int = Field(
+        default=20, gt=0, description="optimizer steps between evaluations at most (pre-training: the first of its "
+                                      "doubling steps)")
+    per_epoch: int = Field(
+        default=2, gt=0, description="evaluations per epoch at least, so a run over a few thousand tokens is still "
+                                     "watched closely enough to stop at its best")
+    patience_epochs: float = Field(
+        default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
+                                               "evaluation is this many epochs old (patience measured in data, never "
+                                               "before min_epochs)")
+    min_epochs: float = Field(
+        default=1.0, ge=1, le=1000, description="no run stops before this many passes over its data (Hernandez et "
+                                                "al. 2021's runs see every token at least once)")
 
 
 class TrainSettings(_Model):
-    seq_len: int = Field(default=64, gt=1)
-    batch_size: int = Field(default=16, gt=0)  # sequences per optimizer step (all devices)
-    # "auto": Kaplan et al. 2020 eq. D.1, LR(N) = 0.003239 - 0.0001395 log N.
-    lr: float | Literal["auto"] = "auto"
-    lr_scale: float = Field(default=1.0, gt=0)
-    warmup_steps: int = Field(default=10, ge=0)
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
-    weight_decay: float = Field(default=0.01, ge=0)
-    grad_clip: float = Field(default=1.0, gt=0)
-    max_epochs: float = Field(default=8.0, gt=0)  # passes over D_F / D before a run is cut off
-    checkpoint_interval_evals: int = Field(default=5, gt=0)  # resume checkpoints, in eval intervals
-    seed: int = 0
+    """The optimiser and the warmup-stable-decay schedule every run uses."""
+
+    seq_len: int = Field(default=64, gt=1, le=1_048_576, description="tokens per training sequence")
+    batch_size: int = Field(default=16, gt=0, le=1_048_576, description="sequences per optimizer step, all devices together")
+    lr: float | Literal["auto"] = Field(
+        default="auto", description="peak learning rate; 'auto' is Kaplan et al. 2020 eq. D.1, "
+                                    "LR(N) = 0.003239 - 0.0001395 log N")
+    lr_scale: float = Field(default=1.0, gt=0, le=1e3, description="multiplies the peak learning rate (also 'auto')")
+    warmup_steps: int = Field(default=10, ge=0, le=10**9, description="linear warmup from 0 to the peak learning rate")
+    cooldown: float = Field(
+        default=0.2, gt=0, lt=1, description="length of the final linear decay to zero, as a fraction of the tokens "
+                                             "trained before it: 0.2 matches a tuned cosine (Hägele et al. 2024, "
+                                             "arXiv 2405.18392). Pre-training cools a branch at every checkpoint p; "
+                                             "fine-tunes and scratch runs cool down once their stable phase ends")
+    weight_decay: float = Field(default=0.01, ge=0, le=10, description="AdamW weight decay (not on biases and norms)")
+    grad_clip: float = Field(default=1.0, gt=0, le=1e6, description="gradient norm clipping threshold")
+    max_epochs: float = Field(
+        default=40.0, gt=0, le=10_000, description="the stable phase of a fine-tune or scratch run ends here at the "
+                                                   "latest; a run that gets here still improving is 'unconverged' "
+                                                   "and left out of every fit")
+    checkpoint_interval_evals: int = Field(
+        default=5, gt=0, le=10**6, description="resume checkpoints every this many evaluation intervals")
+    seed: int = Field(default=0, ge=0, lt=2**31, description="the seed of every job's initialisation and data order")
 
     @field_validator("lr")
     @classmethod
@@ -120,11 +148,12 @@ class TrainSettings(_Model):
 class Resources(_Model):
     """Per job: CPUs and (possibly fractional) GPUs per worker, and the worker count."""
 
-    cpus: float = Field(default=1.0, gt=0)
-    gpus: float = Field(default=0.0, ge=0)
-    workers: int = Field(default=1, gt=0)
-    # Pack small models several to a GPU (fractional GPUs chosen from the size); see plan.gpu_share.
-    pack: bool = True
+    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs per worker of a job")
+    gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs per worker of a job (a fraction shares one)")
+    workers: int = Field(default=1, gt=0, le=1024, description="Ray Train workers per job (> 1: DeepSpeed ZeRO "
+                                                                  "over them)")
+    pack: bool = Field(default=True, description="with gpus: 1, give small models a fraction of a GPU chosen from "
+                                                 "their size, several to a device (tsweep.orchestrator.plan.gpu_share)")
 
     @field_validator("gpus")
     @classmethod
@@ -135,14 +164,20 @@ class Resources(_Model):
 
 
 class DeepSpeedSettings(_Model):
-    zero_stage: int = Field(default=0, ge=0, le=3)
-    precision: Literal["fp32", "bf16"] = "fp32"  # fp16 is not available on the CPU accelerator
-    optimizer: Literal["torch_adamw"] = "torch_adamw"
+    """The DeepSpeed engine every job trains on."""
+
+    zero_stage: int = Field(default=0, ge=0, le=3, description="ZeRO stage: 0 (none) to 3 (weights sharded too)")
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="training precision; fp16 is not available on DeepSpeed's CPU accelerator")
+    optimizer: Literal["torch_adamw"] = Field(
+        default="torch_adamw", description="torch's AdamW, handed to DeepSpeed (no fused optimizer to compile)")
 
 
 class FitSettings(_Model):
-    bootstrap: int = Field(default=200, ge=0)
-    seed: int = 0
+    """How the laws are fitted to the sweep's runs."""
+
+    bootstrap: int = Field(default=200, ge=0, le=100_000, description="bootstrap resamples behind every 95% interval")
+    seed: int = Field(default=0, ge=0, lt=2**31, description="seed of the bootstrap resamples")
 
 
 class PretrainedModel(_Model):
@@ -153,32 +188,40 @@ class PretrainedModel(_Model):
     Fine-tunes start from each revision; scratch runs of the same architecture give the
     baseline at the same N."""
 
-    model: str = Field(min_length=1)
-    revisions: dict[str, TokenCount] = Field(min_length=1)
+    model: str = Field(min_length=1, description="a hub model name or a local directory (transformers format)")
+    revisions: dict[str, TokenCount] = Field(
+        min_length=1, description="revision -> the pre-training tokens behind it: the p axis of this source")
 
 
 class Sweep(_Model):
     """A whole sweep. ``Sweep.model_dump()`` is what job ids hash over (field by field)."""
 
-    name: str
-    description: str = ""
-    target: str
-    sources: list[str] = Field(min_length=1)
-    corpora: dict[str, CorpusSpec] = Field(default_factory=dict)
-    tokenizer: TokenizerSpec = TokenizerSpec()
-    model_sizes: list[str] = Field(min_length=1)
-    finetune_tokens: list[TokenCount] = Field(min_length=1)
-    # D axis of the from-scratch law; defaults to the fine-tune budgets.
-    scratch_tokens: list[TokenCount] | None = None
-    pretrain: PretrainSettings | None = None  # required when a source is a corpus
-    pretrained: dict[str, PretrainedModel] = Field(default_factory=dict)
-    eval: EvalSettings = EvalSettings()
-    train: TrainSettings = TrainSettings()
-    resources: Resources = Resources()
-    deepspeed: DeepSpeedSettings = DeepSpeedSettings()
-    fit: FitSettings = FitSettings()
-    storage_root: str = "~/tsweep_runs"
-    max_failures: int = Field(default=2, ge=0)  # retries of a job whose process dies
+    name: str = Field(description="the sweep's name: its folder under the storage root")
+    description: str = Field(default="", description="one line saying what the sweep asks")
+    target: str = Field(description="the corpus every job is evaluated on, and that fine-tunes and scratch runs train on")
+    sources: list[str] = Field(min_length=1, description="pre-training sources (corpora or pretrained models), and "
+                                                          "'scratch' for the from-scratch baseline")
+    corpora: dict[str, CorpusSpec] = Field(default_factory=dict, description="named corpora beyond the built-in "
+                                                                               "python, prose and c")
+    tokenizer: TokenizerSpec = Field(default=TokenizerSpec(), description="bytes (nothing to download) or a named "
+                                                                          "Hugging Face tokenizer")
+    model_sizes: list[str] = Field(min_length=1, description="rungs of the size ladder (tsweep.core.sizes): the N axis")
+    finetune_tokens: list[TokenCount] = Field(min_length=1, description="fine-tune budgets D_F (unique target tokens)")
+    scratch_tokens: list[TokenCount] | None = Field(
+        default=None, description="from-scratch budgets D (default: the fine-tune budgets); they must bracket what "
+                                  "the fine-tunes reach, since D_E is interpolated on them")
+    pretrain: PretrainSettings | None = Field(default=None, description="the pre-training runs (required when a "
+                                                                        "source is a corpus)")
+    pretrained: dict[str, PretrainedModel] = Field(default_factory=dict, description="existing pre-trained models "
+                                                                                       "as sources")
+    eval: EvalSettings = Field(default=EvalSettings(), description="how every run is measured")
+    train: TrainSettings = Field(default=TrainSettings(), description="the optimiser and schedule of every run")
+    resources: Resources = Field(default=Resources(), description="what each job asks of the cluster")
+    deepspeed: DeepSpeedSettings = Field(default=DeepSpeedSettings(), description="the training engine")
+    fit: FitSettings = Field(default=FitSettings(), description="how the laws are fitted")
+    storage_root: str = Field(default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI "
+                                                                   "(s3://, gs://, file://)")
+    max_failures: int = Field(default=2, ge=0, le=100, description="retries of a job whose process dies")
 
     @field_validator("name")
     @classmethod
@@ -320,14 +363,33 @@ def parse_sweep(data: Any, *, origin: str = "sweep") -> Sweep:
         raise SweepError(_describe(exc.errors()[0])) from None
 
 
-def loads_sweep(text: str, *, origin: str = "sweep") -> Sweep:
-    """Validate a sweep from YAML text (loaded safely: no arbitrary objects)."""
+def _anchor_globs(data: Any, base_dir: Path) -> Any:
+    """Relative ``files`` patterns made absolute against the sweep file's folder, so they mean the
+    same in every Ray worker (Tune runs each trial in a working folder of its own)."""
+    corpora = data.get("corpora") if isinstance(data, dict) else None
+    if not isinstance(corpora, dict):
+        return data
+    fixed = {}
+    for name, spec in corpora.items():
+        if isinstance(spec, dict) and spec.get("kind") == "files" and isinstance(spec.get("paths"), (list, tuple)):
+            paths = [p if not isinstance(p, str) or os.path.isabs(os.path.expanduser(p)) else str(base_dir / p)
+                     for p in spec["paths"]]
+            spec = {**spec, "paths": paths}
+        fixed[name] = spec
+    return {**data, "corpora": fixed}
+
+
+def loads_sweep(text: str, *, origin: str = "sweep", base_dir: Path | None = None) -> Sweep:
+    """Validate a sweep from YAML text (loaded safely: no arbitrary objects); relative ``files``
+    patterns are read against ``base_dir`` (the folder of the YAML file)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SweepError(f"{origin}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if base_dir is not None:
+        data = _anchor_globs(data, base_dir)
     return parse_sweep(data, origin=origin)
 
 
@@ -340,7 +402,32 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SweepError(f"{path}: not a UTF-8 text file") from None
-    return loads_sweep(text, origin=str(path))
+    return loads_sweep(text, origin=str(path), base_dir=p.resolve().parent)
+
+
+def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(field path, default, description) of every setting a sweep YAML can hold, corpus kinds
+    included: what ``tsweep plan --explain`` prints."""
+    from tsweep.core import dataspec
+
+    model = model or Sweep
+    rows: list[tuple[str, str, str]] = []
+    for name, f in model.model_fields.items():
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        sub = f.annotation if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) else None
+        if sub is None and name == "pretrain":
+            sub = PretrainSettings
+        if sub is not None:
+            rows.append((prefix + name, "", f.description or ""))
+            rows += explain(sub, f"{prefix}{name}.")
+        else:
+            rows.append((prefix + name, default if len(default) < 40 else "...", f.description or ""))
+    if model is Sweep:
+        for spec in (dataspec.StdlibCorpus, dataspec.SyntheticCorpus, dataspec.FilesCorpus, dataspec.HubCorpus,
+                     dataspec.MixtureCorpus):
+            kind = spec.model_fields["kind"].default
+            rows += explain(spec, f"corpora.NAME ({kind}).")
+    return rows
 
 
 def dump_sweep(sweep: Sweep) -> str:

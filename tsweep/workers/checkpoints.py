@@ -9,7 +9,10 @@ Two kinds of checkpoint, both under the job's ``job_dir`` (a path or URI, throug
   without unpickling anything. Written into a hidden temporary folder and published with one
   rename (or one upload), since the scheduler releases fine-tunes as soon as it exists.
 - ``resume/``: DeepSpeed's own engine checkpoint (weights, optimizer, schedule) plus tsweep's
-  loop state, kept so a job whose process dies resumes where it stopped.
+  loop state, kept so a job whose process dies resumes where it stopped. The newest two are
+  kept: a process killed while writing one (a pre-empted node) leaves the previous one to
+  resume from, and a job whose states are all unreadable starts over rather than failing on
+  every retry.
 
 DeepSpeed and transformers write local folders; on an object store the folder is written to a
 local temporary folder first and uploaded.
@@ -83,13 +86,22 @@ def shared_dir(dest: str) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prune_tags(resume: str, keep: str) -> None:
-    """Remove every tag folder of a resume state but ``keep`` (the one ``latest`` names)."""
+KEEP_RESUME_STATES = 2  # the newest, and one to fall back on if the newest is corrupt
+
+
+def resume_tags(resume: str) -> list[str]:
+    """The saved resume states (tag folders ``step{N}``), newest first."""
     files = Files(resume)
-    sel = files.fs.get_file_info(pafs.FileSelector(files.fs_path(resume), allow_not_found=True))
-    for info in sel:
-        if info.type == pafs.FileType.Directory and info.base_name != keep:
-            files.fs.delete_dir(info.path)
+    infos = files.fs.get_file_info(pafs.FileSelector(files.fs_path(resume), allow_not_found=True))
+    tags = [i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("step")]
+    return sorted(tags, key=lambda t: int(t[4:]) if t[4:].isdigit() else -1, reverse=True)
+
+
+def prune_tags(resume: str) -> None:
+    """Keep the newest ``KEEP_RESUME_STATES`` resume states, remove the rest."""
+    files = Files(resume)
+    for tag in resume_tags(resume)[KEEP_RESUME_STATES:]:
+        files.delete_dir(f"{resume.rstrip('/')}/{tag}")
 
 
 @contextmanager
@@ -105,6 +117,16 @@ def reading_dir(src: str) -> Iterator[str]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def scratch_dir(job) -> str:
+    """A folder every rank of ``job`` sees, for state kept for a moment (a pre-training branch's
+    snapshot): beside the job's checkpoints when they are on a local or shared disk, else under
+    the node's temporary folder (multi-node jobs then need a shared disk for this)."""
+    local = _local(job.job_dir)
+    path = f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def exists(path: str) -> bool:

@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 from importlib import resources
 
 import torch
+from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
 
 from tsweep.sweeps.schema import Sweep
 from tsweep.core.sizes import ModelSize
@@ -79,21 +79,6 @@ def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> to
     return model
 
 
-def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float):
-    """Linear warm-up, then cosine or linear decay to ``min_ratio`` of the peak by ``total`` steps."""
-
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if schedule == "constant" or total <= warmup:
-            return 1.0
-        frac = min(1.0, (step - warmup) / max(1, total - warmup))
-        decay = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
-        return min_ratio + (1 - min_ratio) * decay
-
-    return f
-
-
 # The shipped per-stage DeepSpeed configs (bucket sizes, overlap, ...), package data beside this
 # module; tsweep overrides the keys it owns (batch, clipping, precision, stage) and passes its
 # own optimizer and schedule.
@@ -138,8 +123,18 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     }
 
 
-def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, total_steps: int):
-    """A DeepSpeed engine around ``model`` with AdamW and the sweep's schedule."""
+class WeightsOnlyCheckpoints(TorchCheckpointEngine):
+    """DeepSpeed's checkpoint I/O, but loading with ``torch.load(weights_only=True)``: a resume
+    state is tensors, numbers, strings and containers of them, and unpickling anything else would
+    run code from whoever can write the sweep's storage on every worker that resumes."""
+
+    def load(self, path: str, map_location=None):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
+    """A DeepSpeed engine around ``model`` with AdamW and ``schedule`` (step -> LR factor, a
+    ``tsweep.workers.schedule.WSD``) as its LambdaLR."""
     import deepspeed
 
     ensure_distributed()
@@ -153,10 +148,11 @@ def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, total_steps
         [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr, betas=(0.9, 0.95), eps=1e-8,
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tr.schedule, tr.warmup_steps, total_steps, tr.min_lr_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched, config=deepspeed_config(sweep, micro, world)
     )
+    engine.checkpoint_engine = WeightsOnlyCheckpoints()
     if world == 1 and sweep.deepspeed.zero_stage == 0:
         # Averaging gradients over one rank is the identity; skip the flatten-copy-allreduce.
         engine.enable_backward_allreduce = False

@@ -1,19 +1,23 @@
 """One job's training and evaluation: pre-train, fine-tune or from-scratch, on a DeepSpeed engine.
 
-The recipe follows Hernandez et al. 2021 (sec. 2): every run is evaluated on one fixed held-out
-target set and its result is its best held-out loss (early stopping, ``eval.patience``). A
-pre-training run trains one pass over its source budget and saves weights at each checkpoint
-token count p (Barnett 2024's p axis from one run); a fine-tune starts from those weights with a
-fresh optimizer and trains epochs over exactly D_F target tokens.
+What a run measures (Hernandez et al. 2021, sec. 2; the laws assume it): its score is its best
+held-out loss for its unique-data budget, reached for real. Every run is evaluated on one fixed
+held-out target set and follows the warmup-stable-decay schedule of ``tsweep.workers.schedule``:
+- a fine-tune or scratch run trains epochs over exactly its D_F (or D) tokens at the stable rate
+  until its best evaluation is ``eval.patience_epochs`` old (never before ``eval.min_epochs``),
+  which means it has passed its data-limited (over-fitting) minimum, then cools down and keeps
+  its best evaluation. A run whose stable phase reaches ``train.max_epochs`` first was still
+  improving: its summary says ``unconverged`` and the analysis leaves it out, with a warning.
+- a pre-training run makes one pass over its source budget and saves an annealed checkpoint at
+  every p (a cooldown branch; the final p is the run's own decay). Fine-tunes start from those,
+  with a fresh optimizer.
 
-When evaluations happen (``tsweep.core.cadence.eval_steps``): an early-stopped run (fine-tune,
-scratch) is evaluated every ``eval.interval_steps`` steps (at least once per epoch), since its
-result *is* its best eval. A pre-training run is never early-stopped, so it is evaluated only
-where its loss curve is read: at step 0, at doubling step counts from ``interval_steps`` (evenly
-spaced on the log-token axis the laws use) and at its end. Its loss at a checkpoint p is the
-first evaluation of every fine-tune from p (same weights, same eval set), so it is not measured
-twice. Progress is still reported every interval and as soon as a checkpoint p is saved (the
-scheduler releases that checkpoint's fine-tunes on this report).
+When evaluations happen (``tsweep.core.cadence``): a fine-tune or scratch run every
+``eval_interval`` steps (at least ``eval.per_epoch`` times an epoch) and at the end of its
+cooldown; a pre-training run at step 0, at doubling step counts and at its end (its loss at p is
+the first evaluation of every fine-tune from p, so it is not measured twice). Progress is
+reported every interval and as soon as a checkpoint p is saved (the scheduler releases that
+checkpoint's fine-tunes on this report).
 
 :class:`JobRunner` names the steps: ``train_step``, ``evaluate``, ``maybe_save_p``,
 ``maybe_checkpoint``, ``summarize`` and ``state_dict``; :meth:`JobRunner.run` is the loop. Where
@@ -24,8 +28,10 @@ Fault tolerance, the why of the order of operations:
 - Every ``train.checkpoint_interval_evals`` eval intervals the buffered eval rows are flushed to
   the store *first*, then the engine state is saved. A job killed in between resumes from the
   older checkpoint and deletes the shards written after it, so rows are never duplicated or lost.
-- A resumed job sees the same batches (``tsweep.workers.batches``) and restores the
-  early-stopping state, so its result matches an uninterrupted run within noise.
+- A resumed job sees the same batches (``tsweep.workers.batches``) and restores the loop state
+  (best evaluation, phase, cooldown window), so its result matches an uninterrupted run within
+  noise. A pre-training branch runs between two checkpoints as one unit: a kill inside it
+  repeats it.
 - A non-finite loss, or an eval loss or smoothed training loss far above its first value,
   ends the job as ``diverged`` with the reason in the store; the sweep goes on and fits leave
   it out. The training-loss check runs every step, so a pre-training run that blows up between
@@ -45,7 +51,7 @@ from typing import Any, Protocol
 
 import torch
 
-from tsweep.core.cadence import eval_steps
+from tsweep.core.cadence import eval_interval, pretrain_eval_steps, stable_cap_steps
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout
 from tsweep.core.records import Progress
@@ -56,6 +62,7 @@ from tsweep.workers import checkpoints
 from tsweep.workers.batches import BatchStream, to_sequences
 from tsweep.workers.engine import build_engine, build_model, clip_gradients, ensure_distributed, rank_world
 from tsweep.workers.pretrained import load_model
+from tsweep.workers.schedule import WSD, branch_start, cooldown_steps
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +102,16 @@ class LoopState:
     step: int = 0
     best_loss: float = math.inf
     best_step: int = 0
-    bad_evals: int = 0
     first_loss: float | None = None
     last_loss: float | None = None
     first_train_loss: float | None = None
     train_loss_ema: float | None = None
     saved_p: list[int] = field(default_factory=list)
     wall_time_s: float = 0.0
+    # the schedule's cooldown window, and why a fine-tune's or scratch run's stable phase ended
+    cool_start: int | None = None
+    cool_end: int | None = None
+    stable_end: str | None = None  # "patience" | "max_epochs"
 
 
 @torch.inference_mode()
@@ -169,18 +179,30 @@ class JobRunner:
         self.attempt = checkpoints.next_attempt(job.job_dir) if self.lead else 0
         tr = sweep.train
         data = data or SweepData(sweep)
-        self.seed = tr.seed + int(job.job_id[:8], 16) % 10_000
-        self.train_slice = data.train_tokens(job.corpus, job.data_tokens)
+        self.seed = job.seed
+        # a pre-training budget larger than its source repeats it (pretrain.max_epochs, checked at plan time)
+        budget = min(job.data_tokens, data.available_tokens(job.corpus)) if job.kind == "pretrain" else job.data_tokens
+        self.train_slice = data.train_tokens(job.corpus, budget)
         self.stream = BatchStream(self.train_slice.tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=self.seed)
         self.eval_x, self.eval_y = to_sequences(data.eval_tokens().tokens, tr.seq_len)
-        self.engine = build_engine(self._model(data.vocab_size), sweep, lr=tr.lr_for(job.n_params),
-                                   total_steps=job.max_steps)
+        self.schedule = WSD(warmup=tr.warmup_steps)
+        self.vocab_size = data.vocab_size
+        self.engine = build_engine(self._model(data.vocab_size), sweep, lr=tr.lr_for(job.n_params), schedule=self.schedule)
         self.tokens_per_step = tr.batch_size * tr.seq_len
-        steps_per_epoch = max(1, math.ceil(self.stream.n_seq / tr.batch_size))
+        self.steps_per_epoch = self.stream.n_seq / tr.batch_size
         self.early_stop = job.kind != "pretrain"
-        self.interval = min(sweep.eval.interval_steps, steps_per_epoch) if self.early_stop else sweep.eval.interval_steps
-        self.evals_at = eval_steps(kind=job.kind, interval=self.interval, max_steps=job.max_steps)
+        self.interval = eval_interval(kind=job.kind, interval_steps=sweep.eval.interval_steps,
+                                      steps_per_epoch=self.steps_per_epoch, per_epoch=sweep.eval.per_epoch)
         self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
+        if self.early_stop:
+            self.stable_cap = stable_cap_steps(steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs)
+            self.patience_steps = max(1, math.ceil(sweep.eval.patience_epochs * self.steps_per_epoch))
+            self.min_steps = math.ceil(sweep.eval.min_epochs * self.steps_per_epoch)
+            self.evals_at: set[int] = set()
+        else:
+            self.evals_at = pretrain_eval_steps(interval=self.interval, max_steps=job.max_steps)
+            final = job.max_steps
+            self.schedule.cool(branch_start(final, tr.cooldown), final)
         self.key = dict(
             schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
             target=job.target, size=job.size, n_params=job.n_params, data_tokens=job.data_tokens,
@@ -190,7 +212,12 @@ class JobRunner:
         self.status, self.reason = "ok", None
         self.last_train_loss: float | None = None
         self.state = self._restore()
+        if self.state.cool_start is not None:
+            self.schedule.cool(self.state.cool_start, self.state.cool_end)
         self.pending_p = [p for p in job.checkpoints if p not in self.state.saved_p]
+        # pre-training: the step at which each intermediate p's cooldown branch leaves the run
+        self.branches = {branch_start(self._p_steps(p), tr.cooldown): p for p in self.pending_p
+                         if self._p_steps(p) < job.max_steps}
         self.t_start = time.perf_counter() - self.state.wall_time_s
 
     # ------------------------------------------------------------ set-up
@@ -212,20 +239,36 @@ class JobRunner:
         job = self.job
         damaged = job.job_id in self.rows.damaged_job_ids()
         resume = job.resume_dir
-        if checkpoints.exists(f"{resume}/latest") and not damaged:
-            with checkpoints.reading_dir(resume) as local:
-                _, client = self.engine.load_checkpoint(local, load_module_strict=True)
-            state = LoopState(**client["tsweep_state"])
-            dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
-            log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, state.step,
-                     self.attempt, dropped)
-            return state
+        tags = [] if damaged else checkpoints.resume_tags(resume)
+        if tags:
+            for tag in tags:  # newest first; a corrupt one falls back to the previous
+                state = self._load_resume_state(resume, tag)
+                if state is not None:
+                    dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
+                    log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label,
+                             state.step, self.attempt, dropped)
+                    return state
+            # every state was unreadable, and a failed load may have left part of one behind
+            self.engine = build_engine(self._model(self.vocab_size), self.sweep,
+                                       lr=self.sweep.train.lr_for(job.n_params), schedule=self.schedule)
         if self.lead:
             if damaged:
                 log.info("%s: unreadable shards in quarantine; starting over instead of resuming", job.label)
             checkpoints.remove(resume)  # before start_fresh clears the quarantine entries
             self.rows.start_fresh(job.job_id)
         return LoopState()
+
+    def _load_resume_state(self, resume: str, tag: str) -> LoopState | None:
+        """The loop state saved under ``tag``, with the engine restored to it; None when that
+        state cannot be read (truncated or emptied files), so the next one is tried."""
+        try:
+            with checkpoints.reading_dir(resume) as local:
+                _, client = self.engine.load_checkpoint(local, tag=tag, load_module_strict=True)
+            return LoopState(**client["tsweep_state"])
+        except Exception as exc:  # noqa: BLE001 - any unreadable state means: try the previous one
+            log.warning("%s: resume state %s unreadable (%s: %s)", self.job.label, tag, type(exc).__name__,
+                        str(exc).splitlines()[0][:200] if str(exc) else "")
+            return None
 
     # ------------------------------------------------------------ the named steps
     def train_step(self, step: int) -> float:
@@ -254,25 +297,61 @@ class JobRunner:
         elif step > tr.warmup_steps and loss > DIVERGENCE_FACTOR * st.first_loss:
             self._diverged(f"eval loss {loss:.3f} exceeds {DIVERGENCE_FACTOR}x the initial {st.first_loss:.3f}")
         if loss < st.best_loss:
-            st.best_loss, st.best_step, st.bad_evals = loss, step, 0
-        else:
-            st.bad_evals += 1
+            st.best_loss, st.best_step = loss, step
         st.last_loss = loss
         return loss
 
+    def _p_steps(self, p: int) -> int:
+        return max(1, round(p / self.tokens_per_step))
+
     def maybe_save_p(self, step: int) -> bool:
-        """Save the weights at every checkpoint p this step has reached; True if any was saved."""
-        saved = False
-        while self.pending_p and step * self.tokens_per_step >= self.pending_p[0]:
-            p = self.pending_p.pop(0)
-            save_weights(self.engine, self.job.p_checkpoint(p), self.lead)
-            self.state.saved_p.append(p)
-            saved = True
-        return saved
+        """Pre-training: at a branch point, cool a copy of the run down to its checkpoint p and
+        save it (then go back to the stable run); at the end, save the final p. True if saved."""
+        if self.early_stop:
+            return False
+        p = self.branches.get(step)
+        if p is not None and p in self.pending_p:
+            self._branch(step, p)
+            return True
+        if step == self.job.max_steps and self.pending_p:
+            for p in list(self.pending_p):  # the final p (and any p within the last step)
+                self._save_p(p)
+            return True
+        return False
+
+    def _branch(self, step: int, p: int) -> None:
+        """Train steps [step, p_steps) with the LR decaying to zero, save the weights as p, and
+        restore the stable run as it was at ``step`` (DeepSpeed's own checkpoint, so every ZeRO
+        stage is restored exactly; the batches are a function of the step, so the stable run
+        later trains on the same tokens)."""
+        end = self._p_steps(p)
+        snap = checkpoints.scratch_dir(self.job)
+        self.engine.save_checkpoint(snap, tag="branch", save_latest=False)
+        self.schedule.cool(step, end)
+        for s in range(step, end):
+            loss = self.train_step(s)
+            if not math.isfinite(loss):
+                self._diverged(f"non-finite training loss in the cooldown branch to p={p} at step {s + 1}")
+                break
+        if self.status == "ok":
+            self._save_p(p)
+        self.engine.load_checkpoint(snap, tag="branch", load_module_strict=True)
+        if self.world > 1:
+            torch.distributed.barrier()  # every rank has read the snapshot before it goes
+        if self.lead:
+            checkpoints.remove(snap)
+        self.schedule.stable()
+        final = self.job.max_steps
+        self.schedule.cool(branch_start(final, self.sweep.train.cooldown), final)
+
+    def _save_p(self, p: int) -> None:
+        save_weights(self.engine, self.job.p_checkpoint(p), self.lead)
+        self.pending_p.remove(p)
+        self.state.saved_p.append(p)
 
     def maybe_checkpoint(self, step: int, *, force: bool = False) -> None:
         """Every ``checkpoint_every`` steps: rows first, then the engine state (module docstring)."""
-        if not force and (step % self.checkpoint_every or step >= self.job.max_steps or self.status != "ok"):
+        if not force and (step % self.checkpoint_every or self.status != "ok"):
             return
         st = self.state
         st.step, st.wall_time_s = step, time.perf_counter() - self.t_start
@@ -282,7 +361,7 @@ class JobRunner:
             # a collective: every rank writes its own part (ZeRO shards), rank 0 the `latest` tag
             self.engine.save_checkpoint(local, tag=tag, client_state={"tsweep_state": self.state_dict()})
         if self.lead:
-            checkpoints.prune_tags(self.job.resume_dir, keep=tag)
+            checkpoints.prune_tags(self.job.resume_dir)
 
     def flush(self) -> None:
         if self.lead:
@@ -310,6 +389,11 @@ class JobRunner:
         st = self.state
         tokens_seen = step * self.tokens_per_step
         best_ok = math.isfinite(st.best_loss)
+        if self.status == "ok" and st.stable_end == "max_epochs":
+            self.status = "unconverged"
+            self.reason = (f"still improving when its stable phase reached train.max_epochs = "
+                           f"{self.sweep.train.max_epochs:g} (best evaluation at epoch "
+                           f"{st.best_step / self.steps_per_epoch:.1f})")
         return {
             **self.key,
             "status": self.status,
@@ -340,6 +424,32 @@ class JobRunner:
             self._diverged(f"smoothed training loss {st.train_loss_ema:.3f} exceeds {DIVERGENCE_FACTOR}x the first "
                            f"{st.first_train_loss:.3f} at step {step}")
 
+    def _should_evaluate(self, step: int) -> bool:
+        if not self.early_stop:
+            return step in self.evals_at
+        st = self.state
+        return step % self.interval == 0 or (st.cool_end is not None and step == st.cool_end)
+
+    def _end_stable_phase(self, step: int) -> None:
+        """A fine-tune or scratch run: start the cooldown once its best evaluation is old enough
+        (it passed its minimum) or its stable phase hits the epoch cap."""
+        st = self.state
+        if st.cool_start is not None:
+            return
+        if step >= self.min_steps and step - st.best_step >= self.patience_steps:
+            st.stable_end = "patience"
+        elif step >= self.stable_cap:
+            st.stable_end = "max_epochs"
+        else:
+            return
+        st.cool_start, st.cool_end = step, step + cooldown_steps(step, self.sweep.train.cooldown)
+        self.schedule.cool(st.cool_start, st.cool_end)
+
+    def _done(self, step: int) -> bool:
+        if not self.early_stop:
+            return step >= self.job.max_steps
+        return self.state.cool_end is not None and step >= self.state.cool_end
+
     def run(self, *, stop_after_steps: int | None = None) -> dict[str, Any]:
         """Train to the end and return the summary row; ``stop_after_steps`` checkpoints and
         returns ``{}`` there instead (tests use it to stand for a kill)."""
@@ -348,18 +458,21 @@ class JobRunner:
             self.evaluate(0)
             self.progress(0)
         self.engine.train()
-        while step < self.job.max_steps and self.status == "ok":
+        while not self._done(step) and self.status == "ok":
             self.last_train_loss = self.train_step(step)
             step += 1
             self._check_train_loss(step, self.last_train_loss)
             if self.status != "ok":
                 break
             saved = self.maybe_save_p(step)
-            if step in self.evals_at:
+            evaluated = self._should_evaluate(step)
+            if evaluated:
                 self.evaluate(step)
-            if saved or step in self.evals_at or step % self.interval == 0:
+                if self.early_stop:
+                    self._end_stable_phase(step)
+            if saved or evaluated or step % self.interval == 0:
                 self.progress(step)
-            if self.early_stop and self.state.bad_evals >= self.sweep.eval.patience:
+            if self._done(step):
                 break
             self.maybe_checkpoint(step)
             if stop_after_steps is not None and step >= stop_after_steps:
