@@ -30,13 +30,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from tsweep.core.errors import StoreError
 from tsweep.core.layout import Files
 
 log = logging.getLogger(__name__)
@@ -94,28 +93,11 @@ SUMMARY_SCHEMA = pa.schema(
 FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
 
-# Reads of one shard, and the first pause between them: transient errors (an object store's
-# SLOW_DOWN, a dropped connection) are retried with backoff; only a malformed file is damage.
-READ_ATTEMPTS = 4
-READ_BACKOFF_S = 0.5
-
-
-class CorruptShard(Exception):
-    """A shard whose bytes are not a Parquet file (truncated, overwritten)."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class Store:
-    """The store of one sweep, rooted at ``root`` (a local path or a filesystem URI).
-
-    Readers are read-only: a shard that will not read is reported (``damaged_job_ids``) and left
-    where it is. Only the driver, which re-runs the jobs behind such shards, opens the store with
-    ``repair=True`` and sets them aside under ``quarantine/``.
-    """
+    """The store of one sweep, rooted at ``root`` (a local path or a filesystem URI)."""
 
     root: str
-    repair: bool = False
-    _unreadable: set[str] = field(default_factory=set, repr=False, compare=False)  # found by this reader
 
     @property
     def _fs(self) -> tuple[pafs.FileSystem, str]:
@@ -176,56 +158,19 @@ class Store:
             key=lambda i: i.path,
         )
 
-    def _read_shard(self, info: pafs.FileInfo, schema: pa.Schema) -> pa.Table:
-        """One shard as ``schema``; transient I/O errors retried, a malformed file CorruptShard,
-        a shard of another schema version (or missing a required column) a StoreError."""
-        fs, _ = self._fs
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                with fs.open_input_file(info.path) as f:
-                    t = pq.read_table(f)
-                break
-            except (pa.ArrowInvalid, ValueError) as exc:  # not Parquet: a footer or page is broken
-                raise CorruptShard(str(exc)) from None
-            except OSError as exc:
-                if isinstance(exc, FileNotFoundError) or attempt == READ_ATTEMPTS - 1:
-                    raise
-                log.info("store: retrying %s after %s", info.path, exc)
-                time.sleep(READ_BACKOFF_S * 2**attempt)
-        version = (t.schema.metadata or {}).get(b"tsweep.schema_version")
-        if version is not None and version != str(SCHEMA_VERSION).encode():
-            raise StoreError(f"store {self.root}: {os.path.basename(info.path)} was written with schema version "
-                             f"{version.decode()}; this tsweep reads version {SCHEMA_VERSION}")
-        missing = [f.name for f in schema if not f.nullable and f.name not in t.column_names]
-        if missing:
-            raise StoreError(f"store {self.root}: {os.path.basename(info.path)} lacks the column(s) {missing}")
-        return t.select([f.name for f in schema if f.name in t.column_names]).cast(
-            pa.schema([f for f in schema if f.name in t.column_names]), safe=False)
-
     def _read_all(self, sub: str, schema: pa.Schema) -> pa.Table:
+        fs, base = self._fs
         tables = []
         for info in self._list(sub):
             try:
-                t = self._read_shard(info, schema)
-            except FileNotFoundError:  # moved or replaced since it was listed
+                t = pq.read_table(info.path, filesystem=fs, schema=schema)
+            except Exception as exc:  # truncated or foreign file: set it aside, never crash a reader
+                self._quarantine(info.path, exc)
                 continue
-            except CorruptShard as exc:
-                if self.repair:
-                    self._quarantine(info.path, exc)
-                else:
-                    log.warning("store: unreadable shard %s (%s); the driver sets it aside", info.path, exc)
-                    self._unreadable.add(info.path)
-                continue
-            if t.num_columns < len(schema):  # an older shard without a nullable column: fill it
-                for f in schema:
-                    if f.name not in t.column_names:
-                        t = t.append_column(f, pa.nulls(t.num_rows, f.type))
-                t = t.select(schema.names)
-            tables.append(t.replace_schema_metadata(schema.metadata))
+            tables.append(t)
         if not tables:
             return schema.empty_table()
         return pa.concat_tables(tables)
-
 
     def _quarantine(self, path: str, exc: Exception) -> None:
         fs, base = self._fs
@@ -263,15 +208,11 @@ class Store:
         }
 
     def damaged_job_ids(self) -> set[str]:
-        """Jobs with a shard in quarantine that no later run of the job has replaced, or a shard
-        this (read-only) reader found unreadable."""
+        """Jobs with a shard in quarantine that no later run of the job has replaced."""
         fs, base = self._fs
         out = set()
         for path in self.quarantined():
             rel = os.path.relpath(path, f"{base}/quarantine").split(os.sep)
-            out.add(rel[1] if rel[0] == "eval" else rel[1].split(".")[0])
-        for path in self._unreadable:
-            rel = os.path.relpath(path, base).split(os.sep)
             out.add(rel[1] if rel[0] == "eval" else rel[1].split(".")[0])
         return out
 

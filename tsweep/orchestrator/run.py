@@ -22,7 +22,6 @@ from tsweep.analysis.actor import start_analysis_actor
 from tsweep.analysis.plots import write_plots
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout
-from tsweep.core.lease import Lease
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
@@ -53,7 +52,7 @@ class RunResult:
 def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
     """Unfinished jobs, plus finished pre-training whose checkpoints an unfinished job still needs
     but which are gone from disk; and the checkpoints already available."""
-    done = Store(layout.store_root, repair=True).finished_job_ids()  # the driver sets broken shards aside
+    done = Store(layout.store_root).finished_job_ids()
     todo = [j for j in graph.jobs if j.job_id not in done]
     available: dict[str, set[int]] = {}
     for pre in graph.pretrain:
@@ -185,18 +184,11 @@ def run_sweep(
     live: bool = True,
     on_start=None,
 ) -> RunResult:
-    """Run (or finish) ``sweep`` in its folder ``layout``; see the module docstring."""
-    t0 = time.perf_counter()
-    layout = layout or sweep.layout()
-    with Lease(layout):  # one driver per sweep folder (tsweep.core.lease)
-        return _run(sweep, layout, t0, address, num_cpus, live, on_start)
-
-
-def _run(sweep: Sweep, layout: SweepLayout, t0: float, address: str | None, num_cpus: int | None, live: bool,
-         on_start) -> RunResult:
     import ray
     from ray import tune
 
+    t0 = time.perf_counter()
+    layout = layout or sweep.layout()
     save_sweep(sweep, layout)
     graph = expand(sweep, layout)
     todo, available = jobs_to_run(graph, layout)

@@ -101,8 +101,13 @@ class EvalSettings(_Model):
                                      "watched closely enough to stop at its best")
     patience_epochs: float = Field(
         default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
-                                               "evaluation is this many epochs old (patience measured in data, never "
-                                               "before min_epochs)")
+                                               "evaluation improved by less than min_delta over this many epochs "
+                                               "(patience measured in data, never before min_epochs)")
+    min_delta: float = Field(
+        default=0.005, ge=0, lt=1, description="the relative improvement of the best evaluation over "
+                                               "patience_epochs below which a run has settled: past its "
+                                               "over-fitting minimum, or (a model too small to memorise its data) "
+                                               "on its plateau, where more epochs buy less than the noise")
     min_epochs: float = Field(
         default=1.0, ge=1, le=1000, description="no run stops before this many passes over its data (Hernandez et "
                                                 "al. 2021's runs see every token at least once)")

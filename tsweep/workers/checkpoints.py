@@ -9,10 +9,7 @@ Two kinds of checkpoint, both under the job's ``job_dir`` (a path or URI, throug
   without unpickling anything. Written into a hidden temporary folder and published with one
   rename (or one upload), since the scheduler releases fine-tunes as soon as it exists.
 - ``resume/``: DeepSpeed's own engine checkpoint (weights, optimizer, schedule) plus tsweep's
-  loop state, kept so a job whose process dies resumes where it stopped. The newest two are
-  kept: a process killed while writing one (a pre-empted node) leaves the previous one to
-  resume from, and a job whose states are all unreadable starts over rather than failing on
-  every retry.
+  loop state, kept so a job whose process dies resumes where it stopped.
 
 DeepSpeed and transformers write local folders; on an object store the folder is written to a
 local temporary folder first and uploaded.
@@ -86,22 +83,13 @@ def shared_dir(dest: str) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-KEEP_RESUME_STATES = 2  # the newest, and one to fall back on if the newest is corrupt
-
-
-def resume_tags(resume: str) -> list[str]:
-    """The saved resume states (tag folders ``step{N}``), newest first."""
+def prune_tags(resume: str, keep: str) -> None:
+    """Remove every tag folder of a resume state but ``keep`` (the one ``latest`` names)."""
     files = Files(resume)
-    infos = files.fs.get_file_info(pafs.FileSelector(files.fs_path(resume), allow_not_found=True))
-    tags = [i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("step")]
-    return sorted(tags, key=lambda t: int(t[4:]) if t[4:].isdigit() else -1, reverse=True)
-
-
-def prune_tags(resume: str) -> None:
-    """Keep the newest ``KEEP_RESUME_STATES`` resume states, remove the rest."""
-    files = Files(resume)
-    for tag in resume_tags(resume)[KEEP_RESUME_STATES:]:
-        files.delete_dir(f"{resume.rstrip('/')}/{tag}")
+    sel = files.fs.get_file_info(pafs.FileSelector(files.fs_path(resume), allow_not_found=True))
+    for info in sel:
+        if info.type == pafs.FileType.Directory and info.base_name != keep:
+            files.fs.delete_dir(info.path)
 
 
 @contextmanager

@@ -20,7 +20,6 @@ import socket
 from importlib import resources
 
 import torch
-from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
 
 from tsweep.sweeps.schema import Sweep
 from tsweep.core.sizes import ModelSize
@@ -123,15 +122,6 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     }
 
 
-class WeightsOnlyCheckpoints(TorchCheckpointEngine):
-    """DeepSpeed's checkpoint I/O, but loading with ``torch.load(weights_only=True)``: a resume
-    state is tensors, numbers, strings and containers of them, and unpickling anything else would
-    run code from whoever can write the sweep's storage on every worker that resumes."""
-
-    def load(self, path: str, map_location=None):
-        return torch.load(path, map_location=map_location, weights_only=True)
-
-
 def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
     """A DeepSpeed engine around ``model`` with AdamW and ``schedule`` (step -> LR factor, a
     ``tsweep.workers.schedule.WSD``) as its LambdaLR."""
@@ -152,7 +142,6 @@ def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched, config=deepspeed_config(sweep, micro, world)
     )
-    engine.checkpoint_engine = WeightsOnlyCheckpoints()
     if world == 1 and sweep.deepspeed.zero_stage == 0:
         # Averaging gradients over one rank is the identity; skip the flatten-copy-allreduce.
         engine.enable_backward_allreduce = False

@@ -112,6 +112,7 @@ class LoopState:
     cool_start: int | None = None
     cool_end: int | None = None
     stable_end: str | None = None  # "patience" | "max_epochs"
+    best_history: list[tuple[int, float]] = field(default_factory=list)  # (step, best so far) at evaluations
 
 
 @torch.inference_mode()
@@ -186,7 +187,6 @@ class JobRunner:
         self.stream = BatchStream(self.train_slice.tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=self.seed)
         self.eval_x, self.eval_y = to_sequences(data.eval_tokens().tokens, tr.seq_len)
         self.schedule = WSD(warmup=tr.warmup_steps)
-        self.vocab_size = data.vocab_size
         self.engine = build_engine(self._model(data.vocab_size), sweep, lr=tr.lr_for(job.n_params), schedule=self.schedule)
         self.tokens_per_step = tr.batch_size * tr.seq_len
         self.steps_per_epoch = self.stream.n_seq / tr.batch_size
@@ -239,36 +239,20 @@ class JobRunner:
         job = self.job
         damaged = job.job_id in self.rows.damaged_job_ids()
         resume = job.resume_dir
-        tags = [] if damaged else checkpoints.resume_tags(resume)
-        if tags:
-            for tag in tags:  # newest first; a corrupt one falls back to the previous
-                state = self._load_resume_state(resume, tag)
-                if state is not None:
-                    dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
-                    log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label,
-                             state.step, self.attempt, dropped)
-                    return state
-            # every state was unreadable, and a failed load may have left part of one behind
-            self.engine = build_engine(self._model(self.vocab_size), self.sweep,
-                                       lr=self.sweep.train.lr_for(job.n_params), schedule=self.schedule)
+        if checkpoints.exists(f"{resume}/latest") and not damaged:
+            with checkpoints.reading_dir(resume) as local:
+                _, client = self.engine.load_checkpoint(local, load_module_strict=True)
+            state = LoopState(**client["tsweep_state"])
+            dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
+            log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, state.step,
+                     self.attempt, dropped)
+            return state
         if self.lead:
             if damaged:
                 log.info("%s: unreadable shards in quarantine; starting over instead of resuming", job.label)
             checkpoints.remove(resume)  # before start_fresh clears the quarantine entries
             self.rows.start_fresh(job.job_id)
         return LoopState()
-
-    def _load_resume_state(self, resume: str, tag: str) -> LoopState | None:
-        """The loop state saved under ``tag``, with the engine restored to it; None when that
-        state cannot be read (truncated or emptied files), so the next one is tried."""
-        try:
-            with checkpoints.reading_dir(resume) as local:
-                _, client = self.engine.load_checkpoint(local, tag=tag, load_module_strict=True)
-            return LoopState(**client["tsweep_state"])
-        except Exception as exc:  # noqa: BLE001 - any unreadable state means: try the previous one
-            log.warning("%s: resume state %s unreadable (%s: %s)", self.job.label, tag, type(exc).__name__,
-                        str(exc).splitlines()[0][:200] if str(exc) else "")
-            return None
 
     # ------------------------------------------------------------ the named steps
     def train_step(self, step: int) -> float:
@@ -361,7 +345,7 @@ class JobRunner:
             # a collective: every rank writes its own part (ZeRO shards), rank 0 the `latest` tag
             self.engine.save_checkpoint(local, tag=tag, client_state={"tsweep_state": self.state_dict()})
         if self.lead:
-            checkpoints.prune_tags(self.job.resume_dir)
+            checkpoints.prune_tags(self.job.resume_dir, keep=tag)
 
     def flush(self) -> None:
         if self.lead:
@@ -431,12 +415,19 @@ class JobRunner:
         return step % self.interval == 0 or (st.cool_end is not None and step == st.cool_end)
 
     def _end_stable_phase(self, step: int) -> None:
-        """A fine-tune or scratch run: start the cooldown once its best evaluation is old enough
-        (it passed its minimum) or its stable phase hits the epoch cap."""
+        """A fine-tune or scratch run: start the cooldown once its best evaluation improved by
+        less than ``eval.min_delta`` over the last ``eval.patience_epochs`` (it passed its
+        over-fitting minimum, or a model too small to memorise its data reached its plateau), or
+        its stable phase hits the epoch cap."""
         st = self.state
         if st.cool_start is not None:
             return
-        if step >= self.min_steps and step - st.best_step >= self.patience_steps:
+        st.best_history.append((step, st.best_loss))
+        then = [b for s, b in st.best_history if s <= step - self.patience_steps]
+        if then:
+            st.best_history = st.best_history[len(then) - 1 :]  # keep what a later check may need
+        settled = bool(then) and then[-1] - st.best_loss < self.sweep.eval.min_delta * then[-1]
+        if step >= self.min_steps and settled:
             st.stable_end = "patience"
         elif step >= self.stable_cap:
             st.stable_end = "max_epochs"
