@@ -41,7 +41,7 @@ PACK_SWEEP = {
     "model_sizes": [PACK_SIZE],
     "finetune_tokens": [16_000],
     "pretrain": {"tokens": 2_000_000},
-    "eval": {"tokens": 16_000, "interval_steps": 50, "patience": 3},
+    "eval": {"tokens": 16_000, "interval_steps": 50, "patience_epochs": 0.5},
     "train": {"seq_len": 64, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20},
     "resources": {"cpus": 1, "gpus": 1, "pack": True},
 }

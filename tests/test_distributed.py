@@ -2,7 +2,11 @@
 whose two CPU workers form one gloo process group and train one job under DeepSpeed ZeRO.
 
 Two ranks that each take half of every batch and average gradients compute the same update as
-one rank on the whole batch, so the sharded run must land on the single-process run's loss;
+one rank on the whole batch up to the order of fp32 sums, so the sharded run's evaluations must
+match the single-process run's to 1e-4 while that rounding is still small (the first 40 steps:
+a branch to p = 8k and its restore included); later, at this tiny model's high learning rate,
+rounding grows chaotically (measured: the weights' checksums part at step 47, the final loss by
+1.6% under ZeRO-0 and 1.0% under ZeRO-2), so the final loss is held to 3%;
 only rank 0 writes rows and weights, so nothing is duplicated; under ZeRO-3 the weights of a
 checkpoint p are gathered from both shards, so the fine-tune's parent file is complete.
 """
@@ -22,6 +26,7 @@ from tsweep.workers.runner import run_job
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 
 pytestmark = pytest.mark.cluster
+EXACT_STEPS = 40  # evaluations up to here match the single process to 1e-4 (see the docstring)
 
 
 def _sweep(stage: int, workers: int):
@@ -82,8 +87,16 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_p
     store = Store(SweepLayout(sweep_dir).store_root)
     (summary,) = store.read_summaries().to_pylist()
     assert summary["status"] == "ok"
-    assert summary["best_eval_loss"] == pytest.approx(one["best_eval_loss"], rel=5e-3)
-    steps = store.read_evals().column("step").to_pylist()
+    evals = store.read_evals()
+    steps = evals.column("step").to_pylist()
+    early = {s: v for s, v in zip(steps, evals.column("eval_loss").to_pylist()) if s <= EXACT_STEPS}
+    one_evals = Store(SweepLayout(one_dir).store_root).read_evals()
+    one_early = {s: v for s, v in zip(one_evals.column("step").to_pylist(), one_evals.column("eval_loss").to_pylist())
+                 if s <= EXACT_STEPS}
+    assert early.keys() == one_early.keys() and len(early) >= 4
+    for s in early:
+        assert early[s] == pytest.approx(one_early[s], rel=1e-4), f"step {s}"
+    assert summary["best_eval_loss"] == pytest.approx(one["best_eval_loss"], rel=3e-2)
     assert len(steps) == len(set(steps)), "eval rows duplicated across ranks"
 
     for p in job.checkpoints:

@@ -41,7 +41,7 @@ def _sweep(model_dir, **over):
         "pretrained": {"gpt": {"model": model_dir, "revisions": {"main": "1M"}}},
         "tokenizer": {"kind": "hf", "name": model_dir},
         "model_sizes": ["nano"], "finetune_tokens": ["4k"], "scratch_tokens": ["4k", "8k"],
-        "eval": {"tokens": "2k", "interval_steps": 5, "patience": 2},
+        "eval": {"tokens": "2k", "interval_steps": 5, "patience_epochs": 1},
         "train": {"seq_len": 32, "batch_size": 4, "max_epochs": 1},
     }
     d.update(over)
@@ -68,7 +68,8 @@ def test_finetune_starts_from_the_weights(local_model, tmp_path):
     g = expand(sweep, SweepLayout(str(tmp_path)))
     ft = next(j for j in g.jobs if j.source == "gpt")
     s = run_job(ft, sweep, str(tmp_path))
-    assert s["status"] == "ok" and s["n_params"] == model_size(local_model).n_params
+    assert s["status"] in ("ok", "unconverged")  # one epoch at most: it may still be improving
+    assert s["n_params"] == model_size(local_model).n_params
     assert Store(SweepLayout(str(tmp_path)).store_root).read_evals().num_rows >= 2
 
 

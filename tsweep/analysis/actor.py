@@ -156,15 +156,21 @@ def _now() -> str:
 def start_analysis_actor(name: str, namespace: str, *, detached: bool = False, **kwargs: Any):
     """The named analysis actor in ``namespace``: created, or the running one if it exists.
 
-    ``num_cpus=0``: it must never wait behind training trials for a CPU. ``max_restarts=-1``:
+    ``num_cpus=0``: it must never wait behind training trials for a CPU; it is placed on the
+    driver's node when that node is alive (a worker node may be pre-empted). ``max_restarts=-1``:
     a crashed actor comes back and rebuilds from the store and fits/. ``max_task_retries=2``:
     ``refit`` is idempotent, so retrying one lost to a crash is safe. ``detached`` keeps it alive
     after the driver exits (then kill it with ``ray.kill``). ``kwargs`` go to AnalysisActor.
     """
     import ray
 
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     remote_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)(AnalysisActor)
-    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True}
+    # Beside the driver when it can be (soft): the driver's node is the one the sweep cannot lose.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True,
+                               "scheduling_strategy": here}
     if detached:
         options["lifetime"] = "detached"
     return remote_cls.options(**options).remote(**kwargs)

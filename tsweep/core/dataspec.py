@@ -2,11 +2,12 @@
 
 A sweep YAML declares named corpora under ``corpora:``; a pre-training source or the target
 names one of them. Each spec is a frozen pydantic model; its ``kind`` picks the builder in the
-source registry (``workers.data.sources``). Unknown keys are rejected so a typo names its field.
+source registry (``tsweep.data.registry``). Unknown keys are rejected so a typo names its field.
 
-Built-in names need no declaration: ``python``, ``prose`` and ``c`` are the corpora found in the
-running Python installation (standard-library code, docstrings and pydoc topics, CPython headers),
-so every machine has them offline.
+Built-in names need no declaration: ``python``, ``pycode``, ``prose`` and ``c`` are the corpora
+found in the running Python installation (standard-library code, the same code without its
+docstrings and comments, the docstrings and pydoc topics, the CPython headers), so every machine
+has them offline.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class StdlibCorpus(_Spec):
     """Text from the running Python installation (offline everywhere)."""
 
     kind: Literal["stdlib"] = Field(default="stdlib", description="text from the running Python installation")
-    corpus: Literal["python", "prose", "c"] = Field(
-        description="python: standard-library code; prose: its docstrings and pydoc topics; c: the CPython headers")
+    corpus: Literal["python", "pycode", "prose", "c"] = Field(
+        description="python: standard-library code; pycode: the same code without its docstrings and comments; "
+                    "prose: the docstrings and pydoc topics; c: the CPython headers")
 
 
 class SyntheticCorpus(_Spec):
@@ -86,6 +88,7 @@ CorpusSpec = Annotated[
 
 BUILTIN_CORPORA: dict[str, StdlibCorpus] = {
     "python": StdlibCorpus(corpus="python"),
+    "pycode": StdlibCorpus(corpus="pycode"),
     "prose": StdlibCorpus(corpus="prose"),
     "c": StdlibCorpus(corpus="c"),
 }

@@ -76,9 +76,29 @@ def _docstrings(source: str) -> Iterator[str]:
                 yield doc
 
 
+def _code_only(source: str) -> str | None:
+    """A module's code with its docstrings and comments removed (``ast.unparse`` of the module
+    without them); None when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    try:
+        return ast.unparse(tree)
+    except (ValueError, RecursionError):
+        return None
+
+
 class StdlibSource:
-    """``python``: stdlib code files; ``prose``: docstrings (via ``ast``) and the pydoc topics;
-    ``c``: the CPython headers. Documents are files (or docstrings, or topics)."""
+    """``python``: stdlib code files; ``pycode``: the same files with their docstrings and
+    comments removed (the code alone, which English prose cannot teach); ``prose``: docstrings
+    (via ``ast``) and the pydoc topics; ``c``: the CPython headers. Documents are files (or
+    docstrings, or topics)."""
 
     def _files(self, corpus: str) -> list[str]:
         return c_header_files() if corpus == "c" else stdlib_python_files()
@@ -97,6 +117,12 @@ class StdlibSource:
         if spec.corpus in ("python", "c"):
             for path in files:
                 yield _read(path)
+            return
+        if spec.corpus == "pycode":
+            for path in files:
+                code = _code_only(_read(path))
+                if code:
+                    yield code
             return
         for path in files:
             yield from _docstrings(_read(path))

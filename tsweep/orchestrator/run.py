@@ -175,6 +175,28 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
     )
 
 
+FINAL_REFIT_TRIES = 5  # a restarting actor answers ActorUnavailableError for a few seconds
+
+
+def final_refit(actor, layout: SweepLayout, sweep: Sweep):
+    """The last refit, by the actor; while the actor is being restarted (its node was lost), try
+    again; if it never comes back, the same refit in the driver (it reads the same store and
+    writes the same ``fits/latest.json``), so a lost node never costs the sweep its report."""
+    import ray
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    from tsweep.analysis.actor import AnalysisActor
+
+    for attempt in range(FINAL_REFIT_TRIES):
+        try:
+            return ray.get(actor.refit.remote())
+        except (ActorUnavailableError, RayActorError) as e:
+            log.warning("analysis actor unavailable (%s); retrying the final refit", type(e).__name__)
+            time.sleep(2.0 * (attempt + 1))
+    log.warning("analysis actor did not come back; the final refit runs in the driver")
+    return AnalysisActor(layout.sweep_dir, bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed).refit()
+
+
 def run_sweep(
     sweep: Sweep,
     *,
@@ -216,7 +238,7 @@ def run_sweep(
             if r.error is not None:
                 result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
-    result.report = ray.get(actor.refit.remote())
+    result.report = final_refit(actor, layout, sweep)
     result.plots = write_plots(layout.sweep_dir)
     result.wall_time_s = time.perf_counter() - t0
     return result
