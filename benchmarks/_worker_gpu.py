@@ -60,6 +60,7 @@ def mfu(*, smoke: bool = False) -> dict:
 
     from tsweep.sweeps.schema import parse_sweep
     from tsweep.workers.engine import build_engine, build_model
+    from tsweep.workers.schedule import WSD
     from tsweep.core.sizes import get_size
 
     size = get_size("pico" if smoke else MFU_SIZE)
@@ -68,7 +69,7 @@ def mfu(*, smoke: bool = False) -> dict:
                          "train": {"seq_len": seq, "batch_size": batch},
                          "deepspeed": {"precision": "bf16"}, "resources": {}})
     vocab = 264
-    engine = build_engine(build_model(size, vocab, seq, seed=0), sweep, lr=1e-4, total_steps=steps)
+    engine = build_engine(build_model(size, vocab, seq, seed=0), sweep, lr=1e-4, schedule=WSD(warmup=0))
     dev = engine.device
     x = torch.randint(0, vocab, (batch, seq), device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
