@@ -11,6 +11,7 @@ so every machine has them offline.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,10 +32,12 @@ class SyntheticCorpus(_Spec):
     """A seeded family of structured token streams; ``distance`` 0 is the target, 1 unrelated."""
 
     kind: Literal["synthetic"] = "synthetic"
-    distance: float = Field(ge=0.0, le=1.0)
-    seed: int = 0
-    # Documents in the generated corpus; enough for millions of tokens by default.
-    documents: int = Field(default=20_000, gt=0)
+    distance: float = Field(ge=0.0, le=1.0, description="0 is the target itself, 1 a process that shares only the "
+                                                        "alphabet with it")
+    seed: int = Field(default=0, ge=0, lt=2**32, description="the family's seed (numpy takes seeds below 2**32 here)")
+    documents: int = Field(default=20_000, gt=0, le=10_000_000,
+                           description="documents in the generated corpus; the default is millions of tokens, and "
+                                       "10 million documents (tsweep's cap) are billions")
 
 
 class FilesCorpus(_Spec):
@@ -64,14 +67,15 @@ class MixtureCorpus(_Spec):
     """A weighted mixture of other named corpora (weights are normalised)."""
 
     kind: Literal["mixture"] = "mixture"
-    weights: dict[str, float] = Field(min_length=1)
+    weights: dict[str, float] = Field(min_length=1, description="corpus name -> its share (positive, finite; "
+                                                                 "normalised to sum to one)")
 
     @field_validator("weights")
     @classmethod
     def _positive(cls, v: dict[str, float]) -> dict[str, float]:
         for name, w in v.items():
-            if not w > 0:
-                raise ValueError(f"weight of {name!r} must be positive, got {w}")
+            if not (w > 0 and math.isfinite(w)):
+                raise ValueError(f"weight of {name!r} must be positive and finite, got {w}")
         return v
 
 

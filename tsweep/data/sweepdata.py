@@ -242,7 +242,18 @@ class SweepData:
                           hash=np.asarray(hashes, np.uint64))
             return {"corpus": name, "tokens": n, "documents": len(lengths), "chars": int(sum(chars))}
 
-        return get_or_build(self.root, key, build)
+        return get_or_build(self.root, key, build, private=lambda: self._private(name))
+
+    def _private(self, *names: str) -> bool:
+        """Whether any of these corpora (a mixture: any of its parts) is private at its source."""
+        for name in names:
+            spec = self._spec(name)
+            if isinstance(spec, MixtureCorpus):
+                if self._private(*spec.weights):
+                    return True
+            elif get_source(spec.kind).private(name, spec):
+                return True
+        return False
 
     # ------------------------------------------------------------------ eval
     def _eval_key(self) -> str:
@@ -281,7 +292,7 @@ class SweepData:
                 chars = int(docs["chars"][chosen[:-1]].sum()) + round(int(docs["chars"][last]) * cut / int(docs["length"][last]))
             return {"target": target, "tokens": int(len(out)), "chars": int(chars), "documents": k}
 
-        self._eval = get_or_build(self.root, self._eval_key(), build)
+        self._eval = get_or_build(self.root, self._eval_key(), build, private=lambda: self._private(target))
         return self._eval
 
     # ------------------------------------------------------------------ training streams
@@ -321,7 +332,7 @@ class SweepData:
             write_columns(tmp / "docs.arrow", length=docs["length"][idx], chars=docs["chars"][idx])
             return {"corpus": name, "tokens": n, "documents": int(len(idx)), "removed_as_eval": int((~keep).sum())}
 
-        entry = get_or_build(self.root, key, build)
+        entry = get_or_build(self.root, key, build, private=lambda: self._private(name, self.sweep.target))
         tokens = entry.array("tokens")
         docs = entry.columns("docs")
         ends = np.cumsum(docs["length"])
@@ -372,7 +383,7 @@ class SweepData:
             return {"corpus": name, "tokens": n, "parts": parts, "weights": weights.tolist(), "block": block,
                     "taken": {p: int(t) for p, t in zip(parts, taken)}}
 
-        entry = get_or_build(self.root, key, build)
+        entry = get_or_build(self.root, key, build, private=lambda: self._private(name))
         self._mix_keys[name] = key
         blocks = entry.columns("blocks")
         ends = np.cumsum(blocks["length"])
