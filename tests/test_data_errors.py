@@ -13,7 +13,7 @@ from tsweep.data import hub as hub_mod
 
 
 def sweep_of(corpora: dict, *, target="t", sources=("scratch", "s"), eval_tokens=2_000, finetune=(1_000,),
-             pretrain=1_000, **extra):
+             pretrain=4_000, **extra):
     return parse_sweep(dict(name="err", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
                             finetune_tokens=list(finetune), pretrain={"tokens": pretrain},
                             eval={"tokens": eval_tokens}, **extra))

@@ -17,7 +17,8 @@ SEP = ByteTokenizer.sep_id
 
 def _sweep(corpora, target="t", sources=("scratch", "s"), eval_tokens=64, pretrain=100, finetune=(50,)):
     return parse_sweep(dict(name="src-test", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
-                            finetune_tokens=list(finetune), pretrain={"tokens": pretrain}, eval={"tokens": eval_tokens}))
+                            finetune_tokens=list(finetune), pretrain={"tokens": pretrain}, eval={"tokens": eval_tokens},
+                            train={"batch_size": 1, "seq_len": 64}))  # one step: 64 tokens <= pretrain
 
 
 def _documents(sd: SweepData, corpus: str) -> set[str]:
@@ -109,7 +110,7 @@ def test_hf_tokenizer_from_a_local_directory(tmp_path):
                "s": {"kind": "synthetic", "distance": 0.5, "documents": 100}}
     sweep = parse_sweep(dict(name="hf", target="t", sources=["scratch", "s"], corpora=corpora,
                              tokenizer={"kind": "hf", "name": str(tmp_path / "tok")}, model_sizes=["nano"],
-                             finetune_tokens=[1_000], pretrain={"tokens": 1_000}, eval={"tokens": 2_000}))
+                             finetune_tokens=[1_000], pretrain={"tokens": 2_000}, eval={"tokens": 2_000}))
     sd = SweepData(sweep, cache_dir=str(tmp_path / "cache"))
     sd.check()
     assert sd.vocab_size % 8 == 0 and sd.vocab_size >= 300

@@ -1,4 +1,5 @@
-"""The Arrow store: typed rows, atomic shards, one summary per job, damaged shards set aside."""
+"""The Arrow store: typed rows, atomic shards, one summary per job, read-only retried reads, a
+schema version gate, damaged shards set aside by the driver only."""
 
 import glob
 import os
@@ -78,21 +79,153 @@ def test_resume_drops_shards_after_checkpoint(tmp_path):
     assert st.read_evals().column("step").to_pylist() == [0, 10, 20, 30, 40]
 
 
-def test_truncated_shard_is_quarantined_and_job_unfinished(tmp_path):
+def _truncate(path, size=None):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2 if size is None else size)
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("size", [None, 0], ids=["truncated", "emptied"])
+def test_readers_report_an_unreadable_shard_and_only_the_driver_sets_it_aside(tmp_path, size):
     st = Store(str(tmp_path))
     st.write_evals("j", _evals("j", [0, 10]))
     st.write_summary(_summary("j"))
     st.write_summary(_summary("k"))
     shard = glob.glob(str(tmp_path / "eval" / "j" / "*.parquet"))[0]
-    with open(shard, "r+b") as f:
-        f.truncate(os.path.getsize(shard) // 2)
-    assert st.finished_job_ids() == {"k"}
-    assert st.read_evals().num_rows == 0
-    assert len(st.quarantined()) == 1
+    _truncate(shard, size)
+    before = _tree(tmp_path)
+
+    reader = Store(str(tmp_path))  # status, gaps, the analysis actor: they read and change nothing
+    assert reader.read_evals().num_rows == 0 and reader.unreadable.keys() == {shard}
+    check = reader.check()
+    assert check.finished == {"k"} and check.damaged == {"j"} and check.unreadable == [shard]
+    assert check.quarantined == [] and _tree(tmp_path) == before
+
+    driver = Store(str(tmp_path)).check(set_aside=True)
+    assert driver.finished == {"k"} and driver.damaged == {"j"} and len(driver.quarantined) == 1
+    assert not os.path.exists(shard)
     st.start_fresh("j")  # the job's re-run claims its quarantine entries
-    assert st.quarantined() == []
+    assert st.quarantined() == [] and st.check().damaged == set()
 
     summ = tmp_path / "summary" / "k.parquet"
     summ.write_bytes(summ.read_bytes()[:20])
     assert "k" not in st.finished_job_ids()
     assert st.read_summaries().column("job_id").to_pylist() == ["j"]
+
+
+def test_stray_file_in_quarantine_is_not_a_job(tmp_path):
+    st = Store(str(tmp_path))
+    st.write_summary(_summary("k"))
+    (tmp_path / "quarantine").mkdir()
+    (tmp_path / "quarantine" / "notes.txt").write_text("mine")
+    (tmp_path / "quarantine" / "summary").mkdir()
+    (tmp_path / "quarantine" / "summary" / "README").write_text("mine")
+    assert st.damaged_job_ids() == set() and st.finished_job_ids() == {"k"}
+
+
+class _Flaky:
+    """A filesystem that answers the first ``fails`` reads of every shard with S3's throttling error."""
+
+    def __init__(self, fails: int):
+        import pyarrow.fs as pafs
+
+        self.inner, self.fails, self.seen = pafs.LocalFileSystem(), fails, {}
+
+    def open_input_stream(self, path):
+        n = self.seen[path] = self.seen.get(path, 0) + 1
+        if path.endswith(".parquet") and n <= self.fails:
+            raise OSError("When reading information for key 'x': AWS Error SLOW_DOWN during GetObject operation: "
+                          "Please reduce your request rate.")
+        return self.inner.open_input_stream(path)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    from tsweep.core import layout
+
+    def install(fails):
+        fs = _Flaky(fails)
+        monkeypatch.setattr(layout, "_filesystem", lambda endpoint: fs)
+        monkeypatch.setattr(layout, "BACKOFF_S", 0.001)
+        return fs
+
+    return install
+
+
+def test_transient_read_errors_are_retried_and_never_set_a_shard_aside(tmp_path, flaky):
+    st = Store(str(tmp_path))
+    st.write_evals("j", _evals("j", [0, 10]))
+    st.write_summary(_summary("j"))
+    before = _tree(tmp_path)
+    fs = flaky(fails=2)  # two SLOW_DOWNs per shard, then the bytes
+    check = Store(str(tmp_path)).check(set_aside=True)
+    assert check.finished == {"j"} and check.damaged == set() and check.unreadable == []
+    assert _tree(tmp_path) == before and check.quarantined == []
+    assert max(fs.seen.values()) == 3
+
+
+def test_persistent_read_errors_are_one_line_and_change_nothing(tmp_path, flaky):
+    from tsweep.core.errors import StorageUnavailable, UsageError
+
+    st = Store(str(tmp_path))
+    st.write_summary(_summary("j"))
+    before = _tree(tmp_path)
+    flaky(fails=100)
+    with pytest.raises(StorageUnavailable) as err:
+        Store(str(tmp_path)).check(set_aside=True)
+    msg = str(err.value)
+    assert isinstance(err.value, UsageError) and "\n" not in msg
+    assert "k.parquet" not in msg and "j.parquet" in msg and "SLOW_DOWN" in msg and "5 tries" in msg
+    assert _tree(tmp_path) == before
+
+
+def _write_raw(path, table):
+    import pyarrow.parquet as pq
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, path)
+
+
+def test_schema_version_gate(tmp_path):
+    import pyarrow as pa
+
+    from tsweep.core.errors import StoreError
+
+    st = Store(str(tmp_path))
+    st.write_summary(_summary("j"))
+    good = pa.Table.from_pylist([_summary("k") | {"finished_at": None}], schema=SUMMARY_SCHEMA.remove(
+        SUMMARY_SCHEMA.get_field_index("finished_at")))
+    path = str(tmp_path / "summary" / "k.parquet")
+
+    # a column that cannot be null is missing: an error naming it, not nulls
+    _write_raw(path, good.replace_schema_metadata(SUMMARY_SCHEMA.metadata))
+    with pytest.raises(StoreError, match="column 'finished_at' is missing"):
+        st.read_summaries()
+
+    # another schema version
+    full = pa.Table.from_pylist([_summary("k") | {"finished_at": 0}], schema=SUMMARY_SCHEMA)
+    _write_raw(path, full.replace_schema_metadata({**SUMMARY_SCHEMA.metadata, b"tsweep.schema_version": b"2"}))
+    with pytest.raises(StoreError, match="store schema version '2'; this tsweep reads version 1"):
+        st.read_summaries()
+
+    # not a tsweep shard at all
+    _write_raw(path, pa.table({"job_id": ["k"]}))
+    with pytest.raises(StoreError, match="not a tsweep summary shard"):
+        Store(str(tmp_path)).check()
+
+    # a nullable column missing reads back as null: how a later version may add one
+    _write_raw(path, full.drop_columns(["reason"]).replace_schema_metadata(SUMMARY_SCHEMA.metadata))
+    t = st.read_summaries()
+    assert sorted(t.column("job_id").to_pylist()) == ["j", "k"] and t.column("reason").to_pylist() == [None, None]
+
+    # a wrong type is named too
+    bad = full.set_column(full.schema.get_field_index("flops"), "flops", pa.array(["lots"]))
+    _write_raw(path, bad.replace_schema_metadata(SUMMARY_SCHEMA.metadata))
+    with pytest.raises(StoreError, match="column 'flops' is string, expected double"):
+        st.read_summaries()

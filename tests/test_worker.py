@@ -16,6 +16,7 @@ from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
 from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.core.cadence import eval_interval, pretrain_eval_steps
+from tsweep.workers.checkpoints import resume_tags
 from tsweep.workers.runner import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
@@ -163,11 +164,10 @@ def test_killed_worker_resumes_from_checkpoint(sweep, tmp_path):
     script.write_text(KILLABLE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, str(script), str(TINY), str(killed_dir)], env=env)
-    latest = Path(job.resume_dir) / "latest"
     deadline = time.time() + 120
-    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+    while not resume_tags(job.resume_dir) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert latest.exists(), "the worker never saved a checkpoint"
+    assert resume_tags(job.resume_dir), "the worker never saved a checkpoint"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = Store(layout.store_root)

@@ -13,8 +13,10 @@
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
 A sweep reference (``ref``) is resolved in this order: a shipped sweep's name (``demo``), a YAML
-file, a sweep folder holding ``sweep.yaml``, a URI of such a folder, or the name of a sweep under
-the storage root (``storage``, else ``$TSWEEP_STORAGE``, else ``~/tsweep_runs``).
+file (a path or a URI), a sweep folder holding ``sweep.yaml``, a URI of such a folder, or the
+name of a sweep under the storage root (``storage``, else ``$TSWEEP_STORAGE``, else
+``~/tsweep_runs``). A sweep folder is its own identity: its results stay in that folder whatever
+name its ``sweep.yaml`` holds (a copied or renamed folder never writes into the original).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from tsweep.core.errors import UsageError
-from tsweep.core.layout import SweepLayout, is_uri
+from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep, load_sweep as _load_yaml, loads_sweep
+from tsweep.sweeps.schema import Sweep, is_plain_name, load_sweep as _load_yaml, loads_sweep
 
 DEFAULT_STORAGE = "~/tsweep_runs"
 
@@ -62,17 +64,24 @@ def resolve(ref: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
         raise UsageError("SWEEP: empty; give a sweep name, a YAML file, a sweep folder or a URI")
     shipped = shipped_sweep_path(ref) if "/" not in ref and os.sep not in ref else None
     path = Path(os.path.expanduser(ref))
+    if is_uri(ref) and without_query(ref).endswith((".yaml", ".yml")):
+        files = Files(ref)
+        if not files.is_file(ref):
+            raise UsageError(f"{without_query(ref)}: no such sweep file")
+        sweep = loads_sweep(files.read_text(ref), origin=without_query(ref))
+        return sweep, sweep.layout(storage_override(storage))
     if path.suffix in {".yaml", ".yml"} or (path.is_file() and not is_uri(ref)):
         sweep = _load_yaml(path)
         return sweep, sweep.layout(storage_override(storage))
     if is_uri(ref) or path.is_dir():
         sweep = _from_folder(ref)
         if sweep is None:
-            raise UsageError(f"{ref}: no sweep.yaml there (a sweep folder holds the sweep.yaml it ran with)")
+            raise UsageError(f"{without_query(ref)}: no sweep.yaml there (a sweep folder holds the sweep.yaml it ran with)")
         return sweep, SweepLayout(ref)
     root = storage_override(storage) or DEFAULT_STORAGE
-    if not _plain_name(ref):
-        raise UsageError(f"sweep name {ref!r} must be a plain name (letters, digits, '_', '.', '+', '-')")
+    if not is_plain_name(ref):
+        raise UsageError(f"sweep name {ref!r} must be a plain name (letters, digits, '_', '.', '+', '-', starting "
+                         f"with a letter or digit)")
     stored = SweepLayout.under(root, ref)
     sweep = _from_folder(stored.sweep_dir)
     if sweep is not None:
@@ -80,7 +89,8 @@ def resolve(ref: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
     if shipped is not None:
         sweep = _load_yaml(shipped)
         return sweep, sweep.layout(storage_override(storage))
-    raise UsageError(f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under {root}")
+    raise UsageError(f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under "
+                     f"{without_query(root)}")
 
 
 def resolve_shipped(name: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
@@ -90,10 +100,6 @@ def resolve_shipped(name: str, storage: str | None = None) -> tuple[Sweep, Sweep
         raise UsageError(f"no shipped sweep named {name!r}")
     sweep = _load_yaml(path)
     return sweep, sweep.layout(storage_override(storage))
-
-
-def _plain_name(ref: str) -> bool:
-    return ref not in {".", ".."} and all(ch.isalnum() or ch in "_.+-" for ch in ref)
 
 
 def _sweep_and_layout(sweep: Sweep | str, storage: str | None) -> tuple[Sweep, SweepLayout]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from tsweep import api
 from tsweep.core.errors import UsageError
+from tsweep.core.layout import without_query
 
 
 def _storage(args) -> str | None:
@@ -57,7 +58,7 @@ def _run(sweep, layout, args, *, live: bool) -> int:
                     on_start=lambda url: print(f"Ray dashboard: {url}" if url else "Ray dashboard: (joined cluster)",
                                                flush=True))
     print(f"\n{sweep.name}: {res.planned} jobs planned, {res.skipped} already done, {res.ran} run "
-          f"in {res.wall_time_s:.0f} s; results in {res.sweep_dir}")
+          f"in {res.wall_time_s:.0f} s; results in {without_query(res.sweep_dir)}")
     for f in res.failed:
         print(f"  failed: {f}")
     for job_id, why in res.blocked.items():
@@ -65,7 +66,7 @@ def _run(sweep, layout, args, *, live: bool) -> int:
     print()
     print(load_report(res.sweep_dir)[1].format_table())
     for png in res.plots:
-        print(f"plot: {png}")
+        print(f"plot: {without_query(png)}")
     return 1 if (res.failed or res.blocked) else 0
 
 
@@ -105,18 +106,31 @@ def cmd_status(args) -> int:
 def cmd_gaps(args) -> int:
     from tsweep.analysis.reporting import gaps_csv, gaps_json, load_report
 
+    if args.csv:
+        _writable(args.csv, "--csv")
     _, layout = api.resolve(args.sweep, args.storage)
     _, report = load_report(layout.sweep_dir)
-    print(json.dumps(gaps_json(report)) if args.json else report.format_table())
     if args.csv:
         try:
             with open(args.csv, "w", newline="") as f:
                 f.write(gaps_csv(report))
         except OSError as exc:
-            raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror}") from None
-        if not args.json:
-            print(f"csv: {args.csv}")
+            raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
+    print(json.dumps(gaps_json(report)) if args.json else report.format_table())
+    if args.csv and not args.json:
+        print(f"csv: {args.csv}")
     return 0
+
+
+def _writable(path: str, flag: str) -> None:
+    """A local file a command will write: its folder exists and it is not a folder itself."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag}: {path} is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag}: cannot write {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag}: cannot write {path}: {folder} is not writable")
 
 
 def cmd_report(args) -> int:
@@ -129,7 +143,7 @@ def cmd_report(args) -> int:
     layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir))
     layout.files.write_text(layout.report_html, report_html(report, plots, layout))
     for p in [layout.report_html, layout.summary_md, *plots]:
-        print(p)
+        print(without_query(p))
     return 0
 
 

@@ -28,4 +28,9 @@ def read_table(path: str) -> dict[str, np.ndarray]:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader error is bad input
         raise UsageError(f"--data: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    seen: set[str] = set()
+    for name in table.column_names:
+        if name in seen:
+            raise UsageError(f"--data: column {name!r} appears more than once in {path}; name each column once")
+        seen.add(name)
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}

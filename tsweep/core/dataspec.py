@@ -12,6 +12,7 @@ has them offline.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,10 +36,13 @@ class SyntheticCorpus(_Spec):
 
     kind: Literal["synthetic"] = Field(default="synthetic", description="a seeded family of token processes")
     distance: float = Field(ge=0.0, le=1.0, description="how far from the family's target: the chance that a symbol "
-                                                        "comes from an unrelated process (0: the target itself)")
-    seed: int = Field(default=0, ge=0, lt=2**31, description="the family: sources and target of one seed are related")
-    # Documents in the generated corpus; enough for millions of tokens by default.
-    documents: int = Field(default=20_000, gt=0, le=10_000_000, description="documents generated (~280 tokens each)")
+                                                        "comes from an unrelated process (0: the target itself, 1: "
+                                                        "a process that shares only the alphabet with it)")
+    seed: int = Field(default=0, ge=0, lt=2**32, description="the family: sources and target of one seed are related "
+                                                             "(numpy takes seeds below 2**32)")
+    documents: int = Field(default=20_000, gt=0, le=10_000_000,
+                           description="documents generated (~280 tokens each); the default is millions of tokens, "
+                                       "10 million documents (tsweep's cap) are billions")
 
 
 class FilesCorpus(_Spec):
@@ -70,14 +74,15 @@ class MixtureCorpus(_Spec):
     """A weighted mixture of other named corpora (weights are normalised)."""
 
     kind: Literal["mixture"] = Field(default="mixture", description="a weighted mixture of other corpora")
-    weights: dict[str, float] = Field(min_length=1, description="corpus name -> weight (normalised to shares)")
+    weights: dict[str, float] = Field(min_length=1, description="corpus name -> its share (positive, finite; "
+                                                                 "normalised to sum to one)")
 
     @field_validator("weights")
     @classmethod
     def _positive(cls, v: dict[str, float]) -> dict[str, float]:
         for name, w in v.items():
-            if not w > 0:
-                raise ValueError(f"weight of {name!r} must be positive, got {w}")
+            if not (w > 0 and math.isfinite(w)):
+                raise ValueError(f"weight of {name!r} must be positive and finite, got {w}")
         return v
 
 

@@ -31,3 +31,13 @@ class ModelUnavailable(UsageError):
 
 class StoreError(UsageError):
     """A store that tsweep cannot read as it is (another schema version, missing columns)."""
+
+
+class StorageUnavailable(UsageError):
+    """Storage that kept failing after retries, or refuses access: the message names the path
+    and the filesystem's own error, e.g. ``s3://b/x/store/summary/j.parquet: AWS Error
+    SLOW_DOWN (5 tries over 6 s)``. Nothing was changed by the command that hit it."""
+
+
+class SweepBusy(UsageError):
+    """A sweep folder that another driver holds the lease of (``tsweep.orchestrator.lease``)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from tsweep.core.layout import join
 from tsweep.core.sizes import ModelSize
 from tsweep.core.units import short_tokens
 
@@ -81,12 +82,17 @@ class Job:
 
     def p_checkpoint(self, p: int) -> str:
         """Where this pre-training job saves its annealed checkpoint at ``p`` tokens."""
-        return f"{self.job_dir.rstrip('/')}/p-{p}"
+        return join(self.job_dir, f"p-{p}")
 
     @property
     def resume_dir(self) -> str:
         """Where this job keeps the state it resumes from after its process dies."""
-        return f"{self.job_dir.rstrip('/')}/resume"
+        return join(self.job_dir, "resume")
+
+    @property
+    def attempts_file(self) -> str:
+        """The count of this job's starts (0 before its first), beside its checkpoints."""
+        return join(self.job_dir, "attempts")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -4,12 +4,12 @@ Layout under a sweep's folder (``{storage_root}/{sweep_name}/store``)::
 
     eval/{job_id}/{first_step:010d}-{last_step:010d}.parquet   eval points, flushed at each checkpoint
     summary/{job_id}.parquet                                   one row when a job ends
-    quarantine/...                                             shards that failed to read, set aside
+    quarantine/{eval|summary}/...                              shards the driver set aside as unreadable
 
 Why this shape:
-- Append-only shards, each written to a temporary name and renamed into place, so a reader
-  (``pyarrow.dataset`` or :func:`read_evals`) never sees half a file and a crash leaves at most a
-  stray ``.tmp``.
+- Append-only shards, each written to a temporary name and renamed into place (one PUT on an
+  object store), so a reader (``pyarrow.dataset`` or :func:`Store.read_evals`) never sees half a
+  file and a crash leaves at most a stray hidden ``.tmp``.
 - A job's eval rows are flushed together with its checkpoint, so after a resume from that
   checkpoint the rows before it are on disk exactly once and the rows after it are re-created:
   no duplicates and nothing lost.
@@ -19,24 +19,37 @@ Why this shape:
 - Paths may be local or any URI pyarrow's filesystems understand (``s3://``, ``gs://``), so a
   store on shared storage works from the head, the workers and a laptop alike.
 
-Every byte goes through the sweep's :class:`tsweep.core.layout.Files`. Ray-free: workers, the
-analysis code and tests call it with no cluster.
+Reading is read-only and tells damage from weather. Each shard's bytes are fetched through
+:class:`tsweep.core.layout.Files`, which retries transient I/O (throttling, a dropped
+connection) and never takes it for damage; the bytes are then parsed in memory, so a parse
+failure can only mean the file itself is malformed (truncated, emptied, not Parquet). Such a
+shard is left out of what a reader returns and listed in :attr:`Store.unreadable`; only the
+driver, through :meth:`Store.check` with ``set_aside=True``, moves it under ``quarantine/``
+(and its job then re-runs). ``status``, ``gaps`` and the analysis actor change nothing.
+
+The schema version is a gate: a shard written under another ``SCHEMA_VERSION``, a file that is
+not a tsweep shard, or one that lacks a non-nullable column (or holds one of another type) is a
+one-line :class:`StoreError` naming the file, never rows read back as nulls. Nullable columns a
+shard lacks read back as null: that is how a later version may add one.
+
+Ray-free: workers, the analysis code and tests call it with no cluster.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.fs as pafs
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tsweep.core.layout import Files
+from tsweep.core.errors import StoreError
+from tsweep.core.layout import Files, join, without_query
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +105,61 @@ SUMMARY_SCHEMA = pa.schema(
 # Statuses that end a job for good: resume skips them. A diverged run would diverge again.
 FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
+def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """``table`` (a whole shard) as ``schema``, or a one-line :class:`StoreError` naming ``where``
+    when it is of another schema version or lacks a column that cannot be null."""
+    meta = table.schema.metadata or {}
+    kind = schema.metadata[b"tsweep.table"].decode()
+    version = meta.get(b"tsweep.schema_version")
+    if version is None or meta.get(b"tsweep.table", b"").decode() != kind:
+        raise StoreError(f"{where}: not a tsweep {kind} shard (no tsweep schema in its metadata); move it out of the store")
+    if version != str(SCHEMA_VERSION).encode():
+        raise StoreError(f"{where}: written under store schema version {version.decode(errors='replace')!r}; this "
+                         f"tsweep reads version {SCHEMA_VERSION}: read it with the tsweep that wrote it")
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            if not f.nullable:
+                raise StoreError(f"{where}: column {f.name!r} is missing and cannot be null")
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        col = table.column(f.name)
+        if not col.type.equals(f.type):
+            raise StoreError(f"{where}: column {f.name!r} is {col.type}, expected {f.type}")
+        if not f.nullable and col.null_count:
+            raise StoreError(f"{where}: column {f.name!r} holds nulls but cannot be null")
+        columns.append(col)
+    versions = pc.unique(table.column("schema_version")).to_pylist()
+    if any(v != SCHEMA_VERSION for v in versions):
+        raise StoreError(f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}")
+    return pa.Table.from_arrays(columns, schema=schema)
+
 
 @dataclass(frozen=True)
+class StoreCheck:
+    """What :meth:`Store.check` found by reading every shard."""
+
+    summaries: pa.Table
+    finished: set[str]  # a final summary and every shard readable: resume skips these
+    damaged: set[str]  # a shard unreadable, or set aside and not yet replaced: resume re-runs these
+    unreadable: list[str]  # shards that do not parse, still in place
+    quarantined: list[str]  # shards set aside under quarantine/
+
+
+@dataclass
 class Store:
     """The store of one sweep, rooted at ``root`` (a local path or a filesystem URI)."""
 
     root: str
+    # shard path -> why it cannot be read; filled by reads, set aside only by check(set_aside=True)
+    unreadable: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
-    def _fs(self) -> tuple[pafs.FileSystem, str]:
-        files = Files(self.root)
-        return files.fs, files.fs_path(self.root)
+    def files(self) -> Files:
+        return Files(self.root)
+
+    def _path(self, *parts: str) -> str:
+        return join(self.root, *parts)
 
     # ---------------------------------------------------------------- writing
     def write_evals(self, job_id: str, rows: list[Mapping]) -> str | None:
@@ -114,125 +171,138 @@ class Store:
         if not rows:
             return None
         steps = [int(r["step"]) for r in rows]
-        name = f"eval/{job_id}/{min(steps):010d}-{max(steps):010d}.parquet"
-        return self._write(name, pa.Table.from_pylist(list(rows), schema=EVAL_SCHEMA))
+        name = f"{min(steps):010d}-{max(steps):010d}.parquet"
+        return self._write(self._path("eval", job_id, name), pa.Table.from_pylist(list(rows), schema=EVAL_SCHEMA))
 
     def drop_evals_after(self, job_id: str, step: int) -> int:
         """Remove eval shards that start after ``step``: used when a job resumes from a checkpoint
         at ``step``, so rows written after that checkpoint (and about to be redone) never double."""
-        fs, base = self._fs
         removed = 0
-        for info in self._list(f"eval/{job_id}"):
-            first = int(os.path.basename(info.path).split("-")[0])
-            if first > step:
-                fs.delete_file(info.path)
+        for info in self._list(self._path("eval", job_id)):
+            first = _first_step(info.base_name)
+            if first is not None and first > step:
+                self.files.delete_file(self._uri(info.path))
                 removed += 1
         return removed
 
     def write_summary(self, row: Mapping) -> str:
         """Write (or replace) the one summary row of a job."""
         row = dict(row)
-        row.setdefault("finished_at", _now_ms())
+        row.setdefault("finished_at", _dt.datetime.now(_dt.timezone.utc))
         table = pa.Table.from_pylist([row], schema=SUMMARY_SCHEMA)
-        return self._write(f"summary/{row['job_id']}.parquet", table)
+        return self._write(self._path("summary", f"{row['job_id']}.parquet"), table)
 
-    def _write(self, name: str, table: pa.Table) -> str:
-        fs, base = self._fs
-        path = f"{base}/{name}"
-        fs.create_dir(os.path.dirname(path), recursive=True)
-        if isinstance(fs, pafs.LocalFileSystem):
-            # A leading "." keeps pyarrow.dataset discovery (ignore_prefixes) off half-written files.
-            tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp"
-            pq.write_table(table, tmp, filesystem=fs)
-            fs.move(tmp, path)  # atomic rename on POSIX
-        else:  # object stores: a PUT is atomic already
-            pq.write_table(table, path, filesystem=fs)
+    def _write(self, path: str, table: pa.Table) -> str:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        # Files writes a hidden temporary name then renames (one PUT remotely): pyarrow.dataset
+        # discovery (ignore_prefixes) never picks up a half-written file.
+        self.files.write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
     # ---------------------------------------------------------------- reading
-    def _list(self, sub: str) -> list[pafs.FileInfo]:
-        fs, base = self._fs
-        sel = pafs.FileSelector(f"{base}/{sub}", allow_not_found=True, recursive=True)
-        return sorted(
-            (i for i in fs.get_file_info(sel) if i.type == pafs.FileType.File and i.path.endswith(".parquet")),
-            key=lambda i: i.path,
-        )
+    def _uri(self, fs_path: str) -> str:
+        """A path from a listing, as a path or URI under this store's root (its query kept)."""
+        base = self.files.fs_path(self.root)
+        return join(self.root, os.path.relpath(fs_path, base))
 
-    def _read_all(self, sub: str, schema: pa.Schema) -> pa.Table:
-        fs, base = self._fs
-        tables = []
-        for info in self._list(sub):
-            try:
-                t = pq.read_table(info.path, filesystem=fs, schema=schema)
-            except Exception as exc:  # truncated or foreign file: set it aside, never crash a reader
-                self._quarantine(info.path, exc)
-                continue
-            tables.append(t)
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables(tables)
+    def _list(self, path: str) -> list:
+        return [i for i in self.files.list_files(path) if i.base_name.endswith(".parquet")
+                and not i.base_name.startswith(".")]
 
-    def _quarantine(self, path: str, exc: Exception) -> None:
-        fs, base = self._fs
-        rel = os.path.relpath(path, base)
-        dest = f"{base}/quarantine/{rel}.{int(time.time())}"
-        log.warning("store: unreadable shard %s (%s); moved to %s", path, exc, dest)
+    def _read_shard(self, path: str, schema: pa.Schema) -> pa.Table | None:
+        """One shard, conformed to ``schema``; None if it vanished or does not parse."""
         try:
-            fs.create_dir(os.path.dirname(dest), recursive=True)
-            fs.move(path, dest)
-        except Exception:  # another reader moved it first
-            pass
+            data = self.files.read_bytes(path)  # transient errors are retried in there
+        except FileNotFoundError:  # replaced or dropped between the listing and the read
+            return None
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, ValueError) as exc:  # the bytes are all here: the file is malformed
+            self.unreadable[path] = " ".join(str(exc).split())[:200] or type(exc).__name__
+            log.warning("store: unreadable shard %s (%s)", without_query(path), self.unreadable[path])
+            return None
+        return conform(table, schema, without_query(path))
+
+    def _read_all(self, path: str, schema: pa.Schema) -> pa.Table:
+        tables = [t for info in self._list(path) if (t := self._read_shard(self._uri(info.path), schema)) is not None]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def read_evals(self, job_ids: Iterable[str] | None = None) -> pa.Table:
         if job_ids is None:
-            return self._read_all("eval", EVAL_SCHEMA)
-        parts = [self._read_all(f"eval/{j}", EVAL_SCHEMA) for j in job_ids]
+            return self._read_all(self._path("eval"), EVAL_SCHEMA)
+        parts = [self._read_all(self._path("eval", j), EVAL_SCHEMA) for j in job_ids]
         return pa.concat_tables(parts) if parts else EVAL_SCHEMA.empty_table()
 
     def read_summaries(self) -> pa.Table:
-        return self._read_all("summary", SUMMARY_SCHEMA)
+        return self._read_all(self._path("summary"), SUMMARY_SCHEMA)
 
-    def finished_job_ids(self, *, verify_evals: bool = True) -> set[str]:
-        """Jobs whose summary carries a final status and whose shards all read back: resume skips these.
-
-        With ``verify_evals`` every eval shard is read, so a truncated one is found, set aside,
-        and its job counted as unfinished (it re-runs and rewrites its rows)."""
-        if verify_evals:
-            self.read_evals()
-        t = self.read_summaries()
+    def check(self, *, set_aside: bool = False) -> StoreCheck:
+        """Read every shard (eval shards too, so that a truncated one is found): which jobs are
+        finished and which are damaged. ``set_aside`` (the driver, before it plans what to run)
+        moves unreadable shards under ``quarantine/``; without it nothing changes."""
+        self.unreadable.clear()
+        self.read_evals()
+        summaries = self.read_summaries()
+        unreadable = sorted(self.unreadable)
+        if set_aside:
+            for path in unreadable:
+                self._quarantine(path)
+            self.unreadable.clear()
         damaged = self.damaged_job_ids()
-        return {
-            j
-            for j, s in zip(t.column("job_id").to_pylist(), t.column("status").to_pylist())
-            if s in FINAL_STATUSES and j not in damaged
-        }
+        finished = {j for j, s in zip(summaries.column("job_id").to_pylist(), summaries.column("status").to_pylist())
+                    if s in FINAL_STATUSES and j not in damaged}
+        return StoreCheck(summaries=summaries, finished=finished, damaged=damaged,
+                          unreadable=sorted(self.unreadable), quarantined=self.quarantined())
+
+    def finished_job_ids(self) -> set[str]:
+        """Jobs that resume skips (reads every shard; changes nothing)."""
+        return self.check().finished
+
+    def _quarantine(self, path: str) -> None:
+        rel = os.path.relpath(self.files.fs_path(path), self.files.fs_path(self.root))
+        dest = self._path("quarantine", f"{rel}.{int(time.time())}")
+        log.warning("store: setting aside unreadable shard %s as %s", without_query(path), without_query(dest))
+        try:
+            self.files.move(path, dest)
+        except FileNotFoundError:  # replaced or dropped since it was read
+            pass
 
     def damaged_job_ids(self) -> set[str]:
-        """Jobs with a shard in quarantine that no later run of the job has replaced."""
-        fs, base = self._fs
-        out = set()
-        for path in self.quarantined():
-            rel = os.path.relpath(path, f"{base}/quarantine").split(os.sep)
-            out.add(rel[1] if rel[0] == "eval" else rel[1].split(".")[0])
+        """Jobs with a shard that does not parse: still in place (found by this store's reads) or
+        set aside under quarantine/ and not yet replaced by a later run of the job."""
+        out = {job for path in self.unreadable if (job := _job_of(self.files.fs_path(path), self.files.fs_path(self.root)))}
+        qroot = self.files.fs_path(self._path("quarantine"))
+        for info in self.files.list_files(self._path("quarantine")):
+            job = _job_of(info.path, qroot)
+            if job:
+                out.add(job)
         return out
 
     def start_fresh(self, job_id: str) -> None:
         """A job starting from step 0: drop its old eval shards and its quarantine entries."""
-        fs, base = self._fs
-        for sub in (f"eval/{job_id}", f"quarantine/eval/{job_id}"):
-            fs.delete_dir_contents(f"{base}/{sub}", missing_dir_ok=True)
-        for path in self.quarantined():
-            if os.path.basename(path).startswith(f"{job_id}.parquet"):
-                fs.delete_file(path)
+        for sub in (("eval", job_id), ("quarantine", "eval", job_id)):
+            self.files.delete_dir(self._path(*sub))
+        for info in self.files.list_files(self._path("quarantine", "summary")):
+            if info.base_name.startswith(f"{job_id}.parquet"):
+                self.files.delete_file(self._uri(info.path))
 
     def quarantined(self) -> list[str]:
         """Paths of shards set aside as unreadable."""
-        fs, base = self._fs
-        sel = pafs.FileSelector(f"{base}/quarantine", allow_not_found=True, recursive=True)
-        return sorted(i.path for i in fs.get_file_info(sel) if i.type == pafs.FileType.File)
+        return [self._uri(i.path) for i in self.files.list_files(self._path("quarantine"))]
 
 
-def _now_ms():
-    import datetime as _dt
+def _first_step(name: str) -> int | None:
+    """The first step an eval shard's name covers; None for a file tsweep did not name."""
+    head = name.split("-")[0]
+    return int(head) if head.isdigit() else None
 
-    return _dt.datetime.now(_dt.timezone.utc)
+
+def _job_of(path: str, base: str) -> str | None:
+    """The job an (eval or summary) shard path under ``base`` belongs to; None for a stray file."""
+    rel = os.path.relpath(path, base).split(os.sep)
+    if len(rel) == 3 and rel[0] == "eval":
+        return rel[1]
+    if len(rel) == 2 and rel[0] == "summary" and ".parquet" in rel[1]:
+        return rel[1].split(".parquet")[0]
+    return None

@@ -11,6 +11,9 @@ import re
 from typing import Any
 
 _SUFFIX = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+# The largest token count tsweep takes: 10^15, a hundred times the largest published pre-training
+# runs (Llama 3: 15.6T tokens) and far inside the store's int64 columns (tsweep's choice).
+MAX_TOKENS = 10**15
 _SHORT = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgG]?)\s*")
 
 
@@ -29,6 +32,8 @@ def parse_token_count(v: Any) -> int:
         v = int(v)
     if not isinstance(v, int) or v <= 0:
         raise ValueError(f"must be a positive integer, got {v!r}")
+    if v > MAX_TOKENS:
+        raise ValueError(f"must be at most {MAX_TOKENS:.0e} tokens, got {v:.3g}")
     return v
 
 

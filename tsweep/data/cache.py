@@ -12,16 +12,29 @@ directory, which the next builder of that key removes.
 Token arrays are one column in one record batch, so opening one is a zero-copy, read-only
 ``numpy`` view of a memory map: jobs on a node share the page cache, not copies. Large arrays
 are written from a raw temporary file through a memory map, never held in memory whole.
+
+Security. An entry keeps its sources' privacy: built from anything that is not world-readable
+at the source (a private ``files`` corpus, a hub dataset, a mixture with such a part) it is a
+0700 folder of 0600 files; otherwise 0755/0644, so one node cache serves every job. Scratch a
+build leaves (names starting with '.', such as ``datasets``' own plain-text Arrow copy) is
+deleted before the entry is published. ``meta.json`` records the BLAKE2b digest of every file,
+and an entry is verified against it when a process first opens it: a damaged entry is set
+aside and rebuilt. Keys are predictable (a hash of the inputs), so an entry is trusted only if
+it belongs to this user (or root) and nobody else may write it: another user's entry under the
+same key is never read, and this user's copy is built under ``.u{uid}/`` instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,8 +42,12 @@ import numpy as np
 import pyarrow as pa
 from filelock import FileLock
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+# 2: entries carry digests of their files and keep their sources' permissions.
+FORMAT_VERSION = 2
 LOCK_TIMEOUT_S = 3600.0  # a builder of a large corpus may hold the lock this long
+_DIGEST_CHUNK = 1 << 22
 
 _open_lock = threading.Lock()
 _opened: dict[str, "Entry"] = {}
@@ -49,12 +66,51 @@ def content_key(prefix: str, obj: Any) -> str:
     return f"{safe}-{hashlib.blake2b(body.encode(), digest_size=16).hexdigest()}"
 
 
+class CorruptEntry(Exception):
+    """A cache entry that fails its digests, or that this user cannot trust."""
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as f:
+        while chunk := f.read(_DIGEST_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _untrusted(path: Path) -> str | None:
+    """Why ``path`` (an entry folder or file) may have been written by someone else; None if not."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if st.st_uid not in (os.getuid(), 0):
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by others"
+    return None
+
+
 class Entry:
-    """A finished cache entry: memory-mapped arrays and tables, and its ``meta.json``."""
+    """A finished cache entry: memory-mapped arrays and tables, and its ``meta.json``, verified
+    against its digests when opened (:class:`CorruptEntry` if it fails)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.meta: dict = json.loads((path / "meta.json").read_text())
+        for p in (path, *(q for q in path.iterdir())):
+            why = _untrusted(p)
+            if why is not None:
+                raise CorruptEntry(f"{p} is {why}")
+        try:
+            self.meta: dict = json.loads((path / "meta.json").read_text())
+            digests = self.meta["digests"]
+            names = {q.name for q in path.iterdir()} - {"meta.json"}
+            if set(digests) != names:
+                raise CorruptEntry(f"{path}: files {sorted(names)} but digests of {sorted(digests)}")
+            for name, want in digests.items():
+                if _digest(path / name) != want:
+                    raise CorruptEntry(f"{path / name} does not match its digest")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptEntry(f"{path}: unreadable meta.json or files ({type(exc).__name__}: {exc})") from None
         self._arrays: dict[str, np.ndarray] = {}
 
     def array(self, name: str) -> np.ndarray:
@@ -132,32 +188,78 @@ def open_entry(path: Path) -> Entry:
     return entry
 
 
-def lookup(root: Path, key: str) -> Entry | None:
+def _slot(root: Path, key: str) -> Path:
+    """Where this user's entry ``key`` lives: ``root/key``, unless another user's entry (or
+    anything not this user's) holds that name; then ``root/.u{uid}/key``."""
     path = root / key
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return path
+    if st.st_uid in (os.getuid(), 0) and stat.S_ISDIR(st.st_mode):
+        return path
+    return root / f".u{os.getuid()}" / key
+
+
+def lookup(root: Path, key: str) -> Entry | None:
+    """The verified entry ``key``; None when it is missing or fails verification."""
+    path = _slot(root, key)
     if str(path) in _opened:
         return _opened[str(path)]
-    return open_entry(path) if (path / "meta.json").is_file() else None
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        return open_entry(path)
+    except CorruptEntry as exc:
+        log.warning("data cache: %s; rebuilding it", exc)
+        return None
 
 
-def get_or_build(root: Path, key: str, build: Callable[[Path], dict]) -> Entry:
-    """The entry ``key``, building it with ``build(tmpdir) -> meta`` once per node if missing."""
+def _seal(tmp: Path, private: bool) -> dict[str, str]:
+    """Drop a build's scratch ('.'-names), set the entry's permissions, and digest its files."""
+    for p in tmp.iterdir():
+        if p.name.startswith("."):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    os.chmod(tmp, 0o700 if private else 0o755)
+    digests = {}
+    for p in tmp.iterdir():
+        if not p.is_file() or p.is_symlink():
+            raise CorruptEntry(f"cache entry builds hold plain files only, got {p.name}")
+        os.chmod(p, 0o600 if private else 0o644)
+        digests[p.name] = _digest(p)
+    return digests
+
+
+def get_or_build(root: Path, key: str, build: Callable[[Path], dict], *,
+                 private: Callable[[], bool] = lambda: False) -> Entry:
+    """The entry ``key``, building it with ``build(tmpdir) -> meta`` once per node if missing;
+    ``private()``, asked only when building: some input is not world-readable at its source
+    (0700/0600, module docstring)."""
     found = lookup(root, key)
     if found is not None:
         return found
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{key}.lock"), timeout=LOCK_TIMEOUT_S):
+    path = _slot(root, key)
+    home = path.parent
+    home.mkdir(parents=True, exist_ok=True)
+    if home != root:
+        os.chmod(home, 0o700)
+    with FileLock(str(home / f".{key}.lock"), timeout=LOCK_TIMEOUT_S):
         found = lookup(root, key)
         if found is not None:
             return found
-        for stale in root.glob(f".tmp-{key}-*"):  # left by a builder that died holding this lock
+        if path.exists():  # failed verification: out of the way first (open maps of it stay valid)
+            os.rename(path, home / f".bad-{key}-{uuid.uuid4().hex[:8]}")
+        for stale in [*home.glob(f".tmp-{key}-*"), *home.glob(f".bad-{key}-*")]:  # and builders that died
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared node cache from other users
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=home))
         try:
             meta = build(tmp)
-            (tmp / "meta.json").write_text(json.dumps({"key": key, **meta}, indent=1, sort_keys=True))
-            os.rename(tmp, root / key)
+            digests = _seal(tmp, private())
+            (tmp / "meta.json").write_text(json.dumps({"key": key, **meta, "digests": digests}, indent=1,
+                                                      sort_keys=True))
+            os.chmod(tmp / "meta.json", 0o600 if private else 0o644)
+            os.rename(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return open_entry(root / key)
+    return open_entry(path)

@@ -5,7 +5,10 @@ A source knows three things about a spec (Levanter/torchtitan-style small regist
 - ``preflight(name, spec)``: cheap checks before any build (files exist, the hub answers);
 - ``fingerprint(name, spec)``: a string that changes whenever the documents would (file paths,
   sizes and mtimes; the interpreter; the generator version), part of the cache key;
-- ``documents(name, spec, workdir)``: the documents, as ``str``, in a deterministic order.
+- ``documents(name, spec, workdir)``: the documents, as ``str``, in a deterministic order
+  (scratch files under ``workdir`` go in '.'-named paths: they are deleted, never cached);
+- ``private(name, spec)``: whether anything behind the documents is not world-readable (its
+  cache entries are then private to their owner).
 
 The built-in sources are listed here explicitly (no registration as an import side effect).
 Mixtures are not sources: they combine the training streams of other corpora (see
@@ -29,6 +32,8 @@ class Source(Protocol):
     def fingerprint(self, name: str, spec) -> str: ...
 
     def documents(self, name: str, spec, workdir: Path) -> Iterator[str]: ...
+
+    def private(self, name: str, spec) -> bool: ...
 
 
 SOURCES: dict[str, Source] = {

@@ -10,6 +10,7 @@ import ast
 import glob
 import hashlib
 import os
+import stat
 import sys
 import sysconfig
 from pathlib import Path
@@ -17,6 +18,11 @@ from typing import Iterator
 
 from tsweep.core.errors import DataError
 from tsweep.data.hub import hub_repo_reason
+
+
+def _any_private(paths: list[str]) -> bool:
+    """Whether any of ``paths`` is not world-readable (its cache entries must not be either)."""
+    return any(not os.stat(p).st_mode & stat.S_IROTH for p in paths)
 
 
 def _stat_digest(paths: list[str]) -> str:
@@ -112,6 +118,9 @@ class StdlibSource:
         files = self._files(spec.corpus)
         return f"stdlib-v1|{sys.version}|{len(files)}|{_stat_digest(files)}"
 
+    def private(self, name, spec) -> bool:
+        return _any_private(self._files(spec.corpus))
+
     def documents(self, name, spec, workdir) -> Iterator[str]:
         files = self._files(spec.corpus)
         if spec.corpus in ("python", "c"):
@@ -159,6 +168,9 @@ class FilesSource:
         files = expand_patterns(name, spec.paths)
         return f"files-v1|{len(files)}|{_stat_digest(files)}"
 
+    def private(self, name, spec) -> bool:
+        return _any_private(expand_patterns(name, spec.paths))
+
     def documents(self, name, spec, workdir) -> Iterator[str]:
         import datasets
 
@@ -167,8 +179,10 @@ class FilesSource:
         bars = not datasets.is_progress_bar_enabled() if hasattr(datasets, "is_progress_bar_enabled") else None
         datasets.disable_progress_bars()
         try:
-            # cache_dir inside the entry's build directory: datasets' own Arrow copy is discarded.
-            ds = datasets.load_dataset(spec.format, data_files=files, split="train", cache_dir=str(workdir / "hf"), **kwargs)
+            # cache_dir inside the entry's build directory under a '.' name: the cache deletes
+            # datasets' own (plain-text) Arrow copy before it publishes the entry.
+            ds = datasets.load_dataset(spec.format, data_files=files, split="train", cache_dir=str(workdir / ".hf"),
+                                       **kwargs)
         except Exception as exc:
             raise DataError(f"corpus {name!r}: cannot read {len(files)} {spec.format} file(s) ({files[0]}, ...): {type(exc).__name__}: {_first_line(exc)}") from None
         finally:
@@ -199,6 +213,10 @@ class HubSource:
 
     def fingerprint(self, name, spec) -> str:
         return "hub-v1|" + spec.model_dump_json()
+
+    def private(self, name, spec) -> bool:
+        """Always: a hub dataset may be gated or private, which tsweep cannot tell offline."""
+        return True
 
     def documents(self, name, spec, workdir) -> Iterator[str]:
         import datasets

@@ -250,7 +250,18 @@ class SweepData:
                           hash=np.asarray(hashes, np.uint64))
             return {"corpus": name, "tokens": n, "documents": len(lengths), "chars": int(sum(chars))}
 
-        return get_or_build(self.root, key, build)
+        return get_or_build(self.root, key, build, private=lambda: self._private(name))
+
+    def _private(self, *names: str) -> bool:
+        """Whether any of these corpora (a mixture: any of its parts) is private at its source."""
+        for name in names:
+            spec = self._spec(name)
+            if isinstance(spec, MixtureCorpus):
+                if self._private(*spec.weights):
+                    return True
+            elif get_source(spec.kind).private(name, spec):
+                return True
+        return False
 
     # ------------------------------------------------------------------ eval
     def _eval_key(self) -> str:
@@ -293,7 +304,7 @@ class SweepData:
                 chars = round(float((docs["chars"][chosen] * share).sum()) * len(out) / max(int(taken[:k].sum()), 1))
             return {"target": target, "tokens": int(len(out)), "chars": int(chars), "documents": k}
 
-        self._eval = get_or_build(self.root, self._eval_key(), build)
+        self._eval = get_or_build(self.root, self._eval_key(), build, private=lambda: self._private(target))
         return self._eval
 
     # ------------------------------------------------------------------ training streams
@@ -344,7 +355,7 @@ class SweepData:
             return {"corpus": name, "tokens": n, "documents": int(len(idx)), "pieces": int(len(order)),
                     "removed_as_eval": int((~keep).sum())}
 
-        entry = get_or_build(self.root, key, build)
+        entry = get_or_build(self.root, key, build, private=lambda: self._private(name, self.sweep.target))
         tokens = entry.array("tokens")
         pieces = entry.columns("docs")
         ends = np.cumsum(pieces["length"])
@@ -395,7 +406,7 @@ class SweepData:
             return {"corpus": name, "tokens": n, "parts": parts, "weights": weights.tolist(), "block": block,
                     "taken": {p: int(t) for p, t in zip(parts, taken)}}
 
-        entry = get_or_build(self.root, key, build)
+        entry = get_or_build(self.root, key, build, private=lambda: self._private(name))
         self._mix_keys[name] = key
         blocks = entry.columns("blocks")
         ends = np.cumsum(blocks["length"])

@@ -158,6 +158,9 @@ class SyntheticSource:
     def documents(self, name, spec, workdir) -> Iterator[str]:
         return generate(spec.seed, spec.distance, spec.documents)
 
+    def private(self, name, spec) -> bool:
+        return False
+
 
 def ngram_cross_entropy(train: np.ndarray, evaluate: np.ndarray, *, order: int = 3, vocab: int = 264, alpha: float = 0.05) -> float:
     """Nats per token on ``evaluate`` of an add-``alpha`` smoothed n-gram model fitted on ``train``.

@@ -12,7 +12,7 @@ import os
 
 from tsweep.core.errors import SweepError
 from tsweep.core.job import Job
-from tsweep.core.layout import SweepLayout
+from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.units import duration, si
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.sweeps.schema import Sweep
@@ -95,7 +95,7 @@ def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout 
     lines = [
         f"sweep {sw.name}: {len(graph.jobs)} jobs "
         f"({len(graph.pretrain)} pretrain, {sum(j.kind == 'finetune' for j in graph.jobs)} finetune, "
-        f"{sum(j.kind == 'scratch' for j in graph.jobs)} scratch) -> {(layout or sw.layout()).sweep_dir}",
+        f"{sum(j.kind == 'scratch' for j in graph.jobs)} scratch) -> {without_query((layout or sw.layout()).sweep_dir)}",
         "corpora (training tokens available): " + ", ".join(f"{k} {v:,}" for k, v in sorted(available.items())),
         "",
         f"{'job':44} {'N':>10} {'tokens':>10} {'max steps':>9} {'est FLOPs':>10} {'est time':>8}  resources         id",

@@ -2,9 +2,13 @@
 
 Steps, each idempotent so that running the driver again (``resume``) finishes only what is
 missing:
-1. Expand the sweep, write its validated YAML beside the store, read the store: jobs with a
-   final summary are skipped (content-addressed ids make this exact).
-2. Start (or join) Ray; start the named analysis actor (namespace ``tsweep``).
+0. Take the sweep folder's lease (``tsweep.orchestrator.lease``): one driver per sweep.
+1. Expand the sweep, write its validated YAML beside the store, read every shard of the store
+   (setting aside the ones that do not parse): jobs with a final summary and whole rows are
+   skipped (content-addressed ids make this exact); a pre-training job whose p-checkpoint an
+   unfinished fine-tune needs runs again if that checkpoint is missing or damaged.
+2. Start (or join) Ray: a local cluster listens on 127.0.0.1 only and keeps its token private
+   (:func:`init_ray`); start the named analysis actor (namespace ``tsweep``).
 3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
    job's own resources, retried from its checkpoint up to ``max_failures`` times.
 4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
@@ -20,9 +24,11 @@ from dataclasses import dataclass, field
 
 from tsweep.analysis.actor import start_analysis_actor
 from tsweep.analysis.plots import write_plots
+from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
-from tsweep.core.layout import SweepLayout
+from tsweep.core.layout import Files, SweepLayout
 from tsweep.core.store import Store
+from tsweep.orchestrator import lease
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
@@ -51,12 +57,13 @@ class RunResult:
 
 def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
     """Unfinished jobs, plus finished pre-training whose checkpoints an unfinished job still needs
-    but which are gone from disk; and the checkpoints already available."""
-    done = Store(layout.store_root).finished_job_ids()
+    but which are gone or damaged (truncated, emptied, never wholly uploaded); and the checkpoints
+    already available. The driver is the one reader that sets unreadable shards aside."""
+    done = Store(layout.store_root).check(set_aside=True).finished
     todo = [j for j in graph.jobs if j.job_id not in done]
     available: dict[str, set[int]] = {}
     for pre in graph.pretrain:
-        available[pre.job_id] = {p for p in pre.checkpoints if checkpoints.weights_exist(pre.p_checkpoint(p))}
+        available[pre.job_id] = {p for p in pre.checkpoints if checkpoints.published(pre.p_checkpoint(p))}
     needed = {(j.parent, j.pretrain_tokens) for j in todo if j.parent}
     rerun = {pid for pid, p in needed if pid in done and p not in available[pid]}
     todo = [j for j in graph.jobs if j.job_id not in done or j.job_id in rerun]
@@ -68,20 +75,73 @@ def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
     layout.files.write_text(layout.sweep_yaml, dump_sweep(sweep))
 
 
+# Whether this process started the Ray cluster it is connected to (a local one, which never
+# grows: a job larger than it would wait forever), as opposed to joining one.
+_local_cluster = False
+
+
+def private_token_file() -> None:
+    """Ray's default token file (``~/.ray/auth_token``), readable by its owner only: created here
+    with mode 0600 before Ray would create it world-readable, or tightened if it exists. Skipped
+    when the token comes from ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``, or auth is disabled."""
+    import secrets
+
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
+            os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        return
+    path = os.path.expanduser("~/.ray/auth_token")
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o600)
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))  # what Ray's own generator writes: 256 bits, hex
+
+
 def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
-    """Join ``address`` or start a local cluster (dashboard on 127.0.0.1); returns the dashboard URL."""
+    """Join ``address`` or start a local cluster; returns the dashboard URL.
+
+    A local cluster binds every listener (GCS, raylet, object manager, agents, dashboard) to
+    127.0.0.1: Ray 2.60 binds its servers to the node IP, so the node IP is loopback. Its token
+    file is private (:func:`private_token_file`)."""
     import ray
 
+    global _local_cluster
     if ray.is_initialized():
         return None
     kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
     address = address or os.environ.get("RAY_ADDRESS")  # set by Ray for drivers of submitted jobs
     if address:
-        ctx = ray.init(address=address, **kwargs)
+        try:
+            ctx = ray.init(address=address, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"--address: cannot join the Ray cluster at {address!r}: {first}") from None
     else:
-        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+        private_token_file()
+        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                       _node_ip_address="127.0.0.1", **kwargs)
+    _local_cluster = not address
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and "://" not in url else url
+
+
+def check_capacity(jobs, total: dict[str, float]) -> None:
+    """A job larger than a local cluster (which never grows) would wait forever: refuse it, naming
+    the setting. Joined clusters may autoscale, so there it only warns."""
+    for job in jobs:
+        for key, field_, per in (("CPU", "resources.cpus", job.cpus), ("GPU", "resources.gpus", job.gpus)):
+            need = per * job.workers
+            if need > total.get(key, 0.0) + 1e-9:
+                msg = (f"resources.workers x {field_}: {job.label} needs {job.workers} x {per:g} = {need:g} {key}s but "
+                       f"the cluster has {total.get(key, 0.0):g}")
+                if _local_cluster:
+                    raise UsageError(f"{msg}; lower them, or run on a larger cluster (--address)")
+                log.warning("%s; it waits until the cluster grows", msg)
+                return
 
 
 def _label(config: dict | None, default: str) -> str:
@@ -167,7 +227,7 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage_path,
+            **Files(storage_path).ray_storage(storage_path),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             callbacks=callbacks,
             verbose=0,
@@ -206,18 +266,24 @@ def run_sweep(
     live: bool = True,
     on_start=None,
 ) -> RunResult:
+    t0 = time.perf_counter()
+    layout = layout or sweep.layout()
+    with lease.acquire(layout):
+        return _run_sweep(sweep, layout, address=address, num_cpus=num_cpus, live=live, on_start=on_start, t0=t0)
+
+
+def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on_start, t0) -> RunResult:
     import ray
     from ray import tune
 
-    t0 = time.perf_counter()
-    layout = layout or sweep.layout()
-    save_sweep(sweep, layout)
     graph = expand(sweep, layout)
+    dashboard_url = init_ray(address, num_cpus)
+    check_capacity(graph.jobs, ray.cluster_resources())  # before anything is written
+    save_sweep(sweep, layout)
     todo, available = jobs_to_run(graph, layout)
     skipped = len(graph.jobs) - len(todo)
-    result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo))
-
-    result.dashboard_url = init_ray(address, num_cpus)
+    result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo),
+                       dashboard_url=dashboard_url)
     if on_start is not None:
         on_start(result.dashboard_url)
     actor = start_analysis_actor(

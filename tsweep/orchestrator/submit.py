@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
+from urllib.parse import urlsplit
 
 from tsweep.core.errors import UsageError
 from tsweep.sweeps.schema import Sweep, dump_sweep
@@ -38,20 +39,35 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def check_address(address: str) -> None:
+    """A Jobs API address must be ``http(s)://HOST[:PORT]``; anything else is a one-line error."""
+    try:
+        u = urlsplit(address)
+        port = u.port
+    except ValueError as exc:
+        raise SubmitError(f"--address: {address!r} is not a URL ({exc})") from None
+    if u.scheme not in ("http", "https") or not u.hostname or (port is not None and not 0 < port < 65536):
+        raise SubmitError(f"--address: expected http://HOST:PORT (the Ray dashboard), got {address!r}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
 def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, wait: bool = False) -> str:
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
+    check_address(address)
     try:
         return _submit(JobSubmissionClient, sweep, address, storage)
     except AuthenticationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SubmitError(
-            f"Ray at {address} refused the submission ({first}); give the cluster's token in "
+            f"Ray at {address} refused the submission ({_first_line(exc)}); give the cluster's token in "
             "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
         ) from None
-    except ConnectionError as exc:
-        raise SubmitError(f"cannot reach Ray's Jobs API at {address}: {exc}") from None
+    except (OSError, RuntimeError, ValueError) as exc:  # unreachable, not a Ray dashboard, a bad reply
+        raise SubmitError(f"cannot submit to Ray's Jobs API at {address}: {_first_line(exc)}") from None
 
 
 def _submit(client_cls, sweep: Sweep, address: str, storage: str | None) -> str:

@@ -6,6 +6,15 @@ with exactly one line that names the field path, e.g.
 ``finetune_tokens[2]: must be a positive integer, got -5``: the CLI prints it and exits 2.
 
 Token counts accept integers or short forms (``250k``, ``2M``, ``1.5B``) so YAMLs stay readable.
+Numbers are held to what the trainer and Ray can honour (finite learning rates and weights,
+seeds a generator takes, worker counts a cluster can hold, checkpoints at least one optimizer
+step apart).
+
+The YAML loader (:func:`loads_sweep`) is safe and strict: no Python objects, no duplicate keys
+(the second would silently win), at most :data:`MAX_YAML_BYTES` of text and :data:`MAX_YAML_NODES`
+nodes once aliases are expanded (a few hundred bytes of nested aliases can otherwise expand to
+billions of nodes). Relative ``files`` globs are resolved against the sweep file's folder when
+it is read (Tune runs every trial in a working directory of its own).
 The grid is (model size N) x (fine-tune tokens D_F) x (pre-training source S, ``scratch``
 included); the pre-training ``checkpoints`` are Barnett's p axis (arXiv 2408.16947, sec. 3),
 read off one pre-training run per (S, N).
@@ -37,9 +46,21 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import SIZE_LADDER
 from tsweep.core.units import parse_token_count
 
-__all__ = ["Sweep", "SweepError", "SCRATCH", "dump_sweep", "load_sweep", "loads_sweep", "parse_sweep", "shipped_sweeps"]
+__all__ = ["Sweep", "SweepError", "SCRATCH", "dump_sweep", "is_plain_name", "load_sweep", "loads_sweep", "parse_sweep",
+           "shipped_sweeps"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+# tsweep's choices: a sweep YAML is a few KB (the shipped ones are under 4 KB), so 1 MiB is room
+# for any hand-written one; 100,000 nodes after alias expansion likewise.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` can name a sweep or a corpus: letters, digits, '_', '.', '+', '-', no
+    path separator, not '.' or '..', at most 64 characters, starting with a letter or digit."""
+    return bool(_NAME_RE.match(name)) and name not in {".", ".."}
 
 
 TokenCount = Annotated[int, BeforeValidator(parse_token_count)]
@@ -141,8 +162,8 @@ class TrainSettings(_Model):
     @field_validator("lr")
     @classmethod
     def _positive_lr(cls, v):
-        if v != "auto" and not v > 0:
-            raise ValueError(f"must be positive or 'auto', got {v!r}")
+        if v != "auto" and not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"must be a positive finite number or 'auto', got {v!r}")
         return v
 
     def lr_for(self, n_params: int) -> float:
@@ -151,14 +172,26 @@ class TrainSettings(_Model):
 
 
 class Resources(_Model):
-    """Per job: CPUs and (possibly fractional) GPUs per worker, and the worker count."""
+    """Per job: CPUs and (possibly fractional) GPUs per worker, and the worker count.
 
-    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs per worker of a job")
-    gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs per worker of a job (a fraction shares one)")
-    workers: int = Field(default=1, gt=0, le=1024, description="Ray Train workers per job (> 1: DeepSpeed ZeRO "
-                                                                  "over them)")
-    pack: bool = Field(default=True, description="with gpus: 1, give small models a fraction of a GPU chosen from "
-                                                 "their size, several to a device (tsweep.orchestrator.plan.gpu_share)")
+    Bounds (tsweep's choices, what one Ray node and one job can hold): 1024 CPUs and 16 GPUs per
+    worker (the largest cloud nodes), 4096 workers per job. A local cluster also refuses a job
+    larger than itself when the sweep starts (it would wait forever)."""
+
+    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs each worker of a job holds")
+    gpus: float = Field(default=0.0, ge=0, le=16, description="GPUs each worker holds: a fraction below one shares a "
+                                                             "GPU, above one a whole number")
+    workers: int = Field(default=1, gt=0, le=4096, description="Ray Train workers of one job (DeepSpeed ZeRO across "
+                                                               "them when more than one)")
+    pack: bool = Field(default=True, description="pack small models several to a GPU (fractional GPUs chosen from the "
+                                                 "size; see plan.gpu_share)")
+
+    @field_validator("cpus", "gpus")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v!r}")
+        return v
 
     @field_validator("gpus")
     @classmethod
@@ -179,10 +212,12 @@ class DeepSpeedSettings(_Model):
 
 
 class FitSettings(_Model):
-    """How the laws are fitted to the sweep's runs."""
+    """How the analysis actor fits the laws."""
 
-    bootstrap: int = Field(default=200, ge=0, le=100_000, description="bootstrap resamples behind every 95% interval")
-    seed: int = Field(default=0, ge=0, lt=2**31, description="seed of the bootstrap resamples")
+    bootstrap: int = Field(default=200, ge=0, le=100_000, description="bootstrap resamples behind every 95% interval "
+                                                                      "(Besiroglu et al. 2024 used 4,000; at most "
+                                                                      "100,000, tsweep's choice)")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="seed of the bootstrap and of the fitter's screened starts")
 
 
 class PretrainedModel(_Model):
@@ -226,12 +261,13 @@ class Sweep(_Model):
     fit: FitSettings = Field(default=FitSettings(), description="how the laws are fitted")
     storage_root: str = Field(default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI "
                                                                    "(s3://, gs://, file://)")
-    max_failures: int = Field(default=2, ge=0, le=100, description="retries of a job whose process dies")
+    max_failures: int = Field(default=2, ge=0, le=100, description="retries of a job whose process dies, each "
+                                                                   "resuming from its checkpoint")
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not _NAME_RE.match(v) or v in {".", ".."}:
+        if not is_plain_name(v):
             raise ValueError(
                 f"must be letters, digits, '_', '.', '+' or '-' (no path separators, at most 64), got {v!r}"
             )
@@ -287,7 +323,29 @@ class Sweep(_Model):
                         raise _FieldError(f"corpora.{name}.weights", f"unknown corpus {part!r} in mixture")
         if not any(s != SCRATCH for s in self.sources):
             raise _FieldError("sources", "needs at least one pre-training source besides 'scratch'")
+        self._checkpoints_are_steps()
         return self
+
+    def _checkpoints_are_steps(self) -> None:
+        """Every p at least one optimizer step, and no two p on the same step: the worker saves p
+        at step round(p / tokens per step), so two such p would be the same weights under two
+        names, and a p below one step the weights after step 1."""
+        if self.pretrain is None:
+            return
+        per_step = self.train.batch_size * self.train.seq_len
+        steps: dict[int, int] = {}
+        for i, p in enumerate(self.pretrain.checkpoints):
+            if p < per_step:
+                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens is less than one optimizer step "
+                                  f"(train.batch_size x train.seq_len = {per_step:,} tokens)")
+            step = round(p / per_step)
+            if step in steps:
+                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens lands on optimizer step {step:,}, as "
+                                  f"{steps[step]:,} does ({per_step:,} tokens a step): the same weights twice")
+            steps[step] = p
+        if self.pretrain.tokens < per_step:
+            raise _FieldError("pretrain.tokens", f"{self.pretrain.tokens:,} tokens is less than one optimizer step "
+                              f"(train.batch_size x train.seq_len = {per_step:,} tokens)")
 
     # ------------------------------------------------------------ derived views
     @property
@@ -359,55 +417,118 @@ def _describe(err: dict) -> str:
     return f"{path}: {msg}"
 
 
-def parse_sweep(data: Any, *, origin: str = "sweep") -> Sweep:
+def _resolve_globs(data: dict, base_dir: str) -> dict:
+    """``data`` with every relative ``files`` glob made absolute against ``base_dir`` (a trial runs
+    in a working directory of its own, where a relative glob would match nothing)."""
+    corpora = data.get("corpora")
+    if not isinstance(corpora, dict):
+        return data
+    out = {}
+    for name, spec in corpora.items():
+        if isinstance(spec, dict) and spec.get("kind") == "files" and isinstance(spec.get("paths"), list):
+            paths = [os.path.normpath(os.path.join(base_dir, p)) if isinstance(p, str) and p and
+                     not (os.path.isabs(p) or p.startswith("~") or "://" in p) else p for p in spec["paths"]]
+            spec = {**spec, "paths": paths}
+        out[name] = spec
+    return {**data, "corpora": out}
+
+
+def parse_sweep(data: Any, *, origin: str = "sweep", base_dir: str | None = None) -> Sweep:
+    """Validate a sweep from plain data; relative ``files`` globs are resolved against
+    ``base_dir`` (default: the working directory)."""
     if not isinstance(data, dict):
         raise SweepError(f"{origin}: the top level must be a mapping of sweep fields, got {type(data).__name__}")
     try:
-        return Sweep.model_validate(data)
+        return Sweep.model_validate(_resolve_globs(data, base_dir or os.getcwd()))
     except ValidationError as exc:
         raise SweepError(_describe(exc.errors()[0])) from None
 
 
-def _anchor_globs(data: Any, base_dir: Path) -> Any:
-    """Relative ``files`` patterns made absolute against the sweep file's folder, so they mean the
-    same in every Ray worker (Tune runs each trial in a working folder of its own)."""
-    corpora = data.get("corpora") if isinstance(data, dict) else None
-    if not isinstance(corpora, dict):
-        return data
-    fixed = {}
-    for name, spec in corpora.items():
-        if isinstance(spec, dict) and spec.get("kind") == "files" and isinstance(spec.get("paths"), (list, tuple)):
-            paths = [p if not isinstance(p, str) or os.path.isabs(os.path.expanduser(p)) else str(base_dir / p)
-                     for p in spec["paths"]]
-            spec = {**spec, "paths": paths}
-        fixed[name] = spec
-    return {**data, "corpora": fixed}
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (see :func:`loads_sweep`)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    dup = key in seen
+                except TypeError:  # an unhashable key: the constructor below names it
+                    break
+                if dup:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
-def loads_sweep(text: str, *, origin: str = "sweep", base_dir: Path | None = None) -> Sweep:
-    """Validate a sweep from YAML text (loaded safely: no arbitrary objects); relative ``files``
-    patterns are read against ``base_dir`` (the folder of the YAML file)."""
+def _expanded_nodes(node, memo: dict[int, int], path: set[int]) -> int:
+    """Nodes in ``node`` with every alias expanded (aliases share node objects); ValueError for a
+    recursive structure."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if id(node) in path:
+        raise ValueError("an alias refers to a node that contains it (a recursive structure)")
+    path.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_nodes(child, memo, path) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_nodes(k, memo, path) + _expanded_nodes(v, memo, path) for k, v in node.value)
+    else:
+        n = 1
+    path.discard(id(node))
+    memo[id(node)] = n
+    return n
+
+
+def _load_yaml(text: str, origin: str) -> Any:
+    if len(text) > MAX_YAML_BYTES:
+        raise SweepError(f"{origin}: {len(text):,} characters is more than a sweep file may hold ({MAX_YAML_BYTES:,})")
+    loader = _StrictLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            n = _expanded_nodes(node, {}, set())
+        except ValueError as exc:
+            raise SweepError(f"{origin}: invalid YAML: {exc}") from None
+        if n > MAX_YAML_NODES:
+            raise SweepError(f"{origin}: {n:,} YAML nodes once aliases are expanded, more than {MAX_YAML_NODES:,}")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def loads_sweep(text: str, *, origin: str = "sweep", base_dir: str | None = None) -> Sweep:
+    """Validate a sweep from YAML text (loaded safely and strictly: module docstring)."""
+    try:
+        data = _load_yaml(text, origin)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SweepError(f"{origin}: invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    if base_dir is not None:
-        data = _anchor_globs(data, base_dir)
-    return parse_sweep(data, origin=origin)
+    except RecursionError:
+        raise SweepError(f"{origin}: invalid YAML: nested too deeply") from None
+    return parse_sweep(data, origin=origin, base_dir=base_dir)
 
 
 def load_sweep(path: str | os.PathLike) -> Sweep:
-    """Read and validate a sweep YAML file."""
+    """Read and validate a sweep YAML file; its relative ``files`` globs are resolved against its folder."""
     p = Path(path)
     if not p.is_file():
         raise SweepError(f"{path}: no such sweep file")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise SweepError(f"{path}: {p.stat().st_size:,} bytes is more than a sweep file may hold ({MAX_YAML_BYTES:,})")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SweepError(f"{path}: not a UTF-8 text file") from None
-    return loads_sweep(text, origin=str(path), base_dir=p.resolve().parent)
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    return loads_sweep(text, origin=str(path), base_dir=str(p.resolve().parent))
 
 
 def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, str, str]]:

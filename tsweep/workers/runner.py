@@ -53,7 +53,7 @@ import torch
 
 from tsweep.core.cadence import eval_interval, pretrain_eval_steps, stable_cap_steps
 from tsweep.core.job import Job
-from tsweep.core.layout import SweepLayout
+from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.records import Progress
 from tsweep.core.store import SCHEMA_VERSION, Store
 from tsweep.data import SweepData
@@ -89,6 +89,8 @@ class RowSink(Protocol):
     def start_fresh(self, job_id: str) -> None: ...
 
     def damaged_job_ids(self) -> set[str]: ...
+
+    def read_evals(self, job_ids: list[str] | None = None) -> Any: ...
 
 
 class JobFailed(RuntimeError):
@@ -161,11 +163,19 @@ def save_weights(engine, dest: str, lead: bool) -> None:
 
 
 def load_weights(model: torch.nn.Module, src: str) -> None:
-    """Load a p-checkpoint written by :func:`save_weights` (safetensors: no code is unpickled)."""
+    """Load a p-checkpoint written by :func:`save_weights` (safetensors: no code is unpickled),
+    every byte checked against its manifest first."""
     from safetensors.torch import load_file
 
-    with checkpoints.reading_dir(src) as local:
+    with checkpoints.verified_dir(src) as local:
         model.load_state_dict(load_file(f"{local}/{checkpoints.WEIGHTS_FILE}"), strict=False)
+
+
+def _loop_state(state: Mapping[str, Any]) -> LoopState | None:
+    try:
+        return LoopState(**state)
+    except TypeError:
+        return None
 
 
 class JobRunner:
@@ -177,7 +187,7 @@ class JobRunner:
         ensure_distributed()
         self.rank, self.world = rank_world()
         self.lead = self.rank == 0  # only rank 0 writes rows, reports and weights; every rank trains
-        self.attempt = checkpoints.next_attempt(job.job_dir) if self.lead else 0
+        self.attempt = checkpoints.next_attempt(job) if self.lead else 0
         tr = sweep.train
         data = data or SweepData(sweep)
         self.seed = job.seed
@@ -187,7 +197,8 @@ class JobRunner:
         self.stream = BatchStream(self.train_slice.tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=self.seed)
         self.eval_x, self.eval_y = to_sequences(data.eval_tokens().tokens, tr.seq_len)
         self.schedule = WSD(warmup=tr.warmup_steps)
-        self.engine = build_engine(self._model(data.vocab_size), sweep, lr=tr.lr_for(job.n_params), schedule=self.schedule)
+        self.vocab_size = data.vocab_size
+        self.engine = self._new_engine()
         self.tokens_per_step = tr.batch_size * tr.seq_len
         self.steps_per_epoch = self.stream.n_seq / tr.batch_size
         self.early_stop = job.kind != "pretrain"
@@ -221,35 +232,49 @@ class JobRunner:
         self.t_start = time.perf_counter() - self.state.wall_time_s
 
     # ------------------------------------------------------------ set-up
+    def _new_engine(self):
+        return build_engine(self._model(self.vocab_size), self.sweep, lr=self.sweep.train.lr_for(self.job.n_params),
+                            schedule=self.schedule)
+
     def _model(self, vocab_size: int) -> torch.nn.Module:
         job, tr = self.job, self.sweep.train
         if job.model is not None:  # an existing pre-trained model's architecture (and weights, to fine-tune)
             return load_model(job.model, job.revision, pretrained=job.kind == "finetune", seed=self.seed)
         model = build_model(job.shape, vocab_size, tr.seq_len, self.seed)
         if job.init_from is not None:
-            if not checkpoints.weights_exist(job.init_from):
-                raise JobFailed(f"{job.label}: parent checkpoint {job.init_from} does not exist")
-            load_weights(model, job.init_from)
+            if not checkpoints.published(job.init_from):
+                raise JobFailed(f"{job.label}: parent checkpoint {without_query(job.init_from)} does not exist")
+            try:
+                load_weights(model, job.init_from)
+            except checkpoints.CorruptCheckpoint as exc:
+                # withdrawn, so that the driver re-runs the pre-training that makes it
+                checkpoints.unpublish(job.init_from)
+                raise JobFailed(f"{job.label}: parent checkpoint is corrupt and was withdrawn: {exc}") from None
         return model
 
     def _restore(self) -> LoopState:
-        """Resume from the job's own checkpoint, or start over (and clear what an earlier attempt
-        left). A shard of this job set aside as unreadable lost rows from before its checkpoint:
-        resuming would leave that hole, so such a job starts over."""
+        """Resume from the newest of the job's resume states that verifies and loads (a damaged
+        one falls back to the one before), or start over and clear what an earlier attempt left.
+        A shard of this job that does not parse (or was set aside) lost rows from before its
+        checkpoint: resuming would leave that hole, so such a job starts over."""
         job = self.job
+        self.rows.read_evals([job.job_id])  # finds this job's unreadable shards, if any
         damaged = job.job_id in self.rows.damaged_job_ids()
         resume = job.resume_dir
-        if checkpoints.exists(f"{resume}/latest") and not damaged:
-            with checkpoints.reading_dir(resume) as local:
-                _, client = self.engine.load_checkpoint(local, load_module_strict=True)
-            state = LoopState(**client["tsweep_state"])
-            dropped = self.rows.drop_evals_after(job.job_id, state.step) if self.lead else 0
-            log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, state.step,
-                     self.attempt, dropped)
-            return state
+        if not damaged:
+            state, self.engine = checkpoints.load_resume(self.engine, resume, self._new_engine)
+            loop = _loop_state(state) if state is not None else None
+            if state is not None and loop is None:  # a state this version cannot read: step 0
+                log.warning("%s: resume state of another tsweep version; starting over", job.label)
+                self.engine = self._new_engine()
+            if loop is not None:
+                dropped = self.rows.drop_evals_after(job.job_id, loop.step) if self.lead else 0
+                log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, loop.step,
+                         self.attempt, dropped)
+                return loop
         if self.lead:
             if damaged:
-                log.info("%s: unreadable shards in quarantine; starting over instead of resuming", job.label)
+                log.info("%s: unreadable shards; starting over instead of resuming", job.label)
             checkpoints.remove(resume)  # before start_fresh clears the quarantine entries
             self.rows.start_fresh(job.job_id)
         return LoopState()
@@ -319,7 +344,8 @@ class JobRunner:
                 break
         if self.status == "ok":
             self._save_p(p)
-        self.engine.load_checkpoint(snap, tag="branch", load_module_strict=True)
+        with checkpoints.weights_only(self.engine):
+            self.engine.load_checkpoint(snap, tag="branch", load_module_strict=True)
         if self.world > 1:
             torch.distributed.barrier()  # every rank has read the snapshot before it goes
         if self.lead:
@@ -340,12 +366,8 @@ class JobRunner:
         st = self.state
         st.step, st.wall_time_s = step, time.perf_counter() - self.t_start
         self.flush()
-        tag = f"step{step}"
-        with checkpoints.shared_dir(self.job.resume_dir) as local:
-            # a collective: every rank writes its own part (ZeRO shards), rank 0 the `latest` tag
-            self.engine.save_checkpoint(local, tag=tag, client_state={"tsweep_state": self.state_dict()})
-        if self.lead:
-            checkpoints.prune_tags(self.job.resume_dir, keep=tag)
+        # a collective: every rank writes its own part (ZeRO shards); published with a manifest
+        checkpoints.save_resume(self.engine, self.job.resume_dir, step, self.state_dict(), lead=self.lead)
 
     def flush(self) -> None:
         if self.lead:
@@ -482,7 +504,8 @@ def run_job(job: Job, sweep: Sweep, sweep_dir: str, *, report: ProgressSink | No
             stop_after_steps: int | None = None) -> dict[str, Any]:
     """Train ``job`` with its rows going to the store under ``sweep_dir``; its summary row."""
     layout = SweepLayout(sweep_dir)
-    if not job.job_dir.startswith(layout.sweep_dir + "/"):
-        raise ValueError(f"{job.label} was planned for another sweep folder ({job.job_dir}), not {layout.sweep_dir}")
+    if not layout.contains(job.job_dir):
+        raise ValueError(f"{job.label} was planned for another sweep folder ({without_query(job.job_dir)}), "
+                         f"not {without_query(layout.sweep_dir)}")
     rows = Store(layout.store_root)
     return JobRunner(job, sweep, rows=rows, report=report).run(stop_after_steps=stop_after_steps)

@@ -19,7 +19,7 @@ are imported inside the trial (in the worker process), never in the driver.
 from __future__ import annotations
 
 from tsweep.core.job import Job
-from tsweep.core.layout import SweepLayout
+from tsweep.core.layout import Files, SweepLayout
 from tsweep.core.store import Store
 from tsweep.sweeps.schema import Sweep
 
@@ -62,7 +62,7 @@ def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
         scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=gpu,
                                      resources_per_worker={"CPU": job.cpus, **({"GPU": job.gpus} if gpu else {})}),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-        run_config=RunConfig(name=job.job_id, storage_path=SweepLayout(sweep_dir).path("train"),
+        run_config=RunConfig(name=job.job_id, **Files(sweep_dir).ray_storage(SweepLayout(sweep_dir).train_dir),
                              callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
