@@ -1,10 +1,19 @@
-"""Honest intervals: on simulations of the shipped sweeps' grids, with the noise measured on their
-runs, the 95% interval of G covers the true G in at least 85% of the draws where the report calls
-G identified (and the design identifies it in most draws, or it would claim too much).
+"""Honest intervals for G: simulations of the demo's grid at the laws and noise measured on a real
+demo run, and of a grid wide enough to identify G.
 
-The truths are the laws fitted to real runs of each sweep; the noise has the structure the gap
-fit's bootstrap assumes and the runs show: a term per run and an offset shared by every
-fine-tune of one annealed checkpoint (``tsweep.analysis.fitter.noise_components``).
+A number printed with an interval is a promise: on every simulated table the report must either
+hold the true G inside its 95% interval or say "not identified" (``honest``). Where the design
+can identify G (p over 1000x, where the floor bends the curve), it must also do so in most
+draws, so that "not identified" cannot carry the test, and cover in >= 85% of the draws it
+identifies.
+
+The demo truth is the joint gap law fitted at nano to the 30 fine-tunes of one real ``tsweep
+demo`` run on 2 CPU cores (sweeps/demo.yaml, p = 125k..4M, f = 4k..32k): the fine-tuned loss
+still falls as a power of p at 4M tokens (alpha ~ 0.08), so G sits on its bound there
+(measured: G = 0, upper end of its interval ~3.3), and its residuals split into 3.2% per run
+and 2.2% per annealed checkpoint (``tsweep.analysis.fitter.noise_components``). The noise
+simulated has that structure: a term per run and an offset shared by every fine-tune of one
+checkpoint.
 """
 
 from __future__ import annotations
@@ -16,38 +25,51 @@ from tsweep.analysis import fitter
 from tsweep.analysis.laws import get_law
 from tsweep.api import load_sweep
 
-DRAWS = 40
+DRAWS = 30
 BOOTSTRAP = 100
 
-# Per sweep: the joint gap law of one size fitted to its real runs, and the noise measured there
-# (per-run and per-checkpoint standard deviations of log loss).
+DEMO_TRUTH = {"beta": 0.04674, "E": 3.059e-07, "A_0": 11.09, "alpha_0": 0.08393, "G_0": 2.061e-09,
+              "A_1": 10.28, "alpha_1": 0.07795, "G_1": 2.061e-09}  # nano, measured (module docstring)
+DEMO_NOISE = {"within": 0.032, "between": 0.022}
+
+
+def _demo_grid():
+    sweep = load_sweep("demo")
+    return np.array(sweep.pretrain.p_axis, dtype=float), np.array(sweep.finetune_tokens, dtype=float)
+
+
+def _wide_grid():
+    return np.geomspace(1e4, 1e7, 7), np.array([1e3, 4e3, 16e3, 64e3])  # p over 1000x, f over 64x
+
+
 DESIGNS = {
-    "demo": {
-        "truth": {"beta": 0.25, "E": 0.9, "A_0": 30.0, "alpha_0": 0.35, "G_0": 2.0, "A_1": 30.0,
-                  "alpha_1": 0.35, "G_1": 3.0},
-        "within": 0.01, "between": 0.005,
-    },
+    # the demo as measured: G cannot be told apart from a slow power law; it must say so
+    "demo": dict(grid=_demo_grid, truth=DEMO_TRUTH, **DEMO_NOISE, identifies=0.0),
+    # the demo's grid with a real gap of the size its interval allowed: still too narrow a p range
+    "demo, G > 0": dict(grid=_demo_grid, truth={**DEMO_TRUTH, "G_0": 1.0, "G_1": 2.0}, **DEMO_NOISE, identifies=0.0),
+    # a grid whose p range reaches the floor: G must be identified and covered
+    "wide p": dict(grid=_wide_grid, truth={"beta": 0.3, "E": 1.5, "A_0": 300.0, "alpha_0": 0.5, "G_0": 2.0,
+                                           "A_1": 300.0, "alpha_1": 0.5, "G_1": 4.0},
+                   within=0.01, between=0.005, identifies=0.6),
 }
 
 
-def _grid(name: str):
-    sweep = load_sweep(name)
-    p = np.array(sweep.pretrain.p_axis, dtype=float)
-    f = np.array(sweep.finetune_tokens, dtype=float)
+def _table(grid, n_src: int):
+    p, f = grid()
     P, F = (a.ravel() for a in np.meshgrid(p, f, indexing="ij"))
-    n_src = len(sweep.pretrain_sources)
     return np.tile(P, n_src), np.tile(F, n_src), np.repeat(np.arange(n_src), P.size)
 
 
 @pytest.mark.parametrize("name", sorted(DESIGNS))
-def test_gap_interval_coverage_on_the_shipped_grid(name):
+def test_g_is_covered_or_not_identified(name):
     design = DESIGNS[name]
     truth = design["truth"]
-    p, f, src = _grid(name)
-    law = get_law(f"barnett_joint:{src.max() + 1}")
+    gaps = [k for k in truth if k.startswith("G_")]
+    p, f, src = _table(design["grid"], len(gaps))
+    law = get_law(f"barnett_joint:{len(gaps)}")
     groups = src * 1e15 + p
     _, inv = np.unique(groups, return_inverse=True)
-    gaps = [k for k in truth if k.startswith("G_")]
+    honest = {g: 0 for g in gaps}
     covered = {g: 0 for g in gaps}
     identified = {g: 0 for g in gaps}
     for i in range(DRAWS):
@@ -61,6 +83,12 @@ def test_gap_interval_coverage_on_the_shipped_grid(name):
                 identified[g] += 1
                 lo, hi = fit.ci95[g]
                 covered[g] += lo <= truth[g] <= hi
+                honest[g] += lo <= truth[g] <= hi
+            else:
+                honest[g] += 1
+    print(f"{name}: honest {honest}, identified {identified}, covered {covered} of {DRAWS}")
     for g in gaps:
-        assert identified[g] >= 0.6 * DRAWS, (g, identified)
-        assert covered[g] >= 0.85 * identified[g], (g, covered, identified)
+        assert honest[g] >= 0.85 * DRAWS, (g, honest, identified)
+        assert identified[g] >= design["identifies"] * DRAWS, (g, identified)
+        if identified[g] >= 5:
+            assert covered[g] >= 0.85 * identified[g], (g, covered, identified)

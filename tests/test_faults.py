@@ -47,6 +47,13 @@ WAIT_S = 180  # bound on every wait for an event inside a sweep
 
 
 # ------------------------------------------------------------------ helpers
+def _has_resume(layout: SweepLayout, job_id: str) -> bool:
+    """Whether the job has published a resume state (its manifest written last, so complete)."""
+    from tsweep.workers import checkpoints
+
+    return bool(checkpoints.resume_tags(layout.job_dir(job_id) + "/resume"))
+
+
 def _wait_for(pred, what: str, timeout: float = WAIT_S, poll: float = 0.05, alive=None):
     """Poll ``pred`` until true; fail with ``what`` after ``timeout`` s (or once ``alive()`` is false)."""
     deadline = time.monotonic() + timeout
@@ -273,10 +280,9 @@ def test_worker_killed_mid_job_is_retried_from_its_checkpoint(local_ray, baselin
     layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
     pre = expand(sweep).pretrain[0].job_id
     session = _session_dir()
-    latest = Path(layout.job_dir(pre) + "/resume", "latest")
 
     def killer():
-        _wait_for(latest.exists, f"pre-training {pre} to save a resume checkpoint")
+        _wait_for(lambda: _has_resume(layout, pre), f"pre-training {pre} to save a resume checkpoint")
         proc = _wait_for(lambda: _trial_process(pre, session), f"the Ray worker running {pre}", timeout=30)
         has_summary = pre in _summaries(layout)
         proc.send_signal(signal.SIGKILL)
@@ -357,7 +363,8 @@ def test_truncated_shards_are_reported_and_only_their_jobs_rerun(local_ray, base
     states = {r["job_id"]: r["state"] for r in st["jobs"]}
     assert states[finetune] != "ok" and states[scratch] != "ok", states
     assert {j for j, s in states.items() if s != "ok"} == {scratch, finetune}
-    assert len(st["quarantined"]) == 2
+    assert len(st["unreadable"]) == 2 and st["quarantined"] == []  # a read command moves nothing
+    assert eval_shard.exists() and summary_shard.exists()
     assert main(["status", sweep.name, "--storage", str(root)]) == 0
     text = capsys.readouterr().out
     assert "2 unreadable shard(s)" in text and "tsweep resume" in text
@@ -387,7 +394,7 @@ def test_truncated_shard_of_a_job_part_way_makes_it_start_over(sweep, tmp_path):
     layout = SweepLayout(str(tmp_path / "hurt"))
     job = planned(layout.sweep_dir)
     run_job(job, sweep, layout.sweep_dir, stop_after_steps=60)
-    assert Path(layout.job_dir(job.job_id) + "/resume", "latest").exists()
+    assert _has_resume(layout, job.job_id)
     first = sorted(Path(layout.store_root, "eval", job.job_id).glob("*.parquet"))[0]
     with open(first, "r+b") as f:
         f.truncate(first.stat().st_size // 2)
@@ -430,7 +437,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
         """At least one job finished and at least one part-way (resume checkpoint, no summary)."""
         done = _summaries(layout)
         running = [j.job_id for j in graph.jobs
-                   if j.job_id not in done and Path(layout.job_dir(j.job_id) + "/resume", "latest").exists()]
+                   if j.job_id not in done and _has_resume(layout, j.job_id)]
         return bool(done) and bool(running)
 
     try:
@@ -450,7 +457,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
     done = {j for j, r in _summaries(layout).items() if r["status"] == "ok"}
     assert 1 <= len(done) < len(graph.jobs), done
     part_way = {j.job_id for j in graph.jobs
-                if j.job_id not in done and Path(layout.job_dir(j.job_id) + "/resume", "latest").exists()}
+                if j.job_id not in done and _has_resume(layout, j.job_id)}
     assert part_way, "no job was part-way when the driver died"
     before = {j.job_id: _attempts(layout, j.job_id) for j in graph.jobs}
 
@@ -493,7 +500,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
         state: dict = {}
 
         def remover():
-            _wait_for(Path(layout.job_dir(pre) + "/resume", "latest").exists, f"pre-training {pre} to save a checkpoint")
+            _wait_for(lambda: _has_resume(layout, pre), f"pre-training {pre} to save a checkpoint")
             proc = _wait_for(lambda: _trial_process(pre, _session_dir()), f"the worker running {pre}", timeout=30)
             raylets = {w.all_processes["raylet"][0].process.pid: w for w in workers}
             node = raylets.get(proc.ppid())
