@@ -212,3 +212,49 @@ def test_relative_file_globs_are_read_against_the_sweep_file(tmp_path, monkeypat
     monkeypatch.chdir("/")  # another working folder, as a Tune trial has
     sweep = load_sweep(f)
     assert sweep.corpora["mine"].paths == (str(tmp_path / "data" / "*.txt"),)
+
+
+def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
+    from tsweep.sweeps.schema import with_overrides
+
+    demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
+    s = with_overrides(demo, ["train.lr=1e-3", "model_sizes=[pico]", "name=demo-lr"])
+    assert (s.train.lr, s.model_sizes, s.name) == (1e-3, ["pico"], "demo-lr")
+    assert demo.train.lr != 1e-3  # the loaded sweep is untouched
+    # an override enters job ids exactly where it changes what a job computes
+    assert {j.job_id for j in expand(s).jobs}.isdisjoint({j.job_id for j in expand(demo).jobs})
+    assert {j.job_id for j in expand(with_overrides(demo, ["name=other"])).jobs} == {j.job_id for j in expand(demo).jobs}
+    for bad, where in [("train.lr=-1", "train.lr"), ("train.lr.x=1", "train.lr is a value"), ("nokey", "KEY.PATH=VALUE"),
+                       ("trian.lr=1", "trian: unknown key"), ("eval={a: [}", "invalid YAML")]:
+        with pytest.raises(SweepError, match=re.escape(where)):
+            with_overrides(demo, [bad])
+        assert main(["plan", "demo", "--storage", str(tmp_path), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and where in err, err
+    assert main(["plan", "demo", "--storage", str(tmp_path), "--set", "train.lr=1e-3", "--set", "name=demo-lr"]) == 0
+    assert "sweep demo-lr: " in capsys.readouterr().out
+
+
+def test_a_sweep_folder_refuses_results_of_a_changed_sweep(tmp_path, capsys):
+    """Fitting the laws to two experiments at once is the silent error this prevents: a store
+    with finished jobs the sweep does not plan (a changed learning rate) makes run exit 2 before
+    anything starts or is written, naming the changed setting."""
+    import pyarrow.parquet as pq
+    from pathlib import Path
+
+    from tsweep.core.store import Store
+    from tsweep.orchestrator.run import save_sweep
+
+    tiny = Path(__file__).parent / "data" / "tiny.yaml"
+    old = load_sweep(tiny)
+    layout = old.layout(str(tmp_path))
+    save_sweep(old, layout)
+    row = pq.read_table(Path(__file__).parent / "data" / "demo" / "summary.parquet").slice(0, 1).to_pylist()[0]
+    row.update(job_id=next(j.job_id for j in expand(old).jobs if j.kind == "scratch"), sweep=old.name)
+    Store(layout.store_root).write_summary(row)
+    before = sorted(p.name for p in Path(layout.sweep_dir).rglob("*"))
+    code = main(["submit", str(tiny), "--storage", str(tmp_path), "--no-live", "--set", "train.lr=1e-4"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 finished job(s) this sweep does not plan (changed: train.lr)" in err, err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in Path(layout.sweep_dir).rglob("*")) == before  # nothing written

@@ -22,7 +22,7 @@ name its ``sweep.yaml`` holds (a copied or renamed folder never writes into the 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -34,7 +34,7 @@ import numpy as np
 from tsweep.core.errors import UsageError
 from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep, is_plain_name, load_sweep as _load_yaml, loads_sweep
+from tsweep.sweeps.schema import Sweep, is_plain_name, load_sweep as _load_yaml, loads_sweep, with_overrides
 
 DEFAULT_STORAGE = "~/tsweep_runs"
 
@@ -58,8 +58,21 @@ def _from_folder(folder: str) -> Sweep | None:
     return loads_sweep(layout.files.read_text(layout.sweep_yaml), origin=layout.sweep_yaml)
 
 
-def resolve(ref: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
-    """A sweep and the folder its results live in, from any reference (module docstring)."""
+def resolve(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> tuple[Sweep, SweepLayout]:
+    """A sweep and the folder its results live in, from any reference (module docstring), with
+    ``KEY.PATH=VALUE`` overrides applied (``tsweep.sweeps.schema.with_overrides``); an override of
+    ``name`` moves the results to that name's folder."""
+    return _overridden(*_resolve(ref, storage), overrides, storage)
+
+
+def _overridden(sweep: Sweep, layout: SweepLayout, overrides: Sequence[str], storage: str | None):
+    if not overrides:
+        return sweep, layout
+    new = with_overrides(sweep, list(overrides))
+    return new, (layout if new.name == sweep.name else new.layout(storage_override(storage)))
+
+
+def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     if not ref or not ref.strip():
         raise UsageError("SWEEP: empty; give a sweep name, a YAML file, a sweep folder or a URI")
     shipped = shipped_sweep_path(ref) if "/" not in ref and os.sep not in ref else None
@@ -93,13 +106,13 @@ def resolve(ref: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
                      f"{without_query(root)}")
 
 
-def resolve_shipped(name: str, storage: str | None = None) -> tuple[Sweep, SweepLayout]:
+def resolve_shipped(name: str, storage: str | None = None, overrides: Sequence[str] = ()) -> tuple[Sweep, SweepLayout]:
     """A shipped sweep (``demo``) and where its results go: its own storage root, or ``storage``."""
     path = shipped_sweep_path(name)
     if path is None:
         raise UsageError(f"no shipped sweep named {name!r}")
     sweep = _load_yaml(path)
-    return sweep, sweep.layout(storage_override(storage))
+    return _overridden(sweep, sweep.layout(storage_override(storage)), overrides, storage)
 
 
 def _sweep_and_layout(sweep: Sweep | str, storage: str | None) -> tuple[Sweep, SweepLayout]:
@@ -108,9 +121,10 @@ def _sweep_and_layout(sweep: Sweep | str, storage: str | None) -> tuple[Sweep, S
     return sweep, sweep.layout(storage_override(storage))
 
 
-def load_sweep(ref: str, storage: str | None = None) -> Sweep:
-    """A validated sweep from a name, YAML, folder or URI (module docstring)."""
-    return resolve(ref, storage)[0]
+def load_sweep(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> Sweep:
+    """A validated sweep from a name, YAML, folder or URI (module docstring), with ``KEY=VALUE``
+    overrides (``["train.lr=1e-3"]``) validated by the same schema."""
+    return resolve(ref, storage, overrides)[0]
 
 
 def plan(sweep: Sweep | str, storage: str | None = None, *, check_data: bool = True):

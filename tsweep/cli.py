@@ -24,6 +24,11 @@ from tsweep.core.errors import UsageError
 from tsweep.core.layout import without_query
 
 
+def _sets(args) -> list[str]:
+    """Every ``--set KEY.PATH=VALUE`` given (several after one flag, or the flag repeated)."""
+    return [kv for group in (getattr(args, "set", None) or []) for kv in group]
+
+
 def _storage(args) -> str | None:
     return api.storage_override(getattr(args, "storage", None))
 
@@ -41,7 +46,7 @@ def cmd_plan(args) -> int:
         return 0
     if not args.sweep:
         raise UsageError("plan: give a SWEEP (or --explain for every setting a sweep can hold)")
-    sweep, layout = api.resolve(args.sweep, args.storage)
+    sweep, layout = api.resolve(args.sweep, args.storage, _sets(args))
     graph, data_tokens = check_and_expand(sweep, layout)
     cpus = args.cpus if args.cpus is not None else float(os.cpu_count() or 1)
     print(format_plan(graph, data_tokens, layout, cluster_cpus=cpus, cluster_gpus=args.gpus or 0.0))
@@ -76,11 +81,11 @@ def _live(args) -> bool:
 
 
 def cmd_demo(args) -> int:
-    return _run(*api.resolve_shipped("demo", args.storage), args, live=_live(args))
+    return _run(*api.resolve_shipped("demo", args.storage, _sets(args)), args, live=_live(args))
 
 
 def cmd_submit(args) -> int:
-    sweep, layout = api.resolve(args.sweep, args.storage)
+    sweep, layout = api.resolve(args.sweep, args.storage, _sets(args))
     if args.address and args.address.startswith(("http://", "https://")):
         job_id = api.submit(sweep, args.address, storage=_storage(args))
         print(f"submitted {sweep.name} as Ray job {job_id} to {args.address}")
@@ -209,15 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--address", metavar="URL", help="a running Ray cluster (ray://HOST:10001 or an address)")
         sp.add_argument("--no-live", action="store_true", help="progress lines instead of the live table")
 
-    runs(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False), address=False)
+    def settable(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--set", action="append", nargs="+", metavar="KEY.PATH=VALUE",
+                        help="override a sweep setting (VALUE read as YAML), validated like the YAML and saved with "
+                             "the sweep: --set train.lr=1e-3 model_sizes=[pico,nano]; --set name=NEW runs it apart")
+        return sp
+
+    demo = settable(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False))
+    runs(demo, address=False)
     pl = add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing", sweep=False)
     pl.add_argument("sweep", metavar="SWEEP", nargs="?", help=SWEEP_HELP)
+    settable(pl)
     pl.add_argument("--explain", action="store_true", help="print every setting a sweep YAML can hold, with its "
                                                            "default and what it means")
     pl.add_argument("--cpus", type=float, default=None, metavar="N",
                     help="CPUs of the cluster to estimate the wall time for (default: this machine's)")
     pl.add_argument("--gpus", type=float, default=None, metavar="N", help="GPUs of that cluster (default: 0)")
-    s = add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)")
+    s = settable(add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)"))
     runs(s)
     runs(add("resume", cmd_resume, "finish a sweep: re-run only the jobs missing from its store"))
     st = add("status", cmd_status, "jobs done, failed and missing for a sweep")

@@ -26,7 +26,7 @@ from tsweep.analysis.actor import start_analysis_actor
 from tsweep.analysis.plots import write_plots
 from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
-from tsweep.core.layout import Files, SweepLayout
+from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.store import Store
 from tsweep.orchestrator import lease
 from tsweep.orchestrator.plan import JobGraph, expand
@@ -68,6 +68,45 @@ def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[s
     rerun = {pid for pid, p in needed if pid in done and p not in available[pid]}
     todo = [j for j in graph.jobs if j.job_id not in done or j.job_id in rerun]
     return todo, available
+
+
+def _changed_settings(old: Sweep, new: Sweep) -> list[str]:
+    """Dotted paths of the settings in which two sweeps differ."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old.model_dump(mode="json")), flat(new.model_dump(mode="json"))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def refuse_foreign_results(sweep: Sweep, graph: JobGraph, layout: SweepLayout) -> None:
+    """A sweep folder holds the results of one sweep. If its store has finished jobs this sweep
+    does not plan (the YAML changed a setting that enters job ids: a learning rate, a corpus, the
+    recipe), the laws would be fitted to two experiments at once; refuse, naming what changed.
+    Adding sizes, budgets or sources keeps every old job id, so it extends the sweep in place."""
+    planned = {j.job_id for j in graph.jobs}
+    foreign = Store(layout.store_root).finished_job_ids() - planned
+    if not foreign:
+        return
+    old = None
+    if layout.files.is_file(layout.sweep_yaml):
+        from tsweep.sweeps.schema import loads_sweep
+
+        try:
+            old = loads_sweep(layout.files.read_text(layout.sweep_yaml), origin=layout.sweep_yaml)
+        except UsageError:
+            old = None
+    changed = _changed_settings(old, sweep) if old is not None else []
+    what = f" (changed: {', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})" if changed else \
+        " (made by another version of tsweep's recipe, or another sweep)"
+    raise UsageError(f"{without_query(layout.sweep_dir)} holds {len(foreign)} finished job(s) this sweep does not "
+                     f"plan{what}: run it under another name (--set name=NEW) or --storage, or move that folder")
 
 
 def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
@@ -277,6 +316,7 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
     from ray import tune
 
     graph = expand(sweep, layout)
+    refuse_foreign_results(sweep, graph, layout)  # before anything is written
     dashboard_url = init_ray(address, num_cpus)
     check_capacity(graph.jobs, ray.cluster_resources())  # before anything is written
     save_sweep(sweep, layout)

@@ -556,6 +556,35 @@ def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, 
     return rows
 
 
+def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Sweep:
+    """``sweep`` with ``KEY.PATH=VALUE`` settings applied (``--set train.lr=1e-3``), each VALUE
+    read as YAML (``--set model_sizes=[pico,nano]``), then validated as a whole by the same
+    schema, so a bad override is named like a bad YAML field. The result is what gets saved
+    beside the results, and so enters job ids wherever it changes what a job computes."""
+    if not overrides:
+        return sweep
+    data = sweep.model_dump(mode="json")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise SweepError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3")
+        try:
+            value = _load_yaml(raw, f"--set {key}") if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise SweepError(f"--set {key}: invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}") from None
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise SweepError(f"--set {key}: {'.'.join(parts[:i + 1])} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return parse_sweep(data, origin="--set")
+
+
 def dump_sweep(sweep: Sweep) -> str:
     """The YAML text of a validated sweep (what a sweep folder's ``sweep.yaml`` holds)."""
     return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
