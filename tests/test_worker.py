@@ -89,22 +89,31 @@ def _summary_and_evals(sweep, root, kind, i=0):
     return job, summary, sorted(ev, key=lambda r: r["step"])
 
 
-def test_a_run_stops_on_patience_in_epochs_then_cools_down_and_keeps_its_best(sweep, tmp_path):
+@pytest.mark.parametrize("patience_tokens", [1, 8 * 8_000])  # the epochs rule decides; then 8 epochs of the run
+def test_a_run_stops_on_patience_in_data_then_cools_down_and_keeps_its_best(sweep, tmp_path, patience_tokens):
     """Fine-tunes and scratch runs: at least one epoch, a stable phase that ends once the best
-    evaluation is eval.patience_epochs old, then a cooldown; the score is the best evaluation."""
+    evaluation is eval.patience_epochs old and at least eval.patience_tokens, then a cooldown;
+    the score is the best evaluation."""
     d = sweep.model_dump(mode="json")
     d["train"]["max_epochs"] = 200  # room to reach the over-fitting minimum
     d["eval"]["patience_epochs"] = 1
+    d["eval"]["patience_tokens"] = patience_tokens
     sw = parse_sweep(d)
-    job, summary, ev = _summary_and_evals(sw, tmp_path, "scratch")  # the smallest D: over-fits quickly
+    job, summary, ev = _summary_and_evals(sw, tmp_path, "scratch")
+    assert job.data_tokens == 8_000
     assert summary["status"] == "ok", summary["reason"]
     assert summary["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in ev))
     steps_per_epoch = ev[-1]["step"] / ev[-1]["epoch"]
+    patience = max(sw.eval.patience_epochs * steps_per_epoch, patience_tokens / (sw.train.batch_size * sw.train.seq_len))
     stable_end = max(r["step"] for r in ev if r["step"] <= ev[-1]["step"] / (1 + sw.train.cooldown) + 1)
     assert ev[-1]["epoch"] >= sw.eval.min_epochs
-    # its stable phase ended because the best evaluation was a patience old, not at the cap
-    best_before_cooldown = min((r for r in ev if r["step"] <= stable_end), key=lambda r: r["eval_loss"])
-    assert stable_end - best_before_cooldown["step"] >= sw.eval.patience_epochs * steps_per_epoch - 1
+    # its stable phase ended on the patience rule, not at the cap: over the last `patience` steps
+    # the best evaluation improved by less than min_delta, and a patience earlier it still had
+    def best_at(step):
+        return min(r["eval_loss"] for r in ev if r["step"] <= step)
+
+    assert stable_end >= patience
+    assert best_at(stable_end - patience) - best_at(stable_end) < sw.eval.min_delta * best_at(stable_end)
     assert ev[-1]["epoch"] < sw.train.max_epochs
 
 

@@ -124,6 +124,11 @@ class EvalSettings(_Model):
         default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
                                                "evaluation improved by less than min_delta over this many epochs "
                                                "(patience measured in data, never before min_epochs)")
+    patience_tokens: TokenCount = Field(
+        default=65_536, description="patience is at least this many training tokens, however few epochs they are: "
+                                    "a run over a few thousand tokens otherwise gives up within a handful of steps "
+                                    "on a loss plateau it would leave (measured on the synthetic target: models sit "
+                                    "~60k tokens at 2.93 nats before they learn its structure)")
     min_delta: float = Field(
         default=0.005, ge=0, lt=1, description="the relative improvement of the best evaluation over "
                                                "patience_epochs below which a run has settled: past its "

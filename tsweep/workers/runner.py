@@ -4,7 +4,8 @@ What a run measures (Hernandez et al. 2021, sec. 2; the laws assume it): its sco
 held-out loss for its unique-data budget, reached for real. Every run is evaluated on one fixed
 held-out target set and follows the warmup-stable-decay schedule of ``tsweep.workers.schedule``:
 - a fine-tune or scratch run trains epochs over exactly its D_F (or D) tokens at the stable rate
-  until its best evaluation is ``eval.patience_epochs`` old (never before ``eval.min_epochs``),
+  until its best evaluation is ``eval.patience_epochs`` old, and at least ``eval.patience_tokens``
+  (never before ``eval.min_epochs``),
   which means it has passed its data-limited (over-fitting) minimum, then cools down and keeps
   its best evaluation. A run whose stable phase reaches ``train.max_epochs`` first was still
   improving: its summary says ``unconverged`` and the analysis leaves it out, with a warning.
@@ -207,7 +208,8 @@ class JobRunner:
         self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
         if self.early_stop:
             self.stable_cap = stable_cap_steps(steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs)
-            self.patience_steps = max(1, math.ceil(sweep.eval.patience_epochs * self.steps_per_epoch))
+            self.patience_steps = max(1, math.ceil(max(sweep.eval.patience_epochs * self.steps_per_epoch,
+                                                       sweep.eval.patience_tokens / self.tokens_per_step)))
             self.min_steps = math.ceil(sweep.eval.min_epochs * self.steps_per_epoch)
             self.evals_at: set[int] = set()
         else:
@@ -438,7 +440,7 @@ class JobRunner:
 
     def _end_stable_phase(self, step: int) -> None:
         """A fine-tune or scratch run: start the cooldown once its best evaluation improved by
-        less than ``eval.min_delta`` over the last ``eval.patience_epochs`` (it passed its
+        less than ``eval.min_delta`` over the last ``eval.patience_epochs`` (at least ``eval.patience_tokens``) (it passed its
         over-fitting minimum, or a model too small to memorise its data reached its plateau), or
         its stable phase hits the epoch cap."""
         st = self.state
