@@ -28,16 +28,27 @@ def pretrain_eval_steps(*, interval: int, max_steps: int) -> set[int]:
     return doubling | {max_steps}
 
 
-def stable_cap_steps(*, steps_per_epoch: float, max_epochs: float) -> int:
-    """The last step of an early-stopped run's stable phase."""
-    return max(1, math.ceil(max_epochs * steps_per_epoch))
+def patience_steps(*, steps_per_epoch: float, patience_epochs: float, patience_tokens: int,
+                   tokens_per_step: int) -> int:
+    """Steps over which an early-stopped run's best evaluation must improve: ``patience_epochs``
+    of its data, and at least ``patience_tokens`` (so a tiny budget is not given up on within a
+    handful of steps on a loss plateau)."""
+    return max(1, math.ceil(max(patience_epochs * steps_per_epoch, patience_tokens / tokens_per_step)))
 
 
-def max_steps(*, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: float, cooldown: float) -> int:
+def stable_cap_steps(*, steps_per_epoch: float, max_epochs: float, patience: int = 0) -> int:
+    """The last step of an early-stopped run's stable phase: ``max_epochs`` of its data, and at
+    least two patience windows, so that patience, not the cap, can end a run over a tiny budget
+    (1k tokens at 64k tokens of patience would otherwise always end at the cap, unconverged)."""
+    return max(1, math.ceil(max_epochs * steps_per_epoch), 2 * patience)
+
+
+def max_steps(*, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: float, cooldown: float,
+              patience: int = 0) -> int:
     """Steps a job runs at most: one pass for pre-training; the capped stable phase and its
     cooldown for the others (the planner's cost bound; patience usually ends them earlier)."""
     steps_per_epoch = data_tokens / tokens_per_step
     if kind == "pretrain":
         return max(1, math.ceil(steps_per_epoch))
-    cap = stable_cap_steps(steps_per_epoch=steps_per_epoch, max_epochs=max_epochs)
+    cap = stable_cap_steps(steps_per_epoch=steps_per_epoch, max_epochs=max_epochs, patience=patience)
     return cap + max(1, round(cooldown * cap))

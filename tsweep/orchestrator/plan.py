@@ -119,8 +119,11 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
         return size_of(size).flops_per_token(tr.seq_len) * (trained + n_evals * sweep.eval.tokens / 3)
 
     def max_steps(kind: str, budget: int) -> int:
+        patience = cadence.patience_steps(steps_per_epoch=budget / tokens_per_step,
+                                          patience_epochs=sweep.eval.patience_epochs,
+                                          patience_tokens=sweep.eval.patience_tokens, tokens_per_step=tokens_per_step)
         return cadence.max_steps(kind=kind, data_tokens=budget, tokens_per_step=tokens_per_step,
-                                 max_epochs=tr.max_epochs, cooldown=tr.cooldown)
+                                 max_epochs=tr.max_epochs, cooldown=tr.cooldown, patience=patience)
 
     branches = sum(round(tr.cooldown * p) for p in sweep.pretrain.p_axis[:-1]) if sweep.pretrain else 0
 

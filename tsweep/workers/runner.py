@@ -52,7 +52,7 @@ from typing import Any, Protocol
 
 import torch
 
-from tsweep.core.cadence import eval_interval, pretrain_eval_steps, stable_cap_steps
+from tsweep.core.cadence import eval_interval, patience_steps, pretrain_eval_steps, stable_cap_steps
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.records import Progress
@@ -207,9 +207,12 @@ class JobRunner:
                                       steps_per_epoch=self.steps_per_epoch, per_epoch=sweep.eval.per_epoch)
         self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
         if self.early_stop:
-            self.stable_cap = stable_cap_steps(steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs)
-            self.patience_steps = max(1, math.ceil(max(sweep.eval.patience_epochs * self.steps_per_epoch,
-                                                       sweep.eval.patience_tokens / self.tokens_per_step)))
+            self.patience_steps = patience_steps(steps_per_epoch=self.steps_per_epoch,
+                                                 patience_epochs=sweep.eval.patience_epochs,
+                                                 patience_tokens=sweep.eval.patience_tokens,
+                                                 tokens_per_step=self.tokens_per_step)
+            self.stable_cap = stable_cap_steps(steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs,
+                                               patience=self.patience_steps)
             self.min_steps = math.ceil(sweep.eval.min_epochs * self.steps_per_epoch)
             self.evals_at: set[int] = set()
         else:
