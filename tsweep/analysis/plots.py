@@ -50,7 +50,13 @@ def _figure(n_panels: int, height: float = 4.0, width: float = 5.0) -> tuple[Fig
 
 
 def _save(fig: Figure, sweep_dir: str, name: str) -> str:
+    from matplotlib.ticker import NullFormatter
+
     layout = SweepLayout(sweep_dir)
+    for ax in fig.axes:  # a log axis spanning under a decade labels its minor ticks on top of each other
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":
+                axis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, dpi=DPI, format="png")
@@ -236,27 +242,36 @@ def plot_gaps(sweep_dir: str, report: TransferReport) -> str:
 
 # ------------------------------------------------------------------ (e) loss vs p
 def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> str:
+    """Per source: fine-tuned loss against p, one colour per D_F, at the size its G comes from
+    (else the largest size with a gap fit for it, else the largest with fine-tunes), with the
+    joint gap law's curves where it was fitted and its floor G f^-beta + E where G is identified."""
     rows = _ok_rows(table)
     fig, axes = _figure(len(report.sources))
     for ax, src in zip(axes, report.sources):
+        tuned = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
         size = src.gap_size or max((g.size for g in report.gap_fits if src.source in g.sources),
-                                   key=lambda s: report.gap_fit(s).n_params, default=None)
-        mine = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source and r["size"] == size]
+                                   key=lambda s: report.gap_fit(s).n_params, default=None) or \
+            max((r["size"] for r in tuned), key=lambda s: next(r["n_params"] for r in tuned if r["size"] == s),
+                default=None)
+        mine = [r for r in tuned if r["size"] == size]
         gap = report.gap_fit(size) if size else None
+        p_max = max((r["pretrain_tokens"] for r in mine), default=1)
         for i, d_f in enumerate(sorted({r["data_tokens"] for r in mine})):
             pts = sorted((r for r in mine if r["data_tokens"] == d_f), key=lambda r: r["pretrain_tokens"])
             ax.scatter([r["pretrain_tokens"] for r in pts], [r["best_eval_loss"] for r in pts], color=f"C{i}",
                        label=f"D_F = {d_f:,}")
             if gap is not None and src.source in gap.sources:
-                p = np.geomspace(pts[0]["pretrain_tokens"], pts[-1]["pretrain_tokens"] * 8, 50)
+                p = np.geomspace(pts[0]["pretrain_tokens"], p_max * 8, 50)
                 law = BarnettJoint.of(len(gap.sources))
                 s = np.full_like(p, gap.sources.index(src.source))
                 ax.plot(p, law.predict(gap.fit.params, p=p, f=np.full_like(p, d_f), source=s), color=f"C{i}")
                 if gap.fit.identified(f"G_{gap.sources.index(src.source)}"):  # the floor, where it is known
                     prm = gap.source_params(src.source)
                     ax.axhline(prm["G"] * d_f ** -prm["beta"] + prm["E"], color=f"C{i}", ls=":", lw=0.8)
+        why = "" if src.G.identified else \
+            (" (no gap fit)" if gap is None or src.source not in gap.sources else " (G not identified)")
         ax.set(xscale="log", xlabel="p (pre-training tokens)", ylabel="best eval loss (nats)",
-               title=f"{src.source} at {size or '-'}" + ("" if src.G.identified else " (G not identified: no floor)"))
+               title=f"{src.source} at {size or '-'}{why}")
         _legend(ax)
         if not mine:
             _empty(ax, "no fine-tunes yet")
