@@ -67,9 +67,9 @@ from tsweep.workers.schedule import WSD, branch_start, cooldown_steps
 
 log = logging.getLogger(__name__)
 
-# An eval loss (or smoothed training loss) this far above its first value means the run diverged
-# (tsweep's choice; a loss that rises 50% over its start never comes back within an
-# early-stopped budget).
+# A smoothed training loss (or, in pre-training, an eval loss) this far above its first value
+# means the run diverged (tsweep's choice; a loss that rises 50% over its start never comes back
+# within an early-stopped budget). A fine-tune's eval loss may climb that far while it over-fits.
 DIVERGENCE_FACTOR = 1.5
 # Smoothing of the training loss for the divergence check: an exponential moving average with
 # this weight on the newest step (about the last 20 steps), so one noisy batch cannot trip it.
@@ -308,7 +308,10 @@ class JobRunner:
             st.first_loss = loss
         if not math.isfinite(loss):
             self._diverged(f"non-finite eval loss at step {step}")
-        elif step > tr.warmup_steps and loss > DIVERGENCE_FACTOR * st.first_loss:
+        elif not self.early_stop and step > tr.warmup_steps and loss > DIVERGENCE_FACTOR * st.first_loss:
+            # pre-training only: a run over repeated data whose eval loss climbs while its training
+            # loss falls is over-fitting, which patience ends and the best evaluation scores (its
+            # divergence shows in the training loss, _check_train_loss)
             self._diverged(f"eval loss {loss:.3f} exceeds {DIVERGENCE_FACTOR}x the initial {st.first_loss:.3f}")
         if loss < st.best_loss:
             st.best_loss, st.best_step = loss, step
