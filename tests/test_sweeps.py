@@ -30,7 +30,7 @@ def test_shipped_sweep_plans(path, capsys, storage):
 
 
 def _base():
-    return yaml.safe_load(open(SHIPPED[0].parent / "demo.yaml"))
+    return yaml.safe_load(open(SHIPPED[0].parent / "prose_to_python.yaml"))  # it has a mixture corpus
 
 
 def test_job_ids_are_stable_and_content_addressed():
@@ -103,7 +103,7 @@ MALFORMED = [
     ("scratch_tokens", [1.5], "scratch_tokens[0]"),
     ("pretrain.tokens", -1, "pretrain.tokens"),
     ("pretrain.tokens", True, "pretrain.tokens"),
-    ("pretrain.checkpoints", ["5M"], "beyond the pre-training budget"),
+    ("pretrain.checkpoints", ["50M"], "beyond the pre-training budget"),
     ("pretrain", _DELETE, "pretrain: required field is missing"),
     ("target", _DELETE, "target: required field is missing"),
     ("target", "klingon", "target: unknown corpus 'klingon'"),
