@@ -22,13 +22,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from tsweep.analysis.actor import start_analysis_actor
+from tsweep.analysis.actor import read_latest, start_analysis_actor
 from tsweep.analysis.plots import write_plots
 from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.store import Store
-from tsweep.orchestrator import lease
+from tsweep.orchestrator import lease, trackers
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
@@ -337,7 +337,8 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         tuner = sweep_tuner(
             tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=layout.sweep_dir),
             searcher, num_samples=len(todo), name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=layout.tune_dir, max_failures=sweep.max_failures, callbacks=[progress, feed],
+            storage_path=layout.tune_dir, max_failures=sweep.max_failures,
+            callbacks=[progress, feed, *trackers.tune_callbacks(sweep.trackers, sweep.name)],
         )
         grid = tuner.fit()
         for r in grid:
@@ -345,6 +346,10 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
                 result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
     result.report = final_refit(actor, layout, sweep)
+    if sweep.trackers.any:
+        latest = read_latest(layout.sweep_dir)
+        if latest is not None:
+            trackers.log_gaps(sweep.trackers, sweep.name, latest, layout.tune_dir)
     result.plots = write_plots(layout.sweep_dir)
     result.wall_time_s = time.perf_counter() - t0
     return result

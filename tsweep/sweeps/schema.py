@@ -216,6 +216,23 @@ class DeepSpeedSettings(_Model):
         default="torch_adamw", description="torch's AdamW, handed to DeepSpeed (no fused optimizer to compile)")
 
 
+class TrackerSettings(_Model):
+    """Experiment trackers to mirror every job to (opt-in; none of them enters a job's id)."""
+
+    tensorboard: bool = Field(default=False, description="TensorBoard event files, one run per job, under the sweep's "
+                                                         "tune/ folder (Ray Tune's TBXLoggerCallback)")
+    wandb_project: str | None = Field(default=None, description="a Weights & Biases project: one run per job, named "
+                                                                "like its trial, the job's fields as its config; "
+                                                                "WANDB_MODE=offline works without a network")
+    mlflow_tracking_uri: str | None = Field(default=None, description="an MLflow tracking URI (file:///path or "
+                                                                      "http://host:5000): one run per job")
+    mlflow_experiment: str | None = Field(default=None, description="the MLflow experiment (default: the sweep's name)")
+
+    @property
+    def any(self) -> bool:
+        return self.tensorboard or bool(self.wandb_project) or bool(self.mlflow_tracking_uri)
+
+
 class FitSettings(_Model):
     """How the analysis actor fits the laws."""
 
@@ -264,6 +281,8 @@ class Sweep(_Model):
     resources: Resources = Field(default=Resources(), description="what each job asks of the cluster")
     deepspeed: DeepSpeedSettings = Field(default=DeepSpeedSettings(), description="the training engine")
     fit: FitSettings = Field(default=FitSettings(), description="how the laws are fitted")
+    trackers: TrackerSettings = Field(default=TrackerSettings(), description="experiment trackers every job is "
+                                                                             "mirrored to, and the final gaps")
     storage_root: str = Field(default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI "
                                                                    "(s3://, gs://, file://)")
     max_failures: int = Field(default=2, ge=0, le=100, description="retries of a job whose process dies, each "
