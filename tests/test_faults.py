@@ -67,26 +67,19 @@ def _wait_for(pred, what: str, timeout: float = WAIT_S, poll: float = 0.05, aliv
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _session_dir() -> str:
-    import ray
+def _trial_process(job_id: str) -> psutil.Process | None:
+    """The Ray worker process running ``job_id``'s trial in this test's cluster: one of its live
+    actors (Ray's state API) whose working directory is the trial's own, which tsweep names by
+    job id (Tune runs each trial in ``.../working_dirs/{trial dirname}``)."""
+    from ray.util.state import list_actors
 
-    return ray._private.worker.global_worker.node.get_session_dir_path()
-
-
-def _trial_process(job_id: str, session_dir: str) -> psutil.Process | None:
-    """The Ray worker process running ``job_id``'s trial in this session: Tune runs each trial
-    with its working directory set to ``{session}/artifacts/.../working_dirs/{trial dirname}``,
-    and tsweep names trial folders by job id."""
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = p.info["cmdline"] or []
-        if not cmd or not cmd[0].startswith("ray::"):
-            continue
+    for actor in list_actors(address=_gcs(), filters=[("state", "=", "ALIVE")], detail=True, limit=10_000):
         try:
-            cwd = p.cwd()
-        except psutil.Error:
+            proc = psutil.Process(actor.pid)
+            if os.path.basename(proc.cwd()) == job_id:
+                return proc
+        except (psutil.Error, TypeError):
             continue
-        if cwd.startswith(session_dir) and os.path.basename(cwd) == job_id:
-            return p
     return None
 
 
@@ -279,11 +272,10 @@ def test_worker_killed_mid_job_is_retried_from_its_checkpoint(local_ray, baselin
 
     layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
     pre = expand(sweep).pretrain[0].job_id
-    session = _session_dir()
 
     def killer():
         _wait_for(lambda: _has_resume(layout, pre), f"pre-training {pre} to save a resume checkpoint")
-        proc = _wait_for(lambda: _trial_process(pre, session), f"the Ray worker running {pre}", timeout=30)
+        proc = _wait_for(lambda: _trial_process(pre), f"the Ray worker running {pre}", timeout=30)
         has_summary = pre in _summaries(layout)
         proc.send_signal(signal.SIGKILL)
         return {"pid": proc.pid, "finished_before_kill": has_summary}
@@ -480,7 +472,6 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
 def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
     """A head with no CPUs and two 1-CPU workers; the node running pre-training is removed."""
     import ray
-    from ray._common.utils import get_ray_address_file, reset_ray_address
     from ray.cluster_utils import Cluster
 
     from tsweep.orchestrator.run import run_sweep
@@ -488,11 +479,12 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
     ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
-        # Cluster advertises itself in /tmp/ray/ray_current_cluster, where any ray.init() on this
-        # machine would find and join it: withdraw that at once.
-        addr_file = get_ray_address_file(None)
-        if os.path.exists(addr_file) and Path(addr_file).read_text().strip() == cluster.address:
-            reset_ray_address()
+        # Cluster advertises itself in {Ray's temp dir}/ray_current_cluster, where any ray.init()
+        # on this machine would find and join it: withdraw that at once.
+        system_tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # Ray's order (Linux)
+        addr_file = Path(system_tmp, "ray", "ray_current_cluster")
+        if addr_file.exists() and addr_file.read_text().strip() == cluster.address:
+            addr_file.unlink()
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         layout = SweepLayout(sweep.sweep_dir(str(tmp_path)))
@@ -501,7 +493,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
 
         def remover():
             _wait_for(lambda: _has_resume(layout, pre), f"pre-training {pre} to save a checkpoint")
-            proc = _wait_for(lambda: _trial_process(pre, _session_dir()), f"the worker running {pre}", timeout=30)
+            proc = _wait_for(lambda: _trial_process(pre), f"the worker running {pre}", timeout=30)
             raylets = {w.all_processes["raylet"][0].process.pid: w for w in workers}
             node = raylets.get(proc.ppid())
             assert node is not None, "pre-training is not running on a worker node"

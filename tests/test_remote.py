@@ -94,7 +94,7 @@ def _run(cmd: list[str], env: dict, timeout: float = 120, check: bool = True, **
 
 def _tsweep() -> list[str]:
     exe = shutil.which("tsweep")
-    return [exe] if exe else [sys.executable, "-m", "orchestrator.cli"]
+    return [exe] if exe else [sys.executable, "-m", "tsweep.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def cluster():
         bin_dir = Path(temp_dir, "bin")
         bin_dir.mkdir()
         shim = bin_dir / "tsweep"
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m orchestrator.cli "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tsweep.cli "$@"\n')
         shim.chmod(0o755)
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     ray_bin = shutil.which("ray") or "ray"
