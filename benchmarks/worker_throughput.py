@@ -38,7 +38,8 @@ from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.batches import BatchStream
 from tsweep.data import SweepData
 from tsweep.workers.engine import build_model, pick_device
-from tsweep.workers.schedule import WSD, branch_start
+from tsweep.core.cadence import branch_start
+from tsweep.workers.schedule import WSD
 from tsweep.api import shipped_sweep_path
 from tsweep.workers.runner import run_job
 

@@ -104,6 +104,9 @@ MALFORMED = [
     ("pretrain.tokens", -1, "pretrain.tokens"),
     ("pretrain.tokens", True, "pretrain.tokens"),
     ("pretrain.checkpoints", ["50M"], "beyond the pre-training budget"),
+    ("pretrain.checkpoints", ["4.1k"], "too few for a cooldown branch"),  # one step: its branch would start at 0
+    ("pretrain.checkpoints", [12 * 4096, 13 * 4096], "branches off at step 10, as 49,152 does"),
+    ("pretrain.checkpoints", [6_999_000], "lands on the run's last step"),
     ("pretrain", _DELETE, "pretrain: required field is missing"),
     ("target", _DELETE, "target: required field is missing"),
     ("target", "klingon", "target: unknown corpus 'klingon'"),

@@ -106,7 +106,9 @@ def test_the_final_gaps_reach_every_tracker(tmp_path, offline_wandb):
     assert {"G/d0.6", "G/d0.9", "G_lo/d0.6", "G_hi/d0.9", "multiplier/d0.6"} <= set(metrics)
     g = next(s.G for s in report.sources if s.source == "d0.6")
     assert metrics["G/d0.6"] == g.value and (metrics["G_lo/d0.6"], metrics["G_hi/d0.6"]) == tuple(g.ci95)
-    assert not any(k.startswith("beta/") for k in metrics if not report.sources[0].beta.identified)
+    for s in report.sources:  # an unidentified number is left out, never logged as a value
+        for key in ("G", "k", "alpha", "beta", "multiplier"):
+            assert (f"{key}/{s.source}" in metrics) == getattr(s, key).identified, (key, s.source)
 
     mlruns = tmp_path / "mlruns"
     trackers = TrackerSettings(tensorboard=True, wandb_project="tsweep-test", mlflow_tracking_uri=mlruns.as_uri())

@@ -69,7 +69,8 @@ def _overridden(sweep: Sweep, layout: SweepLayout, overrides: Sequence[str], sto
     if not overrides:
         return sweep, layout
     new = with_overrides(sweep, list(overrides))
-    return new, (layout if new.name == sweep.name else new.layout(storage_override(storage)))
+    moved = new.name != sweep.name or new.storage_root != sweep.storage_root
+    return new, (new.layout(storage_override(storage)) if moved else layout)
 
 
 def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:

@@ -263,13 +263,14 @@ def _best_of(
 
     cold = polish(np.argsort(f[:n_cold], kind="stable")[:n_polish])
     extra = polish(n_cold + np.argsort(f[n_cold:], kind="stable")[:n_polish])
+    chosen = cold
     theta, best, _ = min(cold, key=lambda r: r[1])
     if extra:
         e_theta, e_best, _ = min(extra, key=lambda r: r[1])
         if e_best < best - EXTRA_START_MARGIN * max(abs(best), 1e-300):
-            theta, best = e_theta, e_best
+            chosen, theta, best = extra, e_theta, e_best
     tol = 1e-9 * max(abs(best), 1e-300)
-    converged = any(ok and fv <= best + tol for _, fv, ok in cold + extra)
+    converged = any(ok and fv <= best + tol for _, fv, ok in chosen)
     return theta, best, converged
 
 

@@ -53,9 +53,12 @@ def _save(fig: Figure, sweep_dir: str, name: str) -> str:
     from matplotlib.ticker import NullFormatter
 
     layout = SweepLayout(sweep_dir)
-    for ax in fig.axes:  # a log axis spanning under a decade labels its minor ticks on top of each other
-        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-            if scale == "log":
+    for ax in fig.axes:  # a log axis over a decade or two labels its minor ticks on top of each other;
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):  # with fewer than
+            if scale != "log":  # two labelled decades the minor labels are the only ones: keep them
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            if sum(lo <= t <= hi for t in axis.get_majorticklocs()) >= 2:
                 axis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     buf = io.BytesIO()

@@ -52,3 +52,10 @@ def max_steps(*, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: 
         return max(1, math.ceil(steps_per_epoch))
     cap = stable_cap_steps(steps_per_epoch=steps_per_epoch, max_epochs=max_epochs, patience=patience)
     return cap + max(1, round(cooldown * cap))
+
+
+def branch_start(p_steps: int, fraction: float) -> int:
+    """The step at which a pre-training cooldown leaves the stable run to end at ``p_steps``: the
+    last ``fraction`` of the p tokens are the decay (Hägele et al. 2024 count the cooldown inside
+    the budget, so a p-checkpoint has seen exactly p tokens)."""
+    return max(0, p_steps - max(1, round(fraction * p_steps)))

@@ -89,7 +89,9 @@ def refuse_foreign_results(sweep: Sweep, graph: JobGraph, layout: SweepLayout) -
     """A sweep folder holds the results of one sweep. If its store has finished jobs this sweep
     does not plan (the YAML changed a setting that enters job ids: a learning rate, a corpus, the
     recipe), the laws would be fitted to two experiments at once; refuse, naming what changed.
-    Adding sizes, budgets or sources keeps every old job id, so it extends the sweep in place."""
+    Adding sizes, budgets or sources keeps every old job id, so it extends the sweep in place;
+    dropping some is refused too, since the report reads every finished job in the folder (run
+    the narrower sweep under another name)."""
     planned = {j.job_id for j in graph.jobs}
     foreign = Store(layout.store_root).finished_job_ids() - planned
     if not foreign:

@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from tsweep.core.cadence import branch_start
 from tsweep.core.dataspec import BUILTIN_CORPORA, CorpusSpec, MixtureCorpus, TokenizerSpec
 from tsweep.core.errors import SweepError
 from tsweep.core.job import SCRATCH
@@ -351,13 +352,17 @@ class Sweep(_Model):
         return self
 
     def _checkpoints_are_steps(self) -> None:
-        """Every p at least one optimizer step, and no two p on the same step: the worker saves p
-        at step round(p / tokens per step), so two such p would be the same weights under two
-        names, and a p below one step the weights after step 1."""
+        """Every p at least one optimizer step, no two p on the same step (the worker saves p at
+        step round(p / tokens per step): two such p would be the same weights under two names),
+        no intermediate p on the run's last step, and every intermediate p its own cooldown
+        branch, leaving the run after step 0 at a step no other p's branch leaves at (the worker
+        keys branches by that step: two on one step would save one p with other weights)."""
         if self.pretrain is None:
             return
         per_step = self.train.batch_size * self.train.seq_len
+        final = math.ceil(self.pretrain.tokens / per_step)
         steps: dict[int, int] = {}
+        starts: dict[int, int] = {}  # the step each intermediate p's cooldown branch leaves the run
         for i, p in enumerate(self.pretrain.checkpoints):
             if p < per_step:
                 raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens is less than one optimizer step "
@@ -367,6 +372,19 @@ class Sweep(_Model):
                 raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens lands on optimizer step {step:,}, as "
                                   f"{steps[step]:,} does ({per_step:,} tokens a step): the same weights twice")
             steps[step] = p
+            if p == self.pretrain.tokens:
+                continue  # the run's own end
+            if step >= final:
+                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens lands on the run's last step ({final:,}): "
+                                  f"the final weights twice; leave it out (the final budget is always a checkpoint)")
+            start = branch_start(step, self.train.cooldown)
+            if start < 1:
+                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens is too few for a cooldown branch "
+                                  f"({step} optimizer step(s) of {per_step:,} tokens)")
+            if start in starts:
+                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens branches off at step {start:,}, as "
+                                  f"{starts[start]:,} does (train.cooldown = {self.train.cooldown}): space them further")
+            starts[start] = p
         if self.pretrain.tokens < per_step:
             raise _FieldError("pretrain.tokens", f"{self.pretrain.tokens:,} tokens is less than one optimizer step "
                               f"(train.batch_size x train.seq_len = {per_step:,} tokens)")
@@ -592,11 +610,13 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
         key, sep, raw = item.partition("=")
         parts = key.strip().split(".")
         if not sep or not all(parts):
-            raise SweepError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3")
+            raise SweepError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3 (give SWEEP before --set)")
         try:
             value = _load_yaml(raw, f"--set {key}") if raw.strip() else None
         except yaml.YAMLError as exc:
             raise SweepError(f"--set {key}: invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}") from None
+        except RecursionError:
+            raise SweepError(f"--set {key}: invalid YAML value: nested too deeply") from None
         node = data
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -52,7 +52,7 @@ from typing import Any, Protocol
 
 import torch
 
-from tsweep.core.cadence import eval_interval, patience_steps, pretrain_eval_steps, stable_cap_steps
+from tsweep.core.cadence import branch_start, eval_interval, patience_steps, pretrain_eval_steps, stable_cap_steps
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.records import Progress
@@ -63,7 +63,7 @@ from tsweep.workers import checkpoints
 from tsweep.workers.batches import BatchStream, to_sequences
 from tsweep.workers.engine import build_engine, build_model, clip_gradients, ensure_distributed, rank_world
 from tsweep.workers.pretrained import load_model
-from tsweep.workers.schedule import WSD, branch_start, cooldown_steps
+from tsweep.workers.schedule import WSD, cooldown_steps
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,3 @@ class WSD:
 def cooldown_steps(stable_steps: int, fraction: float) -> int:
     """Steps of a cooldown that follows ``stable_steps`` steps: ``fraction`` of them, at least one."""
     return max(1, round(fraction * stable_steps))
-
-
-def branch_start(p_steps: int, fraction: float) -> int:
-    """The step at which a pre-training cooldown leaves the stable run to end at ``p_steps``: the
-    last ``fraction`` of the p tokens are the decay (Hägele et al. 2024 count the cooldown inside
-    the budget, so a p-checkpoint has seen exactly p tokens)."""
-    return max(0, p_steps - max(1, round(fraction * p_steps)))
