@@ -255,6 +255,10 @@ class Store:
         return StoreCheck(summaries=summaries, finished=finished, damaged=damaged,
                           unreadable=sorted(self.unreadable), quarantined=self.quarantined())
 
+    def summary_job_ids(self) -> set[str]:
+        """Jobs with a summary shard, from one listing (no shard is read)."""
+        return {info.base_name[: -len(".parquet")] for info in self._list(self._path("summary"))}
+
     def finished_job_ids(self) -> set[str]:
         """Jobs that resume skips (reads every shard; changes nothing)."""
         return self.check().finished

@@ -93,7 +93,7 @@ def refuse_foreign_results(sweep: Sweep, graph: JobGraph, layout: SweepLayout) -
     dropping some is refused too, since the report reads every finished job in the folder (run
     the narrower sweep under another name)."""
     planned = {j.job_id for j in graph.jobs}
-    foreign = Store(layout.store_root).finished_job_ids() - planned
+    foreign = Store(layout.store_root).summary_job_ids() - planned  # one listing: the driver reads the shards later
     if not foreign:
         return
     old = None
