@@ -238,6 +238,21 @@ def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
     assert "sweep demo-lr: " in capsys.readouterr().out
 
 
+def test_set_keeps_the_text_typed_for_a_text_field(tmp_path, capsys):
+    """YAML reads ``2024`` as an integer and ``true`` as a boolean; for a field the schema types as
+    text the override is what the user typed, while numeric fields still read numbers."""
+    from tsweep.sweeps.schema import with_overrides
+
+    demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
+    s = with_overrides(demo, ["name=2024", "description=true", "train.lr=1e-3", "trackers.wandb_project=007"])
+    assert (s.name, s.description, s.train.lr, s.trackers.wandb_project) == ("2024", "true", 1e-3, "007")
+    assert with_overrides(demo, ["sources=[d0.6, 'd0.9']"]).sources == ["d0.6", "d0.9"]
+    with pytest.raises(SweepError, match="train.lr"):
+        with_overrides(demo, ["train.lr=fast"])  # a number field still refuses text
+    assert main(["plan", "demo", "--storage", str(tmp_path), "--set", "name=2024"]) == 0
+    assert "sweep 2024: " in capsys.readouterr().out
+
+
 def test_a_sweep_folder_refuses_results_of_a_changed_sweep(tmp_path, capsys):
     """Fitting the laws to two experiments at once is the silent error this prevents: a store
     with finished jobs the sweep does not plan (a changed learning rate) makes run exit 2 before

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -613,6 +614,7 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
             raise SweepError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3 (give SWEEP before --set)")
         try:
             value = _load_yaml(raw, f"--set {key}") if raw.strip() else None
+            value = _as_typed(value, raw, _string_kind(Sweep, parts))
         except yaml.YAMLError as exc:
             raise SweepError(f"--set {key}: invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}") from None
         except RecursionError:
@@ -627,6 +629,50 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
             node = child
         node[parts[-1]] = value
     return parse_sweep(data, origin="--set")
+
+
+def _members(annotation: Any) -> list:
+    """The types a field's annotation admits: ``Annotated`` unwrapped, unions split, None dropped."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in _members(a)]
+    return [] if annotation is type(None) else [annotation]
+
+
+def _string_kind(model: Any, parts: list[str]) -> str | None:
+    """``"str"`` or ``"list[str]"`` when the schema field at ``parts`` holds text (every type its
+    annotation admits agreeing), else None: an override's YAML scalar for such a field is kept as
+    the text the user typed (``--set name=2024`` names a sweep ``"2024"``, not the integer)."""
+    kinds = set()
+    for m in _members(model):
+        if not parts:
+            if m is str:
+                kinds.add("str")
+            elif get_origin(m) is list and _members(get_args(m)[0]) == [str]:
+                kinds.add("list[str]")
+            else:
+                kinds.add(None)
+        elif isinstance(m, type) and issubclass(m, BaseModel):
+            f = m.model_fields.get(parts[0])
+            kinds.add(_string_kind(f.annotation, parts[1:]) if f is not None else None)
+        elif get_origin(m) is dict:
+            kinds.add(_string_kind(get_args(m)[1], parts[1:]))
+        else:
+            kinds.add(None)
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _as_typed(value: Any, raw: str, kind: str | None) -> Any:
+    """An override's value with the scalars of a text field (``kind``, :func:`_string_kind`) as typed."""
+    if kind == "str" and value is not None and not isinstance(value, (str, list, dict)):
+        return raw.strip()
+    if kind == "list[str]" and isinstance(value, list):
+        node = yaml.compose(raw, Loader=_StrictLoader)
+        if isinstance(node, yaml.SequenceNode) and len(node.value) == len(value):
+            return [n.value if isinstance(n, yaml.ScalarNode) and v is not None and not isinstance(v, str) else v
+                    for n, v in zip(node.value, value)]
+    return value
 
 
 def dump_sweep(sweep: Sweep) -> str:
