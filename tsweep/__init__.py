@@ -12,6 +12,6 @@ The package, floor first (each layer imports only from the layers above it in th
 - ``tsweep.api`` (re-exported here) and ``tsweep.cli`` (the ``tsweep`` console script).
 """
 
-from tsweep.api import SweepResults, fit, load_sweep, open_sweep, plan, resolve, run, submit
+from tsweep.api import SweepResults, fit, follow, load_sweep, open_sweep, plan, resolve, run, submit
 
-__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "open_sweep", "SweepResults", "fit"]
+__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "follow", "open_sweep", "SweepResults", "fit"]

@@ -149,14 +149,28 @@ def run(sweep: Sweep | str, *, storage: str | None = None, address: str | None =
     return run_sweep(sweep, layout=layout, address=address, num_cpus=num_cpus, live=live)
 
 
-def submit(sweep: Sweep | str, address: str, *, storage: str | None = None) -> str:
-    """Hand a sweep to a running cluster's Jobs API (``http://HEAD:8265``); the Ray job id."""
+def submit(sweep: Sweep | str, address: str, *, storage: str | None = None, layout: SweepLayout | None = None) -> str:
+    """Hand a sweep to a running cluster's Jobs API (``http://HEAD:8265``); the Ray job id. The
+    driver writes where a local run of the same reference would: ``layout`` (the folder
+    :func:`resolve` found, e.g. a sweep folder given by path), else ``{storage}/{name}``."""
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.submit import submit_job
 
-    sweep, layout = _sweep_and_layout(sweep, storage)
+    sweep, resolved = _sweep_and_layout(sweep, storage)
+    layout = layout or resolved
     check_and_expand(sweep, layout)
-    return submit_job(sweep, address, storage=storage_override(storage))
+    default = sweep.layout(storage_override(storage)).sweep_dir
+    return submit_job(sweep, address, storage=storage_override(storage),
+                      sweep_dir=layout.sweep_dir if layout.sweep_dir != default else None)
+
+
+def follow(job_id: str, address: str) -> int:
+    """Print a submitted sweep's driver output (its progress lines, then the gap table) until the
+    Ray job ends, reconnecting across dropped connections; the exit code of its final status
+    (``tsweep.orchestrator.follow``)."""
+    from tsweep.orchestrator.follow import follow as _follow
+
+    return _follow(job_id, address)
 
 
 @dataclass(frozen=True)
@@ -229,4 +243,4 @@ def _columns(data: Any) -> dict[str, Any]:
     raise UsageError(f"data: expected a DataFrame, a pyarrow Table or a mapping of columns, got {type(data).__name__}")
 
 
-__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "open_sweep", "SweepResults", "fit", "storage_override"]
+__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "follow", "open_sweep", "SweepResults", "fit", "storage_override"]

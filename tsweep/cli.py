@@ -1,7 +1,9 @@
 """The ``tsweep`` console script: a thin layer over :mod:`tsweep.api`.
 
-Commands: ``demo``, ``plan``, ``submit``, ``status``, ``resume``, ``gaps``, ``fit``, ``report``,
-``advise``. ``main(argv)`` returns the exit code so tests can call it. Bad input of any kind (a
+Commands: ``demo``, ``plan``, ``submit``, ``status``, ``resume``, ``follow``, ``gaps``, ``fit``,
+``report``, ``advise``. ``submit``, ``resume`` and ``demo`` with ``--address http://HEAD:8265``
+hand the driver to the cluster's Jobs API (``--follow`` then prints its progress until it ends;
+``tsweep follow JOB_ID`` re-attaches; see :mod:`tsweep.orchestrator.follow` for the exit codes). ``main(argv)`` returns the exit code so tests can call it. Bad input of any kind (a
 broken YAML, an unknown field, a missing corpus, a table without the columns a law needs)
 raises :class:`tsweep.core.errors.UsageError`; it is printed as one line naming what is wrong,
 with exit code 2, nothing written and no traceback.
@@ -80,22 +82,61 @@ def _live(args) -> bool:
     return not args.no_live and sys.stdout.isatty()
 
 
+def _jobs_api(args) -> bool:
+    """Whether ``--address`` names a dashboard (``http(s)://HEAD:8265``): the Jobs API path."""
+    address = getattr(args, "address", None)
+    jobs_api = bool(address) and address.startswith(("http://", "https://"))
+    if getattr(args, "follow", False) and not jobs_api:
+        raise UsageError("--follow: needs --address http://HEAD:8265 (a Ray dashboard); a run on this machine "
+                         "prints its progress itself")
+    return jobs_api
+
+
+def _dispatch(sweep, layout, args) -> int:
+    """Run here (or join ``--address``), or hand the driver to the Jobs API and, with
+    ``--follow``, print its output until it ends (exit code: the job's final status)."""
+    if getattr(args, "sweep_dir", None):
+        from tsweep.core.layout import SweepLayout
+
+        layout = SweepLayout(args.sweep_dir)
+    if not _jobs_api(args):
+        return _run(sweep, layout, args, live=_live(args))
+    from tsweep.orchestrator.follow import reattach_hint
+
+    job_id = api.submit(sweep, args.address, storage=_storage(args), layout=layout)
+    print(f"submitted {sweep.name} as Ray job {job_id} to {args.address}", flush=True)
+    if not args.follow:
+        print(f"follow it: {reattach_hint(job_id, args.address)}")
+        return 0
+    print(f"following it (Ctrl-C detaches, the job goes on): results in {without_query(layout.sweep_dir)}",
+          flush=True)
+    return api.follow(job_id, args.address)
+
+
 def cmd_demo(args) -> int:
-    return _run(*api.resolve_shipped("demo", args.storage, _sets(args)), args, live=_live(args))
+    _jobs_api(args)
+    return _dispatch(*api.resolve_shipped("demo", args.storage, _sets(args)), args)
 
 
 def cmd_submit(args) -> int:
-    sweep, layout = api.resolve(args.sweep, args.storage, _sets(args))
-    if args.address and args.address.startswith(("http://", "https://")):
-        job_id = api.submit(sweep, args.address, storage=_storage(args))
-        print(f"submitted {sweep.name} as Ray job {job_id} to {args.address}")
-        print(f"follow it: ray job logs --address {args.address} --follow {job_id}")
-        return 0
-    return _run(sweep, layout, args, live=_live(args))
+    _jobs_api(args)  # a bad flag combination is refused before the sweep is read
+    return _dispatch(*api.resolve(args.sweep, args.storage, _sets(args)), args)
 
 
 def cmd_resume(args) -> int:
-    return _run(*api.resolve(args.sweep, args.storage), args, live=_live(args))
+    _jobs_api(args)
+    return _dispatch(*api.resolve(args.sweep, args.storage), args)
+
+
+def cmd_follow(args) -> int:
+    from tsweep.orchestrator.follow import check_address
+
+    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or ""
+    if not address:
+        raise UsageError("follow: give the cluster's dashboard with --address http://HEAD:8265 (or "
+                         "$RAY_API_SERVER_ADDRESS)")
+    check_address(address)
+    return api.follow(args.job_id, address)
 
 
 def cmd_status(args) -> int:
@@ -209,9 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(handler=fn)
         return sp
 
-    def runs(sp: argparse.ArgumentParser, address: bool = True) -> None:
-        if address:
-            sp.add_argument("--address", metavar="URL", help="a running Ray cluster (ray://HOST:10001 or an address)")
+    def runs(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--address", metavar="URL",
+                        help="a running Ray cluster: http://HEAD:8265 (its dashboard) submits the driver through the "
+                             "Jobs API; ray://HEAD:10001 or HOST:PORT joins it from here")
+        sp.add_argument("--follow", action="store_true",
+                        help="with --address http://...: print the driver's progress until the job ends; exit 0 "
+                             "SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster unreachable; Ctrl-C detaches")
         sp.add_argument("--no-live", action="store_true", help="progress lines instead of the live table")
 
     def settable(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -221,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     demo = settable(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False))
-    runs(demo, address=False)
+    runs(demo)
     pl = add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing", sweep=False)
     pl.add_argument("sweep", metavar="SWEEP", nargs="?", help=SWEEP_HELP)
     settable(pl)
@@ -232,7 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--gpus", type=float, default=None, metavar="N", help="GPUs of that cluster (default: 0)")
     s = settable(add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)"))
     runs(s)
+    s.add_argument("--sweep-dir", metavar="DIR", help="write the results into this sweep folder (a path or URI) "
+                                                      "instead of STORAGE/NAME; a remote submit of a sweep folder "
+                                                      "passes it to the driver")
     runs(add("resume", cmd_resume, "finish a sweep: re-run only the jobs missing from its store"))
+    fo = sub.add_parser("follow", help="print a submitted sweep's progress until its Ray job ends (re-attach)",
+                        description="Print a submitted sweep's driver output until its Ray job ends, reconnecting "
+                                    "when the connection drops; exit 0 SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster "
+                                    "unreachable, 130 detached (Ctrl-C; the job goes on).")
+    fo.add_argument("job_id", metavar="JOB_ID", help="the Ray job id `tsweep submit --address http://...` printed")
+    fo.add_argument("--address", metavar="URL", help="the cluster's dashboard, http://HEAD:8265 (default: "
+                                                    "$RAY_API_SERVER_ADDRESS)")
+    fo.set_defaults(handler=cmd_follow)
     st = add("status", cmd_status, "jobs done, failed and missing for a sweep")
     st.add_argument("--json", action="store_true")
     g = add("gaps", cmd_gaps, "fitted transfer gaps and effective data transferred, per source")

@@ -10,7 +10,9 @@ Two Tune callbacks, both non-blocking (Ray's advice for callbacks):
   reports), exports them as ``ray.util.metrics`` gauges (the dashboard's metrics view and
   Prometheus), and shows them: in a terminal a ``rich`` table redrawn at most twice a second;
   in a pipe or a log one line per finished job with the counts, an ETA and the latest gap
-  estimates, so a remote driver's log says how far it is.
+  estimates, and, when no line came for :data:`PERIODIC_S`, a line with each running job's
+  latest eval loss, tokens and throughput, so a remote driver's log (what ``tsweep follow``
+  prints) says how far it is even while a long job runs.
 
 Tune pickles its callbacks when the Tuner is built, so nothing unpicklable (the ``rich.live``
 display holds a lock; the gauges hold a metrics client) is made before the experiment starts:
@@ -32,8 +34,11 @@ from tsweep.core.layout import Files
 from tsweep.core.records import Progress
 from tsweep.core.units import duration
 
-MAX_RUNNING_ROWS = 8  # running jobs shown in the live table
+MAX_RUNNING_ROWS = 8  # running jobs shown in the live table (and in a periodic line)
 REDRAW_S = 0.5
+# tsweep's choice: in a pipe, a line at least once a minute while jobs run (a finished job's
+# line counts), often enough to see a job move, rare enough for a log to stay readable.
+PERIODIC_S = 60.0
 
 
 class AnalysisFeed(Callback):
@@ -75,6 +80,7 @@ class LiveProgress(Callback):
         self.latest_fit: TransferReport | None = None
         self._fit_stamp: Any = None
         self._last_draw = 0.0
+        self._last_line = 0.0
         self._t0: float | None = None
         self._gauges = None
         self._live = None
@@ -118,6 +124,8 @@ class LiveProgress(Callback):
             return
         self._last_draw = now
         self._refresh()
+        if self._live is None and self.running and now - self._last_line >= PERIODIC_S:
+            self._periodic_line()
 
     def on_experiment_end(self, trials, **info):
         self._refresh()
@@ -129,7 +137,7 @@ class LiveProgress(Callback):
     def _start(self) -> None:
         if self._t0 is not None:
             return
-        self._t0 = time.monotonic()
+        self._t0 = self._last_line = time.monotonic()
         self._gauges = _gauges()
         out = self.stream or sys.stdout
         if self.want_live:
@@ -192,10 +200,24 @@ class LiveProgress(Callback):
     def _line(self, what: str, label: str, last: Progress | None) -> None:
         if self._live is not None:
             return
-        self._poll_fit()
-        eta = self.eta_s()
         loss = f" loss {last.best_eval_loss:.4f}" if last and last.best_eval_loss is not None else ""
-        print(f"[{self.sweep}] {what} {label}{loss} | {self.counts()} | ETA {duration(eta) if eta is not None else '?'}"
+        self._print(f"{what} {label}{loss}")
+
+    def _periodic_line(self) -> None:
+        """``[sweep] running: LABEL eval X, N tokens, R tok/s; ... | counts | ETA | G``."""
+        jobs = []
+        for trial_id, p in list(self.running.items())[:MAX_RUNNING_ROWS]:
+            label = self.labels.get(trial_id, trial_id)
+            jobs.append(f"{label} starting" if p is None else
+                        f"{label} eval {_loss(p.eval_loss)}, {p.tokens_seen:,} tokens, {p.tokens_per_s:,.0f} tok/s")
+        more = len(self.running) - len(jobs)
+        self._print("running: " + "; ".join(jobs) + (f"; +{more} more" if more > 0 else ""))
+
+    def _print(self, what: str) -> None:
+        self._poll_fit()
+        self._last_line = time.monotonic()
+        eta = self.eta_s()
+        print(f"[{self.sweep}] {what} | {self.counts()} | ETA {duration(eta) if eta is not None else '?'}"
               f" | {self.gap_summary()}", file=self.stream or sys.stdout, flush=True)
 
     def render(self):

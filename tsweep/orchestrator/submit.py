@@ -2,7 +2,11 @@
 
 The sweep's validated YAML travels as the job's working directory; the entrypoint on the head
 is ``tsweep submit sweep.yaml --no-live`` (tsweep is installed on the cluster's image), which
-joins the cluster through the ``RAY_ADDRESS`` that Ray sets for job drivers. Ray's token
+joins the cluster through the ``RAY_ADDRESS`` that Ray sets for job drivers. The driver writes
+into the folder the sweep was resolved to on the submitting side (``--sweep-dir`` when that is
+not the default ``{storage}/{name}``: a sweep folder given by path, or a copied one), so a remote
+submit and a local one of the same SWEEP write to the same place. ``tsweep.orchestrator.follow``
+streams the driver's log back. Ray's token
 authentication takes a bearer token in the ``Authorization`` header (Ray's documented HTTP
 contract); tsweep reads it from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or Ray's default
 token file and hands it to the Jobs API client, changing no environment and no Ray setting. It
@@ -54,13 +58,16 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
-def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, wait: bool = False) -> str:
+def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, sweep_dir: str | None = None) -> str:
+    """Submit ``sweep``'s driver; the Ray job id. ``sweep_dir``: the folder the sweep was resolved
+    to, when it is not ``{storage or the sweep's storage_root}/{name}`` (a sweep folder given by
+    path, a copied or renamed one): the driver then writes there, as a local run would."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     check_address(address)
     try:
-        return _submit(JobSubmissionClient, sweep, address, storage)
+        return _submit(JobSubmissionClient, sweep, address, storage, sweep_dir)
     except AuthenticationError as exc:
         raise SubmitError(
             f"Ray at {address} refused the submission ({_first_line(exc)}); give the cluster's token in "
@@ -70,12 +77,13 @@ def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, wait: 
         raise SubmitError(f"cannot submit to Ray's Jobs API at {address}: {_first_line(exc)}") from None
 
 
-def _submit(client_cls, sweep: Sweep, address: str, storage: str | None) -> str:
+def _submit(client_cls, sweep: Sweep, address: str, storage: str | None, sweep_dir: str | None) -> str:
     client = client_cls(address, headers=auth_headers())
     with tempfile.TemporaryDirectory(prefix="tsweep-submit-") as tmp:
         with open(f"{tmp}/sweep.yaml", "w") as f:
             f.write(dump_sweep(sweep))
-        entry = ["tsweep", "submit", "sweep.yaml", "--no-live"] + (["--storage", storage] if storage else [])
+        entry = ["tsweep", "submit", "sweep.yaml", "--no-live"] + (["--storage", storage] if storage else []) + \
+            (["--sweep-dir", sweep_dir] if sweep_dir else [])
         job_id = client.submit_job(
             entrypoint=shlex.join(entry),
             runtime_env={"working_dir": tmp, "env_vars": {"PYTHONUNBUFFERED": "1"}},
