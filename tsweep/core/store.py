@@ -144,6 +144,7 @@ class StoreCheck:
     damaged: set[str]  # a shard unreadable, or set aside and not yet replaced: resume re-runs these
     unreadable: list[str]  # shards that do not parse, still in place
     quarantined: list[str]  # shards set aside under quarantine/
+    evals: pa.Table | None = None  # every readable eval row (read for the check anyway)
 
 
 @dataclass
@@ -242,7 +243,7 @@ class Store:
         finished and which are damaged. ``set_aside`` (the driver, before it plans what to run)
         moves unreadable shards under ``quarantine/``; without it nothing changes."""
         self.unreadable.clear()
-        self.read_evals()
+        evals = self.read_evals()
         summaries = self.read_summaries()
         unreadable = sorted(self.unreadable)
         if set_aside:
@@ -253,7 +254,7 @@ class Store:
         finished = {j for j, s in zip(summaries.column("job_id").to_pylist(), summaries.column("status").to_pylist())
                     if s in FINAL_STATUSES and j not in damaged}
         return StoreCheck(summaries=summaries, finished=finished, damaged=damaged,
-                          unreadable=sorted(self.unreadable), quarantined=self.quarantined())
+                          unreadable=sorted(self.unreadable), quarantined=self.quarantined(), evals=evals)
 
     def summary_job_ids(self) -> set[str]:
         """Jobs with a summary shard, from one listing (no shard is read)."""

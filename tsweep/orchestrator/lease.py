@@ -61,6 +61,11 @@ def _read(layout: SweepLayout) -> dict | None:
     return lease if isinstance(lease, dict) and isinstance(lease.get("token"), str) else None
 
 
+def current(layout: SweepLayout) -> dict | None:
+    """The sweep folder's lease as it stands (live or stale), or None; reads ``lease.json`` only."""
+    return _read(layout)
+
+
 def stale_reason(lease: dict, now: float | None = None) -> str | None:
     """Why ``lease`` no longer holds the sweep (its holder is gone, or silent); None while live."""
     now = time.time() if now is None else now

@@ -1,9 +1,18 @@
 """``tsweep status``: what a sweep's store says about each of its planned jobs.
 
 Read-only: every shard is read (eval shards too, what resume does, so that a truncated eval
-shard of a finished job is reported here and not only when the sweep is resumed), nothing is
-moved or written. A shard that does not parse is reported as ``unreadable`` and its job as
-``damaged``; the next ``tsweep resume`` sets it aside and re-runs the job.
+shard of a finished job is reported here and not only when the sweep is resumed), and the
+driver's lease (``lease.json``, :mod:`tsweep.orchestrator.lease`) is read; nothing is moved or
+written. A shard that does not parse is reported as ``unreadable`` and its job as ``damaged``;
+the next ``tsweep resume`` sets it aside and re-runs the job.
+
+A job with eval rows but no summary row has started and not ended. While the sweep's lease is
+live (a driver heartbeats it) such a job is ``running``; with no lease, or a stale one (its
+driver was killed or lost), it is ``interrupted`` and ``tsweep resume`` continues it from its
+last checkpoint. Either way the status shows its latest eval loss, step and tokens seen, and its
+throughput from its eval rows: tokens between its last two evaluations over the training wall
+time between them (``wall_time_s`` is the job's own clock, carried across resumes), or over the
+whole run when it has one evaluation.
 """
 
 from __future__ import annotations
@@ -12,27 +21,83 @@ from collections import Counter
 
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.store import Store
+from tsweep.orchestrator import lease as leases
 from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import Sweep
+
+
+def latest_evals(evals) -> dict[str, dict]:
+    """Per job id: its latest eval row's ``step``, ``tokens_seen``, ``eval_loss``, and
+    ``tokens_per_s`` (module docstring); from a table of eval rows (``EVAL_SCHEMA``)."""
+    by_job: dict[str, list[dict]] = {}
+    cols = ("job_id", "step", "tokens_seen", "eval_loss", "wall_time_s")
+    for row in evals.select(list(cols)).to_pylist() if evals is not None else ():
+        by_job.setdefault(row["job_id"], []).append(row)
+    out = {}
+    for job_id, rows in by_job.items():
+        rows.sort(key=lambda r: r["step"])
+        last = rows[-1]
+        tps = None
+        if len(rows) > 1:
+            prev = rows[-2]
+            dt, dn = last["wall_time_s"] - prev["wall_time_s"], last["tokens_seen"] - prev["tokens_seen"]
+            tps = dn / dt if dt > 0 and dn >= 0 else None
+        if tps is None and last["wall_time_s"] > 0:
+            tps = last["tokens_seen"] / last["wall_time_s"]
+        out[job_id] = {"step": last["step"], "tokens_seen": last["tokens_seen"], "eval_loss": last["eval_loss"],
+                       "tokens_per_s": tps, "evals": len(rows)}
+    return out
+
+
+def driver_state(layout: SweepLayout) -> dict:
+    """``{"state": "running" | "stale" | "none", "holder", "reason"}`` from the sweep's lease."""
+    held = leases.current(layout)
+    if held is None:
+        return {"state": "none", "holder": None, "reason": "no driver holds the sweep"}
+    why = leases.stale_reason(held)
+    return {"state": "stale" if why else "running", "holder": held.get("holder"),
+            "reason": leases.describe(held) + (f": {why}" if why else "")}
+
+
+def _progress_text(p: dict) -> str:
+    tps = f", {p['tokens_per_s']:,.0f} tok/s" if p["tokens_per_s"] is not None else ""
+    return f"eval {p['eval_loss']:.4f} at step {p['step']:,}, {p['tokens_seen']:,} tokens{tps}"
 
 
 def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict:
     graph = expand(sweep, layout)
     check = Store(layout.store_root).check()
     by_id = {r["job_id"]: r for r in check.summaries.to_pylist()}
+    latest = latest_evals(check.evals)
+    driver = driver_state(layout)
+    started = "running" if driver["state"] == "running" else "interrupted"
     counts: Counter = Counter()
     rows = []
     for job in graph.jobs:
         r = by_id.get(job.job_id)
-        state = "damaged" if job.job_id in check.damaged else r["status"] if r else "missing"
-        reason = "unreadable shard; resume re-runs it" if state == "damaged" else r["reason"] if r else None
+        p = latest.get(job.job_id)
+        if job.job_id in check.damaged:
+            state, reason = "damaged", "unreadable shard; resume re-runs it"
+        elif r is not None:
+            state, reason = r["status"], r["reason"]
+        elif p is not None:
+            state = started
+            reason = _progress_text(p) + ("" if state == "running" else "; no driver holds the sweep"
+                                          if driver["state"] == "none" else f"; its driver is gone: {driver['reason']}")
+        else:
+            state, reason = "missing", None
         counts[state] += 1
         rows.append({"job_id": job.job_id, "label": job.label, "state": state,
-                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": reason})
+                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": reason,
+                     "eval_loss": p["eval_loss"] if p else None, "step": p["step"] if p else None,
+                     "tokens_seen": p["tokens_seen"] if p else None,
+                     "tokens_per_s": p["tokens_per_s"] if p else None})
     unreadable = [without_query(p) for p in check.unreadable]
     quarantined = [without_query(p) for p in check.quarantined]
     text = [f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
             f"store: {without_query(layout.store_root)}"]
+    if driver["state"] != "none":
+        text.append(f"driver: {driver['state']}: {driver['reason']}")
     for row in rows:
         if row["state"] not in ("ok", "missing"):
             text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
@@ -41,7 +106,8 @@ def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict:
                     f"re-runs their jobs")
     if quarantined:
         text.append(f"  {len(quarantined)} shard(s) set aside under store/quarantine")
-    if counts.get("missing"):
-        text.append(f"  {counts['missing']} job(s) not finished: `tsweep resume {sweep.name}` runs only those")
-    return {"sweep": sweep.name, "counts": dict(counts), "jobs": rows, "unreadable": unreadable,
+    unfinished = counts.get("missing", 0) + counts.get("interrupted", 0)
+    if unfinished and driver["state"] != "running":
+        text.append(f"  {unfinished} job(s) not finished: `tsweep resume {sweep.name}` runs only those")
+    return {"sweep": sweep.name, "counts": dict(counts), "jobs": rows, "driver": driver, "unreadable": unreadable,
             "quarantined": quarantined, "text": "\n".join(text)}
