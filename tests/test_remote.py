@@ -4,8 +4,11 @@ The cluster is what ``ray start`` makes on a real head and worker: a head (2 CPU
 127.0.0.1) and one worker node joining it, each its own set of processes, in a private temp dir
 on fixed free ports, with ``RAY_AUTH_MODE=token`` and a fresh token in ``RAY_AUTH_TOKEN``. The
 test then does what a user does from a laptop: ``tsweep submit tests/data/tiny.yaml --address
-http://127.0.0.1:PORT``, waits for the Ray job, and reads the results with ``tsweep status`` and
-``tsweep gaps``. The token must work, be required, and never show in tsweep's output.
+http://127.0.0.1:PORT --follow``, which prints the driver's progress lines and gap table until the
+Ray job ends and exits 0, re-attaches with ``tsweep follow``, and reads the results with ``tsweep
+status`` and ``tsweep gaps``. The token must work, be required, and never show in tsweep's
+output. A sweep folder submitted by path is where the remote driver writes, and a job stopped
+on the cluster ends ``tsweep follow`` with exit code 3.
 
 The cluster needs tsweep importable and the ``tsweep`` console script on its PATH, which a CI
 run from a fresh clone has after ``pip install -e ".[test]"``; when this checkout is not
@@ -180,13 +183,14 @@ def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
     r = _run([sys.executable, "-c", NO_TOKEN, cluster["dashboard"]], no_token, timeout=60)
     assert r.stdout.strip() == "AuthenticationError", r.stdout + r.stderr
 
-    # the user's side: only the token in the environment, as a CI secret would be given
+    # the user's side: only the token in the environment, as a CI secret would be given; the
+    # console script submits and follows the driver's output to the end of the Ray job
     user = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
-    r = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(storage)],
-             user, timeout=120, cwd=tmp_path)
-    outputs += [r.stdout, r.stderr]
-    m = re.search(r"submitted tiny as Ray job (\S+) to ", r.stdout)
-    assert m, r.stdout + r.stderr
+    followed = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(storage),
+                     "--follow"], user, timeout=JOB_TIMEOUT_S + 60, check=False, cwd=tmp_path)
+    outputs += [followed.stdout, followed.stderr]
+    m = re.search(r"submitted tiny as Ray job (\S+) to ", followed.stdout)
+    assert m, followed.stdout + followed.stderr
     job_id = m.group(1)
 
     r = _run([sys.executable, "-c", WAIT_JOB, cluster["dashboard"], job_id, str(JOB_TIMEOUT_S), cluster["gcs"]],
@@ -194,8 +198,16 @@ def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
     job = json.loads(r.stdout.strip().splitlines()[-1])
     outputs.append(job["logs"])
     assert job["status"] == "SUCCEEDED", f"Ray job {job_id}: {job['status']}\n{job['logs'][-4000:]}"
+    assert followed.returncode == 0, followed.stdout[-3000:] + followed.stderr[-3000:]
     assert job["nodes"].count("ALIVE") == 2, job["nodes"]
     assert f"{len(graph.jobs)} jobs planned, 0 already done, {len(graph.jobs)} run" in job["logs"]
+    # what was followed is the driver's whole log, once: a progress line per job, then the gap table
+    assert followed.stdout.endswith(job["logs"]) and followed.stdout.count(job["logs"]) == 1
+    assert followed.stdout.count(f"[{sweep.name}] done ") == len(graph.jobs), followed.stdout[-3000:]
+    assert f"Transfer report: sweep {sweep.name}" in followed.stdout
+    # re-attaching to an ended job prints its log and exits with its status
+    again = _run([*_tsweep(), "follow", job_id, "--address", cluster["dashboard"]], user, timeout=120, cwd=tmp_path)
+    assert again.stdout == job["logs"]
 
     # the store is complete: one summary row per job, every job's evals, no duplicates
     store = Store(str(storage / sweep.name / "store"))
@@ -234,3 +246,37 @@ def test_submit_without_token_fails_cleanly(cluster, tmp_path):
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "token" in r.stderr.lower()
     assert cluster["token"] not in r.stdout + r.stderr
+
+
+STOP_JOB = textwrap.dedent(
+    """
+    import json, sys, time
+    from ray.job_submission import JobSubmissionClient
+    client = JobSubmissionClient(sys.argv[1])
+    entrypoint = client.get_job_info(sys.argv[2]).entrypoint
+    client.stop_job(sys.argv[2])
+    print(json.dumps({"entrypoint": entrypoint}))
+    """
+)
+
+
+def test_a_sweep_folder_submitted_remotely_writes_there_and_a_stopped_job_exits_3(cluster, tmp_path):
+    """A sweep folder given by path (here a copy named apart from its sweep) is where the remote
+    driver writes, as a local run would; a job stopped on the cluster ends ``tsweep follow`` with
+    exit code 3. The job is stopped at once: nothing of it needs to run."""
+    sweep = load_sweep(TINY)
+    folder = tmp_path / "runs" / "tiny-copy"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(TINY.read_text())
+    user = {k: v for k, v in cluster["env"].items() if k != "RAY_AUTH_MODE"}
+    r = _run([*_tsweep(), "submit", str(folder), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
+             user, timeout=120, cwd=tmp_path)
+    job_id = re.search(r"submitted tiny as Ray job (\S+) to ", r.stdout).group(1)
+    assert f"tsweep follow {job_id} --address {cluster['dashboard']}" in r.stdout
+    r = _run([sys.executable, "-c", STOP_JOB, cluster["dashboard"], job_id], cluster["env"], timeout=60)
+    entry = json.loads(r.stdout.strip().splitlines()[-1])["entrypoint"]
+    assert entry.endswith(f"--sweep-dir {folder}") and sweep.name != folder.name, entry
+    r = _run([*_tsweep(), "follow", job_id, "--address", cluster["dashboard"]], user, timeout=120, check=False,
+             cwd=tmp_path)
+    assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
