@@ -319,6 +319,7 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
 
     graph = expand(sweep, layout)
     refuse_foreign_results(sweep, graph, layout)  # before anything is written
+    trackers.check_installed(sweep.trackers)  # an optional package missing: say so before anything runs
     dashboard_url = init_ray(address, num_cpus)
     check_capacity(graph.jobs, ray.cluster_resources())  # before anything is written
     save_sweep(sweep, layout)
