@@ -1,7 +1,7 @@
 """Per-trial overhead: tsweep's Tune set-up against raw Ray Tune, both with an empty trainable.
 
 tsweep side: :func:`tsweep.orchestrator.run.sweep_tuner`, exactly what ``run_sweep`` runs: the
-DependencySearcher (concurrency-limited to ``run.max_pending_trials``), ``with_parameters`` +
+DependencySearcher (concurrency-limited to ``run.max_pending_trials``), ``job_trainable`` +
 ``with_resources`` (resources from each job), ``reuse_actors``, job-named trials and trial
 folders, and the LiveProgress (no terminal view) and AnalysisFeed callbacks (the analysis actor
 is a stub with an empty ``refit``). Jobs are independent scratch jobs, so every trial is ready.
@@ -84,13 +84,14 @@ def run_tsweep(n: int, storage: str, actor) -> float:
     from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
     from tsweep.orchestrator.run import max_pending_trials, sweep_tuner
     from tsweep.orchestrator.scheduler import DependencySearcher
+    from tsweep.workers.trainable import job_trainable
 
     sweep = _sweep(n)
     jobs = [j for j in expand(sweep).jobs if j.kind == "scratch"]
     assert len(jobs) == n
     callbacks = [LiveProgress(sweep.name, jobs, os.path.join(storage, "latest.json"), live=False), AnalysisFeed(actor)]
     tuner = sweep_tuner(
-        tune.with_parameters(tsweep_trainable, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=storage),
+        job_trainable(sweep.model_dump(mode="json"), storage, fn=tsweep_trainable),
         DependencySearcher(jobs), num_samples=n, name=f"tsweep-{time.time_ns()}", storage_path=storage,
         max_failures=0, callbacks=callbacks,
     )

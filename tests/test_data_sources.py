@@ -119,3 +119,39 @@ def test_hf_tokenizer_from_a_local_directory(tmp_path):
     assert 0 < ev.chars and ev.documents == int(np.count_nonzero(ev.tokens == sd.separator_id)) + (ev.tokens[-1] != sd.separator_id)
     a, b = sd.train_tokens("s", 1_000), sd.train_tokens("s", 3_000)
     assert np.array_equal(a.tokens, b.tokens[:1_000]) and a.chars < b.chars
+
+
+# ------------------------------------------------------------------------ hub (streamed)
+@pytest.fixture
+def dataset_folder(tmp_path, monkeypatch):
+    """A local dataset folder ``datasets.load_dataset`` reads, and an empty datasets cache to
+    watch: a streamed read leaves no Arrow copy in it."""
+    folder = tmp_path / "ds" / "data"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(f'{{"text": "hub doc {i}", "n": {i}}}\n' for i in range(30)))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    return tmp_path / "ds"
+
+
+def test_hub_corpus_streams_into_the_token_cache_without_a_second_copy(dataset_folder, tmp_path):
+    spec = {"kind": "hub", "name": str(dataset_folder)}
+    sd = SweepData(_sweep({"t": TARGET, "s": spec}), cache_dir=str(tmp_path / "cache"))
+    assert _documents(sd, "s") == {f"hub doc {i}" for i in range(30)}  # read offline (HF_HUB_OFFLINE in tests)
+    copies = [p for d in ("hf-datasets", "hf-hub") for p in (tmp_path / d).rglob("*") if p.is_file()
+              and not p.name.endswith(".lock")]
+    assert copies == [], f"datasets kept a copy: {copies}"
+    assert list((tmp_path / "cache").glob("corpus-s-*")), "the tokens went to tsweep's cache"
+
+
+def test_hub_corpus_max_documents_and_a_missing_field(dataset_folder, tmp_path):
+    from tsweep.data import DataError
+
+    spec = {"kind": "hub", "name": str(dataset_folder), "max_documents": 5}
+    sd = SweepData(_sweep({"t": TARGET, "s": spec}, eval_tokens=32), cache_dir=str(tmp_path / "cache"))
+    assert _documents(sd, "s") == {f"hub doc {i}" for i in range(5)}
+    bad = {"kind": "hub", "name": str(dataset_folder), "text_field": "body"}
+    sd = SweepData(_sweep({"t": TARGET, "s": bad}), cache_dir=str(tmp_path / "cache2"))
+    with pytest.raises(DataError, match=r"^corpus 's': no field 'body' in dataset .*; fields: \['n', 'text'\]$"):
+        sd.available_tokens("s")
+    assert not list((tmp_path / "cache2").glob("corpus-s-*")), "a failed stream must leave no entry"

@@ -244,6 +244,19 @@ def test_dashboard_binds_to_loopback_only(local_ray):
     assert {a.ip for a in listeners} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listeners
 
 
+def test_trial_actors_carry_their_jobs_label_in_the_dashboard(local_ray, baseline, sweep):
+    """Ray's state API (what the dashboard's actor list shows): every trial actor of the run is
+    named by the label of a job of the sweep, not Tune's bare ``ImplicitFunc``."""
+    from ray.util.state import list_actors
+
+    labels = {j.label for j in expand(sweep).jobs}
+    actors = list_actors(address=_gcs(), filters=[("class_name", "=", "TsweepJob")], detail=True, limit=10_000)
+    assert actors, "no trial actors found by class name"
+    names = [a.repr_name for a in actors]
+    assert set(names) <= labels, names
+    assert any(n.startswith("pretrain/") for n in names), names  # the first trials are pre-training runs
+
+
 @pytest.mark.parametrize("name", ["..", ".", "../etc", "..%2f..", "a b", "~root", "$HOME", "x;rm", "-", ""])
 def test_sweep_names_cannot_escape_the_storage_root(name, tmp_path):
     from tsweep.api import resolve

@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -164,3 +165,20 @@ def test_every_job_is_a_run_in_every_tracker(tmp_path, offline_wandb):
     wb = {name: config for name, config, _ in map(_wandb_run, _offline_runs(Path(env["WANDB_DIR"])))}
     assert set(wb) == set(jobs) | {f"{sweep.name}/gaps"}
     assert json.dumps(wb[label]).count(job.job_id) >= 1
+
+
+@pytest.mark.parametrize("setting,value,package", [
+    ("tensorboard", True, "tensorboardX"),
+    ("wandb_project", "p", "wandb"),
+    ("mlflow_tracking_uri", "file:///tmp/x", "mlflow"),
+])
+def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_runs(setting, value, package, monkeypatch):
+    from tsweep.core.errors import UsageError
+    from tsweep.orchestrator.trackers import check_installed
+    from tsweep.sweeps.schema import TrackerSettings
+
+    settings = TrackerSettings(**{setting: value})
+    monkeypatch.setitem(sys.modules, package, None)  # what Python does for a package that is not installed
+    with pytest.raises(UsageError, match=rf"^trackers\.{setting}: needs the {package} package, .*tsweep\[trackers\]"):
+        check_installed(settings)
+    check_installed(TrackerSettings())  # asking for none needs none

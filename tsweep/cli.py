@@ -1,9 +1,10 @@
 """The ``tsweep`` console script: a thin layer over :mod:`tsweep.api`.
 
 Commands: ``demo``, ``plan``, ``submit``, ``status``, ``resume``, ``follow``, ``gaps``, ``fit``,
-``report``, ``advise``. ``submit``, ``resume`` and ``demo`` with ``--address http://HEAD:8265``
-hand the driver to the cluster's Jobs API (``--follow`` then prints its progress until it ends;
-``tsweep follow JOB_ID`` re-attaches; see :mod:`tsweep.orchestrator.follow` for the exit codes). ``main(argv)`` returns the exit code so tests can call it. Bad input of any kind (a
+``report``, ``advise``, ``grafana``. ``submit``, ``resume`` and ``demo`` with ``--address
+http://HEAD:8265`` hand the driver to the cluster's Jobs API (``--follow`` then prints its progress
+until it ends; ``tsweep follow JOB_ID`` re-attaches; see :mod:`tsweep.orchestrator.follow` for the
+exit codes). ``main(argv)`` returns the exit code so tests can call it. Bad input of any kind (a
 broken YAML, an unknown field, a missing corpus, a table without the columns a law needs)
 raises :class:`tsweep.core.errors.UsageError`; it is printed as one line naming what is wrong,
 with exit code 2, nothing written and no traceback.
@@ -227,6 +228,20 @@ def _parse_map(groups: list[list[str]] | None) -> dict[str, str]:
     return mapping
 
 
+def cmd_grafana(args) -> int:
+    from tsweep.orchestrator import grafana
+
+    if args.out and args.install:
+        raise UsageError("grafana: give --out FILE or --install, not both")
+    if args.out:
+        print(grafana.write(args.out))
+    elif args.install:
+        print(grafana.install(wait_s=args.wait))
+    else:
+        print(grafana.dashboard_path())
+    return 0
+
+
 # ---------------------------------------------------------------- wiring
 SWEEP_HELP = "a shipped sweep's name, a YAML file, a sweep folder or URI, or a sweep name under the storage root"
 
@@ -300,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     a = add("advise", cmd_advise, "per source: more pre-training or more fine-tuning data?")
     a.add_argument("--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X")
     a.add_argument("--json", action="store_true")
+
+    gr = sub.add_parser("grafana", help="the Grafana dashboard of tsweep's metrics: print its path, write a copy, or "
+                                        "add it to this Ray head's Grafana",
+                        description="tsweep's Grafana dashboard (jobs by state, tokens/s, transfer gap G per source). "
+                                    "With no option, print the path of the shipped JSON.")
+    gr.add_argument("--out", metavar="FILE", help="write the dashboard JSON to FILE (to import in Grafana)")
+    gr.add_argument("--install", action="store_true",
+                    help="add it to the dashboards Ray's Grafana provisioning serves on this head "
+                         "(/tmp/ray/session_latest/metrics/grafana/dashboards); run after `ray start --head`")
+    gr.add_argument("--wait", type=float, default=60.0, metavar="S",
+                    help="with --install: seconds to wait for Ray to write its own dashboards (default 60)")
+    gr.set_defaults(handler=cmd_grafana)
 
     from tsweep.analysis.laws import LAWS
 

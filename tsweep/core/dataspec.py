@@ -59,10 +59,13 @@ class FilesCorpus(_Spec):
 
 
 class HubCorpus(_Spec):
-    """A Hugging Face hub dataset by name; needs hub access (fails fast offline)."""
+    """A Hugging Face dataset, streamed: a hub name (needs hub access; fails fast offline) or a local
+    folder of data files that ``datasets`` reads."""
 
-    kind: Literal["hub"] = Field(default="hub", description="a Hugging Face hub dataset (needs hub access)")
-    name: str = Field(min_length=1, description="the dataset's hub name")
+    kind: Literal["hub"] = Field(default="hub", description="a Hugging Face dataset, streamed (a hub name needs hub "
+                                                            "access)")
+    name: str = Field(min_length=1, description="the dataset's hub name, or a local folder of data files (jsonl, csv, "
+                                                "parquet, text) that datasets.load_dataset reads")
     config: str | None = Field(default=None, description="its configuration, if it has several")
     split: str = Field(default="train", description="the split to read")
     revision: str | None = Field(default=None, description="a pinned revision (recommended: reproducible sweeps)")

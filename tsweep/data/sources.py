@@ -199,41 +199,65 @@ class FilesSource:
 
 # ------------------------------------------------------------------------------- hub
 class HubSource:
-    """A hub dataset by name/config/split/revision (``streaming`` when ``max_documents`` is set).
+    """A dataset read through ``datasets.load_dataset(..., streaming=True)``: a hub name, or a
+    local folder of data files that ``datasets`` reads (jsonl, csv, parquet, text).
 
-    The fingerprint is the spec itself: pin ``revision`` for reproducible sweeps. Offline (flag
-    or a probe of the dataset's hub page, ``workers.data.hub``) the preflight fails within
-    seconds; a cache entry built earlier still serves, offline included.
+    Always streamed: documents go from the hub (or the folder) straight into tsweep's token
+    cache, the only copy. Without streaming, ``datasets`` would download the raw files into the
+    hub cache and convert them into an Arrow copy in its datasets cache before tsweep tokenised
+    them into a third. The fingerprint is the spec itself (pin ``revision`` for reproducible
+    sweeps), and for a local folder also its files' sizes and times. Offline (a flag, or a probe
+    of the dataset's hub page, ``tsweep.data.hub``) a hub name fails its preflight within
+    seconds with one line; a cache entry built earlier still serves, offline included. A local
+    folder needs no network.
     """
 
+    @staticmethod
+    def _local(spec) -> bool:
+        return os.path.isdir(os.path.expanduser(spec.name))
+
+    @staticmethod
+    def _local_files(spec) -> list[str]:
+        root = os.path.expanduser(spec.name)
+        return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.startswith("."))
+
     def preflight(self, name, spec) -> None:
+        if self._local(spec):
+            if not self._local_files(spec):
+                raise DataError(f"corpus {name!r}: dataset folder {spec.name!r} holds no files")
+            return
         why = hub_repo_reason(spec.name, "dataset", spec.revision)
         if why is not None:
             raise DataError(f"corpus {name!r}: hub dataset {spec.name!r} cannot be loaded: {why}")
 
     def fingerprint(self, name, spec) -> str:
-        return "hub-v1|" + spec.model_dump_json()
+        local = "|" + _stat_digest(self._local_files(spec)) if self._local(spec) else ""
+        return "hub-v1|" + spec.model_dump_json() + local
 
     def private(self, name, spec) -> bool:
-        """Always: a hub dataset may be gated or private, which tsweep cannot tell offline."""
-        return True
+        """A hub dataset always (it may be gated or private, which tsweep cannot tell offline); a
+        local folder when any of its files is not world-readable."""
+        return _any_private(self._local_files(spec)) if self._local(spec) else True
 
     def documents(self, name, spec, workdir) -> Iterator[str]:
         import datasets
 
         self.preflight(name, spec)
-        streaming = spec.max_documents is not None
+        where = os.path.expanduser(spec.name) if self._local(spec) else spec.name
+        what = f"dataset {spec.name!r} (config {spec.config!r}, split {spec.split!r})"
         try:
-            ds = datasets.load_dataset(spec.name, spec.config, split=spec.split, revision=spec.revision, streaming=streaming)
-        except Exception as exc:
-            raise DataError(f"corpus {name!r}: cannot load hub dataset {spec.name!r} (config {spec.config!r}, split {spec.split!r}): {type(exc).__name__}: {_first_line(exc)}") from None
-        for i, row in enumerate(ds):
-            if spec.max_documents is not None and i >= spec.max_documents:
-                break
-            if spec.text_field not in row:
-                raise DataError(f"corpus {name!r}: no field {spec.text_field!r} in hub dataset {spec.name!r}; fields: {sorted(row)}")
-            if row[spec.text_field] is not None:
-                yield str(row[spec.text_field])
+            ds = datasets.load_dataset(where, spec.config, split=spec.split, revision=spec.revision, streaming=True)
+            for i, row in enumerate(ds):
+                if spec.max_documents is not None and i >= spec.max_documents:
+                    break
+                if spec.text_field not in row:
+                    raise DataError(f"corpus {name!r}: no field {spec.text_field!r} in {what}; fields: {sorted(row)}")
+                if row[spec.text_field] is not None:
+                    yield str(row[spec.text_field])
+        except DataError:
+            raise
+        except Exception as exc:  # a stream can fail on any row: the connection, a corrupt file
+            raise DataError(f"corpus {name!r}: cannot read {what}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,14 +49,20 @@ class AnalysisFeed(Callback):
         self.actor.request.remote()  # fire and forget: it returns at once
 
 
+# The Prometheus gauges a sweep's driver exports (name: description, tag keys); Ray's metrics
+# agent adds the ``ray_`` prefix. tsweep/orchestrator/dashboards/tsweep.json plots them.
+GAUGES = {
+    "tsweep_jobs": ("Jobs of the running sweep by state", ("sweep", "state")),
+    "tsweep_tokens_per_second": ("Training tokens per second of running jobs", ("sweep",)),
+    "tsweep_transfer_gap": ("Latest transfer gap G per source", ("sweep", "source")),
+}
+
+
 def _gauges():
     from ray.util.metrics import Gauge
 
-    return {
-        "jobs": Gauge("tsweep_jobs", "Jobs of the running sweep by state", tag_keys=("sweep", "state")),
-        "tps": Gauge("tsweep_tokens_per_second", "Training tokens per second of running jobs", tag_keys=("sweep",)),
-        "gap": Gauge("tsweep_transfer_gap", "Latest transfer gap G per source", tag_keys=("sweep", "source")),
-    }
+    made = {name: Gauge(name, text, tag_keys=tags) for name, (text, tags) in GAUGES.items()}
+    return {"jobs": made["tsweep_jobs"], "tps": made["tsweep_tokens_per_second"], "gap": made["tsweep_transfer_gap"]}
 
 
 class LiveProgress(Callback):

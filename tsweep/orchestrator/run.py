@@ -34,7 +34,7 @@ from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
 from tsweep.sweeps.schema import Sweep, dump_sweep
 from tsweep.workers import checkpoints
-from tsweep.workers.trainable import run_trial
+from tsweep.workers.trainable import job_label, job_trainable
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,8 @@ def check_capacity(jobs, total: dict[str, float]) -> None:
 
 
 def _label(config: dict | None, default: str) -> str:
-    """A trial's readable name. ``Job.to_dict()`` holds fields only (``label`` is a property), so
-    the label is rebuilt from the job rather than looked up in the trial's config."""
-    if not config or "job" not in config:
-        return default
-    return Job.from_dict(config["job"]).label
+    """A trial's readable name: its job's label, the same name its actor carries."""
+    return job_label(config, default)
 
 
 def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
@@ -258,8 +255,11 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
     # ahead of the fine-tunes the searcher releases later, so its priority order would stop
     # deciding. ``max_concurrent_trials`` wraps the searcher in Tune's ConcurrencyLimiter, whose
     # limit Tune also takes as its pending-trial limit.
+    trainable = tune.with_resources(trainable, resources=_resources)
+    if isinstance(trainable, type):  # Ray names an actor's class by its __qualname__, which Tune's
+        trainable.__qualname__ = trainable.__name__  # wrapper leaves as with_resources.<locals>...
     return tune.Tuner(
-        tune.with_resources(trainable, resources=_resources),
+        trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher, num_samples=num_samples, reuse_actors=True,
             max_concurrent_trials=max_pending_trials(getattr(searcher, "waiting", [])),
@@ -319,6 +319,7 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
 
     graph = expand(sweep, layout)
     refuse_foreign_results(sweep, graph, layout)  # before anything is written
+    trackers.check_installed(sweep.trackers)  # an optional package missing: say so before anything runs
     dashboard_url = init_ray(address, num_cpus)
     check_capacity(graph.jobs, ray.cluster_resources())  # before anything is written
     save_sweep(sweep, layout)
@@ -337,7 +338,7 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=skipped)
         feed = AnalysisFeed(actor)
         tuner = sweep_tuner(
-            tune.with_parameters(run_trial, sweep_dict=sweep.model_dump(mode="json"), sweep_dir=layout.sweep_dir),
+            job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
             searcher, num_samples=len(todo), name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=layout.tune_dir, max_failures=sweep.max_failures,
             callbacks=[progress, feed, *trackers.tune_callbacks(sweep.trackers, sweep.name)],

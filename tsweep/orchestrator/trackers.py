@@ -22,11 +22,31 @@ import math
 from typing import Any
 
 from tsweep.analysis.transfer import TransferReport
+from tsweep.core.errors import UsageError
 from tsweep.sweeps.schema import TrackerSettings
 
 log = logging.getLogger(__name__)
 
 GAP_KEYS = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
+
+
+# The package each tracker needs (the ``trackers`` extra of pyproject.toml), by its sweep setting.
+TRACKER_PACKAGES = {"tensorboard": "tensorboardX", "wandb_project": "wandb", "mlflow_tracking_uri": "mlflow"}
+
+
+def check_installed(trackers: TrackerSettings) -> None:
+    """Before anything runs: every tracker the sweep asks for can be imported, else one line
+    naming the setting and the package (they are optional dependencies)."""
+    import importlib
+
+    for setting, package in TRACKER_PACKAGES.items():
+        if not getattr(trackers, setting):
+            continue
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise UsageError(f"trackers.{setting}: needs the {package} package, which is not installed: "
+                             f"pip install 'tsweep[trackers]'") from None
 
 
 def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list:

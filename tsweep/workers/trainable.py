@@ -12,7 +12,16 @@ whose workers (each with the job's CPUs/GPUs) form one process group (gloo on CP
 GPU) and run the same job under DeepSpeed ZeRO; ``TuneReportCallback`` forwards rank 0's
 metrics to the trial.
 
-The driver imports this module to hand ``run_trial`` to Tune, so torch, DeepSpeed and the runner
+Each trial runs in an actor whose class is :func:`job_trainable`'s: Tune's function-trainable
+actor (``ImplicitFunc``) with a ``__repr__`` that returns the job's label. Ray records an actor
+class's ``__repr__`` as the actor's repr name (``ray.util.state.list_actors``' ``repr_name``, the
+dashboard's actor list and the prefix of the actor's log lines) once, when the actor is created.
+Tune reuses a finished trial's actor for the next trial with the same resources
+(``reuse_actors``: a fresh worker process per trial would re-import torch and DeepSpeed each
+time), so a reused actor keeps the label of the job it was started for; the trial it runs now
+is named by Tune (``trial_name_creator``) and in the live view.
+
+The driver imports this module to hand ``job_trainable`` to Tune, so torch, DeepSpeed and the runner
 are imported inside the trial (in the worker process), never in the driver.
 """
 
@@ -67,3 +76,29 @@ def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
     )
     trainer.fit()
 
+
+
+def job_label(config: dict | None, default: str) -> str:
+    """A trial's readable name (``finetune/d0.6@125k/pico/DF=1k``). ``Job.to_dict()`` holds fields
+    only (``label`` is a property), so the label is rebuilt from the job in the trial's config."""
+    if not config or "job" not in config:
+        return default
+    return Job.from_dict(config["job"]).label
+
+
+def job_trainable(sweep_dict: dict, sweep_dir: str, fn=run_trial):
+    """The Tune trainable class every sweep runs: ``fn`` (``run_trial`` or a benchmark's stand-in
+    with its signature) with the sweep passed once through the object store, as Tune's function
+    trainable, whose actors are named by their job's label in the Ray dashboard (see the module
+    docstring)."""
+    from ray import tune
+    from ray.tune.trainable import wrap_function
+
+    base = wrap_function(tune.with_parameters(fn, sweep_dict=sweep_dict, sweep_dir=sweep_dir))
+
+    class TsweepJob(base):
+        def __repr__(self) -> str:
+            return job_label(getattr(self, "config", None), "tsweep job")
+
+    TsweepJob.__name__ = TsweepJob.__qualname__ = "TsweepJob"
+    return TsweepJob
