@@ -67,6 +67,23 @@ def test_multiplier_matches_the_generating_law(hern_report):
     assert lo <= true_m <= hi and s.multiplier.value == pytest.approx(true_m, rel=0.15)
 
 
+def test_multiplier_needs_the_laws_shape_not_k():
+    """Two sizes 4x apart at 1% noise: k, the law extrapolated to D_F = N = 1, spans over 100x,
+    yet the exponents and the multiplier read inside the design are pinned down, and the
+    multiplier's interval holds the generating law's value."""
+    t = synthetic_summary(mode="hernandez", sizes={"s": 3_000_000, "m": 12_000_000}, sources=("text",),
+                          noise=0.01, seed=1)
+    s = transfer_report(t, bootstrap=100, seed=0).source("text")
+    truth = HERNANDEZ_TRUTH["text"]
+    assert not s.k.identified and "spans more than" in s.k.reason
+    assert s.alpha.identified and s.beta.identified
+    at = s.multiplier_at
+    true_m = 1 + truth["k"] * at["D_F"] ** (truth["alpha"] - 1) * at["N"] ** truth["beta"]
+    assert s.multiplier.identified, s.multiplier.reason
+    lo, hi = s.multiplier.ci95
+    assert lo <= true_m <= hi and hi / lo < 2
+
+
 def test_scratch_curves_and_plateaus(hern_report):
     assert [c.size for c in hern_report.curves] == ["xs", "s", "m", "l"]
     for c in hern_report.curves:

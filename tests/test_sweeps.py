@@ -129,6 +129,7 @@ MALFORMED = [
     ("train.colour", "red", "train.colour: unknown key"),
     ("eval.patience_epochs", 0, "eval.patience_epochs"),
     ("eval.min_epochs", 0.5, "eval.min_epochs"),
+    ("eval.min_interval_tokens", 10**9, "eval.min_interval_tokens"),
     ("pretrain.max_epochs", 100, "pretrain.max_epochs"),
     ("resources.workers", 1000000, "resources.workers"),
     ("resources.gpus", 1.5, "resources.gpus"),

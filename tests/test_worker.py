@@ -15,7 +15,7 @@ from tsweep.core.layout import SweepLayout
 from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
 from tsweep.sweeps.schema import load_sweep, parse_sweep
-from tsweep.core.cadence import eval_interval, pretrain_eval_steps
+from tsweep.core.cadence import eval_interval, min_eval_steps, pretrain_eval_steps
 from tsweep.workers.checkpoints import resume_tags
 from tsweep.workers.runner import run_job
 
@@ -76,6 +76,11 @@ def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining(
     assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=10, per_epoch=2) == 5
     assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=1.5, per_epoch=2) == 1
     assert eval_interval(kind="pretrain", interval_steps=25, steps_per_epoch=10, per_epoch=2) == 25
+    # a floor in tokens: a run whose epoch is a step is not evaluated every step
+    assert min_eval_steps(min_interval_tokens=4096, tokens_per_step=1024) == 4
+    assert min_eval_steps(min_interval_tokens=0, tokens_per_step=1024) == 1
+    assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=1.5, per_epoch=2, min_steps=4) == 4
+    assert eval_interval(kind="pretrain", interval_steps=25, steps_per_epoch=1.5, per_epoch=2, min_steps=40) == 25
     assert pretrain_eval_steps(interval=25, max_steps=410) == {25, 50, 100, 200, 400, 410}
     assert pretrain_eval_steps(interval=25, max_steps=20) == {20}  # shorter than one interval: its end
     # the share of steps evaluated falls as a pre-training run grows

@@ -26,7 +26,12 @@ otherwise it is null with the reason. The steps, each a pure function of the tab
 4. The D_T law per source, ``hernandez`` (D_T = k D_F^alpha N^beta), on its ``ok`` runs. Its
    intervals come from a parametric bootstrap that perturbs every measured loss, scratch runs and
    fine-tunes alike, by the noise measured on the gap fits, re-derives each D_E and flag, and
-   refits: the uncertainty of the scratch curves propagates into D_T.
+   refits: the uncertainty of the scratch curves propagates into D_T. The headline multiplier
+   D_E / D_F is read at a point inside the design (the largest N, its smallest D_F) with its own
+   bootstrap interval; it is identified when the law's exponents and that interval are. k alone
+   is the law extrapolated to D_F = N = 1, three to five decades outside any design, so its
+   interval is wide even when the law is pinned down where it was measured (a shift of beta by
+   0.1 moves k by N^0.1, 3x at N = 150k): k is printed when its own interval passes the rule.
 5. The transfer gap (Barnett 2024, arXiv 2408.16947) per size, fitted jointly over the sources
    with shared beta and E (``barnett_joint``): L(p, f, s) = (A_s p^-alpha_s + G_s) f^-beta + E, on
    every fine-tune of that size (all checkpoints p). Sharing beta and E puts the sources' gaps on
@@ -582,7 +587,10 @@ def _dt_law(src: str, runs: list[RunTransfer], curves: Mapping[str, ScratchCurve
     fit = fitter.with_intervals(fit, law, thetas, spans=fitter.span_reasons(law, {"N": np.log(n), "D_F": np.log(d_f)}, len(ok)))
     p = law.to_params(thetas)
     m = 1.0 + p[:, 0] * f_star ** (p[:, 1] - 1.0) * n_star ** p[:, 2]
-    reason = None if all(fit.identified(k) for k in law.params) else "the D_T law is not identified"
+    # The multiplier is read inside the design; it needs the law's shape (its exponents) and its
+    # own interval, not k, which is the law extrapolated to D_F = N = 1 (module docstring, step 4).
+    shape = [p for p in ("alpha", "beta") if not fit.identified(p)]
+    reason = f"the D_T law's {' and '.join(shape)} not identified" if shape else None
     return fit, Estimate.from_samples(point, m, reason=reason), at, []
 
 
@@ -764,7 +772,8 @@ def format_table(report: TransferReport) -> str:
         for name in ("G", "k", "multiplier"):
             e = getattr(s, name)
             if not e.identified:
-                notes.append(f"- {s.source}: {name} not identified: {e.reason}")
+                why = e.reason if e.reason.startswith(f"{name} not identified") else f"{name} not identified: {e.reason}"
+                notes.append(f"- {s.source}: {why}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.append("runs = ok fine-tunes / runs behind the D_T law; G from the largest size where it is identified")

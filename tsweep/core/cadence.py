@@ -8,13 +8,21 @@ from __future__ import annotations
 import math
 
 
-def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int) -> int:
+def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int,
+                  min_steps: int = 1) -> int:
     """Steps between evaluations. Pre-training: ``interval_steps`` (then doubling). Fine-tunes and
     scratch runs: at most ``interval_steps`` and at least ``per_epoch`` times per epoch, since
-    their score is their best evaluation and their patience is counted in epochs."""
+    their score is their best evaluation and their patience is counted in epochs, but never more
+    often than every ``min_steps`` (a run whose epoch is a step or two would otherwise spend most
+    of its time evaluating)."""
     if kind == "pretrain":
         return interval_steps
-    return max(1, min(interval_steps, math.floor(steps_per_epoch / per_epoch)))
+    return max(1, min_steps, min(interval_steps, math.floor(steps_per_epoch / per_epoch)))
+
+
+def min_eval_steps(*, min_interval_tokens: int, tokens_per_step: int) -> int:
+    """The fewest steps between two evaluations of a fine-tune or scratch run."""
+    return max(1, math.ceil(min_interval_tokens / tokens_per_step))
 
 
 def pretrain_eval_steps(*, interval: int, max_steps: int) -> set[int]:

@@ -107,12 +107,15 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     res = sweep.resources
     jobs: list[Job] = []
 
+    min_eval = cadence.min_eval_steps(min_interval_tokens=sweep.eval.min_interval_tokens,
+                                      tokens_per_step=tokens_per_step)
+
     def est(size, steps: int, kind: str, data_tokens: int, branch_tokens: int = 0) -> float:
         """Upper bound on a job's FLOPs: its steps (and pre-training's cooldown branches) and its
         evaluations, each a forward pass: a third of a training step's FLOPs per token."""
         per_epoch = data_tokens / tokens_per_step
         interval = eval_interval(kind=kind, interval_steps=sweep.eval.interval_steps, steps_per_epoch=per_epoch,
-                                 per_epoch=sweep.eval.per_epoch)
+                                 per_epoch=sweep.eval.per_epoch, min_steps=min_eval)
         n_evals = 1 + (len(pretrain_eval_steps(interval=interval, max_steps=steps)) if kind == "pretrain"
                        else steps // interval + 1)
         trained = steps * tokens_per_step + branch_tokens

@@ -122,6 +122,10 @@ class EvalSettings(_Model):
     per_epoch: int = Field(
         default=2, gt=0, description="evaluations per epoch at least, so a run over a few thousand tokens is still "
                                      "watched closely enough to stop at its best")
+    min_interval_tokens: TokenCount = Field(
+        default=0, description="training tokens between two evaluations of a fine-tune or scratch run at least, "
+                               "whatever per_epoch asks: on the demo, fine-tunes of 1k-4k tokens (an epoch per "
+                               "step) evaluated 8k tokens every step and spent ~3/4 of their time evaluating")
     patience_epochs: float = Field(
         default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
                                                "evaluation improved by less than min_delta over this many epochs "
@@ -139,6 +143,14 @@ class EvalSettings(_Model):
     min_epochs: float = Field(
         default=1.0, ge=1, le=1000, description="no run stops before this many passes over its data (Hernandez et "
                                                 "al. 2021's runs see every token at least once)")
+
+
+    @model_validator(mode="after")
+    def _evaluated_within_patience(self) -> "EvalSettings":
+        if self.min_interval_tokens > self.patience_tokens:
+            raise ValueError(f"eval.min_interval_tokens ({self.min_interval_tokens}) exceeds eval.patience_tokens "
+                             f"({self.patience_tokens}): a patience window would hold no evaluation")
+        return self
 
 
 class TrainSettings(_Model):

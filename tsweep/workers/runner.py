@@ -52,7 +52,8 @@ from typing import Any, Protocol
 
 import torch
 
-from tsweep.core.cadence import branch_start, eval_interval, patience_steps, pretrain_eval_steps, stable_cap_steps
+from tsweep.core.cadence import (branch_start, eval_interval, min_eval_steps, patience_steps, pretrain_eval_steps,
+                                  stable_cap_steps)
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.records import Progress
@@ -204,7 +205,9 @@ class JobRunner:
         self.steps_per_epoch = self.stream.n_seq / tr.batch_size
         self.early_stop = job.kind != "pretrain"
         self.interval = eval_interval(kind=job.kind, interval_steps=sweep.eval.interval_steps,
-                                      steps_per_epoch=self.steps_per_epoch, per_epoch=sweep.eval.per_epoch)
+                                      steps_per_epoch=self.steps_per_epoch, per_epoch=sweep.eval.per_epoch,
+                                      min_steps=min_eval_steps(min_interval_tokens=sweep.eval.min_interval_tokens,
+                                                               tokens_per_step=self.tokens_per_step))
         self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
         if self.early_stop:
             self.patience_steps = patience_steps(steps_per_epoch=self.steps_per_epoch,
