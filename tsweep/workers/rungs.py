@@ -59,23 +59,31 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     if config.get("vocab_size", vocab_size) != vocab_size:
         raise RungError("config.vocab_size", f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} "
                                              f"(tsweep sets it; leave it out)")
+    # before transformers' own checks (which some configs run on construction, with messages
+    # that do not name the key), and once more on the built config (derived values)
     value = lambda key: config.get(key, getattr(defaults, key, None))  # noqa: E731
-    width, heads, kv = value("hidden_size"), value("num_attention_heads"), value("num_key_value_heads")
-    if isinstance(width, int) and isinstance(heads, int) and heads > 0:
-        if config.get("head_dim") is None and width % heads:
-            raise RungError("config.num_attention_heads", f"{heads} does not divide hidden_size {width}")
-        if isinstance(kv, int) and kv > 0 and heads % kv:
-            raise RungError("config.num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
+    _check_heads(config, value("hidden_size"), value("num_attention_heads"), config.get("num_key_value_heads"))
     try:
         cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
     except Exception as exc:  # TypeError, ValueError, huggingface_hub's validation errors: the rung is at fault
         raise RungError("config", f"transformers refuses it: {type(exc).__name__}: {_first_line(exc)}") from None
+    _check_heads(config, getattr(cfg, "hidden_size", None), getattr(cfg, "num_attention_heads", None),
+                 getattr(cfg, "num_key_value_heads", None))
     for key in _POSITION_KEYS:
         n = getattr(cfg, key, None)
         if isinstance(n, int) and n < seq_len:
             # a model with fewer positions than a training sequence fails on its first step
             raise RungError(f"config.{key}", f"{n} positions, fewer than train.seq_len = {seq_len}")
     return cfg
+
+
+def _check_heads(config: dict[str, Any], width, heads, kv) -> None:
+    if not (isinstance(width, int) and isinstance(heads, int) and heads > 0):
+        return
+    if config.get("head_dim") is None and width % heads:
+        raise RungError("config.num_attention_heads", f"{heads} does not divide hidden_size {width}")
+    if isinstance(kv, int) and kv > 0 and heads % kv:
+        raise RungError("config.num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
 
 
 def build_hf_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int):
