@@ -801,6 +801,7 @@ def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, 
         else:
             rows.append((prefix + name, default if len(default) < 40 else "...", f.description or ""))
     if model is Sweep:
+        rows += explain(ModelRung, "models.NAME.")
         for spec in (dataspec.StdlibCorpus, dataspec.SyntheticCorpus, dataspec.FilesCorpus, dataspec.HubCorpus,
                      dataspec.MixtureCorpus):
             kind = spec.model_fields["kind"].default
