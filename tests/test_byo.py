@@ -44,13 +44,15 @@ def test_N_of_llama_qwen2_and_gpt_neox_rungs_is_a_hand_count():
     llama = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
              "num_key_value_heads": 2, "max_position_embeddings": 64}
     reply = _count_all({"vocab_size": 264, "seq_len": 32, "rungs": {
-        "llama": {"model_type": "llama", "config": llama},
+        "llama": {"model_type": "llama", "config": {**llama, "rope_theta": 500000.0}},  # a config.json's legacy key
         "llama-tied": {"model_type": "llama", "config": {**llama, "tie_word_embeddings": True}},
         "qwen2": {"model_type": "qwen2", "config": {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 1,
                                                      "num_attention_heads": 4, "num_key_value_heads": 2}},
         "neox": {"model_type": "gpt_neox", "config": {"hidden_size": 32, "intermediate_size": 128,
-                                                       "num_hidden_layers": 1, "num_attention_heads": 4}},
+                                                       "num_hidden_layers": 1, "num_attention_heads": 4,
+                                                       "rotary_pct": 0.25, "rotary_emb_base": 10000}},
     }})
+    assert "sizes" in reply, reply
     n = {k: v["exact_params"] for k, v in reply["sizes"].items()}
     assert n["llama"] == _hand_llama(32, 64, 2, 4, 2) == 18_592
     assert n["llama-tied"] == n["llama"]  # a tied head is the token embedding: excluded either way

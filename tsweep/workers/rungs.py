@@ -53,9 +53,6 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
         raise RungError("model_type", f"{model_type!r} has no causal-LM model in transformers")
     cls = CONFIG_MAPPING[model_type]
     defaults = cls()
-    for key in config:
-        if not hasattr(defaults, key):
-            raise RungError(f"config.{key}", f"not a setting of transformers' {cls.__name__}")
     if config.get("vocab_size", vocab_size) != vocab_size:
         raise RungError("config.vocab_size", f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} "
                                              f"(tsweep sets it; leave it out)")
@@ -67,6 +64,12 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
         cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
     except Exception as exc:  # TypeError, ValueError, huggingface_hub's validation errors: the rung is at fault
         raise RungError("config", f"transformers refuses it: {type(exc).__name__}: {_first_line(exc)}") from None
+    for key in config:
+        # A config keeps keys it does not know as plain attributes (a typo changes nothing), and
+        # consumes the legacy ones it converts (rope_theta into rope_parameters): unknown is kept
+        # but not among the class's own settings.
+        if not hasattr(defaults, key) and hasattr(cfg, key):
+            raise RungError(f"config.{key}", f"not a setting of transformers' {cls.__name__}")
     _check_heads(config, getattr(cfg, "hidden_size", None), getattr(cfg, "num_attention_heads", None),
                  getattr(cfg, "num_key_value_heads", None))
     for key in _POSITION_KEYS:
