@@ -90,6 +90,11 @@ class Job:
         return join(self.job_dir, "resume")
 
     @property
+    def deepspeed_file(self) -> str:
+        """The DeepSpeed config this job's engine was given (shipped, the sweep's keys, tsweep's)."""
+        return join(self.job_dir, "deepspeed.json")
+
+    @property
     def attempts_file(self) -> str:
         """The count of this job's starts (0 before its first), beside its checkpoints."""
         return join(self.job_dir, "attempts")

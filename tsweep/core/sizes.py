@@ -9,6 +9,13 @@ instantiated model.
 
 The small rungs run on one CPU core in seconds (CI, the demo); the large ones are for GPUs.
 No torch here: the planner sizes jobs without importing it.
+
+A sweep may declare rungs of its own (``models:`` in the sweep YAML): a GPT-2 shape, which is
+counted by the formula above, or any causal-LM architecture transformers builds from a config
+(``model_type`` plus its keys). Such a rung carries its config as canonical JSON (``config``)
+and an ``exact_params`` counted on the instantiated model on the meta device at plan time by
+``tsweep.workers.rungs`` (a child process: no torch here), with the same exclusions as Kaplan et
+al.: token and position embeddings and an untied output head.
 """
 
 from __future__ import annotations
@@ -24,9 +31,13 @@ class ModelSize:
     n_head: int
     # N counted on an instantiated model (an existing model's architecture), not derived
     exact_params: int | None = None
+    # a transformers architecture other than tsweep's GPT-2: its model_type and its config keys as
+    # canonical JSON (sorted keys; vocab_size is the tokenizer's, set when the model is built)
+    model_type: str = "gpt2"
+    config: str | None = None
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_head:
+        if self.config is None and self.d_model % self.n_head:
             raise ValueError(f"size {self.name}: d_model {self.d_model} is not divisible by n_head {self.n_head}")
 
     @property

@@ -10,7 +10,9 @@ A job's id hashes exactly the fields that change its result (corpus specs, token
 budgets, training and eval settings, precision, seed), never the sweep's name or the resources,
 so re-submitting a sweep finds its finished jobs and a result-relevant edit gets a new id.
 A fine-tune hashes its parent's *trajectory* (everything but the list of checkpoints) plus p,
-so adding a checkpoint re-runs the pre-training but keeps the fine-tunes already done.
+so adding a checkpoint re-runs the pre-training but keeps the fine-tunes already done. A rung the
+sweep declares (``models:``) enters with its whole definition, and the sweep's own DeepSpeed keys
+with those that can change a result; a sweep without either keeps the ids it had.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import ModelSize, get_size
 from tsweep.sweeps.schema import Sweep
 from tsweep.workers.pretrained import HF_PREFIX, model_size, size_name
+from tsweep.workers.rungs import declared_sizes
 
 __all__ = ["Job", "JobGraph", "expand", "gpu_share", "size_of"]
 
@@ -59,10 +62,29 @@ def gpu_share(n_params: int) -> float:
     return share
 
 
-def size_of(name: str) -> ModelSize:
-    """A ladder rung, or an existing model's architecture for ``hf:MODEL`` (resolved here, at
-    plan time, so that workers never resolve sizes themselves)."""
+def size_of(name: str, declared: dict[str, ModelSize] | None = None) -> ModelSize:
+    """A ladder rung, a rung the sweep declares (``declared``: :func:`declared_rungs`), or an
+    existing model's architecture for ``hf:MODEL`` (resolved here, at plan time, so that workers
+    never resolve sizes themselves)."""
+    if declared and name in declared:
+        return declared[name]
     return model_size(name[len(HF_PREFIX):]) if name.startswith(HF_PREFIX) else get_size(name)
+
+
+_size_of = size_of  # expand's own size_of closes over the sweep's declared rungs
+
+
+def declared_rungs(sweep: Sweep) -> dict[str, ModelSize]:
+    """The rungs ``sweep.models`` declares, checked against the tokenizer's vocabulary and the
+    sequence length and counted (``tsweep.workers.rungs``); SweepError naming the field."""
+    if not sweep.models:
+        return {}
+    vocab = 0
+    if any(r.model_type is not None for r in sweep.models.values()):
+        from tsweep.data.tokenizers import make_tokenizer
+
+        vocab = make_tokenizer(sweep.tokenizer).vocab_size
+    return declared_sizes(sweep.models, vocab_size=vocab, seq_len=sweep.train.seq_len)
 
 
 def _seed(sweep: Sweep, key: str) -> int:
@@ -91,12 +113,22 @@ def _common(sweep: Sweep) -> dict:
         "train": sweep.train.model_dump(mode="json"),
         "eval": sweep.eval.model_dump(mode="json"),
         "precision": sweep.deepspeed.precision,
+        # the sweep's own DeepSpeed keys that can change a result; absent when it brings none, so
+        # the ids of sweeps without them are what they were
+        **({"deepspeed": sweep.deepspeed.result_config} if sweep.deepspeed.result_config else {}),
     }
+
+
+def _size_fingerprint(sweep: Sweep, size: str) -> dict:
+    """A size's name, and for a rung the sweep declares its whole definition (so changing it
+    changes its jobs)."""
+    rung = sweep.models.get(size)
+    return {"size": size, **({"rung": rung.model_dump(mode="json")} if rung is not None else {})}
 
 
 def pretrain_trajectory(sweep: Sweep, source: str, size: str) -> str:
     return _digest({**_common(sweep), "kind": "pretrain", "source": _corpus_fingerprint(sweep, source),
-                    "size": size, "tokens": sweep.pretrain.tokens})
+                    **_size_fingerprint(sweep, size), "tokens": sweep.pretrain.tokens})
 
 
 def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
@@ -106,6 +138,10 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     tokens_per_step = tr.batch_size * tr.seq_len
     res = sweep.resources
     jobs: list[Job] = []
+    declared = declared_rungs(sweep)
+
+    def size_of(name: str) -> ModelSize:
+        return _size_of(name, declared)
 
     min_eval = cadence.min_eval_steps(min_interval_tokens=sweep.eval.min_interval_tokens,
                                       tokens_per_step=tokens_per_step)
@@ -173,7 +209,7 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     for size in scratch_sizes:
         model = size[len(HF_PREFIX):] if size.startswith(HF_PREFIX) else None
         for d in sweep.scratch_axis:
-            sid = _digest({**_common(sweep), "kind": "scratch", "size": size, "tokens": d})
+            sid = _digest({**_common(sweep), "kind": "scratch", **_size_fingerprint(sweep, size), "tokens": d})
             extra = {"model": model} if model else {}
             steps_s = max_steps("scratch", d)
             jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=size_of(size).n_params,
@@ -183,13 +219,14 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     # Pre-training first, then the longest jobs: the order a scheduler should prefer.
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
-    jobs = _resolve(jobs, layout or sweep.layout())
+    jobs = _resolve(jobs, layout or sweep.layout(), size_of)
     return JobGraph(sweep=sweep, jobs=tuple(jobs), by_id={j.job_id: j for j in jobs})
 
 
-def _resolve(jobs: list[Job], layout: SweepLayout) -> list[Job]:
+def _resolve(jobs: list[Job], layout: SweepLayout, size_of) -> list[Job]:
     """Each job with its shape, where it writes and (for a fine-tune of a pre-training run) the
     checkpoint it starts from."""
     out = [replace(j, shape=size_of(j.size), job_dir=layout.job_dir(j.job_id)) for j in jobs]
     by_id = {j.job_id: j for j in out}
     return [replace(j, init_from=by_id[j.parent].p_checkpoint(j.pretrain_tokens)) if j.parent else j for j in out]
+

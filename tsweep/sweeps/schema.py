@@ -14,7 +14,9 @@ The YAML loader (:func:`loads_sweep`) is safe and strict: no Python objects, no 
 (the second would silently win), at most :data:`MAX_YAML_BYTES` of text and :data:`MAX_YAML_NODES`
 nodes once aliases are expanded (a few hundred bytes of nested aliases can otherwise expand to
 billions of nodes). Relative ``files`` globs are resolved against the sweep file's folder when
-it is read (Tune runs every trial in a working directory of its own).
+it is read (Tune runs every trial in a working directory of its own); so are the JSON files a
+sweep may bring (a rung's transformers ``config_file``, a ``deepspeed.config_file``), which are read
+then and inlined, so the sweep saved beside the results holds their content.
 The grid is (model size N) x (fine-tune tokens D_F) x (pre-training source S, ``scratch``
 included); the pre-training ``checkpoints`` are Barnett's p axis (arXiv 2408.16947, sec. 3),
 read off one pre-training run per (S, N).
@@ -22,6 +24,7 @@ read off one pre-training run per (S, N).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -36,6 +39,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -220,14 +224,93 @@ class Resources(_Model):
         return v
 
 
+# Top-level keys of a DeepSpeed config (https://www.deepspeed.ai/docs/config-json/ and DeepSpeed
+# 0.19's deepspeed/runtime/config.py, which reads them); any other key is a typo DeepSpeed would
+# silently ignore, so a user's DeepSpeed JSON holding one is refused.
+DEEPSPEED_KEYS = frozenset({
+    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "optimizer", "scheduler",
+    "communication_data_type", "seq_parallel_communication_data_type", "prescale_gradients",
+    "gradient_predivide_factor", "gradient_allreduce_op", "sparse_gradients", "fp16", "bf16", "amp", "torch_autocast",
+    "gradient_clipping", "zero_optimization", "aio", "autotuning", "flops_profiler", "activation_checkpointing",
+    "sparse_attention", "data_efficiency", "curriculum_learning", "tensorboard", "wandb", "csv_monitor", "comet",
+    "elasticity", "comms_logger", "compression_training", "checkpoint", "data_types", "steps_per_print",
+    "wall_clock_breakdown", "dump_state", "memory_breakdown", "disable_allgather", "zero_allow_untested_optimizer",
+    "zero_force_ds_cpu_optimizer", "dataloader_drop_last", "use_data_before_expert_parallelism",
+    "use_node_local_storage", "hybrid_engine", "pipeline", "weight_quantization", "compile", "nebula", "eigenvalue",
+    "progressive_layer_drop", "quantize_training", "timers", "graph_harvesting", "log_level", "disable_python_gc",
+    "tensor_parallel",
+})
+# Keys tsweep sets itself from the sweep (its batch, optimizer, schedule, clipping and precision):
+# a user's DeepSpeed JSON may not hold them; each names the sweep field to use instead.
+DEEPSPEED_OWNED = {
+    "train_batch_size": "train.batch_size", "train_micro_batch_size_per_gpu": "train.batch_size",
+    "gradient_accumulation_steps": "train.batch_size",
+    "optimizer": "train.lr, train.weight_decay (tsweep hands DeepSpeed torch's AdamW)",
+    "scheduler": "train.warmup_steps, train.cooldown (tsweep's warmup-stable-decay schedule)",
+    "gradient_clipping": "train.grad_clip", "fp16": "deepspeed.precision (fp32 or bf16)",
+    "bf16": "deepspeed.precision (fp32 or bf16)", "amp": "deepspeed.precision (fp32 or bf16)",
+    "torch_autocast": "deepspeed.precision (fp32 or bf16)",
+    "zero_allow_untested_optimizer": "nothing: tsweep's torch AdamW needs it on",
+}
+# DeepSpeed features that change what a step computes or which data it sees through code of their
+# own (pipeline stages, elastic batches, curricula, layer dropping, compression): tsweep's loop
+# does not drive them, so a config that turns them on is refused rather than half-honoured.
+DEEPSPEED_UNSUPPORTED = frozenset({"pipeline", "elasticity", "curriculum_learning", "data_efficiency",
+                                   "progressive_layer_drop", "compression_training", "sparse_attention",
+                                   "hybrid_engine", "autotuning", "eigenvalue", "quantize_training",
+                                   "weight_quantization"})
+# Keys that change logging, profiling, I/O or memory, never a result: left out of job ids.
+DEEPSPEED_RESULT_NEUTRAL = frozenset({"steps_per_print", "wall_clock_breakdown", "dump_state", "memory_breakdown",
+                                      "flops_profiler", "comms_logger", "tensorboard", "wandb", "csv_monitor", "comet",
+                                      "timers", "log_level", "disable_python_gc", "aio", "use_node_local_storage",
+                                      "checkpoint", "nebula"})
+
+
 class DeepSpeedSettings(_Model):
-    """The DeepSpeed engine every job trains on."""
+    """The DeepSpeed engine every job trains on.
+
+    ``config`` (or ``config_file``, a JSON file read when the sweep is loaded, its path relative to
+    the sweep file) is merged over tsweep's shipped config for the ZeRO stage
+    (``tsweep/workers/deepspeed/zero{stage}.json``), dictionaries key by key; then tsweep sets the
+    keys it owns (:data:`DEEPSPEED_OWNED`), which the user's config may therefore not hold. Its
+    result-relevant keys (all but :data:`DEEPSPEED_RESULT_NEUTRAL`) enter every job's id."""
 
     zero_stage: int = Field(default=0, ge=0, le=3, description="ZeRO stage: 0 (none) to 3 (weights sharded too)")
     precision: Literal["fp32", "bf16"] = Field(
         default="fp32", description="training precision; fp16 is not available on DeepSpeed's CPU accelerator")
     optimizer: Literal["torch_adamw"] = Field(
         default="torch_adamw", description="torch's AdamW, handed to DeepSpeed (no fused optimizer to compile)")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="DeepSpeed config keys merged over tsweep's shipped config for the ZeRO "
+                                          "stage (e.g. zero_optimization.reduce_bucket_size, "
+                                          "communication_data_type); batch, optimizer, scheduler, clipping and "
+                                          "precision are tsweep's and refused here")
+    config_file: str | None = Field(
+        default=None, description="a DeepSpeed JSON file (relative to the sweep file), read when the sweep is "
+                                  "loaded: its keys go under config, whose own keys win")
+
+    @field_validator("config")
+    @classmethod
+    def _known_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            where = f"deepspeed.config.{key}"
+            if key not in DEEPSPEED_KEYS:
+                raise _FieldError(where, "not a DeepSpeed config key (https://www.deepspeed.ai/docs/config-json/)")
+            if key in DEEPSPEED_OWNED:
+                raise _FieldError(where, f"tsweep sets this itself; use {DEEPSPEED_OWNED[key]}")
+            if key in DEEPSPEED_UNSUPPORTED:
+                raise _FieldError(where, "a DeepSpeed feature tsweep's training loop does not drive")
+            if key == "zero_optimization":
+                if not isinstance(value, dict):
+                    raise _FieldError(where, f"must be a mapping, got {type(value).__name__}")
+                if "stage" in value:
+                    raise _FieldError(f"{where}.stage", "tsweep sets this itself; use deepspeed.zero_stage")
+        return v
+
+    @property
+    def result_config(self) -> dict[str, Any]:
+        """The user's DeepSpeed keys that can change a result (what job ids hash)."""
+        return {k: v for k, v in self.config.items() if k not in DEEPSPEED_RESULT_NEUTRAL}
 
 
 class TrackerSettings(_Model):
@@ -269,6 +352,33 @@ class PretrainedModel(_Model):
         min_length=1, description="revision -> the pre-training tokens behind it: the p axis of this source")
 
 
+# Keys of a transformers config.json that describe the file rather than the model (and the
+# weights' storage dtype, which deepspeed.precision decides): dropped when a rung's config_file is
+# read, refused when written inline.
+CONFIG_METADATA_KEYS = frozenset({"architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"})
+
+
+class ModelRung(_Model):
+    """A size-ladder rung declared by the sweep: a GPT-2 shape (``n_layer``, ``d_model``,
+    ``n_head``) or any causal-LM architecture transformers builds from a config (``model_type``
+    with its ``config`` keys, or ``config_file``). Its N is counted at plan time (see
+    ``tsweep.core.sizes``); its vocabulary is the tokenizer's."""
+
+    n_layer: int | None = Field(default=None, gt=0, le=1024, description="GPT-2 shape: transformer blocks")
+    d_model: int | None = Field(default=None, gt=0, le=1 << 16, description="GPT-2 shape: width")
+    n_head: int | None = Field(default=None, gt=0, le=1024, description="GPT-2 shape: attention heads (divide d_model)")
+    model_type: str | None = Field(
+        default=None, min_length=1, description="a transformers model_type with a causal-LM head (llama, gpt_neox, "
+                                                "qwen2, ...), built by AutoModelForCausalLM.from_config")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="that architecture's config keys (hidden_size, num_hidden_layers, ...); "
+                                          "vocab_size is the tokenizer's and may be left out")
+    config_file: str | None = Field(
+        default=None, description="a transformers config.json (relative to the sweep file), read when the sweep is "
+                                  "loaded: its model_type and keys go here, inline config keys win; "
+                                  "architectures, transformers_version, _name_or_path and torch_dtype are dropped")
+
+
 class Sweep(_Model):
     """A whole sweep. ``Sweep.model_dump()`` is what job ids hash over (field by field)."""
 
@@ -281,7 +391,10 @@ class Sweep(_Model):
                                                                                "python, prose and c")
     tokenizer: TokenizerSpec = Field(default=TokenizerSpec(), description="bytes (nothing to download) or a named "
                                                                           "Hugging Face tokenizer")
-    model_sizes: list[str] = Field(min_length=1, description="rungs of the size ladder (tsweep.core.sizes): the N axis")
+    models: dict[str, ModelRung] = Field(default_factory=dict, description="rungs declared by this sweep, by name: "
+                                                                           "a GPT-2 shape or a transformers config")
+    model_sizes: list[str] = Field(min_length=1, description="rungs of the size ladder (tsweep.core.sizes) or "
+                                                             "declared under models: the N axis")
     finetune_tokens: list[TokenCount] = Field(min_length=1, description="fine-tune budgets D_F (unique target tokens)")
     scratch_tokens: list[TokenCount] | None = Field(
         default=None, description="from-scratch budgets D (default: the fine-tune budgets); they must bracket what "
@@ -316,13 +429,48 @@ class Sweep(_Model):
     def _sources_unique(cls, v: list[str]) -> list[str]:
         return _unique(v, "source")
 
+    @field_validator("models")
+    @classmethod
+    def _rungs(cls, v: dict[str, ModelRung]) -> dict[str, ModelRung]:
+        for name, rung in v.items():
+            where = f"models.{name}"
+            if not is_plain_name(name):
+                raise _FieldError(where, "a rung's name must be a plain name (letters, digits, '_', '.', '+', '-')")
+            if name in SIZE_LADDER:
+                raise _FieldError(where, "a built-in rung has this name; pick another")
+            shape = {"n_layer": rung.n_layer, "d_model": rung.d_model, "n_head": rung.n_head}
+            if any(x is not None for x in shape.values()):
+                for key, x in shape.items():
+                    if x is None:
+                        raise _FieldError(f"{where}.{key}", "required field is missing (a GPT-2 shape needs "
+                                                            "n_layer, d_model and n_head)")
+                for key in ("model_type", "config"):
+                    if getattr(rung, key):
+                        raise _FieldError(f"{where}.{key}", "a rung is a GPT-2 shape or a transformers config, "
+                                                            "not both")
+                if rung.d_model % rung.n_head:
+                    raise _FieldError(f"{where}.n_head", f"{rung.n_head} does not divide d_model {rung.d_model}")
+                continue
+            if rung.model_type is None:
+                raise _FieldError(f"{where}.model_type", "required field is missing (or give n_layer, d_model and "
+                                                         "n_head for a GPT-2 shape)")
+            if "model_type" in rung.config:
+                raise _FieldError(f"{where}.config.model_type", f"give it as {where}.model_type")
+            for key in rung.config:
+                if key in CONFIG_METADATA_KEYS:
+                    raise _FieldError(f"{where}.config.{key}", "describes a file, not the model (precision is "
+                                                               "deepspeed.precision); leave it out")
+        return v
+
     @field_validator("model_sizes")
     @classmethod
-    def _known_sizes(cls, v: list[str]) -> list[str]:
+    def _known_sizes(cls, v: list[str], info: ValidationInfo) -> list[str]:
         _unique(v, "size")
+        declared = info.data.get("models") or {}
         for i, s in enumerate(v):
-            if s not in SIZE_LADDER:
-                raise ValueError(f"[{i}] unknown size {s!r}; known: {', '.join(SIZE_LADDER)}")
+            if s not in SIZE_LADDER and s not in declared:
+                raise ValueError(f"[{i}] unknown size {s!r}; declare it under models or use one of "
+                                 f"{', '.join(SIZE_LADDER)}")
         return v
 
     @field_validator("finetune_tokens", "scratch_tokens")
@@ -488,13 +636,75 @@ def _resolve_globs(data: dict, base_dir: str) -> dict:
     return {**data, "corpora": out}
 
 
+def _read_json(where: str, path: Any, base_dir: str) -> dict[str, Any]:
+    """The JSON object in file ``path`` (relative to ``base_dir``); SweepError naming ``where``."""
+    if not isinstance(path, str) or not path:
+        raise SweepError(f"{where}: must be a path to a JSON file, got {path!r}")
+    full = os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+    if not os.path.isfile(full):
+        raise SweepError(f"{where}: {full}: no such file")
+    if os.path.getsize(full) > MAX_YAML_BYTES:
+        raise SweepError(f"{where}: {full}: more than {MAX_YAML_BYTES:,} bytes")
+    try:
+        with open(full, encoding="utf-8") as f:
+            obj = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise SweepError(f"{where}: {full}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise SweepError(f"{where}: {full}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(obj, dict):
+        raise SweepError(f"{where}: {full}: must hold a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _inline_files(data: dict, base_dir: str) -> dict:
+    """``data`` with every rung's ``config_file`` and the ``deepspeed.config_file`` read and
+    inlined under ``config`` (inline keys win), so that the sweep saved beside its results holds
+    the settings themselves and job ids hash their content, never a path."""
+    models = data.get("models")
+    if isinstance(models, dict):
+        out = {}
+        for name, rung in models.items():
+            if isinstance(rung, dict) and rung.get("config_file") is not None:
+                rung = dict(rung)
+                loaded = _read_json(f"models.{name}.config_file", rung.pop("config_file"), base_dir)
+                file_type = loaded.pop("model_type", None)
+                if rung.get("model_type") is None and file_type is not None:
+                    rung["model_type"] = file_type
+                elif file_type is not None and file_type != rung.get("model_type"):
+                    raise SweepError(f"models.{name}.model_type: {rung.get('model_type')!r} but its config_file "
+                                     f"says {file_type!r}")
+                inline = rung.get("config") if isinstance(rung.get("config"), dict) else {}
+                rung["config"] = {**{k: v for k, v in loaded.items() if k not in CONFIG_METADATA_KEYS}, **inline}
+            out[name] = rung
+        data = {**data, "models": out}
+    ds = data.get("deepspeed")
+    if isinstance(ds, dict) and ds.get("config_file") is not None:
+        ds = dict(ds)
+        loaded = _read_json("deepspeed.config_file", ds.pop("config_file"), base_dir)
+        inline = ds.get("config") if isinstance(ds.get("config"), dict) else {}
+        ds["config"] = _deep_merge(loaded, inline)
+        data = {**data, "deepspeed": ds}
+    return data
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base``, mappings key by key (what DeepSpeed configs need)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def parse_sweep(data: Any, *, origin: str = "sweep", base_dir: str | None = None) -> Sweep:
-    """Validate a sweep from plain data; relative ``files`` globs are resolved against
-    ``base_dir`` (default: the working directory)."""
+    """Validate a sweep from plain data; relative ``files`` globs and ``config_file`` paths are
+    resolved against ``base_dir`` (default: the working directory)."""
     if not isinstance(data, dict):
         raise SweepError(f"{origin}: the top level must be a mapping of sweep fields, got {type(data).__name__}")
+    base_dir = base_dir or os.getcwd()
+    data = _inline_files(data, base_dir)
     try:
-        return Sweep.model_validate(_resolve_globs(data, base_dir or os.getcwd()))
+        return Sweep.model_validate(_resolve_globs(data, base_dir))
     except ValidationError as exc:
         raise SweepError(_describe(exc.errors()[0])) from None
 
@@ -604,6 +814,7 @@ def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, 
         else:
             rows.append((prefix + name, default if len(default) < 40 else "...", f.description or ""))
     if model is Sweep:
+        rows += explain(ModelRung, "models.NAME.")
         for spec in (dataspec.StdlibCorpus, dataspec.SyntheticCorpus, dataspec.FilesCorpus, dataspec.HubCorpus,
                      dataspec.MixtureCorpus):
             kind = spec.model_fields["kind"].default

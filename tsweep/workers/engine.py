@@ -6,7 +6,8 @@
   (``gelu_pytorch_tanh``) rather than the eight elementwise ops of ``gelu_new``: the same
   function, and about a quarter of a small model's forward time on a CPU.
 - The engine is DeepSpeed's, with a torch AdamW optimizer handed in so no fused optimizer is
-  JIT-compiled; ZeRO stage and precision come from the sweep. On a machine without CUDA,
+  JIT-compiled; ZeRO stage and precision come from the sweep, and so do any DeepSpeed keys the
+  sweep brings (``deepspeed.config``), merged over the shipped config for the stage. On a machine without CUDA,
   DeepSpeed's CPU accelerator is used with gloo; with CUDA, NCCL and bf16.
 - A single-process job brings up a one-rank process group itself (loopback, a free port);
   under Ray Train the group already exists and is reused.
@@ -62,8 +63,15 @@ def ensure_distributed() -> None:
 
 
 def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
+    """A rung's model, randomly initialised (seeded): tsweep's GPT-2, or a transformers
+    architecture the sweep declares (``tsweep.workers.rungs``)."""
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
+
+    if size.config is not None:
+        from tsweep.workers.rungs import build_hf_model
+
+        return build_hf_model(size, vocab_size, seq_len, seed)
 
     cfg = GPT2Config(
         vocab_size=vocab_size, n_positions=seq_len, n_embd=size.d_model, n_layer=size.n_layer, n_head=size.n_head,
@@ -79,10 +87,18 @@ def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> to
 
 
 # The shipped per-stage DeepSpeed configs (bucket sizes, overlap, ...), package data beside this
-# module; tsweep overrides the keys it owns (batch, clipping, precision, stage) and passes its
-# own optimizer and schedule.
+# module; the sweep's own DeepSpeed keys (deepspeed.config) are merged over them, then tsweep
+# overrides the keys it owns (batch, clipping, precision, stage) and passes its own optimizer and
+# schedule (the schema refuses those keys in a user's config).
 DEEPSPEED_CONFIGS = resources.files("tsweep.workers") / "deepspeed"
 _OWNED_ELSEWHERE = ("optimizer", "scheduler", "fp16")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def clips_in_torch(sweep: Sweep) -> bool:
@@ -106,6 +122,8 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     base = json.loads((DEEPSPEED_CONFIGS / f"zero{ds.zero_stage}.json").read_text())
     for key in _OWNED_ELSEWHERE:
         base.pop(key, None)
+    base = {**base, "steps_per_print": 10**12, "wall_clock_breakdown": False}  # quiet unless the user asks
+    base = _merge(base, ds.config)
     zero = {**base.get("zero_optimization", {}), "stage": ds.zero_stage}
     if not torch.cuda.is_available():
         zero.pop("overlap_comm", None)  # overlapping needs CUDA streams
@@ -116,8 +134,6 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
         "gradient_clipping": 0.0 if clips_in_torch(sweep) else sweep.train.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": ds.precision == "bf16"},
-        "steps_per_print": 10**12,
-        "wall_clock_breakdown": False,
         "zero_allow_untested_optimizer": True,
     }
 

@@ -43,6 +43,7 @@ Ray-free: the Tune trainable and the tests drive it the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -55,7 +56,7 @@ import torch
 from tsweep.core.cadence import (branch_start, eval_interval, min_eval_steps, patience_steps, pretrain_eval_steps,
                                   stable_cap_steps)
 from tsweep.core.job import Job
-from tsweep.core.layout import SweepLayout, without_query
+from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.records import Progress
 from tsweep.core.store import SCHEMA_VERSION, Store
 from tsweep.data import SweepData
@@ -201,6 +202,9 @@ class JobRunner:
         self.schedule = WSD(warmup=tr.warmup_steps)
         self.vocab_size = data.vocab_size
         self.engine = self._new_engine()
+        if self.lead:  # what DeepSpeed was given, beside the job's checkpoints (engine.config: its own copy)
+            Files(job.deepspeed_file).write_text(
+                job.deepspeed_file, json.dumps(self.engine.config, indent=1, sort_keys=True, default=str))
         self.tokens_per_step = tr.batch_size * tr.seq_len
         self.steps_per_epoch = self.stream.n_seq / tr.batch_size
         self.early_stop = job.kind != "pretrain"
