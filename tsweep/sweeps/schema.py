@@ -70,6 +70,8 @@ def is_plain_name(name: str) -> bool:
 
 
 TokenCount = Annotated[int, BeforeValidator(parse_token_count)]
+# a token count where 0 means "none"
+TokenCountOrZero = Annotated[int, BeforeValidator(lambda v: 0 if v == 0 else parse_token_count(v))]
 
 
 def _unique(values: list, what: str) -> list:
@@ -126,7 +128,7 @@ class EvalSettings(_Model):
     per_epoch: int = Field(
         default=2, gt=0, description="evaluations per epoch at least, so a run over a few thousand tokens is still "
                                      "watched closely enough to stop at its best")
-    min_interval_tokens: TokenCount = Field(
+    min_interval_tokens: TokenCountOrZero = Field(
         default=0, description="training tokens between two evaluations of a fine-tune or scratch run at least, "
                                "whatever per_epoch asks: on the demo, fine-tunes of 1k-4k tokens (an epoch per "
                                "step) evaluated 8k tokens every step and spent ~3/4 of their time evaluating")
