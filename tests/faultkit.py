@@ -78,6 +78,20 @@ def trial_process(job_id: str, address: str | None = None) -> psutil.Process | N
     return None
 
 
+def wait_for_state_api(address: str | None = None, timeout: float = 120) -> None:
+    """Until Ray's state API answers: it goes through the dashboard, which a loaded machine
+    starts seconds after the head (asked earlier, it raises ConnectionError)."""
+    from ray.util.state import list_nodes
+
+    def answers() -> bool:
+        try:
+            return bool(list_nodes(address=gcs(address)))
+        except (ConnectionError, RuntimeError):
+            return False
+
+    wait_for(answers, "Ray's state API (the dashboard) to answer", timeout=timeout, poll=1)
+
+
 def actor_state(actor_id: str, address: str | None = None):
     from ray.util.state import list_actors
 
@@ -207,6 +221,8 @@ def kill_driver(proc, grace_s: float = 20) -> None:
     """SIGKILL a ``tsweep`` driver started with ``start_new_session``; whatever of its descendants
     is left after a grace period (Ray's processes share a local driver's fate) is killed too, so
     that no orphaned trial writes into the store while the test goes on."""
+    if proc.poll() is not None:  # it ended on its own (and is reaped): nothing left to kill
+        return
     driver = psutil.Process(proc.pid)
     try:
         descendants = driver.children(recursive=True)
