@@ -80,6 +80,25 @@ def test_dashboard_binds_to_loopback_only(local_ray):
     assert {a.ip for a in listeners} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listeners
 
 
+@pytest.mark.xfail(strict=True, reason="the installed Ray binds GCS, raylet and agents to every interface whatever "
+                   "the node IP (ray-project/ray#59852 binds them to it); token auth guards them: README, Security")
+def test_every_ray_listener_binds_to_loopback_only(local_ray):
+    """Not the dashboard alone: GCS, raylet, object manager, agents and workers of the local
+    cluster init_ray started (this process's descendants) listen on 127.0.0.1 and nowhere else."""
+    procs = psutil.Process().children(recursive=True)
+    names, listeners = set(), []
+    for p in procs:
+        try:
+            found = [c.laddr for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+            if found:
+                names.add(p.name())
+                listeners += [(p.name(), a.ip, a.port) for a in found]
+        except psutil.Error:
+            continue
+    assert {"gcs_server", "raylet"} <= names, names
+    assert {ip for _, ip, _ in listeners} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listeners
+
+
 @pytest.mark.parametrize("name", ["..", ".", "../etc", "..%2f..", "a b", "~root", "$HOME", "x;rm", "-", ""])
 def test_sweep_names_cannot_escape_the_storage_root(name, tmp_path):
     from tsweep.api import resolve
