@@ -11,18 +11,18 @@ trial's working folder were how this failed before.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from faultkit import local_bucket
 from tsweep.core.layout import Files, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import load_sweep
 
-moto_server = pytest.importorskip("moto.server", reason="the test extra installs moto[server]")
+pytest.importorskip("moto.server", reason="the test extra installs moto[server]")
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 TIMEOUT_S = 600
@@ -34,19 +34,8 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def s3():
     """(storage URI, environment) of a fresh bucket on a local S3 server."""
-    import boto3
-
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
-    boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    try:
-        yield f"s3://{BUCKET}/tsweep?endpoint_override={host}:{port}&scheme=http&region=us-east-1", env
-    finally:
-        server.stop()
+    with local_bucket(BUCKET) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

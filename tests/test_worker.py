@@ -70,6 +70,17 @@ def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_pat
     want = {0} | pretrain_eval_steps(interval=sweep.eval.interval_steps, max_steps=pre.max_steps)
     assert sorted(r["step"] for r in ev if r["job_id"] == pre.job_id) == sorted(want)
 
+    # A p-checkpoint cut short (a pre-empted upload) sends its pre-training back to be rebuilt,
+    # and no fine-tune is released from it; the intact one still serves its fine-tunes.
+    from tsweep.orchestrator.run import jobs_to_run
+
+    lo, hi = min(pre.checkpoints), max(pre.checkpoints)
+    weights = Path(pre.p_checkpoint(lo), "model.safetensors")
+    os.truncate(weights, weights.stat().st_size // 2)
+    todo, available = jobs_to_run(graph, layout)
+    assert pre.job_id in {j.job_id for j in todo}
+    assert lo not in available.get(pre.job_id, set()) and hi in available.get(pre.job_id, set())
+
 
 def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining():
     assert eval_interval(kind="finetune", interval_steps=16, steps_per_epoch=100, per_epoch=2) == 16
@@ -225,3 +236,38 @@ def test_over_fitting_is_not_divergence(tmp_path):
     assert max(losses) > 1.5 * losses[0], losses  # it did climb past the old divergence line
     assert summary["status"] == "ok", summary["reason"]
     assert summary["best_eval_loss"] == pytest.approx(min(losses))
+
+
+@pytest.fixture(scope="module")
+def clean_scratch(sweep, tmp_path_factory):
+    """The first scratch job run undisturbed: its summary and its eval steps."""
+    root = tmp_path_factory.mktemp("clean")
+    summary = run_job(_job(sweep, "scratch", root), sweep, str(root))
+    return summary, Store(SweepLayout(str(root)).store_root).read_evals().column("step").to_pylist()
+
+
+@pytest.mark.parametrize("damage", ["newest", "both"])
+def test_corrupt_resume_state_falls_back_to_the_one_before_or_starts_over(sweep, tmp_path, damage, clean_scratch):
+    """A truncated newest resume state: the job resumes from the one before it. Both damaged
+    (one truncated, one emptied): it starts from step 0. Either way it ends with every eval row
+    once, as a clean run of the same job."""
+    clean, clean_steps = clean_scratch
+    job = _job(sweep, "scratch", tmp_path / "hurt")
+    assert job.max_steps >= 100
+    run_job(job, sweep, str(tmp_path / "hurt"), stop_after_steps=60)
+    tags = resume_tags(job.resume_dir)
+    assert len(tags) == 2, tags
+    states = [Path(job.resume_dir, t, "mp_rank_00_model_states.pt") for t in tags]
+    os.truncate(states[0], states[0].stat().st_size // 2)
+    if damage == "both":
+        os.truncate(states[1], 0)
+    assert resume_tags(job.resume_dir) == ([] if damage == "both" else tags[1:])
+
+    resumed = run_job(job, sweep, str(tmp_path / "hurt"))
+    assert resumed["status"] == "ok" and resumed["attempt"] == 1
+    assert resumed["best_eval_loss"] == pytest.approx(clean["best_eval_loss"], rel=2e-3)
+    store = Store(SweepLayout(str(tmp_path / "hurt")).store_root)
+    rows = store.read_evals().to_pylist()
+    first = min(r["step"] for r in rows if r["attempt"] == 1)
+    assert first == 0 if damage == "both" else 0 < first <= 60
+    assert sorted(r["step"] for r in rows) == sorted(clean_steps), "eval rows lost or duplicated"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -184,6 +185,8 @@ def cmd_report(args) -> int:
     from tsweep.analysis.plots import write_plots
     from tsweep.analysis.reporting import load_report, report_html, summary_markdown
 
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir, bootstrap=args.bootstrap)
     plots = write_plots(layout.sweep_dir, table, report)
@@ -198,6 +201,8 @@ def cmd_advise(args) -> int:
     from tsweep.analysis.advice import advice, format_advice
     from tsweep.analysis.reporting import load_report
 
+    if args.target_loss is not None and not (math.isfinite(args.target_loss) and args.target_loss > 0):
+        raise UsageError(f"--target-loss: must be a positive finite loss (nats per token), got {args.target_loss}")
     _, layout = api.resolve(args.sweep, args.storage)
     table, report = load_report(layout.sweep_dir)
     entries = advice(report, table, args.target_loss)

@@ -100,6 +100,13 @@ def _filesystem(endpoint: str) -> pafs.FileSystem:
     to make, and a process talks to one or two endpoints."""
     if endpoint == "local":
         return pafs.LocalFileSystem()
+    u = urlsplit(endpoint)
+    if u.scheme == "s3" and "allow_delayed_open" not in u.query:
+        # Open an upload only once its first part is full: a file smaller than a part (every store
+        # shard, lease and fit is) goes up in one PutObject instead of a three-request multipart
+        # upload (pyarrow's S3FileSystem option). It also keeps tsweep off the multipart path
+        # whose completion moto 5.2.1's server answers malformed (getmoto/moto#10055).
+        endpoint = urlunsplit((u.scheme, u.netloc, "", "&".join(filter(None, [u.query, "allow_delayed_open=true"])), ""))
     try:
         return pafs.FileSystem.from_uri(endpoint)[0]
     except (ValueError, OSError) as exc:

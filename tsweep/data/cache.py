@@ -254,10 +254,11 @@ def get_or_build(root: Path, key: str, build: Callable[[Path], dict], *,
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=home))
         try:
             meta = build(tmp)
-            digests = _seal(tmp, private())
+            is_private = private()
+            digests = _seal(tmp, is_private)
             (tmp / "meta.json").write_text(json.dumps({"key": key, **meta, "digests": digests}, indent=1,
                                                       sort_keys=True))
-            os.chmod(tmp / "meta.json", 0o600 if private else 0o644)
+            os.chmod(tmp / "meta.json", 0o600 if is_private else 0o644)
             os.rename(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -145,9 +145,9 @@ def private_token_file() -> None:
 def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
     """Join ``address`` or start a local cluster; returns the dashboard URL.
 
-    A local cluster binds every listener (GCS, raylet, object manager, agents, dashboard) to
-    127.0.0.1: Ray 2.60 binds its servers to the node IP, so the node IP is loopback. Its token
-    file is private (:func:`private_token_file`)."""
+    A local cluster's node IP and dashboard are 127.0.0.1 (the dashboard listens there only;
+    GCS, raylet and agents of the installed Ray still listen on every interface, guarded by
+    Ray's token: README, Security). Its token file is private (:func:`private_token_file`)."""
     import ray
 
     global _local_cluster

@@ -195,10 +195,20 @@ def scratch_dir(job) -> str:
     """A folder every rank of ``job`` sees, for state kept for a moment (a pre-training branch's
     snapshot): beside the job's checkpoints when they are on a local or shared disk, else under
     the node's temporary folder (multi-node jobs then need a shared disk for this)."""
-    local = local_path(job.job_dir)
-    path = f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
+    path = _scratch_path(job)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def _scratch_path(job) -> str:
+    local = local_path(job.job_dir)
+    return f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
+
+
+def clear_scratch(job) -> None:
+    """Remove the snapshot an earlier attempt of ``job`` left in this node's :func:`scratch_dir`
+    (a process killed mid-branch cannot remove its own); at a job's start none is in use."""
+    shutil.rmtree(_scratch_path(job), ignore_errors=True)
 
 
 def remove(path: str) -> None:

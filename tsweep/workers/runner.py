@@ -482,6 +482,8 @@ class JobRunner:
         """Train to the end and return the summary row; ``stop_after_steps`` checkpoints and
         returns ``{}`` there instead (tests use it to stand for a kill)."""
         step = self.state.step
+        if self.lead:
+            checkpoints.clear_scratch(self.job)
         if step == 0:
             self.evaluate(0)
             self.progress(0)
