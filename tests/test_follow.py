@@ -98,6 +98,27 @@ def test_an_unreachable_cluster_is_given_up_on_with_the_reattach_command():
     assert "stopped following" in err.getvalue().splitlines()[-1]
 
 
+def test_a_log_stream_that_never_opens_is_given_up_on_though_status_answers():
+    """The dashboard's HTTP answers but its websocket never delivers (a proxy that drops
+    upgrades): the follower gives up after give_up_s instead of retrying forever."""
+    class NoStream(ScriptedJobs):
+        async def tail_job_logs(self, job_id):
+            self.streams += 1
+            raise RuntimeError("WebSocket handshake failed")
+            yield  # an async generator, as the real one is
+
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    err = io.StringIO()
+    follower = fl.Follower(NoStream(_chunks()), "j", out=io.StringIO(), err=err, sleep=sleep, clock=lambda: now[0],
+                           give_up_s=100)
+    assert follower.run() == fl.EXIT_LOST
+    assert "stopped following" in err.getvalue().splitlines()[-1]
+
+
 def test_ctrl_c_detaches_and_says_how_to_reattach():
     class Interrupted(ScriptedJobs):
         async def tail_job_logs(self, job_id):

@@ -277,3 +277,15 @@ def test_a_sweep_folder_refuses_results_of_a_changed_sweep(tmp_path, capsys):
     assert code == 2 and "1 finished job(s) this sweep does not plan (changed: train.lr)" in err, err
     assert err.count("\n") == 1
     assert sorted(p.name for p in Path(layout.sweep_dir).rglob("*")) == before  # nothing written
+
+
+def test_a_hub_corpus_named_by_a_relative_local_folder_is_resolved_against_the_sweep_file(tmp_path):
+    """Trials run in working directories of their own: a local dataset folder named relative to the
+    sweep file must reach them as an absolute path (a hub name stays as it is)."""
+    (tmp_path / "data" / "mine").mkdir(parents=True)
+    d = copy.deepcopy(_base())
+    d["corpora"]["mine"] = {"kind": "hub", "name": "data/mine"}
+    d["corpora"]["remote"] = {"kind": "hub", "name": "org/some-dataset"}
+    sweep = parse_sweep(d, base_dir=str(tmp_path))
+    assert sweep.corpora["mine"].name == str(tmp_path / "data" / "mine")
+    assert sweep.corpora["remote"].name == "org/some-dataset"

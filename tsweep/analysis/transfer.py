@@ -589,7 +589,7 @@ def _dt_law(src: str, runs: list[RunTransfer], curves: Mapping[str, ScratchCurve
     m = 1.0 + p[:, 0] * f_star ** (p[:, 1] - 1.0) * n_star ** p[:, 2]
     # The multiplier is read inside the design; it needs the law's shape (its exponents) and its
     # own interval, not k, which is the law extrapolated to D_F = N = 1 (module docstring, step 4).
-    shape = [p for p in ("alpha", "beta") if not fit.identified(p)]
+    shape = [name for name in ("alpha", "beta") if not fit.identified(name)]
     reason = f"the D_T law's {' and '.join(shape)} not identified" if shape else None
     return fit, Estimate.from_samples(point, m, reason=reason), at, []
 

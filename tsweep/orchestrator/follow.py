@@ -107,14 +107,13 @@ class Follower:
         """Follow to the end; the exit code of the job's final status (module docstring)."""
         from ray.exceptions import AuthenticationError
 
-        backoff, lost_since = BACKOFF_S, None
+        backoff, lost_since, printed_then = BACKOFF_S, None, 0
         while True:
             try:
                 status = self._status()
-                lost_since = None
                 if status not in EXIT_CODES:
-                    if asyncio.run(self._stream()):
-                        backoff = BACKOFF_S
+                    if asyncio.run(self._stream()):  # status alone does not reset the give-up clock
+                        backoff, lost_since = BACKOFF_S, None
                     status = self._status()
                     if status not in EXIT_CODES:  # closed cleanly while the job runs on: open it again
                         self.sleep(STATUS_POLL_S)
@@ -128,7 +127,8 @@ class Follower:
                 if self.printed == 0 and self.reconnects == 0 and _is_missing(exc):
                     raise UsageError(f"no Ray job {self.job_id!r} on that cluster ({_first_line(exc)})") from None
                 now = self.clock()
-                lost_since = now if lost_since is None else lost_since
+                if lost_since is None or self.printed > printed_then:  # a stream that delivered is progress
+                    lost_since, printed_then = now, self.printed
                 if now - lost_since >= self.give_up_s:
                     print(f"tsweep: cannot reach the cluster for {now - lost_since:.0f} s ({_first_line(exc)}); "
                           f"stopped following, the job may still run", file=self.err, flush=True)

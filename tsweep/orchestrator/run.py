@@ -185,11 +185,6 @@ def check_capacity(jobs, total: dict[str, float]) -> None:
                 return
 
 
-def _label(config: dict | None, default: str) -> str:
-    """A trial's readable name: its job's label, the same name its actor carries."""
-    return job_label(config, default)
-
-
 def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
     """The analysis actor's name: the sweep's name plus a digest of its folder. The actor is
     looked up with ``get_if_exists``, so a name without the folder would hand a second driver on
@@ -263,7 +258,7 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
         tune_config=tune.TuneConfig(
             search_alg=searcher, num_samples=num_samples, reuse_actors=True,
             max_concurrent_trials=max_pending_trials(getattr(searcher, "waiting", [])),
-            trial_name_creator=lambda t: _label(t.config, t.trial_id),
+            trial_name_creator=lambda t: job_label(t.config, t.trial_id),
             trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
         ),
         run_config=tune.RunConfig(
@@ -346,7 +341,7 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         grid = tuner.fit()
         for r in grid:
             if r.error is not None:
-                result.failed.append(f"{_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
+                result.failed.append(f"{job_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
     result.report = final_refit(actor, layout, sweep)
     if sweep.trackers.any:

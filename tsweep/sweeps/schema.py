@@ -623,8 +623,9 @@ def _describe(err: dict) -> str:
 
 
 def _resolve_globs(data: dict, base_dir: str) -> dict:
-    """``data`` with every relative ``files`` glob made absolute against ``base_dir`` (a trial runs
-    in a working directory of its own, where a relative glob would match nothing)."""
+    """``data`` with every relative ``files`` glob, and every hub corpus named by a relative local
+    dataset folder, made absolute against ``base_dir`` (a trial runs in a working directory of its
+    own, where a relative path would match nothing)."""
     corpora = data.get("corpora")
     if not isinstance(corpora, dict):
         return data
@@ -634,6 +635,10 @@ def _resolve_globs(data: dict, base_dir: str) -> dict:
             paths = [os.path.normpath(os.path.join(base_dir, p)) if isinstance(p, str) and p and
                      not (os.path.isabs(p) or p.startswith("~") or "://" in p) else p for p in spec["paths"]]
             spec = {**spec, "paths": paths}
+        elif isinstance(spec, dict) and spec.get("kind", "hub") == "hub" and isinstance(spec.get("name"), str):
+            local = os.path.join(base_dir, os.path.expanduser(spec["name"]))
+            if not os.path.isabs(os.path.expanduser(spec["name"])) and os.path.isdir(local):
+                spec = {**spec, "name": os.path.normpath(local)}  # a local dataset folder, not a hub name
         out[name] = spec
     return {**data, "corpora": out}
 
@@ -685,16 +690,16 @@ def _inline_files(data: dict, base_dir: str) -> dict:
         ds = dict(ds)
         loaded = _read_json("deepspeed.config_file", ds.pop("config_file"), base_dir)
         inline = ds.get("config") if isinstance(ds.get("config"), dict) else {}
-        ds["config"] = _deep_merge(loaded, inline)
+        ds["config"] = deep_merge(loaded, inline)
         data = {**data, "deepspeed": ds}
     return data
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def deep_merge(base: dict, over: dict) -> dict:
     """``over`` merged into ``base``, mappings key by key (what DeepSpeed configs need)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 

@@ -22,7 +22,7 @@ from importlib import resources
 
 import torch
 
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps.schema import Sweep, deep_merge
 from tsweep.core.sizes import ModelSize
 
 
@@ -94,13 +94,6 @@ DEEPSPEED_CONFIGS = resources.files("tsweep.workers") / "deepspeed"
 _OWNED_ELSEWHERE = ("optimizer", "scheduler", "fp16")
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def clips_in_torch(sweep: Sweep) -> bool:
     """Whether tsweep clips gradients itself with torch's fused ``clip_grad_norm_``: with ZeRO 0
     in fp32, DeepSpeed would clip parameter by parameter plus an all-reduce of the norm (7% of
@@ -123,7 +116,7 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     for key in _OWNED_ELSEWHERE:
         base.pop(key, None)
     base = {**base, "steps_per_print": 10**12, "wall_clock_breakdown": False}  # quiet unless the user asks
-    base = _merge(base, ds.config)
+    base = deep_merge(base, ds.config)
     zero = {**base.get("zero_optimization", {}), "stage": ds.zero_stage}
     if not torch.cuda.is_available():
         zero.pop("overlap_comm", None)  # overlapping needs CUDA streams
