@@ -271,3 +271,25 @@ def test_corrupt_resume_state_falls_back_to_the_one_before_or_starts_over(sweep,
     first = min(r["step"] for r in rows if r["attempt"] == 1)
     assert first == 0 if damage == "both" else 0 < first <= 60
     assert sorted(r["step"] for r in rows) == sorted(clean_steps), "eval rows lost or duplicated"
+
+
+def test_staging_folders_of_dead_processes_are_cleared(tmp_path, monkeypatch):
+    """A process killed mid-transfer leaves its checkpoint staging folder in the node's TMPDIR;
+    the next job on the node removes it, and never a live process's."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from tsweep.workers import checkpoints
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = tmp_path / f"{checkpoints.STAGING_PREFIX}{dead.stdout.strip()}-abc"
+    (gone / "step40").mkdir(parents=True)
+    (gone / "step40" / "mp_rank_00_model_states.pt").write_bytes(b"half")
+    mine = checkpoints._staging_dir()
+    other = tmp_path / "unrelated"
+    other.mkdir()
+    checkpoints.clear_stale_staging()
+    assert not gone.exists() and os.path.isdir(mine) and other.exists()

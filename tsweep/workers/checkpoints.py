@@ -157,7 +157,7 @@ def reading_dir(src: str) -> Iterator[str]:
     if local:
         yield local
         return
-    tmp = tempfile.mkdtemp(prefix="tsweep-ckpt-")
+    tmp = _staging_dir()
     try:
         Files(src).download_dir(src, tmp)
         yield tmp
@@ -205,6 +205,31 @@ def _scratch_path(job) -> str:
     return f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
 
 
+STAGING_PREFIX = "tsweep-ckpt-"
+
+
+def _staging_dir() -> str:
+    """A fresh local folder for a checkpoint on its way to or from a remote store, named by this
+    process's id so that :func:`clear_stale_staging` can tell a dead process's leftover."""
+    return tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+
+
+def clear_stale_staging() -> None:
+    """Remove the staging folders that processes killed mid-transfer left in this node's
+    temporary folder (a process killed by SIGKILL or with its node's power cannot remove its own)."""
+    import psutil
+
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if name.startswith(STAGING_PREFIX) and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
 def clear_scratch(job) -> None:
     """Remove the snapshot an earlier attempt of ``job`` left in this node's :func:`scratch_dir`
     (a process killed mid-branch cannot remove its own); at a job's start none is in use."""
@@ -238,7 +263,7 @@ def save_resume(engine, resume: str, step: int, state: dict[str, Any], *, lead: 
     tag = f"step{step}"
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     local = local_path(resume)
-    staging = local or tempfile.mkdtemp(prefix="tsweep-ckpt-")
+    staging = local or _staging_dir()
     try:
         engine.save_checkpoint(staging, tag=tag, client_state={"tsweep_state": state}, save_latest=False)
         if world > 1:

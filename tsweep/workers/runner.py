@@ -484,6 +484,7 @@ class JobRunner:
         step = self.state.step
         if self.lead:
             checkpoints.clear_scratch(self.job)
+            checkpoints.clear_stale_staging()
         if step == 0:
             self.evaluate(0)
             self.progress(0)
