@@ -128,6 +128,6 @@ def test_vectorised_bootstrap_refits_match_lbfgs_resample_by_resample():
     w = fitter.resample_weights(logy.size, 20, 1)
     batch = fitter.bootstrap_thetas(law, theta0, logx, logy, w)
     for i in range(w.shape[0]):
-        th, f, _ = fitter._lbfgs(law, theta0, logx, logy, w[i], fitter.HUBER_DELTA)
+        th, f = fitter._lbfgs(law, theta0, logx, logy, w[i], fitter.HUBER_DELTA)
         fb = fitter.objective(law, batch[i], logx, logy, w[i])[0]
         assert fb <= f * (1 + 1e-6)

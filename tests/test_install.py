@@ -1,10 +1,13 @@
 """An honest install: the wheel, built offline from the repository's tracked files and installed
 into a fresh virtual environment, works on its own, from a folder outside the repository.
 
-The environment takes its dependencies from this one (``--system-site-packages``; there is no
-index to install them from) but not tsweep: this environment may hold an editable install of a
-checkout, and PYTHONPATH may point at one, so the test strips PYTHONPATH and checks that the
-``tsweep`` imported in the environment is the wheel's copy. Then the shipped sweeps, DeepSpeed
+The environment takes its dependencies from this one (there is no index to install them from):
+a ``.pth`` file in the new venv names this environment's own site-packages folders, whether this
+is a venv or a system interpreter. (``--system-site-packages`` would not do: from inside a venv
+it exposes the *base* interpreter's packages, not the venv's.) Plain folder lines in a ``.pth``
+file are not processed as site folders, so this environment's editable install of a checkout is
+not seen; PYTHONPATH is stripped too, and the test checks that the ``tsweep`` imported in the
+environment is the wheel's copy. Then the shipped sweeps, DeepSpeed
 configs and Grafana dashboard must be found as package data, and ``tsweep plan demo`` (a
 shipped sweep by name) and ``tsweep grafana`` must work from the console script.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +39,16 @@ def _run(argv, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
+def _dependency_dirs() -> list[str]:
+    """This environment's own site-packages folders (and the user's, where this interpreter
+    reads it): where tsweep's dependencies are installed, venv or not."""
+    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    user = site.getusersitepackages()
+    if site.ENABLE_USER_SITE and os.path.isdir(user):
+        dirs.append(user)
+    return dirs
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> dict:
     """The wheel built from a copy of the tracked files (the build writes nothing into the
@@ -51,9 +65,11 @@ def venv(tmp_path_factory) -> dict:
             (src / rel).write_bytes((REPO / rel).read_bytes())
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, src], tmp, env)
     (wheel,) = wheels.glob("tsweep-*.whl")
-    # No pip of its own: the base environment's pip, run by the venv's python, installs into the venv.
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", env_dir], tmp, env)
+    # No pip of its own: this environment's pip, run by the venv's python, installs into the venv.
+    _run([sys.executable, "-m", "venv", "--without-pip", env_dir], tmp, env)
     python = env_dir / "bin" / "python"
+    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).stdout
+    Path(purelib.strip(), "_tsweep_test_dependencies.pth").write_text("".join(f"{d}\n" for d in _dependency_dirs()))
     _run([python, "-m", "pip", "install", "--no-deps", "-q", wheel], tmp, env)
     return {"python": python, "tsweep": env_dir / "bin" / "tsweep", "dir": env_dir, "cwd": outside, "env": env,
             "wheel": wheel}

@@ -20,6 +20,9 @@ from functools import lru_cache
 from threadpoolctl import ThreadpoolController
 
 _LOCK = threading.RLock()
+# BLAS threads inside a fit (see above). A module constant so that a test can run the same fits
+# under another thread count: their convergence verdicts must not depend on it.
+BLAS_THREADS = 1
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +41,7 @@ class single_threaded_blas(ContextDecorator):  # noqa: N801 - used like a functi
         cls = type(self)
         with _LOCK:
             if cls._depth == 0:
-                cls._limiter = _controller().limit(limits=1, user_api="blas")
+                cls._limiter = _controller().limit(limits=BLAS_THREADS, user_api="blas")
             cls._depth += 1
         return self
 
