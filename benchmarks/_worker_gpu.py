@@ -36,8 +36,10 @@ PACK_SWEEP = {
     "name": "bench-pack",
     "target": "synth",
     "sources": ["scratch", "src"],
-    "corpora": {"synth": {"kind": "synthetic", "distance": 0.0, "seed": 0, "documents": 400},
-                "src": {"kind": "synthetic", "distance": 0.3, "seed": 0, "documents": 12000}},
+    "corpora": {
+        "synth": {"kind": "synthetic", "distance": 0.0, "seed": 0, "documents": 400},
+        "src": {"kind": "synthetic", "distance": 0.3, "seed": 0, "documents": 12000},
+    },
     "model_sizes": [PACK_SIZE],
     "finetune_tokens": [16_000],
     "pretrain": {"tokens": 2_000_000},
@@ -58,16 +60,23 @@ def mfu(*, smoke: bool = False) -> dict:
     """Tokens/s and MFU of the worker's bf16 training step on the largest rung."""
     import torch
 
+    from tsweep.core.sizes import get_size
     from tsweep.sweeps.schema import parse_sweep
     from tsweep.workers.engine import build_engine, build_model
     from tsweep.workers.schedule import WSD
-    from tsweep.core.sizes import get_size
 
     size = get_size("pico" if smoke else MFU_SIZE)
     seq, batch, steps, warm = (32, 4, 3, 1) if smoke else (MFU_SEQ, MFU_BATCH, MFU_STEPS, MFU_WARMUP)
-    sweep = parse_sweep({**PACK_SWEEP, "name": "bench-mfu", "model_sizes": [size.name],
-                         "train": {"seq_len": seq, "batch_size": batch},
-                         "deepspeed": {"precision": "bf16"}, "resources": {}})
+    sweep = parse_sweep(
+        {
+            **PACK_SWEEP,
+            "name": "bench-mfu",
+            "model_sizes": [size.name],
+            "train": {"seq_len": seq, "batch_size": batch},
+            "deepspeed": {"precision": "bf16"},
+            "resources": {},
+        }
+    )
     vocab = 264
     engine = build_engine(build_model(size, vocab, seq, seed=0), sweep, lr=1e-4, schedule=WSD(warmup=0))
     dev = engine.device
@@ -89,8 +98,14 @@ def mfu(*, smoke: bool = False) -> dict:
         torch.cuda.empty_cache()
     peak = peak_flops(name)
     achieved = tps * size.flops_per_token(seq)
-    return {"size": size.name, "n_params": size.n_params, "device": name, "tokens_per_s": tps,
-            "tflops": achieved / 1e12, "mfu": achieved / peak if peak else float("nan")}
+    return {
+        "size": size.name,
+        "n_params": size.n_params,
+        "device": name,
+        "tokens_per_s": tps,
+        "tflops": achieved / 1e12,
+        "mfu": achieved / peak if peak else float("nan"),
+    }
 
 
 def _packed_worker(sweep_dict: dict, barrier, out) -> None:
@@ -135,10 +150,10 @@ def _run_together(sweep_dict: dict, k: int) -> float:
 
 def packing(*, smoke: bool = False, k: int | None = None) -> dict:
     """Aggregate tokens/s of k packed tiny jobs on one device over one such job alone."""
+    from tsweep.core.sizes import get_size
+    from tsweep.data import SweepData
     from tsweep.orchestrator.plan import gpu_share
     from tsweep.sweeps.schema import parse_sweep
-    from tsweep.data import SweepData
-    from tsweep.core.sizes import get_size
 
     sweep = dict(PACK_SWEEP)
     if smoke:
@@ -149,5 +164,10 @@ def packing(*, smoke: bool = False, k: int | None = None) -> dict:
     SweepData(parse_sweep(sweep)).check()  # build the data cache outside the timings
     alone = _run_together(sweep, 1)
     packed = _run_together(sweep, k)
-    return {"size": PACK_SIZE, "jobs": k, "alone_tokens_per_s": alone, "packed_tokens_per_s": packed,
-            "ratio": packed / alone}
+    return {
+        "size": PACK_SIZE,
+        "jobs": k,
+        "alone_tokens_per_s": alone,
+        "packed_tokens_per_s": packed,
+        "ratio": packed / alone,
+    }

@@ -28,20 +28,26 @@ import sys
 import tempfile
 import time
 
-
 import torch
 
-from tsweep.sweeps.schema import parse_sweep
 from tsweep.data import SweepData, cache
 from tsweep.data.synthetic import generate
+from tsweep.sweeps.schema import parse_sweep
 
 SEQ, BATCH, BUDGET = 64, 16, 1_000_000
-SWEEP = parse_sweep(dict(
-    name="bench", target="python", sources=["scratch", "prose", "prose+c"],
-    corpora={"prose+c": {"kind": "mixture", "weights": {"prose": 0.5, "c": 0.5}}},
-    model_sizes=["nano"], finetune_tokens=[16_000, BUDGET], pretrain={"tokens": 1_000_000},
-    eval={"tokens": 32_000}, train={"seq_len": SEQ, "batch_size": BATCH},
-))
+SWEEP = parse_sweep(
+    dict(
+        name="bench",
+        target="python",
+        sources=["scratch", "prose", "prose+c"],
+        corpora={"prose+c": {"kind": "mixture", "weights": {"prose": 0.5, "c": 0.5}}},
+        model_sizes=["nano"],
+        finetune_tokens=[16_000, BUDGET],
+        pretrain={"tokens": 1_000_000},
+        eval={"tokens": 32_000},
+        train={"seq_len": SEQ, "batch_size": BATCH},
+    )
+)
 
 
 def _forget_open_entries() -> None:
@@ -85,8 +91,10 @@ def warm(root: str, repeats: int = 7) -> list[tuple[str, float]]:
         t = time.perf_counter()
         SweepData(SWEEP, cache_dir=root).check()
         plan.append(time.perf_counter() - t)
-    return [("job: SweepData + eval_tokens + train_tokens(1M)", statistics.median(job)),
-            ("plan: SweepData.check() (4 corpora)", statistics.median(plan))]
+    return [
+        ("job: SweepData + eval_tokens + train_tokens(1M)", statistics.median(job)),
+        ("plan: SweepData.check() (4 corpora)", statistics.median(plan)),
+    ]
 
 
 def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
@@ -104,8 +112,15 @@ def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
     tokens = sd.train_tokens("python", BUDGET).tokens
     stream = BatchStream(tokens, seq_len=SEQ, batch_size=BATCH, seed=0)
     setup = time.perf_counter() - t
-    cfg = GPT2Config(vocab_size=sd.vocab_size, n_positions=SEQ, n_embd=64, n_layer=2, n_head=4,
-                     bos_token_id=sd.separator_id, eos_token_id=sd.separator_id)
+    cfg = GPT2Config(
+        vocab_size=sd.vocab_size,
+        n_positions=SEQ,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=sd.separator_id,
+        eos_token_id=sd.separator_id,
+    )
     model = GPT2LMHeadModel(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     fetch, step = [], []
@@ -123,8 +138,13 @@ def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
             step.append(t2 - t1)
     steps_per_epoch = -(-BUDGET // (SEQ * BATCH))
     f, st = statistics.median(fetch), statistics.median(step)
-    return {"fetch": f, "step": st, "setup": setup, "steps_per_epoch": steps_per_epoch,
-            "fraction": (f + setup / steps_per_epoch) / st}
+    return {
+        "fetch": f,
+        "step": st,
+        "setup": setup,
+        "steps_per_epoch": steps_per_epoch,
+        "fraction": (f + setup / steps_per_epoch) / st,
+    }
 
 
 def main() -> None:
@@ -138,7 +158,9 @@ def main() -> None:
         dw = data_wait(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"data pipeline benchmark (byte tokens, {torch.get_num_threads()} torch threads, Python {sys.version.split()[0]})")
+    print(
+        f"data pipeline benchmark (byte tokens, {torch.get_num_threads()} torch threads, Python {sys.version.split()[0]})"
+    )
     print()
     print("cold (fresh cache); MB/s: text read for tokenize+pack and generation, tokens written for splits")
     print(f"{'cold stage':<36} {'tokens':>11} {'seconds':>8} {'Mtok/s':>8} {'MB/s':>8}")
@@ -146,8 +168,10 @@ def main() -> None:
         print(f"{stage:<36} {n:>11,} {dt:>8.3f} {n / dt / 1e6:>8.2f} {mb / dt:>8.2f}")
     total_tok = sum(r[1] for r in rows[:3])
     total_dt = sum(r[2] for r in rows[:3])
-    print(f"{'tokenize+pack, all stdlib corpora':<36} {total_tok:>11,} {total_dt:>8.3f} {total_tok / total_dt / 1e6:>8.2f} "
-          f"{sum(r[3] for r in rows[:3]) / total_dt:>8.2f}")
+    print(
+        f"{'tokenize+pack, all stdlib corpora':<36} {total_tok:>11,} {total_dt:>8.3f} {total_tok / total_dt / 1e6:>8.2f} "
+        f"{sum(r[3] for r in rows[:3]) / total_dt:>8.2f}"
+    )
     print()
     print(f"{'warm cache (median of 7)':<52} {'ms':>8}")
     for label, dt in warm_rows:
@@ -155,10 +179,14 @@ def main() -> None:
     job_dt = warm_rows[0][1]
     print(f"{'  = effective warm throughput (tokens served / s)':<52} {(BUDGET + 32_000) / job_dt / 1e6:>7.0f}M")
     print()
-    print(f"data wait vs training step (batch {BATCH} x seq {SEQ}, GPT-2 2 layers x 64, medians of 200 interleaved steps)")
+    print(
+        f"data wait vs training step (batch {BATCH} x seq {SEQ}, GPT-2 2 layers x 64, medians of 200 interleaved steps)"
+    )
     print(f"{'batch fetch (BatchStream.batch)':<52} {dw['fetch'] * 1e3:>8.3f} ms")
     print(f"{'job set-up (open cache, cut 1M tokens into sequences)':<52} {dw['setup'] * 1e3:>8.1f} ms")
-    print(f"{'  per step over one epoch of ' + str(dw['steps_per_epoch']) + ' steps':<52} {dw['setup'] / dw['steps_per_epoch'] * 1e3:>8.3f} ms")
+    print(
+        f"{'  per step over one epoch of ' + str(dw['steps_per_epoch']) + ' steps':<52} {dw['setup'] / dw['steps_per_epoch'] * 1e3:>8.3f} ms"
+    )
     print(f"{'forward + backward + AdamW step':<52} {dw['step'] * 1e3:>8.3f} ms")
     print(f"{'data wait / step':<52} {dw['fraction'] * 100:>7.2f} %")
     print(f"data_wait_fraction {dw['fraction']:.4f}")

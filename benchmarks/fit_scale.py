@@ -46,8 +46,12 @@ def run(path: str) -> dict:
     """Wall seconds and peak MiB of one `tsweep fit` in a child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "tsweep", "fit", "--law", "chinchilla", "--data", path,
-                          "--bootstrap", "100", "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tsweep", "fit", "--law", "chinchilla", "--data", path, "--bootstrap", "100", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024  # KiB on Linux
     return {"wall": wall, "peak_mib": peak, "fit": json.loads(out.stdout)}
@@ -63,10 +67,14 @@ def main() -> None:
     print(f"{'rows':>8} {'seconds':>8} {'peak MiB':>9}  E [95% CI]")
     for n, r in rows:
         e = r["fit"]["params"]["E"]
-        print(f"{n:>8,} {r['wall']:>8.1f} {r['peak_mib']:>9.0f}  {e['value']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]")
+        print(
+            f"{n:>8,} {r['wall']:>8.1f} {r['peak_mib']:>9.0f}  {e['value']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
+        )
     big = rows[-1][1]
-    print(f"100k rows against the budget: {big['wall']:.1f} s of {BUDGET_S:.0f} s, {big['peak_mib']:.0f} MiB of "
-          f"{BUDGET_MIB:.0f} MiB; time grows {big['wall'] / rows[0][1]['wall']:.1f}x for 10x the rows")
+    print(
+        f"100k rows against the budget: {big['wall']:.1f} s of {BUDGET_S:.0f} s, {big['peak_mib']:.0f} MiB of "
+        f"{BUDGET_MIB:.0f} MiB; time grows {big['wall'] / rows[0][1]['wall']:.1f}x for 10x the rows"
+    )
     print(f"fit_scale_time_ratio {big['wall'] / BUDGET_S:.3f}")
     print(f"fit_scale_memory_ratio {big['peak_mib'] / BUDGET_MIB:.3f}")
 

@@ -46,15 +46,18 @@ def start_bucket() -> tuple[subprocess.Popen, str]:
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
     deadline = time.monotonic() + 60
     while True:
         try:
             client.create_bucket(Bucket=BUCKET)
             break
-        except Exception:  # noqa: BLE001 - the server is still starting
+        except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise RuntimeError("moto's S3 server did not start") from None
@@ -103,12 +106,16 @@ def main(rounds: int = ROUNDS, warmup: bool = True) -> dict:
         server.wait()
 
     med = {k: statistics.median(v) for k, v in walls.items()}
-    print(f"tiny sweep ({len(expand(sweep).jobs)} jobs), local Ray cluster of {CPUS} CPUs, {rounds} round(s), medians\n")
+    print(
+        f"tiny sweep ({len(expand(sweep).jobs)} jobs), local Ray cluster of {CPUS} CPUs, {rounds} round(s), medians\n"
+    )
     print(f"{'storage':10} {'wall (s)':>9}   all rounds")
     for side in ("local", "bucket"):
         print(f"{side:10} {med[side]:>9.1f}   {', '.join(f'{w:.1f}' for w in walls[side])}")
-    print(f"\nload average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(well above the core count, other work is in the figures)")
+    print(
+        f"\nload average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        f"(well above the core count, other work is in the figures)"
+    )
     ratio = med["bucket"] / med["local"]
     print(f"object_store_walltime_ratio {ratio:.3f}")
     return {"ratio": ratio, "walls": walls}

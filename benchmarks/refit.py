@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-
 from tsweep.analysis import fitter
 from tsweep.analysis.laws import get_law
 from tsweep.analysis.synthetic import BARNETT_TRUTH, SCRATCH_TRUTH
@@ -103,18 +102,26 @@ def bench_report() -> tuple[float, float]:
 def main() -> None:
     results = {name: bench(name) for name in ("chinchilla", "barnett")}
     report_cold, report_warm = bench_report()
-    print(f"Incremental refit after one new run (medians: cold x{COLD_REPEATS}, warm x{WARM_REPEATS}; "
-          f"{NOISE:.0%} loss noise)")
-    head = f"{'law':<11} {'runs':>5} {'cold s':>8} {'warm s':>8} {'warm/cold':>10} {'warm-cold loss':>15} " \
-           f"{'1000 boot s':>12}"
+    print(
+        f"Incremental refit after one new run (medians: cold x{COLD_REPEATS}, warm x{WARM_REPEATS}; "
+        f"{NOISE:.0%} loss noise)"
+    )
+    head = (
+        f"{'law':<11} {'runs':>5} {'cold s':>8} {'warm s':>8} {'warm/cold':>10} {'warm-cold loss':>15} "
+        f"{'1000 boot s':>12}"
+    )
     print(head)
     print("-" * len(head))
     for name, r in results.items():
-        print(f"{name:<11} {int(r['n']):>5} {r['cold']:>8.3f} {r['warm']:>8.4f} {r['warm'] / r['cold']:>10.3f} "
-              f"{r['worst_rel_gap']:>+15.1e} {r['boot']:>12.2f}")
+        print(
+            f"{name:<11} {int(r['n']):>5} {r['cold']:>8.3f} {r['warm']:>8.4f} {r['warm'] / r['cold']:>10.3f} "
+            f"{r['worst_rel_gap']:>+15.1e} {r['boot']:>12.2f}"
+        )
     print("warm-cold loss: worst relative objective difference (<= 0: warm as good as cold)")
-    print(f"transfer report, 192-job synthetic sweep, 200 resamples: cold {report_cold:.2f} s, "
-          f"warm {report_warm:.2f} s (the analysis actor's refit; bootstraps dominate)")
+    print(
+        f"transfer report, 192-job synthetic sweep, 200 resamples: cold {report_cold:.2f} s, "
+        f"warm {report_warm:.2f} s (the analysis actor's refit; bootstraps dominate)"
+    )
     c = results["chinchilla"]
     print(f"refit_warm_over_cold {c['warm'] / c['cold']:.4f}")
 

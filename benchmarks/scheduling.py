@@ -101,8 +101,7 @@ def lower_bound(jobs: list[Job], dur: dict[str, float], slots: int) -> float:
     return max(_bounds(jobs, dur, slots))
 
 
-def simulate(jobs: list[Job], dur: dict[str, float], slots: int,
-             available: dict[str, set[int]] | None = None) -> float:
+def simulate(jobs: list[Job], dur: dict[str, float], slots: int, available: dict[str, set[int]] | None = None) -> float:
     """Makespan of the DependencySearcher's rule with zero overhead: whenever a slot is free, the
     first job in plan order whose checkpoint exists starts."""
     waiting = list(jobs)
@@ -146,8 +145,16 @@ def standin(config: dict, *, seconds: dict[str, float], sweep_dir: str) -> None:
     dur = seconds[job["job_id"]]
 
     def report(saved: int, done: bool = False, **extra) -> None:
-        progress = Progress(job_id=job["job_id"], label=job["job_id"], kind=job["kind"], step=saved,
-                            tokens_seen=saved, best_eval_loss=5.0, saved_p=saved, done=done)
+        progress = Progress(
+            job_id=job["job_id"],
+            label=job["job_id"],
+            kind=job["kind"],
+            step=saved,
+            tokens_seen=saved,
+            best_eval_loss=5.0,
+            saved_p=saved,
+            done=done,
+        )
         tune.report({**progress.to_metrics(), "t_start": t0, **extra})
 
     report(0)
@@ -171,8 +178,10 @@ def _pickle_by_value() -> None:
 
 
 def _load_line(load0: float) -> str:
-    return (f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-            f"(well above the core count, other work is in the figures)")
+    return (
+        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        f"(well above the core count, other work is in the figures)"
+    )
 
 
 def stub_analysis_actor():
@@ -190,8 +199,9 @@ def stub_analysis_actor():
     return _StubAnalysis.remote()
 
 
-def tune_run(jobs: list[Job], seconds: dict[str, float], storage: str, name: str,
-             available: dict[str, set[int]] | None = None) -> dict:
+def tune_run(
+    jobs: list[Job], seconds: dict[str, float], storage: str, name: str, available: dict[str, set[int]] | None = None
+) -> dict:
     """One Tune run of ``jobs`` through run_sweep's set-up; wall time of ``fit`` and the trials' spans."""
     from ray import tune
 
@@ -200,10 +210,19 @@ def tune_run(jobs: list[Job], seconds: dict[str, float], storage: str, name: str
     from tsweep.orchestrator.scheduler import DependencySearcher
 
     searcher = DependencySearcher(jobs, available)
-    callbacks = [LiveProgress(name, jobs, os.path.join(storage, "latest.json"), live=False),
-                 AnalysisFeed(stub_analysis_actor())]
-    tuner = sweep_tuner(tune.with_parameters(standin, seconds=seconds, sweep_dir=storage), searcher,
-                        num_samples=len(jobs), name=name, storage_path=storage, max_failures=0, callbacks=callbacks)
+    callbacks = [
+        LiveProgress(name, jobs, os.path.join(storage, "latest.json"), live=False),
+        AnalysisFeed(stub_analysis_actor()),
+    ]
+    tuner = sweep_tuner(
+        tune.with_parameters(standin, seconds=seconds, sweep_dir=storage),
+        searcher,
+        num_samples=len(jobs),
+        name=name,
+        storage_path=storage,
+        max_failures=0,
+        callbacks=callbacks,
+    )
     t0 = time.time()
     grid = tuner.fit()
     wall = time.time() - t0
@@ -235,8 +254,13 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     _pickle_by_value()
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=slots, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 namespace="tsweep-bench")
+        ray.init(
+            num_cpus=slots,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            namespace="tsweep-bench",
+        )
     try:
         with tempfile.TemporaryDirectory(prefix="tsweep-sched-") as tmp:
             ts = tune_run(jobs, dur, os.path.join(tmp, "tsweep"), "tsweep")
@@ -260,11 +284,15 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     kinds = {k: sum(j.kind == k for j in jobs) for k in ("pretrain", "finetune", "scratch")}
     ds = sorted(dur.values())
 
-    print(f"graph: {len(jobs)} jobs ({kinds['pretrain']} pretrain, {kinds['finetune']} finetune, "
-          f"{kinds['scratch']} scratch) on {slots} slots; job seconds min {ds[0]:.3f} median "
-          f"{ds[len(ds) // 2]:.2f} max {ds[-1]:.1f}")
-    print(f"lower bound {lb:.1f} s = max(critical path {cp:.1f} s, work/slots {work:.1f} s); "
-          f"Tune pending trials {pending}\n")
+    print(
+        f"graph: {len(jobs)} jobs ({kinds['pretrain']} pretrain, {kinds['finetune']} finetune, "
+        f"{kinds['scratch']} scratch) on {slots} slots; job seconds min {ds[0]:.3f} median "
+        f"{ds[len(ds) // 2]:.2f} max {ds[-1]:.1f}"
+    )
+    print(
+        f"lower bound {lb:.1f} s = max(critical path {cp:.1f} s, work/slots {work:.1f} s); "
+        f"Tune pending trials {pending}\n"
+    )
     print(f"{'plan':34} {'makespan s':>11} {'/ lower bound':>14}")
     rows = [
         ("lower bound", lb),
@@ -272,7 +300,10 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
         ("zero-overhead sim, two-phase", sim_naive),
         ("tsweep (Tune, one run)", ts["wall"]),
         ("  fit() start -> first trial start", first_start),
-        (f"  first trial start -> {min(slots, len(starts))} running", starts[min(slots, len(starts)) - 1] - first_start),
+        (
+            f"  first trial start -> {min(slots, len(starts))} running",
+            starts[min(slots, len(starts)) - 1] - first_start,
+        ),
         ("  first trial start -> last end", last_end - first_start),
         ("  last trial end -> fit() returns", ts["wall"] - last_end),
         ("naive two-phase (Tune, two runs)", naive_wall),
@@ -281,15 +312,23 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
     ]
     for label, v in rows:
         print(f"{label:34} {v:>11.1f} {v / lb:>14.3f}")
-    print(f"\nslot utilisation (tsweep): {busy / (slots * ts['wall']):.1%}; "
-          f"Tune cost per trial (makespan over the zero-overhead sim, spread over slots): "
-          f"{(ts['wall'] - sim_tsweep) * slots / len(jobs):.3f} slot-s")
+    print(
+        f"\nslot utilisation (tsweep): {busy / (slots * ts['wall']):.1%}; "
+        f"Tune cost per trial (makespan over the zero-overhead sim, spread over slots): "
+        f"{(ts['wall'] - sim_tsweep) * slots / len(jobs):.3f} slot-s"
+    )
     print(f"naive two-phase / tsweep: {naive_wall / ts['wall']:.3f}   goal for tsweep / lower bound: <= {GOAL}")
     print(_load_line(load0))
     ratio = ts["wall"] / lb
     print(f"scheduling_makespan_ratio {ratio:.3f}")
-    return {"ratio": ratio, "tsweep_s": ts["wall"], "naive_s": naive_wall, "lower_bound_s": lb,
-            "sim_tsweep_s": sim_tsweep, "sim_naive_s": sim_naive}
+    return {
+        "ratio": ratio,
+        "tsweep_s": ts["wall"],
+        "naive_s": naive_wall,
+        "lower_bound_s": lb,
+        "sim_tsweep_s": sim_tsweep,
+        "sim_naive_s": sim_naive,
+    }
 
 
 if __name__ == "__main__":

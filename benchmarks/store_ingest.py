@@ -27,7 +27,6 @@ import statistics
 import tempfile
 import time
 
-
 from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, Store
 from tsweep.sweeps.schema import TrainSettings
 
@@ -41,14 +40,33 @@ TOKENS_PER_STEP = 16 * 64
 
 
 def _rows(job_id: str, kind: str, first_eval: int, n: int) -> list[dict]:
-    key = dict(schema_version=SCHEMA_VERSION, sweep="bench-store", job_id=job_id, kind=kind, source="prose",
-               target="python", size="micro", n_params=56640, data_tokens=1_000_000, pretrain_tokens=250_000,
-               attempt=0)
+    key = dict(
+        schema_version=SCHEMA_VERSION,
+        sweep="bench-store",
+        job_id=job_id,
+        kind=kind,
+        source="prose",
+        target="python",
+        size="micro",
+        n_params=56640,
+        data_tokens=1_000_000,
+        pretrain_tokens=250_000,
+        attempt=0,
+    )
     out = []
     for e in range(first_eval, first_eval + n):
         step = e * EVAL_INTERVAL
-        out.append({**key, "step": step, "tokens_seen": step * TOKENS_PER_STEP, "epoch": step / 1000,
-                    "train_loss": 3.0 - 0.001 * e, "eval_loss": 3.1 - 0.001 * e, "wall_time_s": 0.5 * e})
+        out.append(
+            {
+                **key,
+                "step": step,
+                "tokens_seen": step * TOKENS_PER_STEP,
+                "epoch": step / 1000,
+                "train_loss": 3.0 - 0.001 * e,
+                "eval_loss": 3.1 - 0.001 * e,
+                "wall_time_s": 0.5 * e,
+            }
+        )
     return out
 
 
@@ -56,8 +74,10 @@ def _writer(root: str, wid: int, shards: int, jobs: int, go, out) -> None:
     store = Store(root)
     ids = [f"w{wid}-job{j:03d}" for j in range(jobs)]
     kinds = ["finetune", "finetune", "scratch", "pretrain"]
-    batches = [(_rows(ids[i % jobs], kinds[i % len(kinds)], (i // jobs) * ROWS_PER_SHARD, ROWS_PER_SHARD))
-               for i in range(shards)]
+    batches = [
+        (_rows(ids[i % jobs], kinds[i % len(kinds)], (i // jobs) * ROWS_PER_SHARD, ROWS_PER_SHARD))
+        for i in range(shards)
+    ]
     go.wait()
     t0 = time.perf_counter()
     for i, rows in enumerate(batches):
@@ -83,7 +103,7 @@ def _reader(root: str, go, stop, out) -> None:
                 time.sleep(0.01)
                 continue
             lat["read_evals"].append(time.perf_counter() - t)
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             fails["read_evals"] += 1
             errors.append(f"read_evals: {type(exc).__name__}: {exc}"[:200])
         t = time.perf_counter()
@@ -93,11 +113,18 @@ def _reader(root: str, go, stop, out) -> None:
             lat["dataset"].append(time.perf_counter() - t)
         except FileNotFoundError:
             pass  # no shard written yet
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             fails["dataset"] += 1
             errors.append(f"dataset: {type(exc).__name__}: {exc}"[:200])
-    out.put({"lat": lat, "fails": fails, "errors": errors[:3], "rows_last_seen": rows,
-             "quarantined": len(store.quarantined())})
+    out.put(
+        {
+            "lat": lat,
+            "fails": fails,
+            "errors": errors[:3],
+            "rows_last_seen": rows,
+            "quarantined": len(store.quarantined()),
+        }
+    )
 
 
 def phase(with_reader: bool, writers: int, shards: int, jobs: int) -> dict:
@@ -125,8 +152,9 @@ def phase(with_reader: bool, writers: int, shards: int, jobs: int) -> dict:
     return {"rows": rows, "seconds": span, "rows_per_s": rows / span, "reader": rstats}
 
 
-def main(shards: int = SHARDS_PER_WRITER, rounds: int = ROUNDS, writers: int = WRITERS,
-         jobs: int = JOBS_PER_WRITER) -> dict:
+def main(
+    shards: int = SHARDS_PER_WRITER, rounds: int = ROUNDS, writers: int = WRITERS, jobs: int = JOBS_PER_WRITER
+) -> dict:
     load0 = os.getloadavg()[0]
     alone, shared, readers = [], [], []
     for r in range(rounds):
@@ -141,8 +169,10 @@ def main(shards: int = SHARDS_PER_WRITER, rounds: int = ROUNDS, writers: int = W
     lat_ds = [x for rd in readers for x in rd["lat"]["dataset"]]
     fails = {k: sum(rd["fails"][k] for rd in readers) for k in ("read_evals", "dataset")}
     quarantined = sum(rd["quarantined"] for rd in readers)
-    print(f"{writers} writer processes x {shards} shards of {ROWS_PER_SHARD} rows ({jobs} jobs each); "
-          f"{rounds} rounds, medians\n")
+    print(
+        f"{writers} writer processes x {shards} shards of {ROWS_PER_SHARD} rows ({jobs} jobs each); "
+        f"{rounds} rounds, medians\n"
+    )
     print(f"{'measure':40} {'value':>12}")
     print(f"{'ingest rows/s, no reader':40} {a:>12,.0f}")
     print(f"{'ingest rows/s, reader running':40} {s:>12,.0f}")
@@ -156,8 +186,10 @@ def main(shards: int = SHARDS_PER_WRITER, rounds: int = ROUNDS, writers: int = W
     for rd in readers:
         for e in rd["errors"]:
             print(f"  e.g. {e}")
-    print(f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(well above the core count, other work is in the figures)")
+    print(
+        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        f"(well above the core count, other work is in the figures)"
+    )
     print(f"store_ingest_rows_per_s {s:.1f}")
     return {"rows_per_s": s, "rows_per_s_alone": a, "read_failures": fails, "quarantined": quarantined}
 

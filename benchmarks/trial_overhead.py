@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduling import stub_analysis_actor  # noqa: E402  (the same stand-in for the analysis actor)
+from scheduling import stub_analysis_actor
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 GOAL = 1.3
@@ -58,18 +59,28 @@ def tsweep_trainable(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
 def _sweep(n: int):
     from tsweep.sweeps.schema import parse_sweep
 
-    return parse_sweep({
-        "name": "bench-trial-overhead", "target": "python", "sources": ["scratch", "prose"],
-        "model_sizes": ["nano"], "finetune_tokens": [8000], "scratch_tokens": [1000 * (i + 1) for i in range(n)],
-        "pretrain": {"tokens": "100k"}, "resources": {"cpus": 1},
-    })
+    return parse_sweep(
+        {
+            "name": "bench-trial-overhead",
+            "target": "python",
+            "sources": ["scratch", "prose"],
+            "model_sizes": ["nano"],
+            "finetune_tokens": [8000],
+            "scratch_tokens": [1000 * (i + 1) for i in range(n)],
+            "pretrain": {"tokens": "100k"},
+            "resources": {"cpus": 1},
+        }
+    )
 
 
 def run_raw(n: int, storage: str) -> float:
     from ray import tune
 
-    tuner = tune.Tuner(raw_trainable, tune_config=tune.TuneConfig(num_samples=n, reuse_actors=True),
-                       run_config=tune.RunConfig(name=f"raw-{time.time_ns()}", storage_path=storage, verbose=0))
+    tuner = tune.Tuner(
+        raw_trainable,
+        tune_config=tune.TuneConfig(num_samples=n, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"raw-{time.time_ns()}", storage_path=storage, verbose=0),
+    )
     t0 = time.perf_counter()
     grid = tuner.fit()
     wall = time.perf_counter() - t0
@@ -78,7 +89,6 @@ def run_raw(n: int, storage: str) -> float:
 
 
 def run_tsweep(n: int, storage: str, actor) -> float:
-    from ray import tune
 
     from tsweep.orchestrator.plan import expand
     from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
@@ -92,8 +102,12 @@ def run_tsweep(n: int, storage: str, actor) -> float:
     callbacks = [LiveProgress(sweep.name, jobs, os.path.join(storage, "latest.json"), live=False), AnalysisFeed(actor)]
     tuner = sweep_tuner(
         job_trainable(sweep.model_dump(mode="json"), storage, fn=tsweep_trainable),
-        DependencySearcher(jobs), num_samples=n, name=f"tsweep-{time.time_ns()}", storage_path=storage,
-        max_failures=0, callbacks=callbacks,
+        DependencySearcher(jobs),
+        num_samples=n,
+        name=f"tsweep-{time.time_ns()}",
+        storage_path=storage,
+        max_failures=0,
+        callbacks=callbacks,
     )
     t0 = time.perf_counter()
     grid = tuner.fit()
@@ -124,8 +138,13 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
     _pickle_by_value()
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 namespace="tsweep-bench")
+        ray.init(
+            num_cpus=SLOTS,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            namespace="tsweep-bench",
+        )
     sizes = (small, n) if small else (n,)
     walls: dict[tuple[str, int], list[float]] = {(s, k): [] for s in ("raw", "tsweep") for k in sizes}
     cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -149,8 +168,10 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
     med = {key: statistics.median(v) for key, v in walls.items()}
     per = {s: med[(s, n)] / n for s in ("raw", "tsweep")}
     marginal = {s: (med[(s, n)] - med[(s, small)]) / (n - small) if small else float("nan") for s in ("raw", "tsweep")}
-    print(f"empty trainable, {cpus} logical CPUs, {rounds} rounds (medians); pending trials: raw Tune's default, "
-          f"tsweep {_TSWEEP_PENDING}\n")
+    print(
+        f"empty trainable, {cpus} logical CPUs, {rounds} rounds (medians); pending trials: raw Tune's default, "
+        f"tsweep {_TSWEEP_PENDING}\n"
+    )
     print(f"{'measure':36} {'raw Tune':>10} {'tsweep':>10} {'ratio':>7}")
     rows = [(f"fit() wall, {k} trials (s)", med[("raw", k)], med[("tsweep", k)]) for k in sizes]
     rows.append((f"per trial at {n} (s)", per["raw"], per["tsweep"]))
@@ -158,10 +179,14 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
         rows.append((f"marginal per trial {small}->{n} (s)", marginal["raw"], marginal["tsweep"]))
     for label, a, b in rows:
         print(f"{label:36} {a:>10.3f} {b:>10.3f} {b / a if a > 0 else float('nan'):>7.2f}")
-    print(f"\nall rounds, {n} trials: raw {', '.join(f'{w:.2f}' for w in walls[('raw', n)])}; "
-          f"tsweep {', '.join(f'{w:.2f}' for w in walls[('tsweep', n)])}   goal ratio <= {GOAL}")
-    print(f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(well above the core count, other work is in the figures)")
+    print(
+        f"\nall rounds, {n} trials: raw {', '.join(f'{w:.2f}' for w in walls[('raw', n)])}; "
+        f"tsweep {', '.join(f'{w:.2f}' for w in walls[('tsweep', n)])}   goal ratio <= {GOAL}"
+    )
+    print(
+        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        f"(well above the core count, other work is in the figures)"
+    )
     ratio = per["tsweep"] / per["raw"]
     print(f"trial_overhead_ratio {ratio:.3f}")
     return {"ratio": ratio, "per_trial": per, "marginal": marginal}

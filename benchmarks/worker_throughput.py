@@ -28,20 +28,19 @@ import statistics
 import tempfile
 import time
 
-
 import torch
 
+from tsweep.api import shipped_sweep_path
+from tsweep.core.cadence import branch_start
 from tsweep.core.layout import SweepLayout
-from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
+from tsweep.data import SweepData
+from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.batches import BatchStream
-from tsweep.data import SweepData
 from tsweep.workers.engine import build_model, pick_device
-from tsweep.core.cadence import branch_start
-from tsweep.workers.schedule import WSD
-from tsweep.api import shipped_sweep_path
 from tsweep.workers.runner import run_job
+from tsweep.workers.schedule import WSD
 
 ROUNDS = 3
 DEMO = shipped_sweep_path("demo")
@@ -63,17 +62,18 @@ def worker_run(sweep) -> tuple[float, int]:
     return s["tokens_seen"] / s["wall_time_s"], evals
 
 
-
 def bare_tps(sweep, job) -> float:
     tr = sweep.train
     data = SweepData(sweep)
-    stream = BatchStream(data.train_tokens(job.corpus, job.data_tokens).tokens, seq_len=tr.seq_len,
-                         batch_size=tr.batch_size, seed=0)
+    stream = BatchStream(
+        data.train_tokens(job.corpus, job.data_tokens).tokens, seq_len=tr.seq_len, batch_size=tr.batch_size, seed=0
+    )
     dev = pick_device()
     batches = [tuple(t.to(dev) for t in stream.batch(i)) for i in range(job.max_steps)]
     model = build_model(job.shape, data.vocab_size, tr.seq_len, seed=0).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95),
-                            weight_decay=tr.weight_decay)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=tr.lr_for(job.n_params), betas=(0.9, 0.95), weight_decay=tr.weight_decay
+    )
     wsd = WSD(warmup=tr.warmup_steps)
     wsd.cool(branch_start(job.max_steps, tr.cooldown), job.max_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, wsd)
@@ -105,9 +105,11 @@ def main() -> None:
         w.append(tps)
         b.append(bare_tps(sweep, job))
     wm, bm = statistics.median(w), statistics.median(b)
-    print(f"model {job.size} (N={job.n_params:,}), batch {sweep.train.batch_size} x {sweep.train.seq_len}, "
-          f"{job.max_steps} steps, 1 thread; the worker evaluated {sweep.eval.tokens:,} tokens {evals} times "
-          f"(interval {sweep.eval.interval_steps} steps, doubling)")
+    print(
+        f"model {job.size} (N={job.n_params:,}), batch {sweep.train.batch_size} x {sweep.train.seq_len}, "
+        f"{job.max_steps} steps, 1 thread; the worker evaluated {sweep.eval.tokens:,} tokens {evals} times "
+        f"(interval {sweep.eval.interval_steps} steps, doubling)"
+    )
     print(f"{'path':34} {'tokens/s (median)':>18} {'rounds':>30}")
     print(f"{'tsweep worker (DeepSpeed, evals)':34} {wm:>18,.0f} {', '.join(f'{x:,.0f}' for x in w):>30}")
     print(f"{'bare PyTorch loop (no evals)':34} {bm:>18,.0f} {', '.join(f'{x:,.0f}' for x in b):>30}")
@@ -120,11 +122,15 @@ def gpu_figures() -> None:
     import _worker_gpu as g
 
     m = g.mfu()
-    print(f"\nMFU, {m['size']} (N={m['n_params']:,}) bf16 on {m['device']}: {m['tokens_per_s']:,.0f} tokens/s, "
-          f"{m['tflops']:.0f} TFLOP/s, MFU {m['mfu']:.3f} (goal >= 0.35)")
+    print(
+        f"\nMFU, {m['size']} (N={m['n_params']:,}) bf16 on {m['device']}: {m['tokens_per_s']:,.0f} tokens/s, "
+        f"{m['tflops']:.0f} TFLOP/s, MFU {m['mfu']:.3f} (goal >= 0.35)"
+    )
     p = g.packing()
-    print(f"packing, {p['jobs']} {p['size']} jobs on one GPU: {p['packed_tokens_per_s']:,.0f} tokens/s against "
-          f"{p['alone_tokens_per_s']:,.0f} for one job alone: {p['ratio']:.2f}x (goal >= 3)")
+    print(
+        f"packing, {p['jobs']} {p['size']} jobs on one GPU: {p['packed_tokens_per_s']:,.0f} tokens/s against "
+        f"{p['alone_tokens_per_s']:,.0f} for one job alone: {p['ratio']:.2f}x (goal >= 3)"
+    )
 
 
 if __name__ == "__main__":

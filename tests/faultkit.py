@@ -187,7 +187,7 @@ def run_in_background(fn, *args):
     def target():
         try:
             box["result"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+        except BaseException as exc:
             box["error"] = exc
 
     t = threading.Thread(target=target, daemon=True)
@@ -282,8 +282,17 @@ def local_bucket(bucket: str = "sweeps"):
 
 # What tsweep writes into a sweep folder, by name: none of it may land on a node's local disk
 # when the sweep lives in a bucket (tsweep.core.layout lists the folder; checkpoints.MANIFEST).
-SWEEP_FILE_NAMES = {"sweep.yaml", "lease.json", "latest.json", "history.jsonl", "attempts", "manifest.json",
-                    "report.html", "summary.md", "latest"}
+SWEEP_FILE_NAMES = {
+    "sweep.yaml",
+    "lease.json",
+    "latest.json",
+    "history.jsonl",
+    "attempts",
+    "manifest.json",
+    "report.html",
+    "summary.md",
+    "latest",
+}
 SWEEP_FILE_SUFFIXES = (".parquet", ".safetensors", "model_states.pt", "optim_states.pt", ".png")
 
 
@@ -294,7 +303,10 @@ def sweep_files_under(folder: Path, names: tuple[str, ...] = ()) -> list[Path]:
     for p in Path(folder).rglob("*"):
         if not p.is_file():
             continue
-        if p.name in SWEEP_FILE_NAMES or p.name.endswith(SWEEP_FILE_SUFFIXES) or \
-                any(part.startswith("s3:") or part in names for part in p.relative_to(folder).parts[:-1]):
+        if (
+            p.name in SWEEP_FILE_NAMES
+            or p.name.endswith(SWEEP_FILE_SUFFIXES)
+            or any(part.startswith("s3:") or part in names for part in p.relative_to(folder).parts[:-1])
+        ):
             found.append(p)
     return found

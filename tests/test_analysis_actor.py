@@ -99,8 +99,14 @@ def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
         store.write_summary(r)
     a.refit()
     paths = write_plots(sweep_dir)
-    assert [os.path.basename(p) for p in paths] == ["loss_vs_finetune.png", "scratch_curves.png", "dt_vs_df.png",
-                                                    "gaps.png", "loss_vs_p.png", "gap_history.png"]
+    assert [os.path.basename(p) for p in paths] == [
+        "loss_vs_finetune.png",
+        "scratch_curves.png",
+        "dt_vs_df.png",
+        "gaps.png",
+        "loss_vs_p.png",
+        "gap_history.png",
+    ]
     for p in paths:
         assert p.startswith(os.path.join(sweep_dir, "plots")) and os.path.getsize(p) > 5000
 

@@ -52,8 +52,22 @@ def chin_csv(tmp_path):
 
 
 def test_fit_json_contract(chin_csv, capsys):
-    rc = _run(["fit", "--law", "chinchilla", "--data", str(chin_csv), "--map", "N=params", "--map", "D=tokens",
-               "--bootstrap", "50", "--json"])
+    rc = _run(
+        [
+            "fit",
+            "--law",
+            "chinchilla",
+            "--data",
+            str(chin_csv),
+            "--map",
+            "N=params",
+            "--map",
+            "D=tokens",
+            "--bootstrap",
+            "50",
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["law"] == "chinchilla" and out["n_points"] == 36
@@ -68,8 +82,13 @@ def test_fit_json_contract(chin_csv, capsys):
 def test_fit_without_bootstrap_has_no_intervals_and_reads_parquet(tmp_path, capsys):
     law = get_law("hernandez")
     n, f = np.meshgrid([1e6, 1e7, 1e8], [1e5, 1e6, 1e7], indexing="ij")
-    t = pa.table({"N": n.ravel(), "D_F": f.ravel(),
-                  "D_T": law.predict({"k": 1.9e4, "alpha": 0.18, "beta": 0.38}, N=n.ravel(), D_F=f.ravel())})
+    t = pa.table(
+        {
+            "N": n.ravel(),
+            "D_F": f.ravel(),
+            "D_T": law.predict({"k": 1.9e4, "alpha": 0.18, "beta": 0.38}, N=n.ravel(), D_F=f.ravel()),
+        }
+    )
     path = tmp_path / "dt.parquet"
     pq.write_table(t, path)
     assert _run(["fit", "--law", "hernandez", "--data", str(path), "--json"]) == 0
@@ -108,11 +127,31 @@ def test_map_takes_several_pairs_after_one_flag(chin_csv, capsys):
 
 
 def test_python_m_tsweep_exit_codes(chin_csv):
-    bad = subprocess.run([sys.executable, "-m", "tsweep", "fit", "--law", "nope", "--data", str(chin_csv)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tsweep", "fit", "--law", "nope", "--data", str(chin_csv)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "unknown law" in bad.stderr
-    ok = subprocess.run([sys.executable, "-m", "tsweep", "fit", "--law", "chinchilla", "--data", str(chin_csv),
-                         "--map", "N=params", "--map", "D=tokens", "--json"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tsweep",
+            "fit",
+            "--law",
+            "chinchilla",
+            "--data",
+            str(chin_csv),
+            "--map",
+            "N=params",
+            "--map",
+            "D=tokens",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["law"] == "chinchilla"
 
@@ -173,7 +212,7 @@ def test_report_writes_plots_and_summary(sweep_dir, capsys):
     assert all(os.path.getsize(p) > 1000 for p in printed[2:])
     page = open(html).read()
     # one self-contained file: every figure embedded, nothing linked
-    assert page.count("data:image/png;base64,") == 6 and "src=\"plots/" not in page and "G [95% CI]" in page
+    assert page.count("data:image/png;base64,") == 6 and 'src="plots/' not in page and "G [95% CI]" in page
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):

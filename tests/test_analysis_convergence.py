@@ -20,12 +20,18 @@ from tsweep.analysis import _blas, fitter
 from tsweep.analysis.laws import get_law
 
 CASES = {
-    "hernandez": ({"k": 1.9e4, "alpha": 0.18, "beta": 0.38},
-                  {"N": np.geomspace(1e6, 1e8, 5), "D_F": np.geomspace(1e5, 1e8, 6)}),
-    "chinchilla": ({"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28},
-                   {"N": np.geomspace(1e7, 1e10, 6), "D": np.geomspace(1e9, 1e12, 6)}),
-    "barnett": ({"A": 3.16e5, "alpha": 0.5, "G": 40.0, "beta": 0.3, "E": 1.7},
-                {"p": np.geomspace(1e7, 1e10, 6), "f": np.geomspace(1e5, 1e8, 7)}),
+    "hernandez": (
+        {"k": 1.9e4, "alpha": 0.18, "beta": 0.38},
+        {"N": np.geomspace(1e6, 1e8, 5), "D_F": np.geomspace(1e5, 1e8, 6)},
+    ),
+    "chinchilla": (
+        {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28},
+        {"N": np.geomspace(1e7, 1e10, 6), "D": np.geomspace(1e9, 1e12, 6)},
+    ),
+    "barnett": (
+        {"A": 3.16e5, "alpha": 0.5, "G": 40.0, "beta": 0.3, "E": 1.7},
+        {"p": np.geomspace(1e7, 1e10, 6), "f": np.geomspace(1e5, 1e8, 7)},
+    ),
 }
 CHINCHILLA_CSV = Path(__file__).parent / "data" / "chinchilla" / "approach3_subset.csv"
 

@@ -40,22 +40,55 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
     """P(X <= k) for X ~ Binomial(n, p)."""
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
+
 # mini, measured on a run of the shipped demo.yaml (module docstring)
-DEMO_TRUTH = {"beta": 0.428, "E": 2.296, "A_0": 1.017e6, "alpha_0": 1.083, "G_0": 3.962,
-              "A_1": 8.445e9, "alpha_1": 1.836, "G_1": 5.741}
+DEMO_TRUTH = {
+    "beta": 0.428,
+    "E": 2.296,
+    "A_0": 1.017e6,
+    "alpha_0": 1.083,
+    "G_0": 3.962,
+    "A_1": 8.445e9,
+    "alpha_1": 1.836,
+    "G_1": 5.741,
+}
 DEMO_NOISE = {"within": 0.0047, "between": 0.002}
 # mini, measured on a run of the earlier 16x-p grid (tests/data/demo_synthetic, epochs capped at 40)
-RUN1_TRUTH = {"beta": 0.5549, "E": 2.323, "A_0": 4.262e6, "alpha_0": 1.098, "G_0": 8.455,
-              "A_1": 1.396e7, "alpha_1": 1.192, "G_1": 12.24}
+RUN1_TRUTH = {
+    "beta": 0.5549,
+    "E": 2.323,
+    "A_0": 4.262e6,
+    "alpha_0": 1.098,
+    "G_0": 8.455,
+    "A_1": 1.396e7,
+    "alpha_1": 1.192,
+    "G_1": 12.24,
+}
 RUN1_NOISE = {"within": 0.0043, "between": 0.002}
 # mini, measured on a second run of the 16x-p grid (max_epochs 100): G_0 = 5.10 with an interval
 # over 100x there, G_1 = 7.47
-FINAL_TRUTH = {"beta": 0.4903, "E": 2.324, "A_0": 9.363e5, "alpha_0": 1.061, "G_0": 5.103,
-               "A_1": 1.059e9, "alpha_1": 1.571, "G_1": 7.469}
+FINAL_TRUTH = {
+    "beta": 0.4903,
+    "E": 2.324,
+    "A_0": 9.363e5,
+    "alpha_0": 1.061,
+    "G_0": 5.103,
+    "A_1": 1.059e9,
+    "alpha_1": 1.571,
+    "G_1": 7.469,
+}
 FINAL_NOISE = {"within": 0.0068, "between": 0.002}
 # the prose -> python design of an earlier demo (nano, measured): p = 125k..4M, f = 4k..32k
-NARROW_TRUTH = {"beta": 0.04674, "E": 3.059e-07, "A_0": 11.09, "alpha_0": 0.08393, "G_0": 2.061e-09,
-                "A_1": 10.28, "alpha_1": 0.07795, "G_1": 2.061e-09}
+NARROW_TRUTH = {
+    "beta": 0.04674,
+    "E": 3.059e-07,
+    "A_0": 11.09,
+    "alpha_0": 0.08393,
+    "G_0": 2.061e-09,
+    "A_1": 10.28,
+    "alpha_1": 0.07795,
+    "G_1": 2.061e-09,
+}
 NARROW_NOISE = {"within": 0.032, "between": 0.022}
 
 
@@ -83,12 +116,26 @@ DESIGNS = {
     # a p axis where the loss still falls as a slow power law: G cannot be told apart; it must say so
     "narrow p": dict(grid=_narrow_grid, truth=NARROW_TRUTH, **NARROW_NOISE, identifies=0.0),
     # the same with a real gap of the size its interval allowed: still too narrow a p range
-    "narrow p, G > 0": dict(grid=_narrow_grid, truth={**NARROW_TRUTH, "G_0": 1.0, "G_1": 2.0}, **NARROW_NOISE,
-                            identifies=0.0),
+    "narrow p, G > 0": dict(
+        grid=_narrow_grid, truth={**NARROW_TRUTH, "G_0": 1.0, "G_1": 2.0}, **NARROW_NOISE, identifies=0.0
+    ),
     # a grid whose p range reaches the floor: G must be identified and covered
-    "wide p": dict(grid=_wide_grid, truth={"beta": 0.3, "E": 1.5, "A_0": 300.0, "alpha_0": 0.5, "G_0": 2.0,
-                                           "A_1": 300.0, "alpha_1": 0.5, "G_1": 4.0},
-                   within=0.01, between=0.005, identifies=0.6),
+    "wide p": dict(
+        grid=_wide_grid,
+        truth={
+            "beta": 0.3,
+            "E": 1.5,
+            "A_0": 300.0,
+            "alpha_0": 0.5,
+            "G_0": 2.0,
+            "A_1": 300.0,
+            "alpha_1": 0.5,
+            "G_1": 4.0,
+        },
+        within=0.01,
+        between=0.005,
+        identifies=0.6,
+    ),
 }
 
 
@@ -112,10 +159,18 @@ def test_g_is_covered_or_not_identified(name):
     identified = {g: 0 for g in gaps}
     for i in range(DRAWS):
         rng = np.random.default_rng(1000 + i)
-        noise = design["within"] * rng.standard_normal(p.size) + design["between"] * rng.standard_normal(inv.max() + 1)[inv]
+        noise = (
+            design["within"] * rng.standard_normal(p.size) + design["between"] * rng.standard_normal(inv.max() + 1)[inv]
+        )
         loss = law.predict(truth, p=p, f=f, source=src) * np.exp(noise)
-        fit = fitter.fit(law, {"p": p, "f": f, "source": src, "loss": loss}, bootstrap=BOOTSTRAP, seed=i,
-                         resample="parametric", groups=groups)
+        fit = fitter.fit(
+            law,
+            {"p": p, "f": f, "source": src, "loss": loss},
+            bootstrap=BOOTSTRAP,
+            seed=i,
+            resample="parametric",
+            groups=groups,
+        )
         for g in gaps:
             if fit.identified(g):
                 identified[g] += 1

@@ -15,7 +15,11 @@ CSV = Path(__file__).parent / "data" / "chinchilla" / "approach3_subset.csv"
 # README of the fixture: L-BFGS grid fit, and the replication's 95% intervals (4,000 resamples).
 PUBLISHED = {"A": 477.8, "B": 2143.9, "E": 1.817, "alpha": 0.347, "beta": 0.367}
 PUBLISHED_CI = {
-    "A": (285.2, 743.6), "B": (1042.0, 5810.0), "E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415),
+    "A": (285.2, 743.6),
+    "B": (1042.0, 5810.0),
+    "E": (1.769, 1.871),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
 }
 # Hoffmann et al. 2022's own values, which the replication shows this data rejects.
 HOFFMANN = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}

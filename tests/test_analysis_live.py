@@ -36,10 +36,13 @@ REFITS = 4  # refits while the rows arrive; the last one sees them all
 def numbers(report: TransferReport) -> dict[str, Estimate]:
     """Every number the report prints, by a path."""
     out: dict[str, Estimate] = {}
-    fits = {"scratch": report.scratch, **{f"gap/{g.size}": g.fit for g in report.gap_fits},
-            **{f"plateau/{c.size}": c.fit for c in report.curves}}
+    fits = {
+        "scratch": report.scratch,
+        **{f"gap/{g.size}": g.fit for g in report.gap_fits},
+        **{f"plateau/{c.size}": c.fit for c in report.curves},
+    }
     for key, fit in fits.items():
-        for name in ({} if fit is None else fit.params):
+        for name in {} if fit is None else fit.params:
             out[f"{key}/{name}"] = Estimate.of(fit, name)
     for c in report.curves:
         out[f"curve/{c.size}/plateau"], out[f"curve/{c.size}/d_n"] = c.plateau, c.d_n
@@ -133,8 +136,10 @@ def test_the_comparison_can_fail(cold):
     assert disagreements(a, a) == []
     key, est = next((k, e) for k, e in numbers(a).items() if k.startswith("curve/") and e.identified)
     size = key.split("/")[1]
-    nulled = dataclasses.replace(a, curves=tuple(
-        dataclasses.replace(c, plateau=Estimate.missing("x")) if c.size == size else c for c in a.curves))
+    nulled = dataclasses.replace(
+        a,
+        curves=tuple(dataclasses.replace(c, plateau=Estimate.missing("x")) if c.size == size else c for c in a.curves),
+    )
     assert disagreements(nulled, a) == [f"curve/{size}/plateau: {Estimate.missing('x')} vs {est}"]
     other = transfer_report(pq.read_table(DEMO), bootstrap=BOOT, seed=7)
     assert any("interval" in d for d in disagreements(other, a))

@@ -71,8 +71,9 @@ def test_multiplier_needs_the_laws_shape_not_k():
     """Two sizes 4x apart at 1% noise: k, the law extrapolated to D_F = N = 1, spans over 100x,
     yet the exponents and the multiplier read inside the design are pinned down, and the
     multiplier's interval holds the generating law's value."""
-    t = synthetic_summary(mode="hernandez", sizes={"s": 3_000_000, "m": 12_000_000}, sources=("text",),
-                          noise=0.01, seed=1)
+    t = synthetic_summary(
+        mode="hernandez", sizes={"s": 3_000_000, "m": 12_000_000}, sources=("text",), noise=0.01, seed=1
+    )
     s = transfer_report(t, bootstrap=100, seed=0).source("text")
     truth = HERNANDEZ_TRUTH["text"]
     assert not s.k.identified and "spans more than" in s.k.reason
@@ -164,8 +165,14 @@ def test_rows_not_ok_are_left_out_and_counted():
 
 
 def test_too_little_data_gives_nulls_and_says_why():
-    t = synthetic_summary(mode="hernandez", sizes={"s": 1_000_000}, scratch_d=(1e6, 1e7), pretrain_p=(1e9,),
-                          finetune_d=(1e5, 1e6), sources=("text",))
+    t = synthetic_summary(
+        mode="hernandez",
+        sizes={"s": 1_000_000},
+        scratch_d=(1e6, 1e7),
+        pretrain_p=(1e9,),
+        finetune_d=(1e5, 1e6),
+        sources=("text",),
+    )
     r = transfer_report(t, bootstrap=50)
     assert r.scratch is None
     s = r.sources[0]

@@ -38,7 +38,8 @@ def _one_line(argv, capsys) -> str:
 # ------------------------------------------------------------------ plan: YAML and numbers
 _BASE = TINY.read_text()
 _BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+)
 
 PLAN_CASES = [
     ("seed 1e30", _BASE.replace("train: {", "train: {seed: 1.0e+30, "), "train.seed"),
@@ -47,17 +48,30 @@ PLAN_CASES = [
     ("lr nan", _BASE.replace("lr: 3.0e-3", "lr: .nan"), "train.lr: must be a positive finite number"),
     ("workers 1e6", _BASE + "resources: {workers: 1000000}\n", "resources.workers"),
     ("max_epochs 1e300", _BASE.replace("max_epochs: 60", "max_epochs: 1e300"), "train.max_epochs"),
-    ("checkpoint below a step", _BASE.replace("checkpoints: [24k]", "checkpoints: [100]"),
-     "less than one optimizer step"),
-    ("mixture weight inf", _BASE.replace("sources: [scratch, prose]", "sources: [scratch, mix]\ncorpora:\n"
-                                         "  mix: {kind: mixture, weights: {prose: .inf, c: 0.5}}"),
-     "must be positive and finite"),
+    (
+        "checkpoint below a step",
+        _BASE.replace("checkpoints: [24k]", "checkpoints: [100]"),
+        "less than one optimizer step",
+    ),
+    (
+        "mixture weight inf",
+        _BASE.replace(
+            "sources: [scratch, prose]",
+            "sources: [scratch, mix]\ncorpora:\n  mix: {kind: mixture, weights: {prose: .inf, c: 0.5}}",
+        ),
+        "must be positive and finite",
+    ),
     ("duplicate key", _BASE + "name: other\n", "duplicate key 'name'"),
     ("alias bomb", _BOMB, "YAML nodes once aliases are expanded"),
     ("oversized file", _BASE + "#" + "x" * 1_100_000 + "\n", "more than a sweep file may hold"),
-    ("relative glob matching nothing", _BASE.replace("sources: [scratch, prose]", "sources: [scratch, mine]\n"
-                                                     "corpora:\n  mine: {kind: files, paths: ['none/*.txt']}"),
-     "relative to"),
+    (
+        "relative glob matching nothing",
+        _BASE.replace(
+            "sources: [scratch, prose]",
+            "sources: [scratch, mine]\ncorpora:\n  mine: {kind: files, paths: ['none/*.txt']}",
+        ),
+        "relative to",
+    ),
 ]
 
 
@@ -107,8 +121,9 @@ def _snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("latest", ["[1, 2]", '{"n_jobs_finished": 3}', "{not json", ""],
-                         ids=["a list", "missing keys", "not JSON", "empty"])
+@pytest.mark.parametrize(
+    "latest", ["[1, 2]", '{"n_jobs_finished": 3}', "{not json", ""], ids=["a list", "missing keys", "not JSON", "empty"]
+)
 @pytest.mark.parametrize("command", [["gaps"], ["gaps", "--json"], ["advise"]])
 def test_hand_edited_latest_json_is_refitted_from_the_store_not_a_traceback(folder, latest, command, capsys):
     (folder / "fits" / "latest.json").write_text(latest)
@@ -141,10 +156,24 @@ def test_hand_edited_latest_json_is_refitted_from_the_store_not_a_traceback(fold
         (["submit", str(TINY), "--set", "train.lr=.inf"], "train.lr"),
         (["submit", str(TINY), "--set", "nokey"], "--set"),
     ],
-    ids=["gaps --csv missing folder", "advise nan", "advise inf", "advise negative", "advise not a number",
-         "report bootstrap -1", "status missing folder", "gaps missing", "report missing", "advise missing",
-         "resume missing", "status empty", "submit missing file", "submit address [::1", "submit --set lr inf",
-         "submit --set no value"],
+    ids=[
+        "gaps --csv missing folder",
+        "advise nan",
+        "advise inf",
+        "advise negative",
+        "advise not a number",
+        "report bootstrap -1",
+        "status missing folder",
+        "gaps missing",
+        "report missing",
+        "advise missing",
+        "resume missing",
+        "status empty",
+        "submit missing file",
+        "submit address [::1",
+        "submit --set lr inf",
+        "submit --set no value",
+    ],
 )
 def test_commands_refuse_bad_arguments_in_one_line(argv, expected, folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TSWEEP_STORAGE", str(tmp_path / "runs"))
@@ -179,7 +208,8 @@ def test_fit_on_a_csv_with_duplicate_columns(tmp_path, capsys):
     f = tmp_path / "dup.csv"
     f.write_text("params,params,loss\n1,2,3\n4,5,6\n")
     assert "appears more than once" in _one_line(
-        ["fit", "--law", "chinchilla", "--data", str(f), "--map", "N=params", "D=params"], capsys)
+        ["fit", "--law", "chinchilla", "--data", str(f), "--map", "N=params", "D=params"], capsys
+    )
 
 
 def test_status_with_a_stray_file_in_quarantine(folder, capsys):

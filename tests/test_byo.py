@@ -14,12 +14,12 @@ import yaml
 
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
+from tsweep.core.sizes import ModelSize
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.engine import build_model, deepspeed_config
 from tsweep.workers.pretrained import _count_non_embedding
-from tsweep.core.sizes import ModelSize
 from tsweep.workers.rungs import _count_all, build_hf_model, canonical
 
 DATA = Path(__file__).parent / "data"
@@ -28,10 +28,17 @@ BYO = DATA / "byo.yaml"
 
 def _base(**extra) -> dict:
     """A small sweep with two declared GPT-2 shapes (planned without a child process)."""
-    return {"name": "byo-unit", "target": "python", "sources": ["scratch", "prose"],
-            "models": {"w1": {"n_layer": 1, "d_model": 48, "n_head": 4}, "w2": {"n_layer": 2, "d_model": 32, "n_head": 2}},
-            "model_sizes": ["pico", "w1", "w2"], "finetune_tokens": ["2k"], "pretrain": {"tokens": "8k"},
-            "train": {"seq_len": 32, "batch_size": 8}, **extra}
+    return {
+        "name": "byo-unit",
+        "target": "python",
+        "sources": ["scratch", "prose"],
+        "models": {"w1": {"n_layer": 1, "d_model": 48, "n_head": 4}, "w2": {"n_layer": 2, "d_model": 32, "n_head": 2}},
+        "model_sizes": ["pico", "w1", "w2"],
+        "finetune_tokens": ["2k"],
+        "pretrain": {"tokens": "8k"},
+        "train": {"seq_len": 32, "batch_size": 8},
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------ N, counted the same way everywhere
@@ -41,17 +48,48 @@ def _hand_llama(d, i, layers, heads, kv):
 
 
 def test_N_of_llama_qwen2_and_gpt_neox_rungs_is_a_hand_count():
-    llama = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2, "max_position_embeddings": 64}
-    reply = _count_all({"vocab_size": 264, "seq_len": 32, "rungs": {
-        "llama": {"model_type": "llama", "config": {**llama, "rope_theta": 500000.0}},  # a config.json's legacy key
-        "llama-tied": {"model_type": "llama", "config": {**llama, "tie_word_embeddings": True}},
-        "qwen2": {"model_type": "qwen2", "config": {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 1,
-                                                     "num_attention_heads": 4, "num_key_value_heads": 2}},
-        "neox": {"model_type": "gpt_neox", "config": {"hidden_size": 32, "intermediate_size": 128,
-                                                       "num_hidden_layers": 1, "num_attention_heads": 4,
-                                                       "rotary_pct": 0.25, "rotary_emb_base": 10000}},
-    }})
+    llama = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 64,
+    }
+    reply = _count_all(
+        {
+            "vocab_size": 264,
+            "seq_len": 32,
+            "rungs": {
+                "llama": {
+                    "model_type": "llama",
+                    "config": {**llama, "rope_theta": 500000.0},
+                },  # a config.json's legacy key
+                "llama-tied": {"model_type": "llama", "config": {**llama, "tie_word_embeddings": True}},
+                "qwen2": {
+                    "model_type": "qwen2",
+                    "config": {
+                        "hidden_size": 32,
+                        "intermediate_size": 48,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 4,
+                        "num_key_value_heads": 2,
+                    },
+                },
+                "neox": {
+                    "model_type": "gpt_neox",
+                    "config": {
+                        "hidden_size": 32,
+                        "intermediate_size": 128,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 4,
+                        "rotary_pct": 0.25,
+                        "rotary_emb_base": 10000,
+                    },
+                },
+            },
+        }
+    )
     assert "sizes" in reply, reply
     n = {k: v["exact_params"] for k, v in reply["sizes"].items()}
     assert n["llama"] == _hand_llama(32, 64, 2, 4, 2) == 18_592
@@ -60,7 +98,12 @@ def test_N_of_llama_qwen2_and_gpt_neox_rungs_is_a_hand_count():
     assert n["qwen2"] == (32 * 32 + 32) + 2 * (32 * 16 + 16) + 32 * 32 + 3 * 32 * 48 + 2 * 32 + 32 == 7_840
     # GPT-NeoX: fused qkv and dense with biases, a 4x MLP with biases, two LayerNorms with biases, final LayerNorm
     assert n["neox"] == (32 * 96 + 96) + (32 * 32 + 32) + (32 * 128 + 128) + (128 * 32 + 32) + 4 * 32 + 2 * 32 == 12_768
-    assert reply["sizes"]["llama"] | {"exact_params": 0} == {"n_layer": 2, "d_model": 32, "n_head": 4, "exact_params": 0}
+    assert reply["sizes"]["llama"] | {"exact_params": 0} == {
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": 4,
+        "exact_params": 0,
+    }
 
 
 def test_a_gpt2_shape_is_counted_like_any_architecture_and_the_built_llama_has_its_counted_N():
@@ -100,8 +143,14 @@ def test_deepspeed_keys_enter_ids_only_where_they_change_results():
 
 
 def test_the_user_deepspeed_config_is_merged_over_the_shipped_one_for_its_stage():
-    sweep = parse_sweep(_base(deepspeed={"zero_stage": 2, "config": {
-        "zero_optimization": {"reduce_bucket_size": 1234567}, "communication_data_type": "fp32"}}))
+    sweep = parse_sweep(
+        _base(
+            deepspeed={
+                "zero_stage": 2,
+                "config": {"zero_optimization": {"reduce_bucket_size": 1234567}, "communication_data_type": "fp32"},
+            }
+        )
+    )
     cfg = deepspeed_config(sweep, micro_batch=4, world_size=2)
     zero = cfg["zero_optimization"]
     assert zero["reduce_bucket_size"] == 1234567  # the user's
@@ -120,8 +169,10 @@ def test_config_files_are_read_against_the_sweep_file_and_inlined():
 
 
 # ------------------------------------------------------------------ bad input: exit 2, one line
-LLAMA = {"model_type": "llama", "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                           "num_attention_heads": 2}}
+LLAMA = {
+    "model_type": "llama",
+    "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+}
 
 
 def _with(path: str, value):
@@ -131,6 +182,7 @@ def _with(path: str, value):
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
+
     return edit
 
 
@@ -141,13 +193,22 @@ BAD = [
     ("models.w3", {"config": {"hidden_size": 32}}, "models.w3.model_type: required field is missing"),
     ("models.w3", {**LLAMA, "config": {**LLAMA["config"], "torch_dtype": "float16"}}, "models.w3.config.torch_dtype"),
     ("model_sizes", ["pico", "w9"], "model_sizes[1]: unknown size 'w9'; declare it under models"),
-    ("deepspeed.config", {"train_batch_size": 64}, "deepspeed.config.train_batch_size: tsweep sets this itself; use "
-                                                   "train.batch_size"),
+    (
+        "deepspeed.config",
+        {"train_batch_size": 64},
+        "deepspeed.config.train_batch_size: tsweep sets this itself; use train.batch_size",
+    ),
     ("deepspeed.config", {"optimizer": {"type": "Adam"}}, "deepspeed.config.optimizer: tsweep sets this itself"),
-    ("deepspeed.config", {"fp16": {"enabled": True}}, "deepspeed.config.fp16: tsweep sets this itself; use "
-                                                      "deepspeed.precision"),
-    ("deepspeed.config", {"zero_optimization": {"stage": 3}}, "deepspeed.config.zero_optimization.stage: tsweep sets "
-                                                              "this itself; use deepspeed.zero_stage"),
+    (
+        "deepspeed.config",
+        {"fp16": {"enabled": True}},
+        "deepspeed.config.fp16: tsweep sets this itself; use deepspeed.precision",
+    ),
+    (
+        "deepspeed.config",
+        {"zero_optimization": {"stage": 3}},
+        "deepspeed.config.zero_optimization.stage: tsweep sets this itself; use deepspeed.zero_stage",
+    ),
     ("deepspeed.config", {"zero_optimisation": {}}, "deepspeed.config.zero_optimisation: not a DeepSpeed config key"),
     ("deepspeed.config", {"pipeline": {"stages": 2}}, "deepspeed.config.pipeline: a DeepSpeed feature tsweep"),
     ("deepspeed.config_file", "missing.json", "deepspeed.config_file: "),
@@ -155,22 +216,36 @@ BAD = [
     ("deepspeed.config_file", "list.json", "must hold a JSON object, got list"),
     ("models.w3.config_file", "broken.json", "models.w3.config_file: "),
     # checked in the child process that counts N (it starts torch: one case here, the rest below)
-    ("models.w3", {**LLAMA, "config": {**LLAMA["config"], "num_attention_heads": 3}},
-     "models.w3.config.num_attention_heads: 3 does not divide hidden_size 32"),
+    (
+        "models.w3",
+        {**LLAMA, "config": {**LLAMA["config"], "num_attention_heads": 3}},
+        "models.w3.config.num_attention_heads: 3 does not divide hidden_size 32",
+    ),
 ]
 
 CHILD_BAD = [
     ({**LLAMA, "model_type": "lama"}, "models.r.model_type: unknown transformers model_type 'lama'"),
     ({**LLAMA, "model_type": "t5"}, "models.r.model_type: 't5' has no causal-LM model in transformers"),
-    ({**LLAMA, "config": {**LLAMA["config"], "vocab_size": 32000}},
-     "models.r.config.vocab_size: 32000 but the tokenizer's vocabulary is 264"),
-    ({**LLAMA, "config": {**LLAMA["config"], "hidden_sise": 32}}, "models.r.config.hidden_sise: not a setting of "
-                                                                   "transformers' LlamaConfig"),
-    ({**LLAMA, "config": {**LLAMA["config"], "num_key_value_heads": 3}},
-     "models.r.config.num_key_value_heads: 3 does not divide num_attention_heads 2"),
-    ({**LLAMA, "config": {**LLAMA["config"], "max_position_embeddings": 16}},
-     "models.r.config.max_position_embeddings: 16 positions, fewer than train.seq_len = 32"),
-    ({**LLAMA, "config": {**LLAMA["config"], "intermediate_size": -4}}, "models.r.config: transformers cannot build it"),
+    (
+        {**LLAMA, "config": {**LLAMA["config"], "vocab_size": 32000}},
+        "models.r.config.vocab_size: 32000 but the tokenizer's vocabulary is 264",
+    ),
+    (
+        {**LLAMA, "config": {**LLAMA["config"], "hidden_sise": 32}},
+        "models.r.config.hidden_sise: not a setting of transformers' LlamaConfig",
+    ),
+    (
+        {**LLAMA, "config": {**LLAMA["config"], "num_key_value_heads": 3}},
+        "models.r.config.num_key_value_heads: 3 does not divide num_attention_heads 2",
+    ),
+    (
+        {**LLAMA, "config": {**LLAMA["config"], "max_position_embeddings": 16}},
+        "models.r.config.max_position_embeddings: 16 positions, fewer than train.seq_len = 32",
+    ),
+    (
+        {**LLAMA, "config": {**LLAMA["config"], "intermediate_size": -4}},
+        "models.r.config: transformers cannot build it",
+    ),
 ]
 
 
@@ -208,8 +283,9 @@ def test_a_gpt2_rung_p_checkpoint_loads_with_auto_model(tmp_path):
 
     from tsweep.workers.runner import run_job
 
-    sweep = parse_sweep({**_base(), "model_sizes": ["w2"], "pretrain": {"tokens": "2k"},
-                         "eval": {"tokens": "1k", "interval_steps": 4}})
+    sweep = parse_sweep(
+        {**_base(), "model_sizes": ["w2"], "pretrain": {"tokens": "2k"}, "eval": {"tokens": "1k", "interval_steps": 4}}
+    )
     pre = expand(sweep, SweepLayout(str(tmp_path))).pretrain[0]
     assert run_job(pre, sweep, str(tmp_path))["status"] == "ok"
     folder = pre.p_checkpoint(pre.checkpoints[-1])
@@ -234,8 +310,9 @@ def test_a_llama_rung_and_a_user_deepspeed_json_through_the_console_script(tmp_p
     from transformers import AutoModelForCausalLM
 
     root = tmp_path / "runs"
-    proc = subprocess.run(["tsweep", "submit", str(BYO), "--storage", str(root)], capture_output=True,
-                          text=True, timeout=600, env=_env())
+    proc = subprocess.run(
+        ["tsweep", "submit", str(BYO), "--storage", str(root)], capture_output=True, text=True, timeout=600, env=_env()
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = load_sweep(BYO)
     layout = sweep.layout(str(root))

@@ -10,18 +10,29 @@ import time
 import numpy as np
 import pytest
 
-from tsweep.sweeps.schema import parse_sweep
 from tsweep.data import SweepData
 from tsweep.data import registry as sources_mod
+from tsweep.sweeps.schema import parse_sweep
 
-CORPORA = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 1500},
-           "s": {"kind": "synthetic", "distance": 0.4, "documents": 1500}}
+CORPORA = {
+    "t": {"kind": "synthetic", "distance": 0.0, "documents": 1500},
+    "s": {"kind": "synthetic", "distance": 0.4, "documents": 1500},
+}
 
 
 def _sweep(corpora=CORPORA):
-    return parse_sweep(dict(name="cache-test", target="t", sources=["scratch", "s"], corpora=corpora,
-                            model_sizes=["nano"], finetune_tokens=[10_000], pretrain={"tokens": 50_000},
-                            eval={"tokens": 8_000}))
+    return parse_sweep(
+        dict(
+            name="cache-test",
+            target="t",
+            sources=["scratch", "s"],
+            corpora=corpora,
+            model_sizes=["nano"],
+            finetune_tokens=[10_000],
+            pretrain={"tokens": 50_000},
+            eval={"tokens": 8_000},
+        )
+    )
 
 
 def _job(cache_dir: str, barrier, queue) -> None:
@@ -100,4 +111,6 @@ def test_crashed_builder_leftovers_are_cleared(tmp_path):
     (stale / "tokens.arrow").write_bytes(b"half")
     assert len(sd.eval_tokens().tokens) == 8_000
     assert not stale.exists()
-    assert np.array_equal(sd.eval_tokens().tokens, SweepData(_sweep(), cache_dir=str(tmp_path / "b")).eval_tokens().tokens)
+    assert np.array_equal(
+        sd.eval_tokens().tokens, SweepData(_sweep(), cache_dir=str(tmp_path / "b")).eval_tokens().tokens
+    )

@@ -7,16 +7,34 @@ import time
 
 import pytest
 
-from tsweep.sweeps.schema import parse_sweep
 from tsweep.data import DataError, SweepData
 from tsweep.data import hub as hub_mod
+from tsweep.sweeps.schema import parse_sweep
 
 
-def sweep_of(corpora: dict, *, target="t", sources=("scratch", "s"), eval_tokens=2_000, finetune=(1_000,),
-             pretrain=4_000, **extra):
-    return parse_sweep(dict(name="err", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
-                            finetune_tokens=list(finetune), pretrain={"tokens": pretrain},
-                            eval={"tokens": eval_tokens}, **extra))
+def sweep_of(
+    corpora: dict,
+    *,
+    target="t",
+    sources=("scratch", "s"),
+    eval_tokens=2_000,
+    finetune=(1_000,),
+    pretrain=4_000,
+    **extra,
+):
+    return parse_sweep(
+        dict(
+            name="err",
+            target=target,
+            sources=list(sources),
+            corpora=corpora,
+            model_sizes=["nano"],
+            finetune_tokens=list(finetune),
+            pretrain={"tokens": pretrain},
+            eval={"tokens": eval_tokens},
+            **extra,
+        )
+    )
 
 
 SYN = {"kind": "synthetic", "distance": 0.0, "documents": 60}
@@ -31,8 +49,9 @@ def test_missing_file_names_the_pattern(tmp_path):
 
 def test_empty_corpus(tmp_path):
     (tmp_path / "blank.txt").write_text("  \n\n   \n")
-    sd = SweepData(sweep_of({"t": SYN, "s": {"kind": "files", "paths": [str(tmp_path / "*.txt")]}}),
-                   cache_dir=str(tmp_path / "c"))
+    sd = SweepData(
+        sweep_of({"t": SYN, "s": {"kind": "files", "paths": [str(tmp_path / "*.txt")]}}), cache_dir=str(tmp_path / "c")
+    )
     with pytest.raises(DataError, match=r"corpus 's': empty"):
         sd.check()
     assert not list((tmp_path / "c").glob("corpus-s-*")), "a failed build must leave no entry"
@@ -45,15 +64,23 @@ def test_pretrain_budget_larger_than_source(tmp_path):
         sd.check()
     msg = str(err.value)
     have = sd.available_tokens("s")
-    assert msg == f"source 's': pretrain.tokens = 10,000,000 is more than pretrain.max_epochs = 4 passes over its training split of {have:,} tokens"
+    assert (
+        msg
+        == f"source 's': pretrain.tokens = 10,000,000 is more than pretrain.max_epochs = 4 passes over its training split of {have:,} tokens"
+    )
 
 
 def test_target_budget_plus_eval_larger_than_target(tmp_path):
-    sd = SweepData(sweep_of({"t": SYN, "s": SYN}, finetune=(1_000, 900_000), eval_tokens=3_000), cache_dir=str(tmp_path))
+    sd = SweepData(
+        sweep_of({"t": SYN, "s": SYN}, finetune=(1_000, 900_000), eval_tokens=3_000), cache_dir=str(tmp_path)
+    )
     with pytest.raises(DataError) as err:
         sd.check()
-    assert re.fullmatch(r"target 't': max\(finetune_tokens, scratch_tokens\) \+ eval\.tokens = 900,000 \+ 3,000 = "
-                        r"903,000 tokens but the corpus has [0-9,]+", str(err.value)), str(err.value)
+    assert re.fullmatch(
+        r"target 't': max\(finetune_tokens, scratch_tokens\) \+ eval\.tokens = 900,000 \+ 3,000 = "
+        r"903,000 tokens but the corpus has [0-9,]+",
+        str(err.value),
+    ), str(err.value)
 
 
 def test_scratch_axis_counts_against_the_target(tmp_path):
@@ -65,7 +92,9 @@ def test_scratch_axis_counts_against_the_target(tmp_path):
 def test_train_tokens_over_budget_names_numbers(tmp_path):
     sd = SweepData(sweep_of({"t": SYN, "s": SYN}), cache_dir=str(tmp_path))
     have = sd.available_tokens("t")
-    with pytest.raises(DataError, match=f"corpus 't': {have + 1:,} training tokens requested but its training split has {have:,}"):
+    with pytest.raises(
+        DataError, match=f"corpus 't': {have + 1:,} training tokens requested but its training split has {have:,}"
+    ):
         sd.train_tokens("t", have + 1)
 
 
@@ -90,7 +119,9 @@ def test_hub_offline_flag_fails_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     sd = SweepData(sweep_of({"t": SYN, "s": HUB}), cache_dir=str(tmp_path))
     start = time.monotonic()
-    with pytest.raises(DataError, match=r"corpus 's': hub dataset 'someone/some-dataset' cannot be loaded: HF_HUB_OFFLINE=1 is set"):
+    with pytest.raises(
+        DataError, match=r"corpus 's': hub dataset 'someone/some-dataset' cannot be loaded: HF_HUB_OFFLINE=1 is set"
+    ):
         sd.check()
     assert time.monotonic() - start < 5
 
@@ -124,7 +155,11 @@ def test_hub_unreachable_endpoint_fails_fast(tmp_path, monkeypatch):
 def test_hf_tokenizer_offline_and_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    sd = SweepData(sweep_of({"t": SYN, "s": SYN}, tokenizer={"kind": "hf", "name": "no-such-org/no-such-tok"}),
-                   cache_dir=str(tmp_path))
-    with pytest.raises(DataError, match=r"tokenizer 'no-such-org/no-such-tok' is not in the local cache and HF_HUB_OFFLINE=1"):
+    sd = SweepData(
+        sweep_of({"t": SYN, "s": SYN}, tokenizer={"kind": "hf", "name": "no-such-org/no-such-tok"}),
+        cache_dir=str(tmp_path),
+    )
+    with pytest.raises(
+        DataError, match=r"tokenizer 'no-such-org/no-such-tok' is not in the local cache and HF_HUB_OFFLINE=1"
+    ):
         sd.vocab_size

@@ -7,18 +7,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tsweep.sweeps.schema import parse_sweep
 from tsweep.data import ByteTokenizer, SweepData, ngram_cross_entropy
 from tsweep.data.sources import STDLIB_EXCLUDED_DIRS, c_header_files, stdlib_dir, stdlib_python_files
 from tsweep.data.synthetic import ALPHABET, generate
+from tsweep.sweeps.schema import parse_sweep
 
 SEP = ByteTokenizer.sep_id
 
 
 def _sweep(corpora, target="t", sources=("scratch", "s"), eval_tokens=64, pretrain=100, finetune=(50,)):
-    return parse_sweep(dict(name="src-test", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
-                            finetune_tokens=list(finetune), pretrain={"tokens": pretrain}, eval={"tokens": eval_tokens},
-                            train={"batch_size": 1, "seq_len": 64}))  # one step: 64 tokens <= pretrain
+    return parse_sweep(
+        dict(
+            name="src-test",
+            target=target,
+            sources=list(sources),
+            corpora=corpora,
+            model_sizes=["nano"],
+            finetune_tokens=list(finetune),
+            pretrain={"tokens": pretrain},
+            eval={"tokens": eval_tokens},
+            train={"batch_size": 1, "seq_len": 64},
+        )
+    )  # one step: 64 tokens <= pretrain
 
 
 def _documents(sd: SweepData, corpus: str) -> set[str]:
@@ -32,19 +42,24 @@ def files(tmp_path):
     (tmp_path / "a.txt").write_text("alpha one\n\nalpha two\n")
     (tmp_path / "b.txt").write_text("beta file\n")
     (tmp_path / "d.jsonl").write_text('{"text": "json doc one", "id": 1}\n{"text": "json doc two", "id": 2}\n')
-    pq.write_table(pa.table({"body": ["parquet row one", "parquet row two", "parquet row one"]}), tmp_path / "p.parquet")
+    pq.write_table(
+        pa.table({"body": ["parquet row one", "parquet row two", "parquet row one"]}), tmp_path / "p.parquet"
+    )
     return tmp_path
 
 
 TARGET = {"kind": "synthetic", "distance": 0.0, "documents": 20}
 
 
-@pytest.mark.parametrize("spec,docs", [
-    ({"format": "text", "paths": ["*.txt"]}, {"alpha one\n\nalpha two\n", "beta file\n"}),
-    ({"format": "text", "paths": ["*.txt"], "sample_by": "paragraph"}, {"alpha one", "alpha two\n", "beta file\n"}),
-    ({"format": "json", "paths": ["*.jsonl"]}, {"json doc one", "json doc two"}),
-    ({"format": "parquet", "paths": ["*.parquet"], "text_field": "body"}, {"parquet row one", "parquet row two"}),
-])
+@pytest.mark.parametrize(
+    "spec,docs",
+    [
+        ({"format": "text", "paths": ["*.txt"]}, {"alpha one\n\nalpha two\n", "beta file\n"}),
+        ({"format": "text", "paths": ["*.txt"], "sample_by": "paragraph"}, {"alpha one", "alpha two\n", "beta file\n"}),
+        ({"format": "json", "paths": ["*.jsonl"]}, {"json doc one", "json doc two"}),
+        ({"format": "parquet", "paths": ["*.parquet"], "text_field": "body"}, {"parquet row one", "parquet row two"}),
+    ],
+)
 def test_files_source(files, spec, docs):
     spec = {**spec, "kind": "files", "paths": [str(files / p) for p in spec["paths"]]}
     sd = SweepData(_sweep({"t": TARGET, "s": spec}), cache_dir=str(files / "cache"))
@@ -87,8 +102,9 @@ def test_synthetic_divergence_grows_with_distance(tmp_path):
     distances = [0.0, 0.1, 0.3, 0.6, 0.9, 1.0]
     corpora = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 400}}
     corpora |= {f"d{d}": {"kind": "synthetic", "distance": d, "documents": 400} for d in distances}
-    sd = SweepData(_sweep(corpora, sources=["scratch", *[f"d{d}" for d in distances]], eval_tokens=16_000),
-                   cache_dir=str(tmp_path))
+    sd = SweepData(
+        _sweep(corpora, sources=["scratch", *[f"d{d}" for d in distances]], eval_tokens=16_000), cache_dir=str(tmp_path)
+    )
     ev = sd.eval_tokens().tokens
     ce = [ngram_cross_entropy(sd.train_tokens(f"d{d}", 90_000).tokens, ev, order=3) for d in distances]
     assert all(a < b for a, b in zip(ce, ce[1:])), ce
@@ -102,21 +118,38 @@ def test_hf_tokenizer_from_a_local_directory(tmp_path):
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(list(generate(1, 0.0, 50)), trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path / "tok")
-    corpora = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 100},
-               "s": {"kind": "synthetic", "distance": 0.5, "documents": 100}}
-    sweep = parse_sweep(dict(name="hf", target="t", sources=["scratch", "s"], corpora=corpora,
-                             tokenizer={"kind": "hf", "name": str(tmp_path / "tok")}, model_sizes=["nano"],
-                             finetune_tokens=[1_000], pretrain={"tokens": 2_000}, eval={"tokens": 2_000}))
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>").save_pretrained(
+        tmp_path / "tok"
+    )
+    corpora = {
+        "t": {"kind": "synthetic", "distance": 0.0, "documents": 100},
+        "s": {"kind": "synthetic", "distance": 0.5, "documents": 100},
+    }
+    sweep = parse_sweep(
+        dict(
+            name="hf",
+            target="t",
+            sources=["scratch", "s"],
+            corpora=corpora,
+            tokenizer={"kind": "hf", "name": str(tmp_path / "tok")},
+            model_sizes=["nano"],
+            finetune_tokens=[1_000],
+            pretrain={"tokens": 2_000},
+            eval={"tokens": 2_000},
+        )
+    )
     sd = SweepData(sweep, cache_dir=str(tmp_path / "cache"))
     sd.check()
     assert sd.vocab_size % 8 == 0 and sd.vocab_size >= 300
     ev = sd.eval_tokens()
     assert len(ev.tokens) == 2_000 and ev.tokens.dtype == np.uint16
-    assert 0 < ev.chars and ev.documents == int(np.count_nonzero(ev.tokens == sd.separator_id)) + (ev.tokens[-1] != sd.separator_id)
+    assert 0 < ev.chars and ev.documents == int(np.count_nonzero(ev.tokens == sd.separator_id)) + (
+        ev.tokens[-1] != sd.separator_id
+    )
     a, b = sd.train_tokens("s", 1_000), sd.train_tokens("s", 3_000)
     assert np.array_equal(a.tokens, b.tokens[:1_000]) and a.chars < b.chars
 
@@ -138,8 +171,12 @@ def test_hub_corpus_streams_into_the_token_cache_without_a_second_copy(dataset_f
     spec = {"kind": "hub", "name": str(dataset_folder)}
     sd = SweepData(_sweep({"t": TARGET, "s": spec}), cache_dir=str(tmp_path / "cache"))
     assert _documents(sd, "s") == {f"hub doc {i}" for i in range(30)}  # read offline (HF_HUB_OFFLINE in tests)
-    copies = [p for d in ("hf-datasets", "hf-hub") for p in (tmp_path / d).rglob("*") if p.is_file()
-              and not p.name.endswith(".lock")]
+    copies = [
+        p
+        for d in ("hf-datasets", "hf-hub")
+        for p in (tmp_path / d).rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    ]
     assert copies == [], f"datasets kept a copy: {copies}"
     assert list((tmp_path / "cache").glob("corpus-s-*")), "the tokens went to tsweep's cache"
 

@@ -9,19 +9,37 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsweep.sweeps.schema import parse_sweep
 from tsweep.data import ByteTokenizer, DataError, SweepData, TokenSlice, mixture_block
+from tsweep.sweeps.schema import parse_sweep
 
 SEP = ByteTokenizer.sep_id
 
 
-def make_sweep(corpora: dict, *, target: str = "t", sources=("scratch", "near"), eval_tokens: int = 8_000,
-               finetune=(1_000, 4_000), pretrain: int = 20_000, seq_len: int = 64, **extra):
-    return parse_sweep(dict(
-        name="data-test", target=target, sources=list(sources), corpora=corpora, model_sizes=["nano"],
-        finetune_tokens=list(finetune), pretrain={"tokens": pretrain}, eval={"tokens": eval_tokens},
-        train={"seq_len": seq_len}, **extra,
-    ))
+def make_sweep(
+    corpora: dict,
+    *,
+    target: str = "t",
+    sources=("scratch", "near"),
+    eval_tokens: int = 8_000,
+    finetune=(1_000, 4_000),
+    pretrain: int = 20_000,
+    seq_len: int = 64,
+    **extra,
+):
+    return parse_sweep(
+        dict(
+            name="data-test",
+            target=target,
+            sources=list(sources),
+            corpora=corpora,
+            model_sizes=["nano"],
+            finetune_tokens=list(finetune),
+            pretrain={"tokens": pretrain},
+            eval={"tokens": eval_tokens},
+            train={"seq_len": seq_len},
+            **extra,
+        )
+    )
 
 
 def synth(distance: float, documents: int = 300, seed: int = 0) -> dict:

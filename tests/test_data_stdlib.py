@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.data import ByteTokenizer, SweepData
+from tsweep.sweeps.schema import load_sweep, parse_sweep
 
 SEP = ByteTokenizer.sep_id
 SWEEPS = Path(__file__).resolve().parents[1] / "tsweep" / "sweeps"
@@ -21,12 +21,18 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(cache):
-    sweep = parse_sweep(dict(
-        name="stdlib-test", target="python", sources=["scratch", "prose", "c", "prose+c"],
-        corpora={"prose+c": {"kind": "mixture", "weights": {"prose": 0.5, "c": 0.5}}},
-        model_sizes=["nano"], finetune_tokens=[16_000, 64_000], pretrain={"tokens": 500_000},
-        eval={"tokens": 32_000},
-    ))
+    sweep = parse_sweep(
+        dict(
+            name="stdlib-test",
+            target="python",
+            sources=["scratch", "prose", "c", "prose+c"],
+            corpora={"prose+c": {"kind": "mixture", "weights": {"prose": 0.5, "c": 0.5}}},
+            model_sizes=["nano"],
+            finetune_tokens=[16_000, 64_000],
+            pretrain={"tokens": 500_000},
+            eval={"tokens": 32_000},
+        )
+    )
     return SweepData(sweep, cache_dir=cache)
 
 

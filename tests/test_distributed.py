@@ -18,8 +18,8 @@ import pytest
 from safetensors.torch import load_file
 
 from tsweep.core.layout import SweepLayout
-from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
+from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.runner import run_job
 
@@ -91,8 +91,11 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_p
     steps = evals.column("step").to_pylist()
     early = {s: v for s, v in zip(steps, evals.column("eval_loss").to_pylist()) if s <= EXACT_STEPS}
     one_evals = Store(SweepLayout(one_dir).store_root).read_evals()
-    one_early = {s: v for s, v in zip(one_evals.column("step").to_pylist(), one_evals.column("eval_loss").to_pylist())
-                 if s <= EXACT_STEPS}
+    one_early = {
+        s: v
+        for s, v in zip(one_evals.column("step").to_pylist(), one_evals.column("eval_loss").to_pylist())
+        if s <= EXACT_STEPS
+    }
     assert early.keys() == one_early.keys() and len(early) >= 4
     for s in early:
         assert early[s] == pytest.approx(one_early[s], rel=1e-4), f"step {s}"

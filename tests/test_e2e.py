@@ -36,8 +36,13 @@ def _env(**extra) -> dict:
 def piped(tmp_path_factory):
     """`tsweep submit tests/data/tiny.yaml` with its output in a pipe: (result, storage root)."""
     root = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run(["tsweep", "submit", str(TINY), "--storage", str(root)], capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=_env())
+    proc = subprocess.run(
+        ["tsweep", "submit", str(TINY), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=_env(),
+    )
     return proc, root
 
 
@@ -95,8 +100,13 @@ def test_gaps_json_and_a_resume_that_runs_nothing(piped, capsys):
     assert main(["gaps", sweep.name, "--storage", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {s["source"] for s in out["sources"]} == {"prose"}
-    again = subprocess.run(["tsweep", "resume", sweep.name, "--storage", str(root)], capture_output=True, text=True,
-                           timeout=TIMEOUT_S, env=_env())
+    again = subprocess.run(
+        ["tsweep", "resume", sweep.name, "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=_env(),
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     n = len(expand(sweep).jobs)
     assert f"{n} jobs planned, {n} already done, 0 run" in again.stdout
@@ -131,8 +141,11 @@ def test_in_a_terminal_it_draws_the_live_table(tmp_path):
     small = tmp_path / "small.yaml"
     text = TINY.read_text().replace("finetune_tokens: [2k, 4k]", "finetune_tokens: [2k]")
     small.write_text(text.replace("name: tiny", "name: tiny-terminal"))
-    code, drawn = _run_in_pty(["tsweep", "submit", str(small), "--storage", str(tmp_path / "runs")],
-                              _env(TERM="xterm", COLUMNS="160"), TIMEOUT_S)
+    code, drawn = _run_in_pty(
+        ["tsweep", "submit", str(small), "--storage", str(tmp_path / "runs")],
+        _env(TERM="xterm", COLUMNS="160"),
+        TIMEOUT_S,
+    )
     assert code == 0, drawn[-3000:]
     assert "\x1b[" in drawn  # redrawn in place with terminal control sequences, not printed line by line
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)

@@ -27,10 +27,26 @@ from pathlib import Path
 
 import psutil
 import pytest
+from faultkit import (
+    LOSS_REL,
+    TINY,
+    actor_state,
+    assert_sweep_matches_baseline,
+    attempts,
+    baseline_of,
+    gcs,
+    has_resume,
+    join_thread,
+    kill_driver,
+    run_in_background,
+    subprocess_env,
+    summaries,
+    trial_process,
+    tsweep_cmd,
+    wait_for,
+    withdraw_cluster_address,
+)
 
-from faultkit import (LOSS_REL, TINY, actor_state, assert_sweep_matches_baseline, attempts, baseline_of, gcs,
-                      has_resume, join_thread, kill_driver, run_in_background, subprocess_env, summaries,
-                      trial_process, tsweep_cmd, wait_for, withdraw_cluster_address)
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
@@ -74,8 +90,11 @@ def test_dashboard_binds_to_loopback_only(local_ray):
 
     url = urlparse(local_ray)
     assert url.hostname == "127.0.0.1", local_ray
-    listeners = [c.laddr for c in psutil.net_connections(kind="tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == url.port]
+    listeners = [
+        c.laddr
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == url.port
+    ]
     assert listeners, f"nothing listens on the dashboard port {url.port}"
     assert {a.ip for a in listeners} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listeners
 
@@ -93,8 +112,11 @@ def test_trial_actors_carry_their_jobs_label_in_the_dashboard(local_ray, baselin
     assert any(n.startswith("pretrain/") for n in names), names  # the first trials are pre-training runs
 
 
-@pytest.mark.xfail(strict=True, reason="the installed Ray binds GCS, raylet and agents to every interface whatever "
-                   "the node IP (ray-project/ray#59852 binds them to it); token auth guards them: README, Security")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the installed Ray binds GCS, raylet and agents to every interface whatever "
+    "the node IP (ray-project/ray#59852 binds them to it); token auth guards them: README, Security",
+)
 def test_every_ray_listener_binds_to_loopback_only(local_ray):
     """Not the dashboard alone: GCS, raylet, object manager, agents and workers of the local
     cluster init_ray started (this process's descendants) listen on 127.0.0.1 and nowhere else."""
@@ -181,8 +203,12 @@ def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ra
         before = actor_state(actor._actor_id.hex())
         n_hist = len(read_history(layout.sweep_dir))
         ray.kill(actor, no_restart=False)
-        return {"actor_id": actor._actor_id.hex(), "pid": before.pid, "history_at_kill": n_hist,
-                "finished_at_kill": len(summaries(layout))}
+        return {
+            "actor_id": actor._actor_id.hex(),
+            "pid": before.pid,
+            "history_at_kill": n_hist,
+            "finished_at_kill": len(summaries(layout)),
+        }
 
     t, box = run_in_background(killer)
     res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False)
@@ -193,7 +219,9 @@ def test_analysis_actor_killed_is_restarted_and_rebuilds_from_the_store(local_ra
     state = actor_state(k["actor_id"])
     assert state.state == "ALIVE" and state.num_restarts >= 1, state
     assert state.pid != k["pid"]
-    assert [a.name for a in list_actors(address=gcs(), filters=[("name", "=", name), ("state", "=", "ALIVE")])] == [name]
+    assert [a.name for a in list_actors(address=gcs(), filters=[("name", "=", name), ("state", "=", "ALIVE")])] == [
+        name
+    ]
     assert len(read_history(layout.sweep_dir)) > k["history_at_kill"], "no refit after the restart"
     # the restarted actor answers for the whole store, and its fit is what an undisturbed refit gives
     again = ray.get(ray.get_actor(name, namespace=NAMESPACE).refit.remote(), timeout=120)
@@ -276,15 +304,19 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
     layout = SweepLayout(sweep.sweep_dir(str(root)))
     graph = expand(sweep)
     log = open(tmp_path / "submit.log", "w")
-    proc = subprocess.Popen([*tsweep_cmd(), "submit", str(TINY), "--storage", str(root), "--no-live"],
-                            cwd=tmp_path, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*tsweep_cmd(), "submit", str(TINY), "--storage", str(root), "--no-live"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def mid_sweep():
         """At least one job finished and at least one part-way (resume checkpoint, no summary)."""
         done = summaries(layout)
-        running = [j.job_id for j in graph.jobs
-                   if j.job_id not in done and has_resume(layout, j.job_id)]
+        running = [j.job_id for j in graph.jobs if j.job_id not in done and has_resume(layout, j.job_id)]
         return bool(done) and bool(running)
 
     try:
@@ -294,13 +326,18 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
         log.close()
     done = {j for j, r in summaries(layout).items() if r["status"] == "ok"}
     assert 1 <= len(done) < len(graph.jobs), done
-    part_way = {j.job_id for j in graph.jobs
-                if j.job_id not in done and has_resume(layout, j.job_id)}
+    part_way = {j.job_id for j in graph.jobs if j.job_id not in done and has_resume(layout, j.job_id)}
     assert part_way, "no job was part-way when the driver died"
     before = {j.job_id: attempts(layout, j.job_id) for j in graph.jobs}
 
-    r = subprocess.run([*tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
-                       cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     n = len(graph.jobs)
     assert f"{n} jobs planned, {len(done)} already done, {n - len(done)} run" in r.stdout, r.stdout[-3000:]
@@ -346,6 +383,7 @@ def test_node_removed_mid_sweep(baseline, sweep, tmp_path):
         res = run_sweep(sweep, layout=sweep.layout(str(tmp_path)), live=False, address=cluster.address)
         join_thread(t, box, "the node remover", timeout=5)
         assert not state["finished_before"], "pre-training finished before its node was removed"
+
         # The sweep can finish (its retried trials done elsewhere) before the GCS's health checks
         # declare the killed node dead; give them their time rather than read the table too early.
         def alive_without_removed():

@@ -37,10 +37,26 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from faultkit import (
+    TINY,
+    actor_state,
+    assert_sweep_matches_baseline,
+    attempts,
+    baseline_of,
+    gcs,
+    has_resume,
+    kill_driver,
+    local_bucket,
+    subprocess_env,
+    summaries,
+    sweep_files_under,
+    trial_process,
+    tsweep_cmd,
+    wait_for,
+    wait_for_state_api,
+    withdraw_cluster_address,
+)
 
-from faultkit import (TINY, actor_state, gcs, assert_sweep_matches_baseline, attempts, baseline_of, has_resume,
-                      kill_driver, local_bucket, subprocess_env, summaries, sweep_files_under, trial_process,
-                      tsweep_cmd, wait_for, wait_for_state_api, withdraw_cluster_address)
 from tsweep.core.layout import SweepLayout, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
@@ -118,8 +134,11 @@ def cluster(bucket, folders):
     from ray.cluster_utils import Cluster
 
     def node(name: str, cpus: int) -> dict:
-        return {"num_cpus": cpus, "temp_dir": str(folders[name] / "ray"),
-                "env_vars": {"TMPDIR": str(folders[name] / "tmp")}}
+        return {
+            "num_cpus": cpus,
+            "temp_dir": str(folders[name] / "ray"),
+            "env_vars": {"TMPDIR": str(folders[name] / "tmp")},
+        }
 
     ray.shutdown()
     # The dashboard (the state API behind it) on a free port: on a shared machine Ray's default
@@ -127,9 +146,15 @@ def cluster(bucket, folders):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dashboard_port = s.getsockname()[1]
-    c = Cluster(initialize_head=True, head_node_args={**node("head", 0), "include_dashboard": True,
-                                                      "dashboard_host": "127.0.0.1",
-                                                      "dashboard_port": dashboard_port})
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            **node("head", 0),
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": dashboard_port,
+        },
+    )
     try:
         withdraw_cluster_address(c.address)
         workers = [c.add_node(**node(n, 1)) for n in ("n1", "n2")]
@@ -161,48 +186,75 @@ def faulted(sweep, baseline, bucket, folders, cluster):
     graph = expand(sweep, layout)
     pre = graph.pretrain[0].job_id
     rec: dict = {"layout": layout, "graph": graph, "pre": pre, "uri": uri, "env": env}
-    driver_env = subprocess_env(**{k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                        "AWS_DEFAULT_REGION")},
-                                TMPDIR=str(folders["driver"] / "tmp"))
+    driver_env = subprocess_env(
+        **{k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")},
+        TMPDIR=str(folders["driver"] / "tmp"),
+    )
     rec["reader_env"] = {**driver_env, "TMPDIR": str(folders["reader"] / "tmp")}
     log = open(folders["driver"] / "submit.log", "w")
-    proc = subprocess.Popen([*tsweep_cmd(), "submit", str(TINY), "--storage", uri, "--address", c.address,
-                             "--no-live"], cwd=folders["driver"], env=driver_env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*tsweep_cmd(), "submit", str(TINY), "--storage", uri, "--address", c.address, "--no-live"],
+        cwd=folders["driver"],
+        env=driver_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     alive = lambda: proc.poll() is None  # noqa: E731
     try:
         # 1. the worker running pre-training, once it has a resume checkpoint
-        wait_for(lambda: has_resume(layout, pre), "pre-training's first resume checkpoint", timeout=FIRST_S,
-                 poll=POLL_S, alive=alive)
+        wait_for(
+            lambda: has_resume(layout, pre),
+            "pre-training's first resume checkpoint",
+            timeout=FIRST_S,
+            poll=POLL_S,
+            alive=alive,
+        )
         p = wait_for(lambda: trial_process(pre), "the Ray worker running pre-training", timeout=30)
         rec["worker"] = {"pid": p.pid, "finished": pre in summaries(layout), "step": _resume_step(layout, pre)}
         p.send_signal(signal.SIGKILL)
 
         # 2. the analysis actor, once it has refitted twice
-        wait_for(lambda: len(read_history(layout.sweep_dir)) >= 2, "two refits by the analysis actor",
-                 poll=POLL_S, alive=alive)
+        wait_for(
+            lambda: len(read_history(layout.sweep_dir)) >= 2,
+            "two refits by the analysis actor",
+            poll=POLL_S,
+            alive=alive,
+        )
         name = analysis_actor_name(sweep, layout)
         actor = ray.get_actor(name, namespace=NAMESPACE)
         actor_id = list_actors(address=gcs(), filters=[("name", "=", name), ("state", "=", "ALIVE")])[0].actor_id
         before = actor_state(actor_id)
         rec["actor"] = {"id": actor_id, "pid": before.pid, "finished_at_kill": len(summaries(layout))}
         ray.kill(actor, no_restart=False)
-        state = wait_for(lambda: (s := actor_state(actor_id)).state == "ALIVE" and s.num_restarts >= 1 and s,
-                         "the analysis actor to restart", timeout=60)
+        state = wait_for(
+            lambda: (s := actor_state(actor_id)).state == "ALIVE" and s.num_restarts >= 1 and s,
+            "the analysis actor to restart",
+            timeout=60,
+        )
         in_store = len(summaries(layout))
-        rec["actor"].update(restarted=state, in_store=in_store,
-                            refit=ray.get(actor.refit.remote(), timeout=120)["n_jobs_finished"])
+        rec["actor"].update(
+            restarted=state, in_store=in_store, refit=ray.get(actor.refit.remote(), timeout=120)["n_jobs_finished"]
+        )
 
         # 3. the node running pre-training's retry, once the retry has checkpointed again
-        wait_for(lambda: _resume_step(layout, pre) > rec["worker"]["step"], "the retry's own resume checkpoint",
-                 poll=POLL_S, alive=alive)
+        wait_for(
+            lambda: _resume_step(layout, pre) > rec["worker"]["step"],
+            "the retry's own resume checkpoint",
+            poll=POLL_S,
+            alive=alive,
+        )
         p = wait_for(lambda: trial_process(pre), "the Ray worker running the retry", timeout=30)
         raylets = {w.all_processes["raylet"][0].process.pid: w for w in workers}
         node = raylets.get(p.ppid())
         assert node is not None, "pre-training's retry is not running on a worker node"
-        rec["node"] = {"finished": pre in summaries(layout), "attempts": attempts(layout, pre),
-                       "folder": folders[("n1", "n2")[workers.index(node)]],
-                       "id": node.node_id, "step": _resume_step(layout, pre)}
+        rec["node"] = {
+            "finished": pre in summaries(layout),
+            "attempts": attempts(layout, pre),
+            "folder": folders[("n1", "n2")[workers.index(node)]],
+            "id": node.node_id,
+            "step": _resume_step(layout, pre),
+        }
         c.remove_node(node, allow_graceful=False)
 
         # 4. the driver, once pre-training has started again after the node loss
@@ -214,8 +266,12 @@ def faulted(sweep, baseline, bucket, folders, cluster):
     rec["submit_log"] = (folders["driver"] / "submit.log").read_text()[-3000:]
     assert rec["driver_rc_at_kill"] is None, f"the driver ended before it was killed: {rec['submit_log']}"
     # the dead driver's trials die with its job; none may write into the store from here on
-    wait_for(lambda: all(trial_process(j.job_id) is None for j in graph.jobs), "the dead driver's trials to end",
-             timeout=60, poll=1)
+    wait_for(
+        lambda: all(trial_process(j.job_id) is None for j in graph.jobs),
+        "the dead driver's trials to end",
+        timeout=60,
+        poll=1,
+    )
     done = {j for j, r in summaries(layout).items() if r["status"] == "ok"}
     rec["done_at_kill"] = done
 
@@ -230,8 +286,9 @@ def faulted(sweep, baseline, bucket, folders, cluster):
     reader = folders["reader"]
     rec["status_damaged"] = _cli(["status", sweep.name, "--storage", uri, "--json"], rec["reader_env"], reader)
     rec["shard_after_status"] = layout.files.size(shard)
-    rec["resume"] = _cli(["resume", sweep.name, "--storage", uri, "--address", c.address, "--no-live"],
-                         driver_env, folders["driver"])
+    rec["resume"] = _cli(
+        ["resume", sweep.name, "--storage", uri, "--address", c.address, "--no-live"], driver_env, folders["driver"]
+    )
     rec["after"] = {j.job_id: attempts(layout, j.job_id) for j in graph.jobs}
     rec["status"] = _cli(["status", sweep.name, "--storage", uri, "--json"], rec["reader_env"], reader)
     rec["gaps"] = _cli(["gaps", sweep.name, "--storage", uri, "--json"], rec["reader_env"], reader)

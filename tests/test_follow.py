@@ -76,8 +76,12 @@ def test_a_dropped_log_stream_is_resumed_without_a_line_twice_or_lost():
 @pytest.mark.parametrize("final, code", [("FAILED", 1), ("STOPPED", fl.EXIT_STOPPED)])
 def test_exit_code_follows_the_jobs_final_status(final, code):
     out = io.StringIO()
-    assert fl.Follower(ScriptedJobs(_chunks(), drops=0, final=final), "j", out=out, err=io.StringIO(),
-                       sleep=lambda s: None).run() == code
+    assert (
+        fl.Follower(
+            ScriptedJobs(_chunks(), drops=0, final=final), "j", out=out, err=io.StringIO(), sleep=lambda s: None
+        ).run()
+        == code
+    )
     assert out.getvalue() == LOG
 
 
@@ -101,6 +105,7 @@ def test_an_unreachable_cluster_is_given_up_on_with_the_reattach_command():
 def test_a_log_stream_that_never_opens_is_given_up_on_though_status_answers():
     """The dashboard's HTTP answers but its websocket never delivers (a proxy that drops
     upgrades): the follower gives up after give_up_s instead of retrying forever."""
+
     class NoStream(ScriptedJobs):
         async def tail_job_logs(self, job_id):
             self.streams += 1
@@ -113,8 +118,9 @@ def test_a_log_stream_that_never_opens_is_given_up_on_though_status_answers():
         now[0] += s
 
     err = io.StringIO()
-    follower = fl.Follower(NoStream(_chunks()), "j", out=io.StringIO(), err=err, sleep=sleep, clock=lambda: now[0],
-                           give_up_s=100)
+    follower = fl.Follower(
+        NoStream(_chunks()), "j", out=io.StringIO(), err=err, sleep=sleep, clock=lambda: now[0], give_up_s=100
+    )
     assert follower.run() == fl.EXIT_LOST
     assert "stopped following" in err.getvalue().splitlines()[-1]
 
@@ -149,8 +155,15 @@ def test_pipe_progress_prints_running_jobs_periodically(monkeypatch):
     trial = SimpleNamespace(trial_id="t1", config={"job": jobs[0].to_dict()})
     lp.setup()
     lp.on_trial_start(0, [], trial)
-    p = Progress(job_id=jobs[0].job_id, label=jobs[0].label, kind=jobs[0].kind, step=10, tokens_seen=5120,
-                 eval_loss=3.5, tokens_per_s=1000.0)
+    p = Progress(
+        job_id=jobs[0].job_id,
+        label=jobs[0].label,
+        kind=jobs[0].kind,
+        step=10,
+        tokens_seen=5120,
+        eval_loss=3.5,
+        tokens_per_s=1000.0,
+    )
     lp.on_trial_result(0, [], trial, p.to_metrics())
     lp.on_step_end(0, [])
     assert out.getvalue() == ""  # less than PERIODIC_S since the start
@@ -159,15 +172,27 @@ def test_pipe_progress_prints_running_jobs_periodically(monkeypatch):
     lp.on_step_end(0, [])
     lp.on_trial_complete(0, [], trial)
     lines = out.getvalue().splitlines()
-    assert lines[0] == (f"[tiny] running: {jobs[0].label} eval 3.5000, 5,120 tokens, 1,000 tok/s | 0/{len(jobs)} jobs: "
-                        f"1 running, {len(jobs) - 1} pending, 0 failed | ETA ? | G: not yet")
+    assert lines[0] == (
+        f"[tiny] running: {jobs[0].label} eval 3.5000, 5,120 tokens, 1,000 tok/s | 0/{len(jobs)} jobs: "
+        f"1 running, {len(jobs) - 1} pending, 0 failed | ETA ? | G: not yet"
+    )
     assert lines[1].startswith(f"[tiny] done {jobs[0].label} | 1/{len(jobs)} jobs")
 
 
 def _key(job, sweep):
-    return dict(schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
-                target=sweep.target, size=job.size, n_params=1000, data_tokens=job.data_tokens,
-                pretrain_tokens=job.pretrain_tokens, attempt=0)
+    return dict(
+        schema_version=SCHEMA_VERSION,
+        sweep=sweep.name,
+        job_id=job.job_id,
+        kind=job.kind,
+        source=job.source,
+        target=sweep.target,
+        size=job.size,
+        n_params=1000,
+        data_tokens=job.data_tokens,
+        pretrain_tokens=job.pretrain_tokens,
+        attempt=0,
+    )
 
 
 def _tree(root: Path) -> dict:
@@ -181,17 +206,65 @@ def test_status_lists_started_jobs_as_running_or_interrupted_and_writes_nothing(
     graph = expand(sweep, layout)
     done, started = graph.jobs[0], graph.jobs[1]
     store = Store(layout.store_root)
-    store.write_evals(done.job_id, [{**_key(done, sweep), "step": 4, "tokens_seen": 2048, "epoch": 1.0,
-                                     "train_loss": 3.0, "eval_loss": 3.25, "wall_time_s": 2.0}])
-    store.write_summary({**_key(done, sweep), "status": "ok", "reason": None, "best_eval_loss": 3.25, "best_step": 4,
-                         "best_tokens": 2048, "tokens_seen": 2048, "data_chars": None, "epochs": 1.0,
-                         "wall_time_s": 2.0, "flops": 1e9})
+    store.write_evals(
+        done.job_id,
+        [
+            {
+                **_key(done, sweep),
+                "step": 4,
+                "tokens_seen": 2048,
+                "epoch": 1.0,
+                "train_loss": 3.0,
+                "eval_loss": 3.25,
+                "wall_time_s": 2.0,
+            }
+        ],
+    )
+    store.write_summary(
+        {
+            **_key(done, sweep),
+            "status": "ok",
+            "reason": None,
+            "best_eval_loss": 3.25,
+            "best_step": 4,
+            "best_tokens": 2048,
+            "tokens_seen": 2048,
+            "data_chars": None,
+            "epochs": 1.0,
+            "wall_time_s": 2.0,
+            "flops": 1e9,
+        }
+    )
     # two shards, as a job flushes them at its checkpoints: 1024 tokens in the last 0.5 s
-    store.write_evals(started.job_id, [{**_key(started, sweep), "step": s, "tokens_seen": s * 512, "epoch": s / 8,
-                                        "train_loss": 3.5, "eval_loss": 4.0 - s / 10, "wall_time_s": s / 4}
-                                       for s in (2, 4)])
-    store.write_evals(started.job_id, [{**_key(started, sweep), "step": 6, "tokens_seen": 3072, "epoch": 0.75,
-                                        "train_loss": 3.4, "eval_loss": 3.4, "wall_time_s": 1.5}])
+    store.write_evals(
+        started.job_id,
+        [
+            {
+                **_key(started, sweep),
+                "step": s,
+                "tokens_seen": s * 512,
+                "epoch": s / 8,
+                "train_loss": 3.5,
+                "eval_loss": 4.0 - s / 10,
+                "wall_time_s": s / 4,
+            }
+            for s in (2, 4)
+        ],
+    )
+    store.write_evals(
+        started.job_id,
+        [
+            {
+                **_key(started, sweep),
+                "step": 6,
+                "tokens_seen": 3072,
+                "epoch": 0.75,
+                "train_loss": 3.4,
+                "eval_loss": 3.4,
+                "wall_time_s": 1.5,
+            }
+        ],
+    )
 
     with leases.acquire(layout, settle_s=0.0):  # a live driver
         before = _tree(tmp_path)
@@ -199,11 +272,18 @@ def test_status_lists_started_jobs_as_running_or_interrupted_and_writes_nothing(
         assert _tree(tmp_path) == before  # read-only: the lease's heartbeat is the driver's, not status's
     rows = {r["job_id"]: r for r in st["jobs"]}
     assert rows[done.job_id]["state"] == "ok"
-    assert {k: rows[started.job_id][k] for k in ("state", "eval_loss", "step", "tokens_seen", "tokens_per_s")} == \
-        {"state": "running", "eval_loss": 3.4, "step": 6, "tokens_seen": 3072, "tokens_per_s": 2048.0}
+    assert {k: rows[started.job_id][k] for k in ("state", "eval_loss", "step", "tokens_seen", "tokens_per_s")} == {
+        "state": "running",
+        "eval_loss": 3.4,
+        "step": 6,
+        "tokens_seen": 3072,
+        "tokens_per_s": 2048.0,
+    }
     assert st["driver"]["state"] == "running"
     assert st["counts"] == {"ok": 1, "running": 1, "missing": len(graph.jobs) - 2}
-    assert f"running: {started.label} ({started.job_id}): eval 3.4000 at step 6, 3,072 tokens, 2,048 tok/s" in st["text"]
+    assert (
+        f"running: {started.label} ({started.job_id}): eval 3.4000 at step 6, 3,072 tokens, 2,048 tok/s" in st["text"]
+    )
 
     # the driver gone (its lease released, or left stale by a killed process): interrupted
     before = _tree(tmp_path)
@@ -212,8 +292,19 @@ def test_status_lists_started_jobs_as_running_or_interrupted_and_writes_nothing(
     assert _tree(tmp_path) == before
     assert {r["job_id"]: r["state"] for r in st["jobs"]}[started.job_id] == "interrupted"
     assert st["driver"]["state"] == "none"
-    layout.files.write_text(layout.lease, json.dumps({"holder": "head:1", "host": "head", "pid": 1, "started": 0.0,
-                                                      "heartbeat": time.time() - 2 * leases.STALE_S, "token": "t"}))
+    layout.files.write_text(
+        layout.lease,
+        json.dumps(
+            {
+                "holder": "head:1",
+                "host": "head",
+                "pid": 1,
+                "started": 0.0,
+                "heartbeat": time.time() - 2 * leases.STALE_S,
+                "token": "t",
+            }
+        ),
+    )
     before = _tree(tmp_path)
     assert main(["status", str(layout.sweep_dir)]) == 0
     text = capsys.readouterr().out

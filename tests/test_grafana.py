@@ -97,7 +97,7 @@ def test_launchers_install_it_on_the_head_after_ray_starts(name):
     cfg = yaml.safe_load((ROOT / f"infra/{name}.yaml").read_text())
     cmds = cfg["head_start_ray_commands"]
     start = next(i for i, c in enumerate(cmds) if "ray start" in c and "--head" in c)
-    assert any(c.strip() == "tsweep grafana --install" for c in cmds[start + 1:])
+    assert any(c.strip() == "tsweep grafana --install" for c in cmds[start + 1 :])
     assert not any("tsweep grafana" in c for c in cfg["worker_start_ray_commands"])
 
 
@@ -112,11 +112,14 @@ def test_cli_prints_the_path_and_writes_a_copy(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["d.json"]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["--out", "{tmp}/missing/d.json"], "--out: cannot write"),
-    (["--out", "{tmp}"], "is a folder"),
-    (["--out", "{tmp}/d.json", "--install"], "not both"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--out", "{tmp}/missing/d.json"], "--out: cannot write"),
+        (["--out", "{tmp}"], "is a folder"),
+        (["--out", "{tmp}/d.json", "--install"], "not both"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(argv, msg, tmp_path, capsys):
     assert main(["grafana", *[a.format(tmp=tmp_path) for a in argv]]) == 2
     err = capsys.readouterr().err

@@ -29,8 +29,15 @@ TIMEOUT_S = 120
 
 def _env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    return {**env, "HOME": str(home), "TSWEEP_STORAGE": str(home / "runs"), "PIP_NO_INDEX": "1",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return {
+        **env,
+        "HOME": str(home),
+        "TSWEEP_STORAGE": str(home / "runs"),
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
 
 
 def _run(argv, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -57,8 +64,16 @@ def venv(tmp_path_factory) -> dict:
     src, wheels, env_dir, outside = tmp / "src", tmp / "wheels", tmp / "venv", tmp / "elsewhere"
     outside.mkdir()
     env = _env(outside)
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         if (REPO / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -71,8 +86,14 @@ def venv(tmp_path_factory) -> dict:
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).stdout
     Path(purelib.strip(), "_tsweep_test_dependencies.pth").write_text("".join(f"{d}\n" for d in _dependency_dirs()))
     _run([python, "-m", "pip", "install", "--no-deps", "-q", wheel], tmp, env)
-    return {"python": python, "tsweep": env_dir / "bin" / "tsweep", "dir": env_dir, "cwd": outside, "env": env,
-            "wheel": wheel}
+    return {
+        "python": python,
+        "tsweep": env_dir / "bin" / "tsweep",
+        "dir": env_dir,
+        "cwd": outside,
+        "env": env,
+        "wheel": wheel,
+    }
 
 
 PROBE = """
@@ -108,6 +129,12 @@ def test_the_console_script_plans_a_shipped_sweep_by_name_outside_the_repository
     assert not (venv["cwd"] / "runs").exists(), "plan runs nothing and writes nothing"
     out = _run([venv["tsweep"], "grafana"], venv["cwd"], venv["env"]).stdout.strip()
     assert os.path.realpath(out).startswith(os.path.realpath(venv["dir"]) + os.sep)
-    bad = subprocess.run([str(venv["tsweep"]), "plan", "no-such-sweep"], cwd=venv["cwd"], env=venv["env"],
-                         capture_output=True, text=True, timeout=TIMEOUT_S)
+    bad = subprocess.run(
+        [str(venv["tsweep"]), "plan", "no-such-sweep"],
+        cwd=venv["cwd"],
+        env=venv["env"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad.stderr

@@ -20,8 +20,18 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "tsweep"
-RANK = {"core": 0, "sweeps": 1, "data": 2, "workers": 3, "analysis": 3, "orchestrator": 4, "api": 5, "cli": 6,
-        "__main__": 7, "__init__": 6}
+RANK = {
+    "core": 0,
+    "sweeps": 1,
+    "data": 2,
+    "workers": 3,
+    "analysis": 3,
+    "orchestrator": 4,
+    "api": 5,
+    "cli": 6,
+    "__main__": 7,
+    "__init__": 6,
+}
 HEAVY = ("torch", "deepspeed", "ray", "transformers")
 
 
@@ -74,8 +84,10 @@ def test_no_import_circles():
     modules = _modules()
     graph = {n: _first_party(_imports(p, top_level_only=True), modules) - {n} for n, p in modules.items()}
     # a package's __init__ re-exporting its own modules is not a circle: only module -> module edges count
-    graph = {n: {t for t in ts if not (modules[t].name == "__init__.py" and n.startswith(t + "."))}
-             for n, ts in graph.items()}
+    graph = {
+        n: {t for t in ts if not (modules[t].name == "__init__.py" and n.startswith(t + "."))}
+        for n, ts in graph.items()
+    }
     state: dict[str, int] = defaultdict(int)
     cycles = []
 
@@ -83,7 +95,7 @@ def test_no_import_circles():
         state[n] = 1
         for t in graph[n]:
             if state[t] == 1:
-                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+                cycles.append(" -> ".join(stack[stack.index(t) :] + [t]))
             elif state[t] == 0:
                 visit(t, stack + [t])
         state[n] = 2
@@ -101,12 +113,19 @@ def test_the_floor_imports_no_heavy_framework():
             assert not heavy, f"{name} imports {heavy}"
 
 
-@pytest.mark.parametrize("code", [
-    "import tsweep",
-    "import tsweep.cli; tsweep.cli.build_parser()",
-    "from tsweep.orchestrator.plan import expand; import tsweep; expand(tsweep.load_sweep('demo'))",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import tsweep",
+        "import tsweep.cli; tsweep.cli.build_parser()",
+        "from tsweep.orchestrator.plan import expand; import tsweep; expand(tsweep.load_sweep('demo'))",
+    ],
+)
 def test_planning_and_the_api_never_import_torch_or_ray(code):
-    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

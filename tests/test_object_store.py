@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from faultkit import local_bucket
+
 from tsweep.core.layout import Files, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
@@ -42,8 +42,14 @@ def s3():
 def ran(s3, tmp_path_factory):
     uri, env = s3
     cwd = tmp_path_factory.mktemp("cwd")
-    proc = subprocess.run(["tsweep", "submit", str(TINY), "--storage", uri], capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=env, cwd=cwd)
+    proc = subprocess.run(
+        ["tsweep", "submit", str(TINY), "--storage", uri],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=env,
+        cwd=cwd,
+    )
     return proc, uri, env, cwd
 
 
@@ -68,12 +74,24 @@ def test_a_sweep_runs_with_its_storage_in_a_bucket(ran):
 def test_status_and_gaps_read_the_sweep_from_the_bucket(ran):
     proc, uri, env, cwd = ran
     assert proc.returncode == 0
-    st = subprocess.run(["tsweep", "status", "tiny", "--storage", uri, "--json"], capture_output=True, text=True,
-                        timeout=120, env=env, cwd=cwd)
+    st = subprocess.run(
+        ["tsweep", "status", "tiny", "--storage", uri, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+    )
     assert st.returncode == 0, st.stderr
     n = len(expand(load_sweep(TINY)).jobs)
     assert json.loads(st.stdout)["counts"] == {"ok": n}
-    gaps = subprocess.run(["tsweep", "gaps", "tiny", "--storage", uri, "--json"], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=cwd)
+    gaps = subprocess.run(
+        ["tsweep", "gaps", "tiny", "--storage", uri, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=cwd,
+    )
     assert gaps.returncode == 0, gaps.stderr
     assert json.loads(gaps.stdout)["n_jobs_finished"] == n

@@ -8,8 +8,8 @@ import torch
 
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
-from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
+from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import SweepError, parse_sweep
 from tsweep.workers.pretrained import ModelUnavailable, load_config, model_size
 from tsweep.workers.runner import run_job
@@ -37,10 +37,14 @@ def local_model(tmp_path_factory):
 
 def _sweep(model_dir, **over):
     d = {
-        "name": "hub", "target": "python", "sources": ["scratch", "gpt"],
+        "name": "hub",
+        "target": "python",
+        "sources": ["scratch", "gpt"],
         "pretrained": {"gpt": {"model": model_dir, "revisions": {"main": "1M"}}},
         "tokenizer": {"kind": "hf", "name": model_dir},
-        "model_sizes": ["nano"], "finetune_tokens": ["4k"], "scratch_tokens": ["4k", "8k"],
+        "model_sizes": ["nano"],
+        "finetune_tokens": ["4k"],
+        "scratch_tokens": ["4k", "8k"],
         "eval": {"tokens": "2k", "interval_steps": 5, "patience_epochs": 1},
         "train": {"seq_len": 32, "batch_size": 4, "max_epochs": 1},
     }
@@ -92,13 +96,24 @@ def test_hub_model_offline_fails_fast_at_plan(tmp_path, capsys, monkeypatch):
     import yaml
 
     f = tmp_path / "pythia.yaml"
-    f.write_text(yaml.safe_dump({
-        "name": "pythia", "target": "python", "sources": ["scratch", "pythia"],
-        "pretrained": {"pythia": {"model": "EleutherAI/pythia-70m-deduped",
-                                  "revisions": {"step1000": 2097152000, "step143000": 299892736000}}},
-        "tokenizer": {"kind": "hf", "name": "EleutherAI/pythia-70m-deduped"},
-        "model_sizes": ["nano"], "finetune_tokens": ["4k"],
-    }))
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "name": "pythia",
+                "target": "python",
+                "sources": ["scratch", "pythia"],
+                "pretrained": {
+                    "pythia": {
+                        "model": "EleutherAI/pythia-70m-deduped",
+                        "revisions": {"step1000": 2097152000, "step143000": 299892736000},
+                    }
+                },
+                "tokenizer": {"kind": "hf", "name": "EleutherAI/pythia-70m-deduped"},
+                "model_sizes": ["nano"],
+                "finetune_tokens": ["4k"],
+            }
+        )
+    )
     assert main(["plan", str(f)]) == 2
     err = capsys.readouterr().err
     assert "pythia" in err and "offline" in err.lower() and "Traceback" not in err

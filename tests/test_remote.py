@@ -35,8 +35,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tsweep.orchestrator.plan import expand
 from tsweep.core.store import Store
+from tsweep.orchestrator.plan import expand
 from tsweep.sweeps.schema import load_sweep
 
 pytestmark = pytest.mark.cluster
@@ -106,8 +106,13 @@ def cluster():
     token = secrets.token_hex(32)
     gcs, dash, client, head_agent, worker_agent, head_metrics, worker_metrics = _free_ports(7)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     if shutil.which("tsweep") is None:  # not pip-installed: what `pip install -e .` would put on PATH
         bin_dir = Path(temp_dir, "bin")
         bin_dir.mkdir()
@@ -122,16 +127,45 @@ def cluster():
     common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head_dir, worker_dir = os.path.join(temp_dir, "head"), os.path.join(temp_dir, "worker")
     try:
-        _run([ray_bin, "start", "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-              f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={head_agent}",
-              f"--metrics-export-port={head_metrics}", "--num-cpus=2", f"--temp-dir={head_dir}", *common],
-             env, timeout=180)
-        _run([ray_bin, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
-              f"--dashboard-agent-listen-port={worker_agent}", f"--metrics-export-port={worker_metrics}",
-              f"--temp-dir={worker_dir}", *common],
-             env, timeout=180)
-        yield {"env": env, "token": token, "gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
-               "temp_dir": temp_dir}
+        _run(
+            [
+                ray_bin,
+                "start",
+                "--head",
+                f"--port={gcs}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dash}",
+                f"--ray-client-server-port={client}",
+                f"--dashboard-agent-listen-port={head_agent}",
+                f"--metrics-export-port={head_metrics}",
+                "--num-cpus=2",
+                f"--temp-dir={head_dir}",
+                *common,
+            ],
+            env,
+            timeout=180,
+        )
+        _run(
+            [
+                ray_bin,
+                "start",
+                f"--address=127.0.0.1:{gcs}",
+                "--num-cpus=1",
+                f"--dashboard-agent-listen-port={worker_agent}",
+                f"--metrics-export-port={worker_metrics}",
+                f"--temp-dir={worker_dir}",
+                *common,
+            ],
+            env,
+            timeout=180,
+        )
+        yield {
+            "env": env,
+            "token": token,
+            "gcs": f"127.0.0.1:{gcs}",
+            "dashboard": f"http://127.0.0.1:{dash}",
+            "temp_dir": temp_dir,
+        }
     finally:
         _stop_cluster(temp_dir, gcs)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -186,15 +220,23 @@ def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
     # the user's side: only the token in the environment, as a CI secret would be given; the
     # console script submits and follows the driver's output to the end of the Ray job
     user = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
-    followed = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(storage),
-                     "--follow"], user, timeout=JOB_TIMEOUT_S + 60, check=False, cwd=tmp_path)
+    followed = _run(
+        [*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(storage), "--follow"],
+        user,
+        timeout=JOB_TIMEOUT_S + 60,
+        check=False,
+        cwd=tmp_path,
+    )
     outputs += [followed.stdout, followed.stderr]
     m = re.search(r"submitted tiny as Ray job (\S+) to ", followed.stdout)
     assert m, followed.stdout + followed.stderr
     job_id = m.group(1)
 
-    r = _run([sys.executable, "-c", WAIT_JOB, cluster["dashboard"], job_id, str(JOB_TIMEOUT_S), cluster["gcs"]],
-             env, timeout=JOB_TIMEOUT_S + 60)
+    r = _run(
+        [sys.executable, "-c", WAIT_JOB, cluster["dashboard"], job_id, str(JOB_TIMEOUT_S), cluster["gcs"]],
+        env,
+        timeout=JOB_TIMEOUT_S + 60,
+    )
     job = json.loads(r.stdout.strip().splitlines()[-1])
     outputs.append(job["logs"])
     assert job["status"] == "SUCCEEDED", f"Ray job {job_id}: {job['status']}\n{job['logs'][-4000:]}"
@@ -240,8 +282,13 @@ def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
 def test_submit_without_token_fails_cleanly(cluster, tmp_path):
     """No token: a one-line error and a non-zero exit, no job submitted."""
     env = {**{k: v for k, v in cluster["env"].items() if k != "RAY_AUTH_TOKEN"}, "HOME": str(tmp_path)}
-    r = _run([*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
-             env, check=False, cwd=tmp_path, timeout=120)
+    r = _run(
+        [*_tsweep(), "submit", str(TINY), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
+        env,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "token" in r.stderr.lower()
@@ -269,14 +316,19 @@ def test_a_sweep_folder_submitted_remotely_writes_there_and_a_stopped_job_exits_
     folder.mkdir(parents=True)
     (folder / "sweep.yaml").write_text(TINY.read_text())
     user = {k: v for k, v in cluster["env"].items() if k != "RAY_AUTH_MODE"}
-    r = _run([*_tsweep(), "submit", str(folder), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
-             user, timeout=120, cwd=tmp_path)
+    r = _run(
+        [*_tsweep(), "submit", str(folder), "--address", cluster["dashboard"], "--storage", str(tmp_path / "r")],
+        user,
+        timeout=120,
+        cwd=tmp_path,
+    )
     job_id = re.search(r"submitted tiny as Ray job (\S+) to ", r.stdout).group(1)
     assert f"tsweep follow {job_id} --address {cluster['dashboard']}" in r.stdout
     r = _run([sys.executable, "-c", STOP_JOB, cluster["dashboard"], job_id], cluster["env"], timeout=60)
     entry = json.loads(r.stdout.strip().splitlines()[-1])["entrypoint"]
     assert entry.endswith(f"--sweep-dir {folder}") and sweep.name != folder.name, entry
-    r = _run([*_tsweep(), "follow", job_id, "--address", cluster["dashboard"]], user, timeout=120, check=False,
-             cwd=tmp_path)
+    r = _run(
+        [*_tsweep(), "follow", job_id, "--address", cluster["dashboard"]], user, timeout=120, check=False, cwd=tmp_path
+    )
     assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Traceback" not in r.stderr

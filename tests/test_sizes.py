@@ -2,8 +2,8 @@
 
 import pytest
 
-from tsweep.workers.engine import build_model
 from tsweep.core.sizes import SIZE_LADDER
+from tsweep.workers.engine import build_model
 
 
 @pytest.mark.parametrize("name", ["nano", "micro", "mini", "tiny", "small"])

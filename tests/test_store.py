@@ -11,19 +11,50 @@ from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, SUMMARY_SCHEMA, Store
 
 
 def _key(job_id="j1", attempt=0):
-    return dict(schema_version=SCHEMA_VERSION, sweep="s", job_id=job_id, kind="finetune", source="prose",
-                target="python", size="nano", n_params=25472, data_tokens=16000, pretrain_tokens=250000, attempt=attempt)
+    return dict(
+        schema_version=SCHEMA_VERSION,
+        sweep="s",
+        job_id=job_id,
+        kind="finetune",
+        source="prose",
+        target="python",
+        size="nano",
+        n_params=25472,
+        data_tokens=16000,
+        pretrain_tokens=250000,
+        attempt=attempt,
+    )
 
 
 def _evals(job_id, steps):
-    return [{**_key(job_id), "step": s, "tokens_seen": s * 1024, "epoch": s / 10, "train_loss": 3.0,
-             "eval_loss": 4.0 - s / 100, "wall_time_s": float(s)} for s in steps]
+    return [
+        {
+            **_key(job_id),
+            "step": s,
+            "tokens_seen": s * 1024,
+            "epoch": s / 10,
+            "train_loss": 3.0,
+            "eval_loss": 4.0 - s / 100,
+            "wall_time_s": float(s),
+        }
+        for s in steps
+    ]
 
 
 def _summary(job_id, status="ok", loss=3.5):
-    return {**_key(job_id), "status": status, "reason": None, "best_eval_loss": loss, "best_step": 10,
-            "best_tokens": 10240, "tokens_seen": 20480, "data_chars": 16000, "epochs": 1.2, "wall_time_s": 3.0,
-            "flops": 1e9}
+    return {
+        **_key(job_id),
+        "status": status,
+        "reason": None,
+        "best_eval_loss": loss,
+        "best_step": 10,
+        "best_tokens": 10240,
+        "tokens_seen": 20480,
+        "data_chars": 16000,
+        "epochs": 1.2,
+        "wall_time_s": 3.0,
+        "flops": 1e9,
+    }
 
 
 def test_rows_round_trip_with_schema(tmp_path):
@@ -137,8 +168,10 @@ class _Flaky:
     def open_input_stream(self, path):
         n = self.seen[path] = self.seen.get(path, 0) + 1
         if path.endswith(".parquet") and n <= self.fails:
-            raise OSError("When reading information for key 'x': AWS Error SLOW_DOWN during GetObject operation: "
-                          "Please reduce your request rate.")
+            raise OSError(
+                "When reading information for key 'x': AWS Error SLOW_DOWN during GetObject operation: "
+                "Please reduce your request rate."
+            )
         return self.inner.open_input_stream(path)
 
     def __getattr__(self, name):
@@ -199,8 +232,10 @@ def test_schema_version_gate(tmp_path):
 
     st = Store(str(tmp_path))
     st.write_summary(_summary("j"))
-    good = pa.Table.from_pylist([_summary("k") | {"finished_at": None}], schema=SUMMARY_SCHEMA.remove(
-        SUMMARY_SCHEMA.get_field_index("finished_at")))
+    good = pa.Table.from_pylist(
+        [_summary("k") | {"finished_at": None}],
+        schema=SUMMARY_SCHEMA.remove(SUMMARY_SCHEMA.get_field_index("finished_at")),
+    )
     path = str(tmp_path / "summary" / "k.parquet")
 
     # a column that cannot be null is missing: an error naming it, not nulls

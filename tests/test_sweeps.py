@@ -72,7 +72,9 @@ def test_graph_shape():
     g = expand(sweep)
     n_src, n_size = len(sweep.pretrain_sources), len(sweep.model_sizes)
     assert len(g.pretrain) == n_src * n_size
-    assert sum(j.kind == "finetune" for j in g.jobs) == n_src * n_size * len(sweep.pretrain.p_axis) * len(sweep.finetune_tokens)
+    assert sum(j.kind == "finetune" for j in g.jobs) == n_src * n_size * len(sweep.pretrain.p_axis) * len(
+        sweep.finetune_tokens
+    )
     assert sum(j.kind == "scratch" for j in g.jobs) == n_size * len(sweep.scratch_axis)
     for j in g.jobs:
         if j.kind == "finetune":
@@ -227,9 +229,16 @@ def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
     assert demo.train.lr != 1e-3  # the loaded sweep is untouched
     # an override enters job ids exactly where it changes what a job computes
     assert {j.job_id for j in expand(s).jobs}.isdisjoint({j.job_id for j in expand(demo).jobs})
-    assert {j.job_id for j in expand(with_overrides(demo, ["name=other"])).jobs} == {j.job_id for j in expand(demo).jobs}
-    for bad, where in [("train.lr=-1", "train.lr"), ("train.lr.x=1", "train.lr is a value"), ("nokey", "KEY.PATH=VALUE"),
-                       ("trian.lr=1", "trian: unknown key"), ("eval={a: [}", "invalid YAML")]:
+    assert {j.job_id for j in expand(with_overrides(demo, ["name=other"])).jobs} == {
+        j.job_id for j in expand(demo).jobs
+    }
+    for bad, where in [
+        ("train.lr=-1", "train.lr"),
+        ("train.lr.x=1", "train.lr is a value"),
+        ("nokey", "KEY.PATH=VALUE"),
+        ("trian.lr=1", "trian: unknown key"),
+        ("eval={a: [}", "invalid YAML"),
+    ]:
         with pytest.raises(SweepError, match=re.escape(where)):
             with_overrides(demo, [bad])
         assert main(["plan", "demo", "--storage", str(tmp_path), "--set", bad]) == 2
@@ -258,8 +267,9 @@ def test_a_sweep_folder_refuses_results_of_a_changed_sweep(tmp_path, capsys):
     """Fitting the laws to two experiments at once is the silent error this prevents: a store
     with finished jobs the sweep does not plan (a changed learning rate) makes run exit 2 before
     anything starts or is written, naming the changed setting."""
-    import pyarrow.parquet as pq
     from pathlib import Path
+
+    import pyarrow.parquet as pq
 
     from tsweep.core.store import Store
     from tsweep.orchestrator.run import save_sweep

@@ -40,15 +40,19 @@ def _events(path: Path) -> list:
     out, raw = [], path.read_bytes()
     i = 0
     while i < len(raw):
-        (n,) = struct.unpack("<Q", raw[i:i + 8])
-        out.append(Event.FromString(raw[i + 12:i + 12 + n]))
+        (n,) = struct.unpack("<Q", raw[i : i + 8])
+        out.append(Event.FromString(raw[i + 12 : i + 12 + n]))
         i += 12 + n + 4
     return out
 
 
 def _scalars(folder: Path) -> dict[str, float]:
-    return {v.tag: v.simple_value for f in folder.rglob("events.out.tfevents.*") for e in _events(f)
-            for v in e.summary.value}
+    return {
+        v.tag: v.simple_value
+        for f in folder.rglob("events.out.tfevents.*")
+        for e in _events(f)
+        for v in e.summary.value
+    }
 
 
 def _offline_runs(wandb_dir: Path) -> list[Path]:
@@ -66,8 +70,8 @@ def _wandb_records(run_dir: Path) -> list:
         if block - i % block < 7:  # a block's tail too short for a header is padding
             i += block - i % block
             continue
-        length, kind = int.from_bytes(raw[i + 4:i + 6], "little"), raw[i + 6]
-        buf, i = buf + raw[i + 7:i + 7 + length], i + 7 + length
+        length, kind = int.from_bytes(raw[i + 4 : i + 6], "little"), raw[i + 6]
+        buf, i = buf + raw[i + 7 : i + 7 + length], i + 7 + length
         if kind in (1, 4):  # a whole record, or the last chunk of one
             out.append(pb.Record.FromString(buf))
             buf = b""
@@ -93,8 +97,13 @@ def _wandb_run(run_dir: Path) -> tuple[str, dict, dict]:
 def offline_wandb(tmp_path, monkeypatch):
     d = tmp_path / "wandb"
     d.mkdir()
-    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(d), "WANDB_SILENT": "true", "WANDB_CONFIG_DIR": str(d),
-           "MLFLOW_ALLOW_FILE_STORE": "true"}  # MLflow 3 keeps its file store behind this switch
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(d),
+        "WANDB_SILENT": "true",
+        "WANDB_CONFIG_DIR": str(d),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+    }  # MLflow 3 keeps its file store behind this switch
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return d, env
@@ -137,8 +146,13 @@ def test_every_job_is_a_run_in_every_tracker(tmp_path, offline_wandb):
     sweep_file = tmp_path / "tracked.yaml"
     sweep_file.write_text(yaml.safe_dump(d))
     root = tmp_path / "runs"
-    proc = subprocess.run(["tsweep", "submit", str(sweep_file), "--storage", str(root)], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **env, "RAY_USAGE_STATS_ENABLED": "0"})
+    proc = subprocess.run(
+        ["tsweep", "submit", str(sweep_file), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = load_sweep(sweep_file)
     jobs = {j.label: j for j in expand(sweep).jobs}
@@ -167,11 +181,14 @@ def test_every_job_is_a_run_in_every_tracker(tmp_path, offline_wandb):
     assert json.dumps(wb[label]).count(job.job_id) >= 1
 
 
-@pytest.mark.parametrize("setting,value,package", [
-    ("tensorboard", True, "tensorboardX"),
-    ("wandb_project", "p", "wandb"),
-    ("mlflow_tracking_uri", "file:///tmp/x", "mlflow"),
-])
+@pytest.mark.parametrize(
+    "setting,value,package",
+    [
+        ("tensorboard", True, "tensorboardX"),
+        ("wandb_project", "p", "wandb"),
+        ("mlflow_tracking_uri", "file:///tmp/x", "mlflow"),
+    ],
+)
 def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_runs(setting, value, package, monkeypatch):
     from tsweep.core.errors import UsageError
     from tsweep.orchestrator.trackers import check_installed

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsweep.core.layout import SweepLayout
-from tsweep.orchestrator.plan import expand
-from tsweep.core.store import Store
-from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.core.cadence import eval_interval, min_eval_steps, pretrain_eval_steps
+from tsweep.core.layout import SweepLayout
+from tsweep.core.store import Store
+from tsweep.orchestrator.plan import expand
+from tsweep.sweeps.schema import load_sweep, parse_sweep
 from tsweep.workers.checkpoints import resume_tags
 from tsweep.workers.runner import run_job
 
@@ -120,9 +120,12 @@ def test_a_run_stops_on_patience_in_data_then_cools_down_and_keeps_its_best(swee
     assert summary["status"] == "ok", summary["reason"]
     assert summary["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in ev))
     steps_per_epoch = ev[-1]["step"] / ev[-1]["epoch"]
-    patience = max(sw.eval.patience_epochs * steps_per_epoch, patience_tokens / (sw.train.batch_size * sw.train.seq_len))
+    patience = max(
+        sw.eval.patience_epochs * steps_per_epoch, patience_tokens / (sw.train.batch_size * sw.train.seq_len)
+    )
     stable_end = max(r["step"] for r in ev if r["step"] <= ev[-1]["step"] / (1 + sw.train.cooldown) + 1)
     assert ev[-1]["epoch"] >= sw.eval.min_epochs
+
     # its stable phase ended on the patience rule, not at the cap: over the last `patience` steps
     # the best evaluation improved by less than min_delta, and a patience earlier it still had
     def best_at(step):
@@ -139,7 +142,9 @@ def test_a_run_that_reaches_the_epoch_cap_still_improving_is_unconverged(sweep, 
     sw = parse_sweep(d)
     _, summary, ev = _summary_and_evals(sw, tmp_path, "scratch", 2)  # the largest D
     assert summary["status"] == "unconverged" and "max_epochs" in summary["reason"]
-    assert Store(SweepLayout(str(tmp_path)).store_root).finished_job_ids() == {summary["job_id"]}  # final: resume skips it
+    assert Store(SweepLayout(str(tmp_path)).store_root).finished_job_ids() == {
+        summary["job_id"]
+    }  # final: resume skips it
 
 
 def test_cooldown_branches_leave_the_stable_run_exactly_as_it_was(sweep, tmp_path):
@@ -230,8 +235,9 @@ def test_over_fitting_is_not_divergence(tmp_path):
     run_job(next(j for j in graph.jobs if j.kind == "pretrain"), sweep, str(tmp_path))
     job = next(j for j in graph.jobs if j.kind == "finetune" and j.data_tokens == 2_000)
     summary = run_job(job, sweep, str(tmp_path))
-    ev = sorted(Store(SweepLayout(str(tmp_path)).store_root).read_evals([job.job_id]).to_pylist(),
-                key=lambda r: r["step"])
+    ev = sorted(
+        Store(SweepLayout(str(tmp_path)).store_root).read_evals([job.job_id]).to_pylist(), key=lambda r: r["step"]
+    )
     losses = [r["eval_loss"] for r in ev]
     assert max(losses) > 1.5 * losses[0], losses  # it did climb past the old divergence line
     assert summary["status"] == "ok", summary["reason"]

@@ -14,4 +14,4 @@ The package, floor first (each layer imports only from the layers above it in th
 
 from tsweep.api import SweepResults, fit, follow, load_sweep, open_sweep, plan, resolve, run, submit
 
-__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "follow", "open_sweep", "SweepResults", "fit"]
+__all__ = ["SweepResults", "fit", "follow", "load_sweep", "open_sweep", "plan", "resolve", "run", "submit"]

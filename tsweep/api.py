@@ -34,7 +34,8 @@ import numpy as np
 from tsweep.core.errors import UsageError
 from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep, is_plain_name, load_sweep as _load_yaml, loads_sweep, with_overrides
+from tsweep.sweeps.schema import Sweep, is_plain_name, loads_sweep, with_overrides
+from tsweep.sweeps.schema import load_sweep as _load_yaml
 
 DEFAULT_STORAGE = "~/tsweep_runs"
 
@@ -90,12 +91,16 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     if is_uri(ref) or path.is_dir():
         sweep = _from_folder(ref)
         if sweep is None:
-            raise UsageError(f"{without_query(ref)}: no sweep.yaml there (a sweep folder holds the sweep.yaml it ran with)")
+            raise UsageError(
+                f"{without_query(ref)}: no sweep.yaml there (a sweep folder holds the sweep.yaml it ran with)"
+            )
         return sweep, SweepLayout(ref)
     root = storage_override(storage) or DEFAULT_STORAGE
     if not is_plain_name(ref):
-        raise UsageError(f"sweep name {ref!r} must be a plain name (letters, digits, '_', '.', '+', '-', starting "
-                         f"with a letter or digit)")
+        raise UsageError(
+            f"sweep name {ref!r} must be a plain name (letters, digits, '_', '.', '+', '-', starting "
+            f"with a letter or digit)"
+        )
     stored = SweepLayout.under(root, ref)
     sweep = _from_folder(stored.sweep_dir)
     if sweep is not None:
@@ -103,8 +108,9 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     if shipped is not None:
         sweep = _load_yaml(shipped)
         return sweep, sweep.layout(storage_override(storage))
-    raise UsageError(f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under "
-                     f"{without_query(root)}")
+    raise UsageError(
+        f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under {without_query(root)}"
+    )
 
 
 def resolve_shipped(name: str, storage: str | None = None, overrides: Sequence[str] = ()) -> tuple[Sweep, SweepLayout]:
@@ -138,8 +144,14 @@ def plan(sweep: Sweep | str, storage: str | None = None, *, check_data: bool = T
     return check_and_expand(sweep, layout)[0] if check_data else expand(sweep, layout)
 
 
-def run(sweep: Sweep | str, *, storage: str | None = None, address: str | None = None, live: bool = False,
-        num_cpus: int | None = None):
+def run(
+    sweep: Sweep | str,
+    *,
+    storage: str | None = None,
+    address: str | None = None,
+    live: bool = False,
+    num_cpus: int | None = None,
+):
     """Run (or finish) a sweep on a local Ray cluster, or the one at ``address``; a RunResult."""
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.run import run_sweep
@@ -160,8 +172,12 @@ def submit(sweep: Sweep | str, address: str, *, storage: str | None = None, layo
     layout = layout or resolved
     check_and_expand(sweep, layout)
     default = sweep.layout(storage_override(storage)).sweep_dir
-    return submit_job(sweep, address, storage=storage_override(storage),
-                      sweep_dir=layout.sweep_dir if layout.sweep_dir != default else None)
+    return submit_job(
+        sweep,
+        address,
+        storage=storage_override(storage),
+        sweep_dir=layout.sweep_dir if layout.sweep_dir != default else None,
+    )
 
 
 def follow(job_id: str, address: str) -> int:
@@ -225,7 +241,9 @@ def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap:
     for var in spec.variables:
         col = (map or {}).get(var, var)
         if col not in columns:
-            raise UsageError(f"column {col!r} (variable {var}) not in the table; columns: {', '.join(columns) or 'none'}")
+            raise UsageError(
+                f"column {col!r} (variable {var}) not in the table; columns: {', '.join(columns) or 'none'}"
+            )
         try:
             values[var] = np.asarray(columns[col], dtype=float)
         except (TypeError, ValueError):
@@ -243,4 +261,15 @@ def _columns(data: Any) -> dict[str, Any]:
     raise UsageError(f"data: expected a DataFrame, a pyarrow Table or a mapping of columns, got {type(data).__name__}")
 
 
-__all__ = ["load_sweep", "resolve", "plan", "run", "submit", "follow", "open_sweep", "SweepResults", "fit", "storage_override"]
+__all__ = [
+    "SweepResults",
+    "fit",
+    "follow",
+    "load_sweep",
+    "open_sweep",
+    "plan",
+    "resolve",
+    "run",
+    "storage_override",
+    "submit",
+]

@@ -63,11 +63,17 @@ def _run(sweep, layout, args, *, live: bool) -> int:
     from tsweep.orchestrator.run import run_sweep
 
     check_and_expand(sweep, layout)
-    res = run_sweep(sweep, layout=layout, address=getattr(args, "address", None), live=live,
-                    on_start=lambda url: print(f"Ray dashboard: {url}" if url else "Ray dashboard: (joined cluster)",
-                                               flush=True))
-    print(f"\n{sweep.name}: {res.planned} jobs planned, {res.skipped} already done, {res.ran} run "
-          f"in {res.wall_time_s:.0f} s; results in {without_query(res.sweep_dir)}")
+    res = run_sweep(
+        sweep,
+        layout=layout,
+        address=getattr(args, "address", None),
+        live=live,
+        on_start=lambda url: print(f"Ray dashboard: {url}" if url else "Ray dashboard: (joined cluster)", flush=True),
+    )
+    print(
+        f"\n{sweep.name}: {res.planned} jobs planned, {res.skipped} already done, {res.ran} run "
+        f"in {res.wall_time_s:.0f} s; results in {without_query(res.sweep_dir)}"
+    )
     for f in res.failed:
         print(f"  failed: {f}")
     for job_id, why in res.blocked.items():
@@ -89,8 +95,10 @@ def _jobs_api(args) -> bool:
     address = getattr(args, "address", None)
     jobs_api = bool(address) and address.startswith(("http://", "https://"))
     if getattr(args, "follow", False) and not jobs_api:
-        raise UsageError("--follow: needs --address http://HEAD:8265 (a Ray dashboard); a run on this machine "
-                         "prints its progress itself")
+        raise UsageError(
+            "--follow: needs --address http://HEAD:8265 (a Ray dashboard); a run on this machine "
+            "prints its progress itself"
+        )
     return jobs_api
 
 
@@ -110,8 +118,7 @@ def _dispatch(sweep, layout, args) -> int:
     if not args.follow:
         print(f"follow it: {reattach_hint(job_id, args.address)}")
         return 0
-    print(f"following it (Ctrl-C detaches, the job goes on): results in {without_query(layout.sweep_dir)}",
-          flush=True)
+    print(f"following it (Ctrl-C detaches, the job goes on): results in {without_query(layout.sweep_dir)}", flush=True)
     return api.follow(job_id, args.address)
 
 
@@ -135,8 +142,9 @@ def cmd_follow(args) -> int:
 
     address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or ""
     if not address:
-        raise UsageError("follow: give the cluster's dashboard with --address http://HEAD:8265 (or "
-                         "$RAY_API_SERVER_ADDRESS)")
+        raise UsageError(
+            "follow: give the cluster's dashboard with --address http://HEAD:8265 (or $RAY_API_SERVER_ADDRESS)"
+        )
     check_address(address)
     return api.follow(args.job_id, address)
 
@@ -266,23 +274,36 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         if sweep:
             sp.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
-        sp.add_argument("--storage", metavar="URI", help="storage root (default: $TSWEEP_STORAGE, else the sweep's own)")
+        sp.add_argument(
+            "--storage", metavar="URI", help="storage root (default: $TSWEEP_STORAGE, else the sweep's own)"
+        )
         sp.set_defaults(handler=fn)
         return sp
 
     def runs(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--address", metavar="URL",
-                        help="a running Ray cluster: http://HEAD:8265 (its dashboard) submits the driver through the "
-                             "Jobs API; ray://HEAD:10001 or HOST:PORT joins it from here")
-        sp.add_argument("--follow", action="store_true",
-                        help="with --address http://...: print the driver's progress until the job ends; exit 0 "
-                             "SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster unreachable; Ctrl-C detaches")
+        sp.add_argument(
+            "--address",
+            metavar="URL",
+            help="a running Ray cluster: http://HEAD:8265 (its dashboard) submits the driver through the "
+            "Jobs API; ray://HEAD:10001 or HOST:PORT joins it from here",
+        )
+        sp.add_argument(
+            "--follow",
+            action="store_true",
+            help="with --address http://...: print the driver's progress until the job ends; exit 0 "
+            "SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster unreachable; Ctrl-C detaches",
+        )
         sp.add_argument("--no-live", action="store_true", help="progress lines instead of the live table")
 
     def settable(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--set", action="append", nargs="+", metavar="KEY.PATH=VALUE",
-                        help="override a sweep setting (VALUE read as YAML), validated like the YAML and saved with "
-                             "the sweep: --set train.lr=1e-3 model_sizes=[pico,nano]; --set name=NEW runs it apart")
+        sp.add_argument(
+            "--set",
+            action="append",
+            nargs="+",
+            metavar="KEY.PATH=VALUE",
+            help="override a sweep setting (VALUE read as YAML), validated like the YAML and saved with "
+            "the sweep: --set train.lr=1e-3 model_sizes=[pico,nano]; --set name=NEW runs it apart",
+        )
         return sp
 
     demo = settable(add("demo", cmd_demo, "run the embedded default sweep (demo) on a local Ray cluster", sweep=False))
@@ -290,24 +311,42 @@ def build_parser() -> argparse.ArgumentParser:
     pl = add("plan", cmd_plan, "validate a sweep and print every job with its cost; launches nothing", sweep=False)
     pl.add_argument("sweep", metavar="SWEEP", nargs="?", help=SWEEP_HELP)
     settable(pl)
-    pl.add_argument("--explain", action="store_true", help="print every setting a sweep YAML can hold, with its "
-                                                           "default and what it means")
-    pl.add_argument("--cpus", type=float, default=None, metavar="N",
-                    help="CPUs of the cluster to estimate the wall time for (default: this machine's)")
+    pl.add_argument(
+        "--explain",
+        action="store_true",
+        help="print every setting a sweep YAML can hold, with its default and what it means",
+    )
+    pl.add_argument(
+        "--cpus",
+        type=float,
+        default=None,
+        metavar="N",
+        help="CPUs of the cluster to estimate the wall time for (default: this machine's)",
+    )
     pl.add_argument("--gpus", type=float, default=None, metavar="N", help="GPUs of that cluster (default: 0)")
-    s = settable(add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)"))
+    s = settable(
+        add("submit", cmd_submit, "run a sweep (locally, on --address, or via the Jobs API at http://HEAD:8265)")
+    )
     runs(s)
-    s.add_argument("--sweep-dir", metavar="DIR", help="write the results into this sweep folder (a path or URI) "
-                                                      "instead of STORAGE/NAME; a remote submit of a sweep folder "
-                                                      "passes it to the driver")
+    s.add_argument(
+        "--sweep-dir",
+        metavar="DIR",
+        help="write the results into this sweep folder (a path or URI) "
+        "instead of STORAGE/NAME; a remote submit of a sweep folder "
+        "passes it to the driver",
+    )
     runs(add("resume", cmd_resume, "finish a sweep: re-run only the jobs missing from its store"))
-    fo = sub.add_parser("follow", help="print a submitted sweep's progress until its Ray job ends (re-attach)",
-                        description="Print a submitted sweep's driver output until its Ray job ends, reconnecting "
-                                    "when the connection drops; exit 0 SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster "
-                                    "unreachable, 130 detached (Ctrl-C; the job goes on).")
+    fo = sub.add_parser(
+        "follow",
+        help="print a submitted sweep's progress until its Ray job ends (re-attach)",
+        description="Print a submitted sweep's driver output until its Ray job ends, reconnecting "
+        "when the connection drops; exit 0 SUCCEEDED, 1 FAILED, 3 STOPPED, 4 cluster "
+        "unreachable, 130 detached (Ctrl-C; the job goes on).",
+    )
     fo.add_argument("job_id", metavar="JOB_ID", help="the Ray job id `tsweep submit --address http://...` printed")
-    fo.add_argument("--address", metavar="URL", help="the cluster's dashboard, http://HEAD:8265 (default: "
-                                                    "$RAY_API_SERVER_ADDRESS)")
+    fo.add_argument(
+        "--address", metavar="URL", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)"
+    )
     fo.set_defaults(handler=cmd_follow)
     st = add("status", cmd_status, "jobs done, failed and missing for a sweep")
     st.add_argument("--json", action="store_true")
@@ -315,33 +354,59 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print the JSON contract")
     g.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     r = add("report", cmd_report, "write a sweep's plots and summary.md")
-    r.add_argument("--bootstrap", type=int, default=None, metavar="N",
-                   help="refit with N resamples (default: reuse the analysis actor's latest fit)")
+    r.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refit with N resamples (default: reuse the analysis actor's latest fit)",
+    )
     a = add("advise", cmd_advise, "per source: more pre-training or more fine-tuning data?")
-    a.add_argument("--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X")
+    a.add_argument(
+        "--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X"
+    )
     a.add_argument("--json", action="store_true")
 
-    gr = sub.add_parser("grafana", help="the Grafana dashboard of tsweep's metrics: print its path, write a copy, or "
-                                        "add it to this Ray head's Grafana",
-                        description="tsweep's Grafana dashboard (jobs by state, tokens/s, transfer gap G per source). "
-                                    "With no option, print the path of the shipped JSON.")
+    gr = sub.add_parser(
+        "grafana",
+        help="the Grafana dashboard of tsweep's metrics: print its path, write a copy, or "
+        "add it to this Ray head's Grafana",
+        description="tsweep's Grafana dashboard (jobs by state, tokens/s, transfer gap G per source). "
+        "With no option, print the path of the shipped JSON.",
+    )
     gr.add_argument("--out", metavar="FILE", help="write the dashboard JSON to FILE (to import in Grafana)")
-    gr.add_argument("--install", action="store_true",
-                    help="add it to the dashboards Ray's Grafana provisioning serves on this head "
-                         "(/tmp/ray/session_latest/metrics/grafana/dashboards); run after `ray start --head`")
-    gr.add_argument("--wait", type=float, default=60.0, metavar="S",
-                    help="with --install: seconds to wait for Ray to write its own dashboards (default 60)")
+    gr.add_argument(
+        "--install",
+        action="store_true",
+        help="add it to the dashboards Ray's Grafana provisioning serves on this head "
+        "(/tmp/ray/session_latest/metrics/grafana/dashboards); run after `ray start --head`",
+    )
+    gr.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="with --install: seconds to wait for Ray to write its own dashboards (default 60)",
+    )
     gr.set_defaults(handler=cmd_grafana)
 
     from tsweep.analysis.laws import LAWS
 
-    f = sub.add_parser("fit", help="fit a scaling law to any table (.csv or .parquet)",
-                       description="Fit a scaling law to a table: Huber loss on log values, L-BFGS-B from a grid "
-                                   "of starts (Hoffmann et al. 2022, approach 3).")
+    f = sub.add_parser(
+        "fit",
+        help="fit a scaling law to any table (.csv or .parquet)",
+        description="Fit a scaling law to a table: Huber loss on log values, L-BFGS-B from a grid "
+        "of starts (Hoffmann et al. 2022, approach 3).",
+    )
     f.add_argument("--law", required=True, metavar="NAME", help=f"one of: {', '.join(sorted(LAWS))}")
     f.add_argument("--data", required=True, metavar="FILE", help="a .csv or .parquet table")
-    f.add_argument("--map", action="append", nargs="+", metavar="VAR=COLUMN",
-                   help="read law variable VAR from COLUMN (default: the column named VAR); several pairs, or repeat")
+    f.add_argument(
+        "--map",
+        action="append",
+        nargs="+",
+        metavar="VAR=COLUMN",
+        help="read law variable VAR from COLUMN (default: the column named VAR); several pairs, or repeat",
+    )
     f.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for 95%% intervals")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true", help="print the JSON contract")

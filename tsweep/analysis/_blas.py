@@ -34,10 +34,10 @@ class single_threaded_blas(ContextDecorator):  # noqa: N801 - used like a functi
     _depth = 0
     _limiter = None
 
-    def _recreate_cm(self) -> "single_threaded_blas":
+    def _recreate_cm(self) -> single_threaded_blas:
         return type(self)()
 
-    def __enter__(self) -> "single_threaded_blas":
+    def __enter__(self) -> single_threaded_blas:
         cls = type(self)
         with _LOCK:
             if cls._depth == 0:

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import threading
-from dataclasses import replace
 import logging
+import threading
 import traceback
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -44,6 +44,7 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store
 
 log = logging.getLogger(__name__)
+
 
 def history_line(report: TransferReport) -> dict[str, Any]:
     """The compact record of one refit kept in fits/history.jsonl: the headline per source."""
@@ -126,12 +127,19 @@ class AnalysisActor:
             table = Store(self.layout.store_root).read_summaries()
             report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)
             out = self._record(report, n_jobs_finished(table))
-        except Exception as exc:  # noqa: BLE001 - logged and recorded; the sweep goes on
+        except Exception as exc:
             log.exception("analysis refit failed")
-            self._append({"timestamp": _now(), "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc(limit=5)})
-            return {"error": f"{type(exc).__name__}: {exc}",
-                    "latest": None if self._latest is None else self._latest.to_json()}
+            self._append(
+                {
+                    "timestamp": _now(),
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=5),
+                }
+            )
+            return {
+                "error": f"{type(exc).__name__}: {exc}",
+                "latest": None if self._latest is None else self._latest.to_json(),
+            }
         return out
 
     def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
@@ -163,14 +171,12 @@ def start_analysis_actor(name: str, namespace: str, *, detached: bool = False, *
     after the driver exits (then kill it with ``ray.kill``). ``kwargs`` go to AnalysisActor.
     """
     import ray
-
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=2)(AnalysisActor)
     # Beside the driver when it can be (soft): the driver's node is the one the sweep cannot lose.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True,
-                               "scheduling_strategy": here}
+    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True, "scheduling_strategy": here}
     if detached:
         options["lifetime"] = "detached"
     return remote_cls.options(**options).remote(**kwargs)

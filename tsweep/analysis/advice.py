@@ -38,12 +38,20 @@ def advice(report: TransferReport, table: Any, target_loss: float | None = None)
         loss = lambda pp, ff: float(law.predict(prm, p=pp, f=ff))  # noqa: E731
         now, l2p, l2f = loss(p, f), loss(2 * p, f), loss(p, 2 * f)
         floor = prm["G"] * f ** -prm["beta"] + prm["E"]
-        entry.update({
-            "p": p, "f": f, "loss_now": now, "loss_2x_pretrain": l2p, "loss_2x_finetune": l2f,
-            "gain_2x_pretrain": now - l2p, "gain_2x_finetune": now - l2f,
-            "better": "fine-tune data" if now - l2f > now - l2p else "pre-training",
-            "pretrain_floor_at_f": floor, "G": prm["G"],
-        })
+        entry.update(
+            {
+                "p": p,
+                "f": f,
+                "loss_now": now,
+                "loss_2x_pretrain": l2p,
+                "loss_2x_finetune": l2f,
+                "gain_2x_pretrain": now - l2p,
+                "gain_2x_finetune": now - l2f,
+                "better": "fine-tune data" if now - l2f > now - l2p else "pre-training",
+                "pretrain_floor_at_f": floor,
+                "G": prm["G"],
+            }
+        )
         if target_loss is not None:
             entry.update(_solve_target(prm, p, f, target_loss, now))
         out.append(entry)
@@ -63,14 +71,16 @@ def _solve_target(prm: Mapping[str, float], p: float, f: float, x: float, now: f
         res["pretrain_tokens_needed"] = None
         res["note"] = f"target <= E = {e:.4g}: unreachable under this law"
         return res
-    res["finetune_tokens_needed"] = ((a * p ** -alpha + g) / (x - e)) ** (1.0 / beta) if beta > 0 else None
+    res["finetune_tokens_needed"] = ((a * p**-alpha + g) / (x - e)) ** (1.0 / beta) if beta > 0 else None
     room = (x - e) * f**beta - g
     if room > 0 and alpha > 0 and a > 0:
         res["pretrain_tokens_needed"] = (a / room) ** (1.0 / alpha)
     else:
         res["pretrain_tokens_needed"] = None
-        res["note"] = (f"no amount of pre-training reaches {x:.4g} at f = {f:.3g}: "
-                       f"the floor G f^-beta + E is {g * f ** -beta + e:.4g}")
+        res["note"] = (
+            f"no amount of pre-training reaches {x:.4g} at f = {f:.3g}: "
+            f"the floor G f^-beta + E is {g * f**-beta + e:.4g}"
+        )
     return res
 
 
@@ -86,14 +96,18 @@ def format_advice(entries: list[dict[str, Any]], target_loss: float | None = Non
             out.append(f"{a['source']}: {a['note']}")
             continue
         out.append(f"{a['source']} (size {a['size']}, p = {a['p']:.3g}, f = {a['f']:.3g}): loss {a['loss_now']:.4g}")
-        out.append(f"  2x pre-training tokens -> {a['loss_2x_pretrain']:.4g} (-{a['gain_2x_pretrain']:.3g}); "
-              f"2x fine-tune tokens -> {a['loss_2x_finetune']:.4g} (-{a['gain_2x_finetune']:.3g}): "
-              f"{a['better']} buys more")
+        out.append(
+            f"  2x pre-training tokens -> {a['loss_2x_pretrain']:.4g} (-{a['gain_2x_pretrain']:.3g}); "
+            f"2x fine-tune tokens -> {a['loss_2x_finetune']:.4g} (-{a['gain_2x_finetune']:.3g}): "
+            f"{a['better']} buys more"
+        )
         out.append(f"  floor with unlimited pre-training at this f: {a['pretrain_floor_at_f']:.4g} (G = {a['G']:.3g})")
         if target_loss is not None:
-            out.append(f"  to reach {target_loss:g}: {_fmt_tokens(a['finetune_tokens_needed'])} fine-tune tokens at "
-                  f"p = {a['p']:.3g}, or {_fmt_tokens(a['pretrain_tokens_needed'])} pre-training tokens at "
-                  f"f = {a['f']:.3g}")
+            out.append(
+                f"  to reach {target_loss:g}: {_fmt_tokens(a['finetune_tokens_needed'])} fine-tune tokens at "
+                f"p = {a['p']:.3g}, or {_fmt_tokens(a['pretrain_tokens_needed'])} pre-training tokens at "
+                f"f = {a['f']:.3g}"
+            )
             if a.get("note"):
                 out.append(f"  note: {a['note']}")
     out.append("(point estimates of the headline Barnett fit per source; its intervals: `tsweep gaps`)")

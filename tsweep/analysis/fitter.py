@@ -188,18 +188,29 @@ class FitResult:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "FitResult":
+    def from_json(cls, d: Mapping[str, Any]) -> FitResult:
         """The inverse of :meth:`to_json` (the residuals are not kept in JSON)."""
         params = {k: (math.nan if v.get("value") is None else float(v["value"])) for k, v in d["params"].items()}
         has_ci = any("ci95" in v for v in d["params"].values())
-        ci = {k: tuple(math.nan if x is None else float(x) for x in v.get("ci95", (None, None)))
-              for k, v in d["params"].items()} if has_ci else None
+        ci = (
+            {
+                k: tuple(math.nan if x is None else float(x) for x in v.get("ci95", (None, None)))
+                for k, v in d["params"].items()
+            }
+            if has_ci
+            else None
+        )
         law = get_law(d["law"])
         theta = d.get("theta") or law.from_params({k: (1.0 if math.isnan(v) else v) for k, v in params.items()})
         return cls(
-            law=d["law"], params=params, n_points=int(d["n_points"]), loss=float(d.get("loss") or math.nan),
-            theta=tuple(math.nan if t is None else float(t) for t in theta), ci95=ci,
-            warnings=tuple(d.get("warnings", ())), n_bootstrap=int(d.get("bootstrap", 0)),
+            law=d["law"],
+            params=params,
+            n_points=int(d["n_points"]),
+            loss=float(d.get("loss") or math.nan),
+            theta=tuple(math.nan if t is None else float(t) for t in theta),
+            ci95=ci,
+            warnings=tuple(d.get("warnings", ())),
+            n_bootstrap=int(d.get("bootstrap", 0)),
             converged=bool(d.get("converged", True)),
             not_identified={k: v["reason"] for k, v in d["params"].items() if not v.get("identified", True)},
             boot_params=None if d.get("boot") is None else np.array(d["boot"], dtype=float),
@@ -256,8 +267,9 @@ def _lbfgs(
     return res.x, float(res.fun) * delta * delta
 
 
-def stationarity(law: Law, theta: Array, logx: Mapping[str, Array], logy: Array, w: Array,
-                 delta: float = HUBER_DELTA) -> float:
+def stationarity(
+    law: Law, theta: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float = HUBER_DELTA
+) -> float:
     """How far ``theta`` is from a stationary point of the weighted Huber objective, in the fit's
     standard errors: sqrt(g' H^+ g) / sigma over the free parameters, with g the gradient, H the
     Gauss-Newton curvature (IRLS weights min(1, delta/|r|)) and sigma the weighted residual scale
@@ -285,7 +297,13 @@ def stationarity(law: Law, theta: Array, logx: Mapping[str, Array], logy: Array,
 
 
 def _best_of(
-    law: Law, starts: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, n_polish: int = 2,
+    law: Law,
+    starts: Array,
+    logx: Mapping[str, Array],
+    logy: Array,
+    w: Array,
+    delta: float,
+    n_polish: int = 2,
     n_cold: int | None = None,
 ) -> tuple[Array, float, bool]:
     """The best optimum over ``starts``: all of them refined together by the vectorised
@@ -323,7 +341,12 @@ def _best_of(
 
 
 def screen(
-    law: Law, logx: Mapping[str, Array], logy: Array, w: Array, n_refine: int, delta: float = HUBER_DELTA,
+    law: Law,
+    logx: Mapping[str, Array],
+    logy: Array,
+    w: Array,
+    n_refine: int,
+    delta: float = HUBER_DELTA,
     seed: int = 0,
 ) -> Array:
     """The ``n_refine`` grid starts with the lowest objective, from one vectorised pass over at
@@ -446,8 +469,15 @@ def noise_components(residuals: Array, n_params: int, groups: Array | None = Non
     return float(np.sqrt(dof * within)), float(np.sqrt(dof * between))
 
 
-def parametric_responses(fitted: Array, residuals: Array, n_params: int, n_boot: int, seed: int,
-                         groups: Array | None = None, noise: float | None = None) -> Array:
+def parametric_responses(
+    fitted: Array,
+    residuals: Array,
+    n_params: int,
+    n_boot: int,
+    seed: int,
+    groups: Array | None = None,
+    noise: float | None = None,
+) -> Array:
     """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
     per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given)."""
     rng = np.random.default_rng(seed)
@@ -581,7 +611,9 @@ def bootstrap_thetas(
     return out
 
 
-def with_intervals(result: FitResult, law: Law, boot_thetas: Array, spans: Mapping[str, str] | None = None) -> FitResult:
+def with_intervals(
+    result: FitResult, law: Law, boot_thetas: Array, spans: Mapping[str, str] | None = None
+) -> FitResult:
     """Attach percentile intervals from bootstrap optima (optimiser space) to a point fit, and
     the identification verdict of every parameter."""
     ok = np.all(np.isfinite(boot_thetas), axis=1)
@@ -592,8 +624,12 @@ def with_intervals(result: FitResult, law: Law, boot_thetas: Array, spans: Mappi
     if good.shape[0] < 2:
         warnings.append("too few successful bootstrap refits for an interval")
         reasons = {p: "no bootstrap interval (too few resamples converged)" for p in law.params}
-        return replace(result, warnings=tuple(warnings), n_bootstrap=int(boot_thetas.shape[0]),
-                       not_identified={**reasons, **(spans or {})})
+        return replace(
+            result,
+            warnings=tuple(warnings),
+            n_bootstrap=int(boot_thetas.shape[0]),
+            not_identified={**reasons, **(spans or {})},
+        )
     tail = 100 * (1 - CI_LEVEL) / 2
     params = law.to_params(good)
     lo, hi = np.percentile(params, [tail, 100 - tail], axis=0)
@@ -605,12 +641,17 @@ def with_intervals(result: FitResult, law: Law, boot_thetas: Array, spans: Mappi
                 f"{p}: {100 * hit[i]:.0f}% of bootstrap refits sit on its bound; the interval is unbounded on that side"
             )
     out = replace(result, ci95=ci, warnings=tuple(warnings), n_bootstrap=int(boot_thetas.shape[0]), boot_params=params)
-    return replace(out, not_identified=identification(out, law, success=float(ok.mean()), bound_share=hit,
-                                                      spans=spans))
+    return replace(out, not_identified=identification(out, law, success=float(ok.mean()), bound_share=hit, spans=spans))
 
 
-def identification(result: FitResult, law: Law, *, success: float | None = None,
-                   bound_share: Array | None = None, spans: Mapping[str, str] | None = None) -> dict[str, str]:
+def identification(
+    result: FitResult,
+    law: Law,
+    *,
+    success: float | None = None,
+    bound_share: Array | None = None,
+    spans: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Parameter -> why it is not identified, for every parameter that is not (module docstring).
     ``spans``: reasons the design cannot identify a parameter at all (:func:`span_reasons`)."""
     theta = np.asarray(result.theta, dtype=float)
@@ -700,17 +741,26 @@ def fit(
     if starts is not None:
         lo, hi = np.array(law.bounds).T
         all_starts.append(np.clip(np.atleast_2d(starts), lo, hi))
-    theta, loss, converged = _best_of(law, np.vstack(all_starts), logx, logy, w, delta, N_POLISH,
-                                      n_cold=len(all_starts[0]))
+    theta, loss, converged = _best_of(
+        law, np.vstack(all_starts), logx, logy, w, delta, N_POLISH, n_cold=len(all_starts[0])
+    )
     if not converged:
-        warnings.append(f"the fit did not converge: the optimum it reached is more than {STATIONARY_SE:g} standard "
-                        "errors from a stationary point")
+        warnings.append(
+            f"the fit did not converge: the optimum it reached is more than {STATIONARY_SE:g} standard "
+            "errors from a stationary point"
+        )
     for i in np.flatnonzero(_at_bound(law, theta)):
         warnings.append(f"{law.params[i]}: the estimate sits on its bound ({law.opt_names[i]} = {theta[i]:.4g})")
     pred, _ = law.log_predict(theta[None, :], logx)
     result = FitResult(
-        law=law.name, params=law.as_dict(theta), n_points=n, loss=loss, theta=tuple(float(t) for t in theta),
-        warnings=tuple(warnings), converged=converged, residuals=pred[0] - logy,
+        law=law.name,
+        params=law.as_dict(theta),
+        n_points=n,
+        loss=loss,
+        theta=tuple(float(t) for t in theta),
+        warnings=tuple(warnings),
+        converged=converged,
+        residuals=pred[0] - logy,
     )
     spans = span_reasons(law, logx, n)
     if bootstrap <= 0:

@@ -31,15 +31,15 @@ import numpy as np
 
 Array = np.ndarray
 
-LAWS: dict[str, "Law"] = {}
+LAWS: dict[str, Law] = {}
 
 
-def register(cls: type["Law"]) -> type["Law"]:
+def register(cls: type[Law]) -> type[Law]:
     LAWS[cls.name] = cls()
     return cls
 
 
-def get_law(name: str) -> "Law":
+def get_law(name: str) -> Law:
     """The law registered under ``name`` (``barnett_joint:S`` builds the joint gap law of S
     sources); a KeyError naming the known laws otherwise."""
     if name.startswith(f"{BarnettJoint.prefix}:"):
@@ -305,8 +305,7 @@ class Plateau(Law):
     spans = {"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)}
 
     def grid(self) -> Array:
-        return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0],
-                        [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
+        return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0], [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
 
     def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
         b, e, be = (theta[:, i : i + 1] for i in range(3))
@@ -330,7 +329,7 @@ class BarnettJoint(Law):
     inputs = ("p", "f", "source")
     categorical = ("source",)
     response = "loss"
-    _instances: dict[int, "BarnettJoint"] = {}
+    _instances: dict[int, BarnettJoint] = {}
 
     def __init__(self, n_sources: int):
         if n_sources < 1:
@@ -343,21 +342,29 @@ class BarnettJoint(Law):
         self.log_indices = (1, *[i for s in range(n_sources) for i in (2 + 3 * s, 4 + 3 * s)])
         one = Barnett.bounds  # (a, alpha, g, beta, e)
         self.bounds = (one[3], one[4], *[b for _ in range(n_sources) for b in (one[0], one[1], one[2])])
-        self.spans = {"beta": ("f", 3), "E": ("f", 3),
-                      **{p: ("p", 3) for s in range(n_sources) for p in (f"A_{s}", f"alpha_{s}")},
-                      **{f"G_{s}": ("p", 2) for s in range(n_sources)}}
+        self.spans = {
+            "beta": ("f", 3),
+            "E": ("f", 3),
+            **{p: ("p", 3) for s in range(n_sources) for p in (f"A_{s}", f"alpha_{s}")},
+            **{f"G_{s}": ("p", 2) for s in range(n_sources)},
+        }
         self.formula = "L = (A_s p^-alpha_s + G_s) f^-beta + E  (beta, E shared across sources s)"
 
     @classmethod
-    def of(cls, n_sources: int) -> "BarnettJoint":
+    def of(cls, n_sources: int) -> BarnettJoint:
         if n_sources not in cls._instances:
             cls._instances[n_sources] = cls(n_sources)
         return cls._instances[n_sources]
 
     def source_params(self, params: Mapping[str, float], s: int) -> dict[str, float]:
         """One source's Barnett parameters (A, alpha, G, beta, E)."""
-        return {"A": params[f"A_{s}"], "alpha": params[f"alpha_{s}"], "G": params[f"G_{s}"],
-                "beta": params["beta"], "E": params["E"]}
+        return {
+            "A": params[f"A_{s}"],
+            "alpha": params[f"alpha_{s}"],
+            "G": params[f"G_{s}"],
+            "beta": params["beta"],
+            "E": params["E"],
+        }
 
     def grid(self) -> Array:
         # The single-source Barnett grid's values, the same for every source, times the shared ones.

@@ -78,8 +78,11 @@ def _empty(ax, text: str) -> None:
 
 
 def _ok_rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [r for r in table.to_pylist()
-            if r["status"] == "ok" and r["best_eval_loss"] is not None and np.isfinite(r["best_eval_loss"])]
+    return [
+        r
+        for r in table.to_pylist()
+        if r["status"] == "ok" and r["best_eval_loss"] is not None and np.isfinite(r["best_eval_loss"])
+    ]
 
 
 def _band(fit: FitResult, law, **x) -> tuple[np.ndarray, np.ndarray] | None:
@@ -104,16 +107,30 @@ def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferRepor
         ft = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
         for size, c in colours.items():
             mine = [r for r in ft if r["size"] == size]
-            sc = sorted((r for r in rows if r["kind"] == "scratch" and r["size"] == size), key=lambda r: r["data_tokens"])
+            sc = sorted(
+                (r for r in rows if r["kind"] == "scratch" and r["size"] == size), key=lambda r: r["data_tokens"]
+            )
             if sc:
-                ax.plot([r["data_tokens"] for r in sc], [r["best_eval_loss"] for r in sc], color=c, marker="x",
-                        ls=":", lw=1, label=f"{size} from scratch")
+                ax.plot(
+                    [r["data_tokens"] for r in sc],
+                    [r["best_eval_loss"] for r in sc],
+                    color=c,
+                    marker="x",
+                    ls=":",
+                    lw=1,
+                    label=f"{size} from scratch",
+                )
             if not mine:
                 continue
             p_final = max(r["pretrain_tokens"] for r in mine)
             fin = [r for r in mine if r["pretrain_tokens"] == p_final]
-            ax.scatter([r["data_tokens"] for r in fin], [r["best_eval_loss"] for r in fin], color=c, zorder=3,
-                       label=f"{size} fine-tuned (p={p_final:.3g})")
+            ax.scatter(
+                [r["data_tokens"] for r in fin],
+                [r["best_eval_loss"] for r in fin],
+                color=c,
+                zorder=3,
+                label=f"{size} fine-tuned (p={p_final:.3g})",
+            )
             gap = report.gap_fit(size)
             if gap is not None and src.source in gap.sources:
                 f = np.geomspace(min(r["data_tokens"] for r in fin), max(r["data_tokens"] for r in fin), 50)
@@ -123,9 +140,15 @@ def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferRepor
                 band = _band(gap.fit, law, p=np.full_like(f, p_final), f=f, source=s)
                 if band is not None:
                     ax.fill_between(f, *band, color=c, alpha=BAND_ALPHA, lw=0)
-        title = src.source + (f"  (G = {src.G.value:.3g} at {src.gap_size})" if src.G.identified else "  (G not identified)")
-        ax.set(xscale="log", xlabel="target tokens (D_F fine-tuned, D from scratch)", ylabel="best eval loss (nats)",
-               title=title)
+        title = src.source + (
+            f"  (G = {src.G.value:.3g} at {src.gap_size})" if src.G.identified else "  (G not identified)"
+        )
+        ax.set(
+            xscale="log",
+            xlabel="target tokens (D_F fine-tuned, D from scratch)",
+            ylabel="best eval loss (nats)",
+            title=title,
+        )
         _legend(ax)
     if not report.sources:
         _empty(axes[0], "no ok fine-tunes yet")
@@ -151,8 +174,12 @@ def plot_scratch_curves(sweep_dir: str, report: TransferReport) -> str:
             ax.axvline(curve.d_n.value, color=c, ls=":", lw=0.8)
     if not report.curves:
         _empty(ax, "no scratch runs yet")
-    ax.set(xscale="log", xlabel="D (target tokens, from scratch)", ylabel="best eval loss (nats)",
-           title="from-scratch curves; dashed: plateau L(N, inf); dotted: D(N)")
+    ax.set(
+        xscale="log",
+        xlabel="D (target tokens, from scratch)",
+        ylabel="best eval loss (nats)",
+        title="from-scratch curves; dashed: plateau L(N, inf); dotted: D(N)",
+    )
     _legend(ax)
     return _save(fig, sweep_dir, "scratch_curves.png")
 
@@ -169,8 +196,13 @@ def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
             off = [r for r in mine if r.flag != "ok"]
             ax.scatter([r.d_f for r in ok], [r.d_t for r in ok], color=f"C{i}", label=f"N={n:.3g}")
             if off:
-                ax.scatter([r.d_f for r in off], [r.d_t for r in off], facecolors="none", edgecolors=f"C{i}",
-                           label=f"N={n:.3g}, left out ({', '.join(sorted({r.flag for r in off}))})")
+                ax.scatter(
+                    [r.d_f for r in off],
+                    [r.d_t for r in off],
+                    facecolors="none",
+                    edgecolors=f"C{i}",
+                    label=f"N={n:.3g}, left out ({', '.join(sorted({r.flag for r in off}))})",
+                )
             if src.hernandez is not None:
                 f = np.geomspace(min(r.d_f for r in mine), max(r.d_f for r in mine), 30)
                 ax.plot(f, law.predict(src.hernandez.params, N=np.full_like(f, n), D_F=f), color=f"C{i}")
@@ -180,8 +212,13 @@ def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
         title = src.source
         if src.k.identified:
             title += f": D_T = {src.k.value:.3g} D_F^{src.alpha.value:.2f} N^{src.beta.value:.2f}"
-        ax.set(xscale="log", yscale="log", xlabel="D_F (fine-tune tokens)", ylabel="D_T (effective data transferred)",
-               title=title)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="D_F (fine-tune tokens)",
+            ylabel="D_T (effective data transferred)",
+            title=title,
+        )
         _legend(ax)
         if not runs:
             _empty(ax, "no runs with D_T > 0")
@@ -191,7 +228,9 @@ def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
 
 
 # ------------------------------------------------------------------ (d) gaps
-def _gap_points(report: TransferReport) -> list[tuple[str, str, float, tuple[float, float], float, tuple[float, float]]]:
+def _gap_points(
+    report: TransferReport,
+) -> list[tuple[str, str, float, tuple[float, float], float, tuple[float, float]]]:
     """(source, size, G, G interval, G f_ref^-beta, its interval) of every identified G."""
     out = []
     for gap in report.gap_fits:
@@ -227,16 +266,16 @@ def plot_gaps(sweep_dir: str, report: TransferReport) -> str:
                     lo.append(p[value] - p[ci][0])
                     hi.append(p[ci][1] - p[value])
             if xs:
-                ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", capsize=4, color=f"C{j}",
-                            label=size)
+                ax.errorbar(
+                    xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", capsize=4, color=f"C{j}", label=size
+                )
         ax.set_xticks(range(len(sources)), sources)
         _legend(ax)
         if not points:
             _empty(ax, "no identified gap yet")
     f_ref = report.gap_fits[0].f_ref if report.gap_fits else float("nan")
     ax_g.set(ylabel="transfer gap G (95% CI)", title="G per source and size (joint fit: shared beta, E)")
-    ax_l.set(ylabel=f"G f^-beta at f = {f_ref:.3g} (nats, 95% CI)",
-             title="the loss more pre-training cannot remove")
+    ax_l.set(ylabel=f"G f^-beta at f = {f_ref:.3g} (nats, 95% CI)", title="the loss more pre-training cannot remove")
     missing = [f"{s.source}: {s.G.reason}" for s in report.sources if not s.G.identified]
     if missing:
         fig.text(0.01, 0.01, "not identified: " + "; ".join(missing), fontsize=7, va="bottom")
@@ -252,17 +291,30 @@ def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> s
     fig, axes = _figure(len(report.sources))
     for ax, src in zip(axes, report.sources):
         tuned = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
-        size = src.gap_size or max((g.size for g in report.gap_fits if src.source in g.sources),
-                                   key=lambda s: report.gap_fit(s).n_params, default=None) or \
-            max((r["size"] for r in tuned), key=lambda s: next(r["n_params"] for r in tuned if r["size"] == s),
-                default=None)
+        size = (
+            src.gap_size
+            or max(
+                (g.size for g in report.gap_fits if src.source in g.sources),
+                key=lambda s: report.gap_fit(s).n_params,
+                default=None,
+            )
+            or max(
+                (r["size"] for r in tuned),
+                key=lambda s: next(r["n_params"] for r in tuned if r["size"] == s),
+                default=None,
+            )
+        )
         mine = [r for r in tuned if r["size"] == size]
         gap = report.gap_fit(size) if size else None
         p_max = max((r["pretrain_tokens"] for r in mine), default=1)
         for i, d_f in enumerate(sorted({r["data_tokens"] for r in mine})):
             pts = sorted((r for r in mine if r["data_tokens"] == d_f), key=lambda r: r["pretrain_tokens"])
-            ax.scatter([r["pretrain_tokens"] for r in pts], [r["best_eval_loss"] for r in pts], color=f"C{i}",
-                       label=f"D_F = {d_f:,}")
+            ax.scatter(
+                [r["pretrain_tokens"] for r in pts],
+                [r["best_eval_loss"] for r in pts],
+                color=f"C{i}",
+                label=f"D_F = {d_f:,}",
+            )
             if gap is not None and src.source in gap.sources:
                 p = np.geomspace(pts[0]["pretrain_tokens"], p_max * 8, 50)
                 law = BarnettJoint.of(len(gap.sources))
@@ -271,10 +323,17 @@ def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> s
                 if gap.fit.identified(f"G_{gap.sources.index(src.source)}"):  # the floor, where it is known
                     prm = gap.source_params(src.source)
                     ax.axhline(prm["G"] * d_f ** -prm["beta"] + prm["E"], color=f"C{i}", ls=":", lw=0.8)
-        why = "" if src.G.identified else \
-            (" (no gap fit)" if gap is None or src.source not in gap.sources else " (G not identified)")
-        ax.set(xscale="log", xlabel="p (pre-training tokens)", ylabel="best eval loss (nats)",
-               title=f"{src.source} at {size or '-'}{why}")
+        why = (
+            ""
+            if src.G.identified
+            else (" (no gap fit)" if gap is None or src.source not in gap.sources else " (G not identified)")
+        )
+        ax.set(
+            xscale="log",
+            xlabel="p (pre-training tokens)",
+            ylabel="best eval loss (nats)",
+            title=f"{src.source} at {size or '-'}{why}",
+        )
         _legend(ax)
         if not mine:
             _empty(ax, "no fine-tunes yet")
@@ -301,11 +360,22 @@ def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
                     lo.append(v - (ci[0] if ci[0] is not None else v))
                     hi.append((ci[1] if ci[1] is not None else v) - v)
             if xs:
-                ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], color=f"C{i}", marker="o",
-                            capsize=3, label=name)
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=[np.maximum(lo, 0), np.maximum(hi, 0)],
+                    color=f"C{i}",
+                    marker="o",
+                    capsize=3,
+                    label=name,
+                )
     ax_g.set(xlabel="jobs finished", ylabel="transfer gap G (95% CI)", title="gap estimate as jobs finish")
-    ax_m.set(xlabel="jobs finished", ylabel="effective data multiplier (95% CI)", yscale="log",
-             title="multiplier at smallest D_F, largest N")
+    ax_m.set(
+        xlabel="jobs finished",
+        ylabel="effective data multiplier (95% CI)",
+        yscale="log",
+        title="multiplier at smallest D_F, largest N",
+    )
     for ax in (ax_g, ax_m):
         _legend(ax)
         if not ax.has_data():

@@ -39,8 +39,12 @@ def load_report(sweep_dir: str, *, bootstrap: int | None = None) -> tuple[pa.Tab
     table = Store(layout.store_root).read_summaries()
     finished = n_jobs_finished(table)
     latest = read_latest(sweep_dir)
-    if (latest is not None and latest.n_jobs_finished == finished and latest.n_rows == table.num_rows
-            and (bootstrap is None or latest.bootstrap == bootstrap)):
+    if (
+        latest is not None
+        and latest.n_jobs_finished == finished
+        and latest.n_rows == table.num_rows
+        and (bootstrap is None or latest.bootstrap == bootstrap)
+    ):
         return table, latest
     b = bootstrap if bootstrap is not None else (latest.bootstrap if latest is not None else DEFAULT_BOOTSTRAP)
     seed = latest.seed if latest is not None else 0
@@ -52,19 +56,25 @@ def gaps_json(report: TransferReport) -> dict[str, Any]:
     """The ``tsweep gaps --json`` contract: per source, G (and G in loss units), the D_T law's k,
     alpha, beta, the multiplier, each ``{"value", "ci95"}`` or ``{"value": null, "reason"}``."""
     full = report.to_json()
-    return finite({
-        "sweep": report.sweep,
-        "n_jobs_finished": report.n_jobs_finished,
-        "bootstrap": report.bootstrap,
-        "noise": num(report.noise),
-        "left_out": report.left_out,
-        "sources": [{"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}, "warnings": s["warnings"]}
-                    for s in full["sources"]],
-        "comparisons": full["comparisons"],
-        "plateaus": [{"size": c["size"], "n_params": c["n_params"], "L_inf": c["plateau"], "D_N": c["d_n"]}
-                     for c in full["curves"]],
-        "warnings": list(report.warnings),
-    })
+    return finite(
+        {
+            "sweep": report.sweep,
+            "n_jobs_finished": report.n_jobs_finished,
+            "bootstrap": report.bootstrap,
+            "noise": num(report.noise),
+            "left_out": report.left_out,
+            "sources": [
+                {"source": s["source"], **{k: s.get(k) for k in HEADLINE_KEYS}, "warnings": s["warnings"]}
+                for s in full["sources"]
+            ],
+            "comparisons": full["comparisons"],
+            "plateaus": [
+                {"size": c["size"], "n_params": c["n_params"], "L_inf": c["plateau"], "D_N": c["d_n"]}
+                for c in full["curves"]
+            ],
+            "warnings": list(report.warnings),
+        }
+    )
 
 
 CSV_ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
@@ -97,13 +107,17 @@ def _cell(x: Any) -> str:
 
 def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str) -> str:
     lines = [f"# Transfer report: {report.sweep or Path(sweep_dir.rstrip('/')).name}", ""]
-    lines.append(f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
-                 f"{report.n_used} of {report.n_rows} summary rows in fits; intervals from {report.bootstrap} "
-                 f"bootstrap resamples (module docstring of tsweep/analysis/transfer.py says which).")
+    lines.append(
+        f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+        f"{report.n_used} of {report.n_rows} summary rows in fits; intervals from {report.bootstrap} "
+        f"bootstrap resamples (module docstring of tsweep/analysis/transfer.py says which)."
+    )
     lines += ["", "```", format_table(report), "```", ""]
-    lines.append("Laws: per-size scratch curve L = L_inf + B/D^beta; D_T = k D_F^alpha N^beta (Hernandez et al. "
-                 "2021); L = (A_s p^-alpha_s + G_s) f^-beta + E per size, beta and E shared across sources "
-                 "(Barnett 2024).")
+    lines.append(
+        "Laws: per-size scratch curve L = L_inf + B/D^beta; D_T = k D_F^alpha N^beta (Hernandez et al. "
+        "2021); L = (A_s p^-alpha_s + G_s) f^-beta + E per size, beta and E shared across sources "
+        "(Barnett 2024)."
+    )
     lines.append("")
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
@@ -117,17 +131,25 @@ def report_html(report: TransferReport, plots: list[str], layout: SweepLayout) -
     for path in plots:
         data = base64.b64encode(layout.files.read_bytes(path)).decode("ascii")
         name = html.escape(Path(path).stem.replace("_", " "))
-        figures.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}'
-                       f"</figcaption></figure>")
-    return "\n".join([
-        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
-        "figure{margin:2em 0}figcaption{color:#555;font-size:13px}</style></head><body>",
-        f"<h1>{title}</h1>",
-        f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
-        f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
-        f"<pre>{html.escape(format_table(report))}</pre>",
-        *figures,
-        "</body></html>",
-    ]) + "\n"
+        figures.append(
+            f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
+        )
+    return (
+        "\n".join(
+            [
+                "<!doctype html>",
+                '<html lang="en"><head><meta charset="utf-8">',
+                f"<title>{title}</title>",
+                "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+                "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
+                "figure{margin:2em 0}figcaption{color:#555;font-size:13px}</style></head><body>",
+                f"<h1>{title}</h1>",
+                f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
+                f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
+                f"<pre>{html.escape(format_table(report))}</pre>",
+                *figures,
+                "</body></html>",
+            ]
+        )
+        + "\n"
+    )

@@ -48,9 +48,19 @@ PRETRAIN_P = (1e7, 3e7, 1e8, 3e8, 1e9)
 
 def _row(**kw: Any) -> dict[str, Any]:
     base = {
-        "schema_version": SCHEMA_VERSION, "sweep": "synthetic", "target": "target", "attempt": 0, "status": "ok",
-        "reason": None, "best_step": 100, "best_tokens": None, "tokens_seen": 0, "data_chars": None,
-        "epochs": 1.0, "wall_time_s": 1.0, "flops": 0.0,
+        "schema_version": SCHEMA_VERSION,
+        "sweep": "synthetic",
+        "target": "target",
+        "attempt": 0,
+        "status": "ok",
+        "reason": None,
+        "best_step": 100,
+        "best_tokens": None,
+        "tokens_seen": 0,
+        "data_chars": None,
+        "epochs": 1.0,
+        "wall_time_s": 1.0,
+        "flops": 0.0,
         "finished_at": _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc),
     }
     base.update(kw)
@@ -84,12 +94,32 @@ def synthetic_summary(
     for size, n in sizes.items():
         for d in scratch_d:
             loss = chin.predict(scratch, N=n, D=d)
-            rows.append(_row(job_id=f"scratch-{size}-{d:.0f}", kind="scratch", source="scratch", size=size,
-                             n_params=n, data_tokens=int(d), pretrain_tokens=0, best_eval_loss=noisy(loss)))
+            rows.append(
+                _row(
+                    job_id=f"scratch-{size}-{d:.0f}",
+                    kind="scratch",
+                    source="scratch",
+                    size=size,
+                    n_params=n,
+                    data_tokens=int(d),
+                    pretrain_tokens=0,
+                    best_eval_loss=noisy(loss),
+                )
+            )
     for src in sources:
         for size, n in sizes.items():
-            rows.append(_row(job_id=f"pretrain-{src}-{size}", kind="pretrain", source=src, size=size, n_params=n,
-                             data_tokens=int(max(pretrain_p)), pretrain_tokens=0, best_eval_loss=noisy(3.0)))
+            rows.append(
+                _row(
+                    job_id=f"pretrain-{src}-{size}",
+                    kind="pretrain",
+                    source=src,
+                    size=size,
+                    n_params=n,
+                    data_tokens=int(max(pretrain_p)),
+                    pretrain_tokens=0,
+                    best_eval_loss=noisy(3.0),
+                )
+            )
             for p in pretrain_p:
                 for f in finetune_d:
                     if mode == "hernandez":
@@ -98,7 +128,16 @@ def synthetic_summary(
                         loss = chin.predict(scratch, N=n, D=d_e)
                     else:
                         loss = barn.predict(barnett[src], p=p, f=f)
-                    rows.append(_row(job_id=f"ft-{src}-{size}-{p:.0f}-{f:.0f}", kind="finetune", source=src,
-                                     size=size, n_params=n, data_tokens=int(f), pretrain_tokens=int(p),
-                                     best_eval_loss=noisy(loss)))
+                    rows.append(
+                        _row(
+                            job_id=f"ft-{src}-{size}-{p:.0f}-{f:.0f}",
+                            kind="finetune",
+                            source=src,
+                            size=size,
+                            n_params=n,
+                            data_tokens=int(f),
+                            pretrain_tokens=int(p),
+                            best_eval_loss=noisy(loss),
+                        )
+                    )
     return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -26,7 +25,7 @@ def read_table(path: str) -> dict[str, np.ndarray]:
             raise UsageError(f"--data: expected a .csv or .parquet file, got {p.name}")
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader error is bad input
+    except Exception as exc:
         raise UsageError(f"--data: cannot read {path}: {type(exc).__name__}: {exc}") from None
     seen: set[str] = set()
     for name in table.column_names:

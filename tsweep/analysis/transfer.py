@@ -92,8 +92,7 @@ DT_HUBER_DELTA = 0.15
 FALLBACK_NOISE = 0.01
 FLAGS = ("ok", "extrapolated", "high_data", "no_transfer", "beyond_plateau", "no_scratch_curve")
 # The per-source quantities a report leads with, in the gap table, the history and the gauges.
-HEADLINE_KEYS = ("G", "G_loss", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs",
-                 "n_dt_runs")
+HEADLINE_KEYS = ("G", "G_loss", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
 
@@ -112,11 +111,11 @@ class Estimate:
         return self.value is not None
 
     @classmethod
-    def missing(cls, reason: str) -> "Estimate":
+    def missing(cls, reason: str) -> Estimate:
         return cls(None, None, reason)
 
     @classmethod
-    def of(cls, fit: FitResult | None, name: str, why_missing: str = "not fitted") -> "Estimate":
+    def of(cls, fit: FitResult | None, name: str, why_missing: str = "not fitted") -> Estimate:
         """Parameter ``name`` of ``fit``, or None with the reason it is not identified."""
         if fit is None:
             return cls.missing(why_missing)
@@ -125,8 +124,9 @@ class Estimate:
         return cls(float(fit.params[name]), None if fit.ci95 is None else fit.ci95[name])
 
     @classmethod
-    def from_samples(cls, value: float, samples: Array | None, *, positive: bool = True,
-                     reason: str | None = None) -> "Estimate":
+    def from_samples(
+        cls, value: float, samples: Array | None, *, positive: bool = True, reason: str | None = None
+    ) -> Estimate:
         """A derived quantity with its percentile interval from bootstrap samples; not identified
         when ``reason`` is given or the interval breaks the fitter's rule."""
         if reason is not None:
@@ -148,7 +148,7 @@ class Estimate:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "Estimate":
+    def from_json(cls, d: Mapping[str, Any] | None) -> Estimate:
         if not d:
             return cls.missing("not reported")
         ci = d.get("ci95")
@@ -171,15 +171,31 @@ class ScratchCurve:
     fit: FitResult | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"size": self.size, "n_params": self.n_params, "d": list(self.d), "loss": list(self.loss),
-                "monotone": self.monotone, "plateau": self.plateau.to_json(), "d_n": self.d_n.to_json(),
-                "d_n_low": num(self.d_n_low), "fit": None if self.fit is None else self.fit.to_json()}
+        return {
+            "size": self.size,
+            "n_params": self.n_params,
+            "d": list(self.d),
+            "loss": list(self.loss),
+            "monotone": self.monotone,
+            "plateau": self.plateau.to_json(),
+            "d_n": self.d_n.to_json(),
+            "d_n_low": num(self.d_n_low),
+            "fit": None if self.fit is None else self.fit.to_json(),
+        }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "ScratchCurve":
-        return cls(d["size"], int(d["n_params"]), tuple(d["d"]), tuple(d["loss"]), bool(d["monotone"]),
-                   Estimate.from_json(d["plateau"]), Estimate.from_json(d["d_n"]), d.get("d_n_low"),
-                   None if d.get("fit") is None else FitResult.from_json(d["fit"]))
+    def from_json(cls, d: Mapping[str, Any]) -> ScratchCurve:
+        return cls(
+            d["size"],
+            int(d["n_params"]),
+            tuple(d["d"]),
+            tuple(d["loss"]),
+            bool(d["monotone"]),
+            Estimate.from_json(d["plateau"]),
+            Estimate.from_json(d["d_n"]),
+            d.get("d_n_low"),
+            None if d.get("fit") is None else FitResult.from_json(d["fit"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -202,10 +218,21 @@ class RunTransfer:
         return {k: (num(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "RunTransfer":
+    def from_json(cls, d: Mapping[str, Any]) -> RunTransfer:
         nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
-        return cls(d["job_id"], d["size"], int(d["n_params"]), nan(d["d_f"]), int(d["pretrain_tokens"]),
-                   nan(d["loss"]), nan(d["d_e"]), nan(d["d_t"]), nan(d["multiplier"]), d["basis"], d["flag"])
+        return cls(
+            d["job_id"],
+            d["size"],
+            int(d["n_params"]),
+            nan(d["d_f"]),
+            int(d["pretrain_tokens"]),
+            nan(d["loss"]),
+            nan(d["d_e"]),
+            nan(d["d_t"]),
+            nan(d["multiplier"]),
+            d["basis"],
+            d["flag"],
+        )
 
 
 @dataclass(frozen=True)
@@ -223,11 +250,16 @@ class GapFit:
         return law.source_params(self.fit.params, self.sources.index(source))
 
     def to_json(self) -> dict[str, Any]:
-        return {"size": self.size, "n_params": self.n_params, "sources": list(self.sources), "f_ref": self.f_ref,
-                "fit": self.fit.to_json()}
+        return {
+            "size": self.size,
+            "n_params": self.n_params,
+            "sources": list(self.sources),
+            "f_ref": self.f_ref,
+            "fit": self.fit.to_json(),
+        }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "GapFit":
+    def from_json(cls, d: Mapping[str, Any]) -> GapFit:
         return cls(d["size"], int(d["n_params"]), tuple(d["sources"]), float(d["f_ref"]), FitResult.from_json(d["fit"]))
 
 
@@ -254,21 +286,41 @@ class SourceTransfer:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "source": self.source, "n_runs": self.n_runs, "n_dt_runs": self.n_dt_runs,
-            "G": self.G.to_json(), "G_loss": self.G_loss.to_json(), "gap_size": self.gap_size,
-            "k": self.k.to_json(), "alpha": self.alpha.to_json(), "beta": self.beta.to_json(),
-            "multiplier": self.multiplier.to_json(), "multiplier_at": self.multiplier_at,
+            "source": self.source,
+            "n_runs": self.n_runs,
+            "n_dt_runs": self.n_dt_runs,
+            "G": self.G.to_json(),
+            "G_loss": self.G_loss.to_json(),
+            "gap_size": self.gap_size,
+            "k": self.k.to_json(),
+            "alpha": self.alpha.to_json(),
+            "beta": self.beta.to_json(),
+            "multiplier": self.multiplier.to_json(),
+            "multiplier_at": self.multiplier_at,
             "hernandez": None if self.hernandez is None else self.hernandez.to_json(),
-            "runs": [r.to_json() for r in self.runs], "warnings": list(self.warnings),
+            "runs": [r.to_json() for r in self.runs],
+            "warnings": list(self.warnings),
         }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "SourceTransfer":
+    def from_json(cls, d: Mapping[str, Any]) -> SourceTransfer:
         e = Estimate.from_json
-        return cls(d["source"], int(d["n_runs"]), int(d["n_dt_runs"]), e(d.get("G")), e(d.get("G_loss")),
-                   d.get("gap_size"), e(d.get("k")), e(d.get("alpha")), e(d.get("beta")), e(d.get("multiplier")),
-                   d.get("multiplier_at"), None if d.get("hernandez") is None else FitResult.from_json(d["hernandez"]),
-                   tuple(RunTransfer.from_json(r) for r in d.get("runs", ())), tuple(d.get("warnings", ())))
+        return cls(
+            d["source"],
+            int(d["n_runs"]),
+            int(d["n_dt_runs"]),
+            e(d.get("G")),
+            e(d.get("G_loss")),
+            d.get("gap_size"),
+            e(d.get("k")),
+            e(d.get("alpha")),
+            e(d.get("beta")),
+            e(d.get("multiplier")),
+            d.get("multiplier_at"),
+            None if d.get("hernandez") is None else FitResult.from_json(d["hernandez"]),
+            tuple(RunTransfer.from_json(r) for r in d.get("runs", ())),
+            tuple(d.get("warnings", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -282,11 +334,16 @@ class Comparison:
     d_G_loss: Estimate  # in loss units at f_ref
 
     def to_json(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "size": self.size, "d_G": self.d_G.to_json(),
-                "d_G_loss": self.d_G_loss.to_json()}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "size": self.size,
+            "d_G": self.d_G.to_json(),
+            "d_G_loss": self.d_G_loss.to_json(),
+        }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Comparison":
+    def from_json(cls, d: Mapping[str, Any]) -> Comparison:
         return cls(d["a"], d["b"], d["size"], Estimate.from_json(d["d_G"]), Estimate.from_json(d["d_G_loss"]))
 
     @property
@@ -322,9 +379,15 @@ class TransferReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "sweep": self.sweep, "n_rows": self.n_rows, "n_used": self.n_used, "left_out": dict(self.left_out),
-            "bootstrap": self.bootstrap, "seed": self.seed, "noise": num(self.noise),
-            "n_jobs_finished": self.n_jobs_finished, "timestamp": self.timestamp,
+            "sweep": self.sweep,
+            "n_rows": self.n_rows,
+            "n_used": self.n_used,
+            "left_out": dict(self.left_out),
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "noise": num(self.noise),
+            "n_jobs_finished": self.n_jobs_finished,
+            "timestamp": self.timestamp,
             "scratch": None if self.scratch is None else self.scratch.to_json(),
             "curves": [c.to_json() for c in self.curves],
             "gap_fits": [g.to_json() for g in self.gap_fits],
@@ -334,17 +397,23 @@ class TransferReport:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "TransferReport":
+    def from_json(cls, d: Mapping[str, Any]) -> TransferReport:
         """The report from its JSON (``fits/latest.json``); every reader goes through this."""
         return cls(
-            sweep=d.get("sweep"), scratch=None if d.get("scratch") is None else FitResult.from_json(d["scratch"]),
+            sweep=d.get("sweep"),
+            scratch=None if d.get("scratch") is None else FitResult.from_json(d["scratch"]),
             curves=tuple(ScratchCurve.from_json(c) for c in d.get("curves", ())),
             gap_fits=tuple(GapFit.from_json(g) for g in d.get("gap_fits", ())),
             sources=tuple(SourceTransfer.from_json(s) for s in d.get("sources", ())),
             comparisons=tuple(Comparison.from_json(c) for c in d.get("comparisons", ())),
-            noise=d.get("noise"), n_rows=int(d.get("n_rows", 0)), n_used=int(d.get("n_used", 0)),
-            left_out=dict(d.get("left_out", {})), bootstrap=int(d.get("bootstrap", 0)), seed=int(d.get("seed", 0)),
-            warnings=tuple(d.get("warnings", ())), n_jobs_finished=d.get("n_jobs_finished"),
+            noise=d.get("noise"),
+            n_rows=int(d.get("n_rows", 0)),
+            n_used=int(d.get("n_used", 0)),
+            left_out=dict(d.get("left_out", {})),
+            bootstrap=int(d.get("bootstrap", 0)),
+            seed=int(d.get("seed", 0)),
+            warnings=tuple(d.get("warnings", ())),
+            n_jobs_finished=d.get("n_jobs_finished"),
             timestamp=d.get("timestamp"),
         )
 
@@ -451,8 +520,9 @@ def _warm(warm: WarmStarts | None, key: str):
 
 
 # ------------------------------------------------------------------ the steps
-def _scratch_curves(c: Mapping[str, Array], rows: Array, noise: float, bootstrap: int, seed: int,
-                    warm: WarmStarts | None) -> tuple[list[ScratchCurve], list[str]]:
+def _scratch_curves(
+    c: Mapping[str, Array], rows: Array, noise: float, bootstrap: int, seed: int, warm: WarmStarts | None
+) -> tuple[list[ScratchCurve], list[str]]:
     curves, warnings = [], []
     law = get_law(PLATEAU_LAW)
     for size in sorted(set(c["size"][rows]), key=lambda s: float(np.max(c["n_params"][rows & (c["size"] == s)]))):
@@ -462,12 +532,21 @@ def _scratch_curves(c: Mapping[str, Array], rows: Array, noise: float, bootstrap
         d, loss = d[order], loss[order]
         monotone = bool(np.all(np.diff(loss) <= 0))
         if not monotone:
-            warnings.append(f"scratch {size}: the loss rises with D somewhere ({', '.join(f'{x:.4g}' for x in loss)}): "
-                            f"a run did not reach the best loss for its data")
+            warnings.append(
+                f"scratch {size}: the loss rises with D somewhere ({', '.join(f'{x:.4g}' for x in loss)}): "
+                f"a run did not reach the best loss for its data"
+            )
         fit = None
         if np.unique(d).size >= law.n_params + 1:
-            fit = fitter.fit(law, {"D": d, "loss": loss}, bootstrap=bootstrap, seed=seed, resample="parametric",
-                             noise=noise, warm_start=_warm(warm, f"plateau/{size}"))
+            fit = fitter.fit(
+                law,
+                {"D": d, "loss": loss},
+                bootstrap=bootstrap,
+                seed=seed,
+                resample="parametric",
+                noise=noise,
+                warm_start=_warm(warm, f"plateau/{size}"),
+            )
         plateau = Estimate.of(fit, "E", f"needs >= {law.n_params + 1} scratch budgets, has {np.unique(d).size}")
         d_n, d_n_low = Estimate.missing("no plateau fit"), None
         if fit is not None:
@@ -479,13 +558,25 @@ def _scratch_curves(c: Mapping[str, Array], rows: Array, noise: float, bootstrap
                 ci = percentile_ci(samples)
                 d_n_low = None if ci is None else ci[0]
             d_n = Estimate.from_samples(point, samples)
-        curves.append(ScratchCurve(size, int(c["n_params"][sel][0]), tuple(map(float, d)), tuple(map(float, loss)),
-                                   monotone, plateau, d_n, d_n_low, fit))
+        curves.append(
+            ScratchCurve(
+                size,
+                int(c["n_params"][sel][0]),
+                tuple(map(float, d)),
+                tuple(map(float, loss)),
+                monotone,
+                plateau,
+                d_n,
+                d_n_low,
+                fit,
+            )
+        )
     return curves, warnings
 
 
-def _gap_fits(c: Mapping[str, Array], ft_rows: Array, bootstrap: int, seed: int,
-              warm: WarmStarts | None) -> tuple[list[GapFit], list[str]]:
+def _gap_fits(
+    c: Mapping[str, Array], ft_rows: Array, bootstrap: int, seed: int, warm: WarmStarts | None
+) -> tuple[list[GapFit], list[str]]:
     fits, warnings = [], []
     single = get_law("barnett")
     sel_p = ft_rows & (c["pretrain_tokens"] > 0)
@@ -499,17 +590,24 @@ def _gap_fits(c: Mapping[str, Array], ft_rows: Array, bootstrap: int, seed: int,
             if n_p >= 3 and n_f >= 3 and mine.sum() >= single.n_params + 1:
                 sources.append(src)
             else:
-                warnings.append(f"gap law: {src} at size {size} has {n_p} distinct p and {n_f} distinct f; "
-                                f"needs >= 3 of each")
+                warnings.append(
+                    f"gap law: {src} at size {size} has {n_p} distinct p and {n_f} distinct f; needs >= 3 of each"
+                )
         if not sources:
             continue
         use = rows & np.isin(c["source"], sources)
         code = np.array([sources.index(s) for s in c["source"][use]])
         law = BarnettJoint.of(len(sources))
         p, f = c["pretrain_tokens"][use], c["data_tokens"][use]
-        fit = fitter.fit(law, {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]},
-                         bootstrap=bootstrap, seed=seed, resample="parametric", groups=code * 1e15 + p,
-                         warm_start=_warm(warm, f"gap/{size}"))
+        fit = fitter.fit(
+            law,
+            {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]},
+            bootstrap=bootstrap,
+            seed=seed,
+            resample="parametric",
+            groups=code * 1e15 + p,
+            warm_start=_warm(warm, f"gap/{size}"),
+        )
         fits.append(GapFit(size, int(np.max(c["n_params"][use])), tuple(sources), f_ref, fit))
     return fits, warnings
 
@@ -522,7 +620,7 @@ def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
     if not g.identified:
         return g, Estimate.missing(g.reason)
     beta = fit.params["beta"]
-    point = fit.params[f"G_{s}"] * gap.f_ref ** -beta
+    point = fit.params[f"G_{s}"] * gap.f_ref**-beta
     samples = None
     if fit.boot_params is not None:
         names = list(fit.params)
@@ -547,8 +645,15 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
             scale = gap.f_ref ** -bp[:, names.index("beta")]
             point = fit.params[ga] - fit.params[gb]
             point_loss = point * gap.f_ref ** -fit.params["beta"]
-            out.append(Comparison(a, b, gap.size, Estimate.from_samples(point, diff, positive=False, reason=why),
-                                  Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why)))
+            out.append(
+                Comparison(
+                    a,
+                    b,
+                    gap.size,
+                    Estimate.from_samples(point, diff, positive=False, reason=why),
+                    Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why),
+                )
+            )
     return out
 
 
@@ -560,22 +665,36 @@ def _noise(gap_fits: list[GapFit]) -> float | None:
     return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
-def _dt_law(src: str, runs: list[RunTransfer], curves: Mapping[str, ScratchCurve], noise: float, bootstrap: int,
-            seed: int, warm: WarmStarts | None) -> tuple[FitResult | None, Estimate, dict[str, Any] | None, list[str]]:
+def _dt_law(
+    src: str,
+    runs: list[RunTransfer],
+    curves: Mapping[str, ScratchCurve],
+    noise: float,
+    bootstrap: int,
+    seed: int,
+    warm: WarmStarts | None,
+) -> tuple[FitResult | None, Estimate, dict[str, Any] | None, list[str]]:
     """The Hernandez law of one source on its ok runs, with the parametric bootstrap of the
     module docstring; (fit, headline multiplier, where it is read, warnings)."""
     law = get_law(DT_LAW)
     ok = [r for r in runs if r.flag == "ok"]
     n_sizes, n_dfs = len({r.n_params for r in ok}), len({r.d_f for r in ok})
     if len(ok) < MIN_DT_RUNS or n_sizes < 2 or n_dfs < 2:
-        why = (f"D_T law not fitted: {len(ok)} low-data runs with D_E interpolated, over {n_sizes} sizes and {n_dfs} "
-               f"fine-tune budgets; needs >= {MIN_DT_RUNS} runs, >= 2 sizes and >= 2 budgets")
+        why = (
+            f"D_T law not fitted: {len(ok)} low-data runs with D_E interpolated, over {n_sizes} sizes and {n_dfs} "
+            f"fine-tune budgets; needs >= {MIN_DT_RUNS} runs, >= 2 sizes and >= 2 budgets"
+        )
         measured = _measured_multiplier(ok)
         return None, measured[0], measured[1], [why]
     n = np.array([r.n_params for r in ok], dtype=float)
     d_f = np.array([r.d_f for r in ok])
-    fit = fitter.fit(law, {"N": n, "D_F": d_f, "D_T": np.array([r.d_t for r in ok])}, seed=seed,
-                     warm_start=_warm(warm, f"hernandez/{src}"), delta=DT_HUBER_DELTA)
+    fit = fitter.fit(
+        law,
+        {"N": n, "D_F": d_f, "D_T": np.array([r.d_t for r in ok])},
+        seed=seed,
+        warm_start=_warm(warm, f"hernandez/{src}"),
+        delta=DT_HUBER_DELTA,
+    )
     n_star = float(n.max())
     f_star = float(d_f[n == n_star].min())
     at = {"D_F": f_star, "N": n_star, "basis": "law"}
@@ -584,7 +703,9 @@ def _dt_law(src: str, runs: list[RunTransfer], curves: Mapping[str, ScratchCurve
     if bootstrap <= 0:
         return fit, Estimate.missing("no bootstrap"), at, []
     thetas = _dt_bootstrap(fit, ok, curves, noise, bootstrap, seed)
-    fit = fitter.with_intervals(fit, law, thetas, spans=fitter.span_reasons(law, {"N": np.log(n), "D_F": np.log(d_f)}, len(ok)))
+    fit = fitter.with_intervals(
+        fit, law, thetas, spans=fitter.span_reasons(law, {"N": np.log(n), "D_F": np.log(d_f)}, len(ok))
+    )
     p = law.to_params(thetas)
     m = 1.0 + p[:, 0] * f_star ** (p[:, 1] - 1.0) * n_star ** p[:, 2]
     # The multiplier is read inside the design; it needs the law's shape (its exponents) and its
@@ -599,20 +720,25 @@ def _measured_multiplier(ok: list[RunTransfer]) -> tuple[Estimate, dict[str, Any
         return Estimate.missing("no low-data run with an interpolated D_E"), None
     n_star = max(r.n_params for r in ok)
     run = min((r for r in ok if r.n_params == n_star), key=lambda r: r.d_f)
-    return (Estimate.missing(f"no D_T law; measured at one run: {run.multiplier:.3g}x (no interval)"),
-            {"D_F": run.d_f, "N": float(n_star), "basis": "measured"})
+    return (
+        Estimate.missing(f"no D_T law; measured at one run: {run.multiplier:.3g}x (no interval)"),
+        {"D_F": run.d_f, "N": float(n_star), "basis": "measured"},
+    )
 
 
-def _dt_bootstrap(fit: FitResult, ok: list[RunTransfer], curves: Mapping[str, ScratchCurve], noise: float,
-                  bootstrap: int, seed: int) -> Array:
+def _dt_bootstrap(
+    fit: FitResult, ok: list[RunTransfer], curves: Mapping[str, ScratchCurve], noise: float, bootstrap: int, seed: int
+) -> Array:
     """Hernandez refits on resampled worlds: every scratch and fine-tune loss times exp(noise *
     z), D_E re-interpolated, runs whose flag changes dropped (weight 0) from that resample."""
     law = get_law(DT_LAW)
     rng = np.random.default_rng(seed)
     logy = np.zeros((bootstrap, len(ok)))
     weights = np.zeros((bootstrap, len(ok)))
-    shaken = {size: np.asarray(c.loss)[None, :] * np.exp(noise * rng.standard_normal((bootstrap, len(c.loss))))
-              for size, c in curves.items()}
+    shaken = {
+        size: np.asarray(c.loss)[None, :] * np.exp(noise * rng.standard_normal((bootstrap, len(c.loss))))
+        for size, c in curves.items()
+    }
     run_noise = np.exp(noise * rng.standard_normal((bootstrap, len(ok))))
     for j, r in enumerate(ok):
         curve = curves[r.size]
@@ -624,16 +750,19 @@ def _dt_bootstrap(fit: FitResult, ok: list[RunTransfer], curves: Mapping[str, Sc
     logx = {"N": np.log([r.n_params for r in ok]), "D_F": np.log([r.d_f for r in ok])}
     thetas = fitter.bootstrap_thetas(law, np.array(fit.theta), logx, logy, weights, seed=seed, delta=DT_HUBER_DELTA)
     used = weights > 0
-    thin = ((used.sum(axis=1) < law.n_params + 1)
-            | (np.array([np.unique(logx["N"][u]).size for u in used]) < 2)
-            | (np.array([np.unique(logx["D_F"][u]).size for u in used]) < 2))
+    thin = (
+        (used.sum(axis=1) < law.n_params + 1)
+        | (np.array([np.unique(logx["N"][u]).size for u in used]) < 2)
+        | (np.array([np.unique(logx["D_F"][u]).size for u in used]) < 2)
+    )
     thetas[thin] = np.nan
     return thetas
 
 
 # ------------------------------------------------------------------ the report
-def transfer_report(table: pa.Table, *, bootstrap: int = 200, seed: int = 0,
-                    warm: WarmStarts | None = None) -> TransferReport:
+def transfer_report(
+    table: pa.Table, *, bootstrap: int = 200, seed: int = 0, warm: WarmStarts | None = None
+) -> TransferReport:
     """Every law the summary table supports; see the module docstring.
 
     The rows are read in job-id order: a store returns them in whatever order its shards lie,
@@ -652,8 +781,10 @@ def transfer_report(table: pa.Table, *, bootstrap: int = 200, seed: int = 0,
     for st in sorted(set(c["status"][not_ok])):
         leave(f"status={st or 'missing'}", c["status"] == st)
     if left_out.get("status=unconverged"):
-        warnings.append(f"{left_out['status=unconverged']} run(s) left out as unconverged: still improving at "
-                        f"train.max_epochs, so their loss is not the best for their data")
+        warnings.append(
+            f"{left_out['status=unconverged']} run(s) left out as unconverged: still improving at "
+            f"train.max_epochs, so their loss is not the best for their data"
+        )
     no_loss = ~not_ok & ~(np.isfinite(c["best_eval_loss"]) & (c["best_eval_loss"] > 0))
     leave("no finite best_eval_loss", no_loss)
     ok = ~not_ok & ~no_loss
@@ -667,8 +798,10 @@ def transfer_report(table: pa.Table, *, bootstrap: int = 200, seed: int = 0,
     warnings += gap_warnings
     noise = _noise(gap_fits)
     if noise is None:
-        warnings.append(f"no gap fit yet: the noise scale of the scratch and D_T intervals is a placeholder "
-                        f"({FALLBACK_NOISE:g} in log loss)")
+        warnings.append(
+            f"no gap fit yet: the noise scale of the scratch and D_T intervals is a placeholder "
+            f"({FALLBACK_NOISE:g} in log loss)"
+        )
     # 1. scratch curves and plateaus
     curves, curve_warnings = _scratch_curves(c, scratch_rows, noise or FALLBACK_NOISE, bootstrap, seed + 1, warm)
     warnings += curve_warnings
@@ -678,27 +811,46 @@ def transfer_report(table: pa.Table, *, bootstrap: int = 200, seed: int = 0,
     sn, sd, sl = c["n_params"][scratch_rows], c["data_tokens"][scratch_rows], c["best_eval_loss"][scratch_rows]
     chin = get_law(SCRATCH_LAW)
     if sn.size >= chin.n_params + 1 and np.unique(sd).size >= 3:
-        scratch_fit = fitter.fit(chin, {"N": sn, "D": sd, "loss": sl}, bootstrap=bootstrap, seed=seed + 2,
-                                 warm_start=_warm(warm, "scratch"))
+        scratch_fit = fitter.fit(
+            chin, {"N": sn, "D": sd, "loss": sl}, bootstrap=bootstrap, seed=seed + 2, warm_start=_warm(warm, "scratch")
+        )
     # 2-4 and the headlines, per source
     sources = []
     for i, src in enumerate(sorted(set(c["source"][ft_rows]))):
-        sources.append(_source_report(src, c, ft_rows, by_size, gap_fits, noise or FALLBACK_NOISE, bootstrap,
-                                      seed + 10 + i, warm))
+        sources.append(
+            _source_report(src, c, ft_rows, by_size, gap_fits, noise or FALLBACK_NOISE, bootstrap, seed + 10 + i, warm)
+        )
     if not ft_rows.any():
         warnings.append("no ok fine-tune runs yet: no transfer estimates")
     comparisons = [cmp for g in gap_fits for cmp in _comparisons(g)]
     return TransferReport(
-        sweep=next((s for s in c["sweep"] if s), None), scratch=scratch_fit, curves=tuple(curves),
-        gap_fits=tuple(gap_fits), sources=tuple(sources), comparisons=tuple(comparisons), noise=noise,
-        n_rows=n_rows, n_used=int((scratch_rows | ft_rows).sum()), left_out=left_out, bootstrap=bootstrap, seed=seed,
+        sweep=next((s for s in c["sweep"] if s), None),
+        scratch=scratch_fit,
+        curves=tuple(curves),
+        gap_fits=tuple(gap_fits),
+        sources=tuple(sources),
+        comparisons=tuple(comparisons),
+        noise=noise,
+        n_rows=n_rows,
+        n_used=int((scratch_rows | ft_rows).sum()),
+        left_out=left_out,
+        bootstrap=bootstrap,
+        seed=seed,
         warnings=tuple(warnings),
     )
 
 
-def _source_report(src: str, c: Mapping[str, Array], ft_rows: Array, curves: Mapping[str, ScratchCurve],
-                   gap_fits: list[GapFit], noise: float, bootstrap: int, seed: int,
-                   warm: WarmStarts | None) -> SourceTransfer:
+def _source_report(
+    src: str,
+    c: Mapping[str, Array],
+    ft_rows: Array,
+    curves: Mapping[str, ScratchCurve],
+    gap_fits: list[GapFit],
+    noise: float,
+    bootstrap: int,
+    seed: int,
+    warm: WarmStarts | None,
+) -> SourceTransfer:
     rows = ft_rows & (c["source"] == src)
     warnings: list[str] = []
     # fine-tunes from the final checkpoint of each size: the largest p among *all* of this
@@ -715,8 +867,21 @@ def _source_report(src: str, c: Mapping[str, Array], ft_rows: Array, curves: Map
         d_e, basis, flag = read_run(curve, d_f, loss)
         flag = flag_run(d_e, flag, d_f, curve)
         d_t = d_e - d_f
-        runs.append(RunTransfer(str(c["job_id"][j]), size, int(c["n_params"][j]), d_f, int(c["pretrain_tokens"][j]),
-                                loss, d_e, d_t, d_e / d_f, basis, flag))
+        runs.append(
+            RunTransfer(
+                str(c["job_id"][j]),
+                size,
+                int(c["n_params"][j]),
+                d_f,
+                int(c["pretrain_tokens"][j]),
+                loss,
+                d_e,
+                d_t,
+                d_e / d_f,
+                basis,
+                flag,
+            )
+        )
     counts = {f: sum(r.flag == f for r in runs) for f in FLAGS[1:] if any(r.flag == f for r in runs)}
     if counts:
         warnings.append("left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -734,11 +899,20 @@ def _source_report(src: str, c: Mapping[str, Array], ft_rows: Array, curves: Map
         if gap_size is None and not G.identified:
             G, G_loss = Estimate.missing(f"{gap.size}: {g.reason}"), Estimate.missing(f"{gap.size}: {g.reason}")
     return SourceTransfer(
-        source=src, n_runs=int(rows.sum()), n_dt_runs=sum(r.flag == "ok" for r in runs) if hern is not None else 0,
-        G=G, G_loss=G_loss, gap_size=gap_size,
-        k=Estimate.of(hern, "k", "no D_T law"), alpha=Estimate.of(hern, "alpha", "no D_T law"),
-        beta=Estimate.of(hern, "beta", "no D_T law"), multiplier=multiplier, multiplier_at=mult_at,
-        hernandez=hern, runs=tuple(runs), warnings=tuple(warnings),
+        source=src,
+        n_runs=int(rows.sum()),
+        n_dt_runs=sum(r.flag == "ok" for r in runs) if hern is not None else 0,
+        G=G,
+        G_loss=G_loss,
+        gap_size=gap_size,
+        k=Estimate.of(hern, "k", "no D_T law"),
+        alpha=Estimate.of(hern, "alpha", "no D_T law"),
+        beta=Estimate.of(hern, "beta", "no D_T law"),
+        multiplier=multiplier,
+        multiplier_at=mult_at,
+        hernandez=hern,
+        runs=tuple(runs),
+        warnings=tuple(warnings),
     )
 
 
@@ -755,24 +929,46 @@ def fmt(e: Estimate | None) -> str:
 def format_table(report: TransferReport) -> str:
     """The gap table, readable in a terminal, with every 'not identified' explained below it."""
     left = ", ".join(f"{v} {k}" for k, v in report.left_out.items()) or "none"
-    lines = [f"Transfer report: sweep {report.sweep or '?'}; {report.n_used} of {report.n_rows} summary rows in fits "
-             f"(left out: {left}); bootstrap {report.bootstrap}; loss noise "
-             f"{'%.2g%%' % (100 * report.noise) if report.noise is not None else 'not measured yet'}"]
+    lines = [
+        f"Transfer report: sweep {report.sweep or '?'}; {report.n_used} of {report.n_rows} summary rows in fits "
+        f"(left out: {left}); bootstrap {report.bootstrap}; loss noise "
+        f"{'%.2g%%' % (100 * report.noise) if report.noise is not None else 'not measured yet'}"
+    ]
     f_ref = next((g.f_ref for g in report.gap_fits), None)
-    header = ["source", "runs", "G [95% CI] (size)", f"G f^-beta at f={f_ref:.3g}" if f_ref else "G f^-beta",
-              "k", "alpha", "beta", "multiplier @ (D_F, N)"]
+    header = [
+        "source",
+        "runs",
+        "G [95% CI] (size)",
+        f"G f^-beta at f={f_ref:.3g}" if f_ref else "G f^-beta",
+        "k",
+        "alpha",
+        "beta",
+        "multiplier @ (D_F, N)",
+    ]
     rows = [header]
     notes = []
     for s in report.sources:
         mult = fmt(s.multiplier)
         if s.multiplier.identified and s.multiplier_at:
             mult += f"x @ ({s.multiplier_at['D_F']:.3g}, {s.multiplier_at['N']:.3g})"
-        rows.append([s.source, f"{s.n_runs}/{s.n_dt_runs}", fmt(s.G) + (f" ({s.gap_size})" if s.gap_size else ""),
-                     fmt(s.G_loss), fmt(s.k), fmt(s.alpha), fmt(s.beta), mult])
+        rows.append(
+            [
+                s.source,
+                f"{s.n_runs}/{s.n_dt_runs}",
+                fmt(s.G) + (f" ({s.gap_size})" if s.gap_size else ""),
+                fmt(s.G_loss),
+                fmt(s.k),
+                fmt(s.alpha),
+                fmt(s.beta),
+                mult,
+            ]
+        )
         for name in ("G", "k", "multiplier"):
             e = getattr(s, name)
             if not e.identified:
-                why = e.reason if e.reason.startswith(f"{name} not identified") else f"{name} not identified: {e.reason}"
+                why = (
+                    e.reason if e.reason.startswith(f"{name} not identified") else f"{name} not identified: {e.reason}"
+                )
                 notes.append(f"- {s.source}: {why}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]

@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 
 
-def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int,
-                  min_steps: int = 1) -> int:
+def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int, min_steps: int = 1) -> int:
     """Steps between evaluations. Pre-training: ``interval_steps`` (then doubling). Fine-tunes and
     scratch runs: at most ``interval_steps`` and at least ``per_epoch`` times per epoch, since
     their score is their best evaluation and their patience is counted in epochs, but never more
@@ -36,8 +35,9 @@ def pretrain_eval_steps(*, interval: int, max_steps: int) -> set[int]:
     return doubling | {max_steps}
 
 
-def patience_steps(*, steps_per_epoch: float, patience_epochs: float, patience_tokens: int,
-                   tokens_per_step: int) -> int:
+def patience_steps(
+    *, steps_per_epoch: float, patience_epochs: float, patience_tokens: int, tokens_per_step: int
+) -> int:
     """Steps over which an early-stopped run's best evaluation must improve: ``patience_epochs``
     of its data, and at least ``patience_tokens`` (so a tiny budget is not given up on within a
     handful of steps on a loss plateau)."""
@@ -51,8 +51,9 @@ def stable_cap_steps(*, steps_per_epoch: float, max_epochs: float, patience: int
     return max(1, math.ceil(max_epochs * steps_per_epoch), 2 * patience)
 
 
-def max_steps(*, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: float, cooldown: float,
-              patience: int = 0) -> int:
+def max_steps(
+    *, kind: str, data_tokens: int, tokens_per_step: int, max_epochs: float, cooldown: float, patience: int = 0
+) -> int:
     """Steps a job runs at most: one pass for pre-training; the capped stable phase and its
     cooldown for the others (the planner's cost bound; patience usually ends them earlier)."""
     steps_per_epoch = data_tokens / tokens_per_step

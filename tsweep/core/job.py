@@ -106,8 +106,13 @@ class Job:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Job":
+    def from_dict(cls, d: dict[str, Any]) -> Job:
         """The inverse of :meth:`to_dict`, also after a trip through JSON (lists for tuples)."""
         shape = d.get("shape")
-        return cls(**{**d, "checkpoints": tuple(d.get("checkpoints", ())),
-                      "shape": None if shape is None else ModelSize(**shape)})
+        return cls(
+            **{
+                **d,
+                "checkpoints": tuple(d.get("checkpoints", ())),
+                "shape": None if shape is None else ModelSize(**shape),
+            }
+        )

@@ -55,8 +55,11 @@ TRIES = 5
 BACKOFF_S = 0.25
 # The filesystem's answers, passed to the caller as they are; and S3's error codes that no retry fixes.
 _ANSWERS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
-_PERMANENT_AWS = re.compile(r"ACCESS_DENIED|NO_SUCH_BUCKET|INVALID_ACCESS_KEY|SIGNATURE_DOES_NOT_MATCH|"
-                            r"AccessDenied|NoSuchBucket|Forbidden|response code: 403", re.IGNORECASE)
+_PERMANENT_AWS = re.compile(
+    r"ACCESS_DENIED|NO_SUCH_BUCKET|INVALID_ACCESS_KEY|SIGNATURE_DOES_NOT_MATCH|"
+    r"AccessDenied|NoSuchBucket|Forbidden|response code: 403",
+    re.IGNORECASE,
+)
 
 
 def is_uri(path: str) -> bool:
@@ -106,7 +109,9 @@ def _filesystem(endpoint: str) -> pafs.FileSystem:
         # shard, lease and fit is) goes up in one PutObject instead of a three-request multipart
         # upload (pyarrow's S3FileSystem option). It also keeps tsweep off the multipart path
         # whose completion moto 5.2.1's server answers malformed (getmoto/moto#10055).
-        endpoint = urlunsplit((u.scheme, u.netloc, "", "&".join(filter(None, [u.query, "allow_delayed_open=true"])), ""))
+        endpoint = urlunsplit(
+            (u.scheme, u.netloc, "", "&".join(filter(None, [u.query, "allow_delayed_open=true"])), "")
+        )
     try:
         return pafs.FileSystem.from_uri(endpoint)[0]
     except (ValueError, OSError) as exc:
@@ -127,8 +132,11 @@ def _first_line(exc: BaseException) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """An I/O error that a retry may fix (throttling, a dropped connection, a timeout)."""
-    return (isinstance(exc, OSError) and not isinstance(exc, (*_ANSWERS, PermissionError))
-            and not _PERMANENT_AWS.search(str(exc)))
+    return (
+        isinstance(exc, OSError)
+        and not isinstance(exc, (*_ANSWERS, PermissionError))
+        and not _PERMANENT_AWS.search(str(exc))
+    )
 
 
 def retrying(fn: Callable[[], T], what: str, *, tries: int = TRIES) -> T:
@@ -144,8 +152,9 @@ def retrying(fn: Callable[[], T], what: str, *, tries: int = TRIES) -> T:
             if not is_transient(exc):
                 raise StorageUnavailable(f"{without_query(what)}: {_first_line(exc)}") from None
             if i == tries - 1:
-                raise StorageUnavailable(f"{without_query(what)}: {_first_line(exc)} ({tries} tries over "
-                                         f"{time.monotonic() - t0:.0f} s)") from None
+                raise StorageUnavailable(
+                    f"{without_query(what)}: {_first_line(exc)} ({tries} tries over {time.monotonic() - t0:.0f} s)"
+                ) from None
             log.warning("storage: %s: %s; retrying", without_query(what), _first_line(exc))
             time.sleep(BACKOFF_S * 2**i)
     raise AssertionError("unreachable")
@@ -282,12 +291,20 @@ class Files:
 
     def upload_dir(self, local_dir: str, dest: str) -> None:
         """Copy a local folder's files to ``dest`` (adding to, or replacing, what is there)."""
-        retrying(lambda: pafs.copy_files(local_dir, self.fs_path(dest), source_filesystem=pafs.LocalFileSystem(),
-                                         destination_filesystem=self.fs), dest)
+        retrying(
+            lambda: pafs.copy_files(
+                local_dir, self.fs_path(dest), source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs
+            ),
+            dest,
+        )
 
     def download_dir(self, src: str, local_dir: str) -> None:
-        retrying(lambda: pafs.copy_files(self.fs_path(src), local_dir, source_filesystem=self.fs,
-                                         destination_filesystem=pafs.LocalFileSystem()), src)
+        retrying(
+            lambda: pafs.copy_files(
+                self.fs_path(src), local_dir, source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem()
+            ),
+            src,
+        )
 
 
 @dataclass(frozen=True)
@@ -302,7 +319,7 @@ class SweepLayout:
         object.__setattr__(self, "files", Files(self.sweep_dir))
 
     @classmethod
-    def under(cls, storage_root: str, sweep_name: str) -> "SweepLayout":
+    def under(cls, storage_root: str, sweep_name: str) -> SweepLayout:
         return cls(join(resolve_root(storage_root), sweep_name))
 
     def path(self, *parts: str) -> str:

@@ -10,8 +10,9 @@ and read attributes, so the keys are written in this one place.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 # Tune's own metric: the searcher is built with metric="best_eval_loss", mode="min".
 METRIC = "best_eval_loss"
@@ -40,7 +41,7 @@ class Progress:
         return out
 
     @classmethod
-    def from_metrics(cls, result: Mapping[str, Any] | None) -> "Progress | None":
+    def from_metrics(cls, result: Mapping[str, Any] | None) -> Progress | None:
         """The record inside a Tune result (which adds keys of its own); None if there is none."""
         if not result or "job_id" not in result:
             return None

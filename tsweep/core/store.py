@@ -105,6 +105,7 @@ SUMMARY_SCHEMA = pa.schema(
 # Statuses that end a job for good: resume skips them. A diverged run would diverge again.
 FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
+
 def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     """``table`` (a whole shard) as ``schema``, or a one-line :class:`StoreError` naming ``where``
     when it is of another schema version or lacks a column that cannot be null."""
@@ -112,10 +113,14 @@ def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     kind = schema.metadata[b"tsweep.table"].decode()
     version = meta.get(b"tsweep.schema_version")
     if version is None or meta.get(b"tsweep.table", b"").decode() != kind:
-        raise StoreError(f"{where}: not a tsweep {kind} shard (no tsweep schema in its metadata); move it out of the store")
+        raise StoreError(
+            f"{where}: not a tsweep {kind} shard (no tsweep schema in its metadata); move it out of the store"
+        )
     if version != str(SCHEMA_VERSION).encode():
-        raise StoreError(f"{where}: written under store schema version {version.decode(errors='replace')!r}; this "
-                         f"tsweep reads version {SCHEMA_VERSION}: read it with the tsweep that wrote it")
+        raise StoreError(
+            f"{where}: written under store schema version {version.decode(errors='replace')!r}; this "
+            f"tsweep reads version {SCHEMA_VERSION}: read it with the tsweep that wrote it"
+        )
     columns = []
     for f in schema:
         if f.name not in table.column_names:
@@ -131,7 +136,9 @@ def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
         columns.append(col)
     versions = pc.unique(table.column("schema_version")).to_pylist()
     if any(v != SCHEMA_VERSION for v in versions):
-        raise StoreError(f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}")
+        raise StoreError(
+            f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}"
+        )
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -208,8 +215,11 @@ class Store:
         return join(self.root, os.path.relpath(fs_path, base))
 
     def _list(self, path: str) -> list:
-        return [i for i in self.files.list_files(path) if i.base_name.endswith(".parquet")
-                and not i.base_name.startswith(".")]
+        return [
+            i
+            for i in self.files.list_files(path)
+            if i.base_name.endswith(".parquet") and not i.base_name.startswith(".")
+        ]
 
     def _read_shard(self, path: str, schema: pa.Schema) -> pa.Table | None:
         """One shard, conformed to ``schema``; None if it vanished or does not parse."""
@@ -251,10 +261,19 @@ class Store:
                 self._quarantine(path)
             self.unreadable.clear()
         damaged = self.damaged_job_ids()
-        finished = {j for j, s in zip(summaries.column("job_id").to_pylist(), summaries.column("status").to_pylist())
-                    if s in FINAL_STATUSES and j not in damaged}
-        return StoreCheck(summaries=summaries, finished=finished, damaged=damaged,
-                          unreadable=sorted(self.unreadable), quarantined=self.quarantined(), evals=evals)
+        finished = {
+            j
+            for j, s in zip(summaries.column("job_id").to_pylist(), summaries.column("status").to_pylist())
+            if s in FINAL_STATUSES and j not in damaged
+        }
+        return StoreCheck(
+            summaries=summaries,
+            finished=finished,
+            damaged=damaged,
+            unreadable=sorted(self.unreadable),
+            quarantined=self.quarantined(),
+            evals=evals,
+        )
 
     def summary_job_ids(self) -> set[str]:
         """Jobs with a summary shard, from one listing (no shard is read)."""
@@ -276,7 +295,9 @@ class Store:
     def damaged_job_ids(self) -> set[str]:
         """Jobs with a shard that does not parse: still in place (found by this store's reads) or
         set aside under quarantine/ and not yet replaced by a later run of the job."""
-        out = {job for path in self.unreadable if (job := _job_of(self.files.fs_path(path), self.files.fs_path(self.root)))}
+        out = {
+            job for path in self.unreadable if (job := _job_of(self.files.fs_path(path), self.files.fs_path(self.root)))
+        }
         qroot = self.files.fs_path(self._path("quarantine"))
         for info in self.files.list_files(self._path("quarantine")):
             job = _job_of(info.path, qroot)

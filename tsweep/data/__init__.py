@@ -24,5 +24,13 @@ from tsweep.data.sweepdata import SweepData, TokenSlice, mixture_block
 from tsweep.data.synthetic import ngram_cross_entropy
 from tsweep.data.tokenizers import ByteTokenizer
 
-__all__ = ["DataError", "TokenSlice", "SweepData", "SOURCES", "register_source", "mixture_block",
-           "ngram_cross_entropy", "ByteTokenizer"]
+__all__ = [
+    "SOURCES",
+    "ByteTokenizer",
+    "DataError",
+    "SweepData",
+    "TokenSlice",
+    "mixture_block",
+    "ngram_cross_entropy",
+    "register_source",
+]

@@ -35,8 +35,9 @@ import stat
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +51,7 @@ LOCK_TIMEOUT_S = 3600.0  # a builder of a large corpus may hold the lock this lo
 _DIGEST_CHUNK = 1 << 22
 
 _open_lock = threading.Lock()
-_opened: dict[str, "Entry"] = {}
+_opened: dict[str, Entry] = {}
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -230,8 +231,9 @@ def _seal(tmp: Path, private: bool) -> dict[str, str]:
     return digests
 
 
-def get_or_build(root: Path, key: str, build: Callable[[Path], dict], *,
-                 private: Callable[[], bool] = lambda: False) -> Entry:
+def get_or_build(
+    root: Path, key: str, build: Callable[[Path], dict], *, private: Callable[[], bool] = lambda: False
+) -> Entry:
     """The entry ``key``, building it with ``build(tmpdir) -> meta`` once per node if missing;
     ``private()``, asked only when building: some input is not world-readable at its source
     (0700/0600, module docstring)."""
@@ -256,8 +258,9 @@ def get_or_build(root: Path, key: str, build: Callable[[Path], dict], *,
             meta = build(tmp)
             is_private = private()
             digests = _seal(tmp, is_private)
-            (tmp / "meta.json").write_text(json.dumps({"key": key, **meta, "digests": digests}, indent=1,
-                                                      sort_keys=True))
+            (tmp / "meta.json").write_text(
+                json.dumps({"key": key, **meta, "digests": digests}, indent=1, sort_keys=True)
+            )
             os.chmod(tmp / "meta.json", 0o600 if is_private else 0o644)
             os.rename(tmp, path)
         except BaseException:

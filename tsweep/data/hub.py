@@ -36,7 +36,7 @@ def _with_deadline(fn, timeout: float):
     def target() -> None:
         try:
             box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported, not raised, by design
+        except BaseException as exc:
             box["error"] = exc
 
     t = threading.Thread(target=target, daemon=True, name="tsweep-hub-probe")
@@ -45,8 +45,9 @@ def _with_deadline(fn, timeout: float):
     return (not t.is_alive()), box.get("result"), box.get("error")
 
 
-def hub_repo_reason(repo_id: str, repo_type: str = "dataset", revision: str | None = None,
-                    timeout: float = PROBE_TIMEOUT_S) -> str | None:
+def hub_repo_reason(
+    repo_id: str, repo_type: str = "dataset", revision: str | None = None, timeout: float = PROBE_TIMEOUT_S
+) -> str | None:
     """``None`` when the hub serves ``repo_id``; otherwise a short reason (for a DataError)."""
     flag = offline_flag()
     if flag:

@@ -18,8 +18,9 @@ Mixtures are not sources: they combine the training streams of other corpora (se
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from tsweep.core.errors import DataError
 from tsweep.data.sources import FilesSource, HubSource, StdlibSource

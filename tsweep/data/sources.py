@@ -13,8 +13,8 @@ import os
 import stat
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tsweep.core.errors import DataError
 from tsweep.data.hub import hub_repo_reason
@@ -92,7 +92,11 @@ def _code_only(source: str) -> str | None:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 node.body = node.body[1:] or [ast.Pass()]
     try:
         return ast.unparse(tree)
@@ -181,10 +185,13 @@ class FilesSource:
         try:
             # cache_dir inside the entry's build directory under a '.' name: the cache deletes
             # datasets' own (plain-text) Arrow copy before it publishes the entry.
-            ds = datasets.load_dataset(spec.format, data_files=files, split="train", cache_dir=str(workdir / ".hf"),
-                                       **kwargs)
+            ds = datasets.load_dataset(
+                spec.format, data_files=files, split="train", cache_dir=str(workdir / ".hf"), **kwargs
+            )
         except Exception as exc:
-            raise DataError(f"corpus {name!r}: cannot read {len(files)} {spec.format} file(s) ({files[0]}, ...): {type(exc).__name__}: {_first_line(exc)}") from None
+            raise DataError(
+                f"corpus {name!r}: cannot read {len(files)} {spec.format} file(s) ({files[0]}, ...): {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
         finally:
             if bars is False:
                 datasets.enable_progress_bars()
@@ -263,4 +270,3 @@ class HubSource:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else ""
-

@@ -43,7 +43,6 @@ from tsweep.data.cache import TokenSink, cache_root, content_key, get_or_build, 
 from tsweep.data.registry import get_source
 from tsweep.data.tokenizers import make_tokenizer
 
-
 DATA_SEED = 0
 _ENCODE_BATCH = 256
 _GATHER_CHUNKS = 16384
@@ -132,7 +131,9 @@ class SweepData:
         stream = self._stream(corpus)
         have = len(stream.tokens)
         if n_tokens > have:
-            raise DataError(f"corpus {corpus!r}: {n_tokens:,} training tokens requested but its training split has {have:,}")
+            raise DataError(
+                f"corpus {corpus!r}: {n_tokens:,} training tokens requested but its training split has {have:,}"
+            )
         chars, docs = stream.prefix_stats(int(n_tokens))
         return TokenSlice(stream.tokens[: int(n_tokens)], chars, docs)
 
@@ -170,8 +171,10 @@ class SweepData:
             )
         for s in sw.pretrain_sources:
             if sw.pretrain.tokens > sw.pretrain.max_epochs * available[s]:
-                raise DataError(f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} is more than pretrain.max_epochs = "
-                                f"{sw.pretrain.max_epochs:g} passes over its training split of {available[s]:,} tokens")
+                raise DataError(
+                    f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} is more than pretrain.max_epochs = "
+                    f"{sw.pretrain.max_epochs:g} passes over its training split of {available[s]:,} tokens"
+                )
         return available
 
     # ------------------------------------------------------------------ corpora
@@ -246,8 +249,12 @@ class SweepData:
             n = sink.close()
             if not lengths:
                 raise DataError(f"corpus {name!r}: empty ({spec.kind} source gave no non-empty documents)")
-            write_columns(tmp / "docs.arrow", length=np.asarray(lengths, np.int64), chars=np.asarray(chars, np.int64),
-                          hash=np.asarray(hashes, np.uint64))
+            write_columns(
+                tmp / "docs.arrow",
+                length=np.asarray(lengths, np.int64),
+                chars=np.asarray(chars, np.int64),
+                hash=np.asarray(hashes, np.uint64),
+            )
             return {"corpus": name, "tokens": n, "documents": len(lengths), "chars": int(sum(chars))}
 
         return get_or_build(self.root, key, build, private=lambda: self._private(name))
@@ -266,8 +273,16 @@ class SweepData:
     # ------------------------------------------------------------------ eval
     def _eval_key(self) -> str:
         sw = self.sweep
-        return content_key(f"eval-{sw.target}", {"corpus": self._corpus_key(sw.target), "tokens": sw.eval.tokens,
-                                                  "seed": self.seed, "piece": PIECE_TOKENS, "at": "content-keyed"})
+        return content_key(
+            f"eval-{sw.target}",
+            {
+                "corpus": self._corpus_key(sw.target),
+                "tokens": sw.eval.tokens,
+                "seed": self.seed,
+                "piece": PIECE_TOKENS,
+                "at": "content-keyed",
+            },
+        )
 
     def _eval_entry(self):
         if self._eval is not None:
@@ -302,7 +317,7 @@ class SweepData:
             else:
                 share = taken[:k] / docs["length"][chosen]
                 chars = round(float((docs["chars"][chosen] * share).sum()) * len(out) / max(int(taken[:k].sum()), 1))
-            return {"target": target, "tokens": int(len(out)), "chars": int(chars), "documents": k}
+            return {"target": target, "tokens": len(out), "chars": int(chars), "documents": k}
 
         self._eval = get_or_build(self.root, self._eval_key(), build, private=lambda: self._private(target))
         return self._eval
@@ -352,8 +367,13 @@ class SweepData:
             n = sink.close()
             chars = np.round(docs["chars"][doc_of] * length / docs["length"][doc_of]).astype(np.int64)
             write_columns(tmp / "docs.arrow", length=length.astype(np.int64), chars=chars, doc=doc_of.astype(np.int64))
-            return {"corpus": name, "tokens": n, "documents": int(len(idx)), "pieces": int(len(order)),
-                    "removed_as_eval": int((~keep).sum())}
+            return {
+                "corpus": name,
+                "tokens": n,
+                "documents": len(idx),
+                "pieces": len(order),
+                "removed_as_eval": int((~keep).sum()),
+            }
 
         entry = get_or_build(self.root, key, build, private=lambda: self._private(name, self.sweep.target))
         tokens = entry.array("tokens")
@@ -403,8 +423,14 @@ class SweepData:
                     break
             n = sink.close()
             write_columns(tmp / "blocks.arrow", part=np.asarray(part_of, np.int64), length=np.asarray(len_of, np.int64))
-            return {"corpus": name, "tokens": n, "parts": parts, "weights": weights.tolist(), "block": block,
-                    "taken": {p: int(t) for p, t in zip(parts, taken)}}
+            return {
+                "corpus": name,
+                "tokens": n,
+                "parts": parts,
+                "weights": weights.tolist(),
+                "block": block,
+                "taken": {p: int(t) for p, t in zip(parts, taken)},
+            }
 
         entry = get_or_build(self.root, key, build, private=lambda: self._private(name))
         self._mix_keys[name] = key
@@ -413,7 +439,9 @@ class SweepData:
 
         def prefix_stats(n: int) -> tuple[int, int]:
             full = int(np.searchsorted(ends, n, side="right"))
-            per_part = np.bincount(blocks["part"][:full], weights=blocks["length"][:full], minlength=len(parts)).astype(np.int64)
+            per_part = np.bincount(blocks["part"][:full], weights=blocks["length"][:full], minlength=len(parts)).astype(
+                np.int64
+            )
             rest = n - (int(ends[full - 1]) if full else 0)
             if rest:
                 per_part[int(blocks["part"][full])] += rest
@@ -427,8 +455,15 @@ class SweepData:
         return _Stream(entry.array("tokens"), prefix_stats)
 
     def _split_key(self, name: str) -> str:
-        return content_key(f"split-{name}", {"corpus": self._corpus_key(name), "eval": self._eval_entry().meta["key"],
-                                             "seed": self.seed, "piece": PIECE_TOKENS})
+        return content_key(
+            f"split-{name}",
+            {
+                "corpus": self._corpus_key(name),
+                "eval": self._eval_entry().meta["key"],
+                "seed": self.seed,
+                "piece": PIECE_TOKENS,
+            },
+        )
 
     def _stream_key(self, name: str) -> str:
         """The cache key behind a corpus's training stream (mixtures of mixtures hash their parts)."""

@@ -35,12 +35,11 @@ million tokens on one core).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
-
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:()=+-*\n"
 GENERATOR_VERSION = 2
@@ -97,15 +96,22 @@ def tables(seed: int) -> _Tables:
     # Cumulative rows end at exactly 1 so a uniform draw never falls past the last successor.
     b_cum[..., -1] = 1.0
     h_cum[..., -1] = 1.0
-    return _Tables(b_sup.astype(np.int16), b_cum.astype(np.float32), bucket.astype(np.int16),
-                   h_sup.astype(np.int16), h_cum.astype(np.float32))
+    return _Tables(
+        b_sup.astype(np.int16),
+        b_cum.astype(np.float32),
+        bucket.astype(np.int16),
+        h_sup.astype(np.int16),
+        h_cum.astype(np.float32),
+    )
 
 
 def _chunk(seed: int, distance: float, index: int, n: int) -> list[str]:
     tb = tables(seed)
     rng = np.random.default_rng([seed, int(round(distance * 1_000_000)), index, GENERATOR_VERSION])
     # Draws are made for a whole chunk and cut to n, so document i never depends on n.
-    lengths = np.clip(np.rint(rng.lognormal(math.log(LEN_MEDIAN), LEN_SIGMA, size=CHUNK)), LEN_MIN, LEN_MAX).astype(np.int64)[:n]
+    lengths = np.clip(np.rint(rng.lognormal(math.log(LEN_MEDIAN), LEN_SIGMA, size=CHUNK)), LEN_MIN, LEN_MAX).astype(
+        np.int64
+    )[:n]
     topic = rng.integers(0, TOPICS, size=CHUNK)[:n]
     steps = int(lengths.max())
     out = np.zeros((n, steps + 3), dtype=np.int16)
@@ -162,7 +168,9 @@ class SyntheticSource:
         return False
 
 
-def ngram_cross_entropy(train: np.ndarray, evaluate: np.ndarray, *, order: int = 3, vocab: int = 264, alpha: float = 0.05) -> float:
+def ngram_cross_entropy(
+    train: np.ndarray, evaluate: np.ndarray, *, order: int = 3, vocab: int = 264, alpha: float = 0.05
+) -> float:
     """Nats per token on ``evaluate`` of an add-``alpha`` smoothed n-gram model fitted on ``train``.
 
     The measured divergence between corpora: fit on a source, score on the target's eval set.

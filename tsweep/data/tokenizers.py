@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def _load_hf(name: str):
         raise DataError(f"tokenizer {name!r} cannot be loaded: {type(exc).__name__}: {text}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_tokenizer(spec: TokenizerSpec):
     if spec.kind == "bytes":
         return ByteTokenizer()

@@ -68,9 +68,17 @@ class Follower:
     ``get_job_status``, ``get_job_logs`` and ``tail_job_logs``); ``sleep`` and ``clock`` are
     injectable so the backoff can be checked without waiting."""
 
-    def __init__(self, client: Any, job_id: str, *, out: TextIO | None = None, err: TextIO | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 give_up_s: float = GIVE_UP_S):
+    def __init__(
+        self,
+        client: Any,
+        job_id: str,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        give_up_s: float = GIVE_UP_S,
+    ):
         self.client = client
         self.job_id = job_id
         self.out = out or sys.stdout
@@ -86,7 +94,7 @@ class Follower:
         """Write the part of ``text`` (which begins at log offset ``start``) not yet printed."""
         end = start + len(text)
         if end > self.printed:
-            self.out.write(text[max(0, self.printed - start):])
+            self.out.write(text[max(0, self.printed - start) :])
             self.out.flush()
             self.printed = end
 
@@ -120,21 +128,30 @@ class Follower:
                         continue
                 self._emit(self.client.get_job_logs(self.job_id), 0)  # the rest, once the job has ended
                 return EXIT_CODES[status]
-            except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is retried
+            except Exception as exc:
                 if isinstance(exc, AuthenticationError):  # a token that will not work on a retry either
-                    raise SubmitError(f"Ray refused to show job {self.job_id} ({_first_line(exc)}); give the "
-                                      "cluster's token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+                    raise SubmitError(
+                        f"Ray refused to show job {self.job_id} ({_first_line(exc)}); give the "
+                        "cluster's token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+                    ) from None
                 if self.printed == 0 and self.reconnects == 0 and _is_missing(exc):
                     raise UsageError(f"no Ray job {self.job_id!r} on that cluster ({_first_line(exc)})") from None
                 now = self.clock()
                 if lost_since is None or self.printed > printed_then:  # a stream that delivered is progress
                     lost_since, printed_then = now, self.printed
                 if now - lost_since >= self.give_up_s:
-                    print(f"tsweep: cannot reach the cluster for {now - lost_since:.0f} s ({_first_line(exc)}); "
-                          f"stopped following, the job may still run", file=self.err, flush=True)
+                    print(
+                        f"tsweep: cannot reach the cluster for {now - lost_since:.0f} s ({_first_line(exc)}); "
+                        f"stopped following, the job may still run",
+                        file=self.err,
+                        flush=True,
+                    )
                     return EXIT_LOST
-                print(f"tsweep: connection lost ({_first_line(exc)}); reconnecting in {backoff:.0f} s",
-                      file=self.err, flush=True)
+                print(
+                    f"tsweep: connection lost ({_first_line(exc)}); reconnecting in {backoff:.0f} s",
+                    file=self.err,
+                    flush=True,
+                )
                 self.sleep(backoff)
                 self.reconnects += 1
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
@@ -150,21 +167,28 @@ def connect(address: str):
     try:
         return JobSubmissionClient(address, headers=auth_headers())
     except AuthenticationError as exc:
-        raise SubmitError(f"Ray at {address} refused the connection ({_first_line(exc)}); give the cluster's token in "
-                          "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+        raise SubmitError(
+            f"Ray at {address} refused the connection ({_first_line(exc)}); give the cluster's token in "
+            "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+        ) from None
     except (OSError, RuntimeError, ValueError) as exc:
         raise SubmitError(f"cannot reach Ray's Jobs API at {address}: {_first_line(exc)}") from None
 
 
-def follow(job_id: str, address: str, *, out: TextIO | None = None, err: TextIO | None = None, client: Any = None) -> int:
+def follow(
+    job_id: str, address: str, *, out: TextIO | None = None, err: TextIO | None = None, client: Any = None
+) -> int:
     """Follow Ray job ``job_id`` at ``address`` to its end; Ctrl-C detaches (module docstring)."""
     err = err or sys.stderr
     follower = Follower(client if client is not None else connect(address), job_id, out=out, err=err)
     try:
         code = follower.run()
     except KeyboardInterrupt:
-        print(f"\ntsweep: detached; Ray job {job_id} goes on; re-attach with: {reattach_hint(job_id, address)}",
-              file=err, flush=True)
+        print(
+            f"\ntsweep: detached; Ray job {job_id} goes on; re-attach with: {reattach_hint(job_id, address)}",
+            file=err,
+            flush=True,
+        )
         return EXIT_DETACHED
     if code == EXIT_LOST:
         print(f"tsweep: re-attach with: {reattach_hint(job_id, address)}", file=err, flush=True)

@@ -48,8 +48,9 @@ def dashboard_path() -> str:
 
 def ray_dashboards_dir(temp_dir: str = RAY_TEMP_DIR) -> str:
     """The folder whose dashboards the latest Ray session's Grafana provisioning serves."""
-    return os.environ.get(RAY_DASHBOARDS_ENV) or os.path.join(temp_dir, "session_latest", "metrics", "grafana",
-                                                              "dashboards")
+    return os.environ.get(RAY_DASHBOARDS_ENV) or os.path.join(
+        temp_dir, "session_latest", "metrics", "grafana", "dashboards"
+    )
 
 
 def write(path: str, flag: str = "--out") -> str:
@@ -85,8 +86,10 @@ def install(temp_dir: str = RAY_TEMP_DIR, wait_s: float = 60.0, poll_s: float = 
     deadline = time.monotonic() + wait_s
     while not _has_rays_own(folder):
         if time.monotonic() >= deadline:
-            raise UsageError(f"--install: no Ray Grafana dashboards in {folder} after {wait_s:g} s; "
-                             f"run it on a Ray head after `ray start --head`")
+            raise UsageError(
+                f"--install: no Ray Grafana dashboards in {folder} after {wait_s:g} s; "
+                f"run it on a Ray head after `ray start --head`"
+            )
         time.sleep(poll_s)
     return write(os.path.join(folder, FILENAME), "--install")
 

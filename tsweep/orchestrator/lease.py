@@ -109,7 +109,7 @@ class Lease:
             self.record["heartbeat"] = time.time()
             try:
                 self.layout.files.write_text(self.layout.lease, json.dumps(self.record))
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+            except Exception as exc:
                 log.warning("sweep lease heartbeat failed: %s", exc)
 
     def release(self) -> None:
@@ -120,7 +120,7 @@ class Lease:
         if current is not None and current.get("token") == self.record["token"]:
             self.layout.files.delete_file(self.layout.lease)
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -133,12 +133,23 @@ def acquire(layout: SweepLayout, *, settle_s: float = SETTLE_S) -> Lease:
     if current is not None and stale_reason(current) is None:
         raise _busy(layout, current)
     if current is not None:
-        log.warning("sweep %s: taking over the lease of %s: %s", without_query(layout.sweep_dir),
-                    current.get("holder"), stale_reason(current))
+        log.warning(
+            "sweep %s: taking over the lease of %s: %s",
+            without_query(layout.sweep_dir),
+            current.get("holder"),
+            stale_reason(current),
+        )
     now = time.time()
     host, pid = socket.gethostname(), os.getpid()
-    record = {"holder": f"{host}:{pid}", "host": host, "pid": pid, "process_start": _process_start(pid),
-              "started": now, "heartbeat": now, "token": uuid.uuid4().hex}
+    record = {
+        "holder": f"{host}:{pid}",
+        "host": host,
+        "pid": pid,
+        "process_start": _process_start(pid),
+        "started": now,
+        "heartbeat": now,
+        "token": uuid.uuid4().hex,
+    }
     layout.files.write_text(layout.lease, json.dumps(record))
     time.sleep(settle_s)
     current = _read(layout)
@@ -151,5 +162,7 @@ def acquire(layout: SweepLayout, *, settle_s: float = SETTLE_S) -> Lease:
 
 
 def _busy(layout: SweepLayout, holder: dict) -> SweepBusy:
-    return SweepBusy(f"sweep folder {without_query(layout.sweep_dir)} is being run by {describe(holder)}; wait for "
-                     f"it to end, or stop it (a lease without a heartbeat for {STALE_S:.0f} s is taken over)")
+    return SweepBusy(
+        f"sweep folder {without_query(layout.sweep_dir)} is being run by {describe(holder)}; wait for "
+        f"it to end, or stop it (a lease without a heartbeat for {STALE_S:.0f} s is taken over)"
+    )

@@ -68,7 +68,7 @@ def size_of(name: str, declared: dict[str, ModelSize] | None = None) -> ModelSiz
     never resolve sizes themselves)."""
     if declared and name in declared:
         return declared[name]
-    return model_size(name[len(HF_PREFIX):]) if name.startswith(HF_PREFIX) else get_size(name)
+    return model_size(name[len(HF_PREFIX) :]) if name.startswith(HF_PREFIX) else get_size(name)
 
 
 _size_of = size_of  # expand's own size_of closes over the sweep's declared rungs
@@ -127,8 +127,15 @@ def _size_fingerprint(sweep: Sweep, size: str) -> dict:
 
 
 def pretrain_trajectory(sweep: Sweep, source: str, size: str) -> str:
-    return _digest({**_common(sweep), "kind": "pretrain", "source": _corpus_fingerprint(sweep, source),
-                    **_size_fingerprint(sweep, size), "tokens": sweep.pretrain.tokens})
+    return _digest(
+        {
+            **_common(sweep),
+            "kind": "pretrain",
+            "source": _corpus_fingerprint(sweep, source),
+            **_size_fingerprint(sweep, size),
+            "tokens": sweep.pretrain.tokens,
+        }
+    )
 
 
 def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
@@ -143,26 +150,44 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     def size_of(name: str) -> ModelSize:
         return _size_of(name, declared)
 
-    min_eval = cadence.min_eval_steps(min_interval_tokens=sweep.eval.min_interval_tokens,
-                                      tokens_per_step=tokens_per_step)
+    min_eval = cadence.min_eval_steps(
+        min_interval_tokens=sweep.eval.min_interval_tokens, tokens_per_step=tokens_per_step
+    )
 
     def est(size, steps: int, kind: str, data_tokens: int, branch_tokens: int = 0) -> float:
         """Upper bound on a job's FLOPs: its steps (and pre-training's cooldown branches) and its
         evaluations, each a forward pass: a third of a training step's FLOPs per token."""
         per_epoch = data_tokens / tokens_per_step
-        interval = eval_interval(kind=kind, interval_steps=sweep.eval.interval_steps, steps_per_epoch=per_epoch,
-                                 per_epoch=sweep.eval.per_epoch, min_steps=min_eval)
-        n_evals = 1 + (len(pretrain_eval_steps(interval=interval, max_steps=steps)) if kind == "pretrain"
-                       else steps // interval + 1)
+        interval = eval_interval(
+            kind=kind,
+            interval_steps=sweep.eval.interval_steps,
+            steps_per_epoch=per_epoch,
+            per_epoch=sweep.eval.per_epoch,
+            min_steps=min_eval,
+        )
+        n_evals = 1 + (
+            len(pretrain_eval_steps(interval=interval, max_steps=steps))
+            if kind == "pretrain"
+            else steps // interval + 1
+        )
         trained = steps * tokens_per_step + branch_tokens
         return size_of(size).flops_per_token(tr.seq_len) * (trained + n_evals * sweep.eval.tokens / 3)
 
     def max_steps(kind: str, budget: int) -> int:
-        patience = cadence.patience_steps(steps_per_epoch=budget / tokens_per_step,
-                                          patience_epochs=sweep.eval.patience_epochs,
-                                          patience_tokens=sweep.eval.patience_tokens, tokens_per_step=tokens_per_step)
-        return cadence.max_steps(kind=kind, data_tokens=budget, tokens_per_step=tokens_per_step,
-                                 max_epochs=tr.max_epochs, cooldown=tr.cooldown, patience=patience)
+        patience = cadence.patience_steps(
+            steps_per_epoch=budget / tokens_per_step,
+            patience_epochs=sweep.eval.patience_epochs,
+            patience_tokens=sweep.eval.patience_tokens,
+            tokens_per_step=tokens_per_step,
+        )
+        return cadence.max_steps(
+            kind=kind,
+            data_tokens=budget,
+            tokens_per_step=tokens_per_step,
+            max_epochs=tr.max_epochs,
+            cooldown=tr.cooldown,
+            patience=patience,
+        )
 
     branches = sum(round(tr.cooldown * p) for p in sweep.pretrain.p_axis[:-1]) if sweep.pretrain else 0
 
@@ -172,25 +197,49 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
         if res.pack and res.gpus == 1 and res.workers == 1:
             return gpu_share(size_of(size).n_params)
         return res.gpus
+
     for source in sweep.pretrain_sources:
         for size in sweep.model_sizes:
             traj = pretrain_trajectory(sweep, source, size)
             pid = _digest({"trajectory": traj, "checkpoints": sweep.pretrain.p_axis})
             steps = max_steps("pretrain", sweep.pretrain.tokens)
-            jobs.append(Job(job_id=pid, kind="pretrain", source=source, size=size, n_params=size_of(size).n_params,
-                            data_tokens=sweep.pretrain.tokens, checkpoints=sweep.pretrain.p_axis, max_steps=steps,
-                            seed=_seed(sweep, traj),  # not the id: an extra checkpoint leaves the run as it was
-                            est_flops=est(size, steps, "pretrain", sweep.pretrain.tokens, branches), gpus=gpus(size),
-                            **common))
+            jobs.append(
+                Job(
+                    job_id=pid,
+                    kind="pretrain",
+                    source=source,
+                    size=size,
+                    n_params=size_of(size).n_params,
+                    data_tokens=sweep.pretrain.tokens,
+                    checkpoints=sweep.pretrain.p_axis,
+                    max_steps=steps,
+                    seed=_seed(sweep, traj),  # not the id: an extra checkpoint leaves the run as it was
+                    est_flops=est(size, steps, "pretrain", sweep.pretrain.tokens, branches),
+                    gpus=gpus(size),
+                    **common,
+                )
+            )
             for p in sweep.pretrain.p_axis:
                 for d_f in sweep.finetune_tokens:
                     fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
                     steps_f = max_steps("finetune", d_f)
-                    jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size,
-                                    n_params=size_of(size).n_params, data_tokens=d_f, pretrain_tokens=p, parent=pid,
-                                    seed=_seed(sweep, fid),
-                                    max_steps=steps_f, est_flops=est(size, steps_f, "finetune", d_f), gpus=gpus(size),
-                                    **common))
+                    jobs.append(
+                        Job(
+                            job_id=fid,
+                            kind="finetune",
+                            source=source,
+                            size=size,
+                            n_params=size_of(size).n_params,
+                            data_tokens=d_f,
+                            pretrain_tokens=p,
+                            parent=pid,
+                            seed=_seed(sweep, fid),
+                            max_steps=steps_f,
+                            est_flops=est(size, steps_f, "finetune", d_f),
+                            gpus=gpus(size),
+                            **common,
+                        )
+                    )
     scratch_sizes = list(sweep.model_sizes)
     for source in sweep.model_sources:
         spec = sweep.pretrained[source]
@@ -199,23 +248,50 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
             scratch_sizes.append(size)
         for rev, p in sorted(spec.revisions.items(), key=lambda kv: kv[1]):
             for d_f in sweep.finetune_tokens:
-                fid = _digest({**_common(sweep), "kind": "finetune", "model": spec.model, "revision": rev, "p": p,
-                               "tokens": d_f})
+                fid = _digest(
+                    {**_common(sweep), "kind": "finetune", "model": spec.model, "revision": rev, "p": p, "tokens": d_f}
+                )
                 steps_f = max_steps("finetune", d_f)
-                jobs.append(Job(job_id=fid, kind="finetune", source=source, size=size, n_params=size_of(size).n_params,
-                                data_tokens=d_f, pretrain_tokens=p, model=spec.model, revision=rev, max_steps=steps_f,
-                                seed=_seed(sweep, fid),
-                                est_flops=est(size, steps_f, "finetune", d_f), gpus=gpus(size), **common))
+                jobs.append(
+                    Job(
+                        job_id=fid,
+                        kind="finetune",
+                        source=source,
+                        size=size,
+                        n_params=size_of(size).n_params,
+                        data_tokens=d_f,
+                        pretrain_tokens=p,
+                        model=spec.model,
+                        revision=rev,
+                        max_steps=steps_f,
+                        seed=_seed(sweep, fid),
+                        est_flops=est(size, steps_f, "finetune", d_f),
+                        gpus=gpus(size),
+                        **common,
+                    )
+                )
     for size in scratch_sizes:
-        model = size[len(HF_PREFIX):] if size.startswith(HF_PREFIX) else None
+        model = size[len(HF_PREFIX) :] if size.startswith(HF_PREFIX) else None
         for d in sweep.scratch_axis:
             sid = _digest({**_common(sweep), "kind": "scratch", **_size_fingerprint(sweep, size), "tokens": d})
             extra = {"model": model} if model else {}
             steps_s = max_steps("scratch", d)
-            jobs.append(Job(job_id=sid, kind="scratch", source=SCRATCH, size=size, n_params=size_of(size).n_params,
-                            data_tokens=d, max_steps=steps_s, est_flops=est(size, steps_s, "scratch", d),
-                            seed=_seed(sweep, sid),
-                            gpus=gpus(size), **extra, **common))
+            jobs.append(
+                Job(
+                    job_id=sid,
+                    kind="scratch",
+                    source=SCRATCH,
+                    size=size,
+                    n_params=size_of(size).n_params,
+                    data_tokens=d,
+                    max_steps=steps_s,
+                    est_flops=est(size, steps_s, "scratch", d),
+                    seed=_seed(sweep, sid),
+                    gpus=gpus(size),
+                    **extra,
+                    **common,
+                )
+            )
     # Pre-training first, then the longest jobs: the order a scheduler should prefer.
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
@@ -229,4 +305,3 @@ def _resolve(jobs: list[Job], layout: SweepLayout, size_of) -> list[Job]:
     out = [replace(j, shape=size_of(j.size), job_dir=layout.job_dir(j.job_id)) for j in jobs]
     by_id = {j.job_id: j for j in out}
     return [replace(j, init_from=by_id[j.parent].p_checkpoint(j.pretrain_tokens)) if j.parent else j for j in out]
-

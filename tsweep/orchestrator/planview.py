@@ -79,18 +79,26 @@ def wall_estimate(graph: JobGraph, cpus: float, gpus: float) -> float:
     """Seconds the sweep takes at most on a cluster of ``cpus`` CPUs and ``gpus`` GPUs: the longer
     of its critical path (a pre-training run, then its longest fine-tune) and its work spread over
     the job slots the cluster has."""
+
     def slots(j: Job) -> float:
         fits = [cpus / (j.cpus * j.workers)] + ([gpus / (j.gpus * j.workers)] if j.gpus else [])
         return max(1.0, min(fits))
 
     busy = sum((est_seconds(j) + TRIAL_OVERHEAD_S) / slots(j) for j in graph.jobs)
-    chains = [est_seconds(p) + max((est_seconds(c) for c in graph.children(p.job_id)), default=0.0)
-              for p in graph.pretrain]
+    chains = [
+        est_seconds(p) + max((est_seconds(c) for c in graph.children(p.job_id)), default=0.0) for p in graph.pretrain
+    ]
     return max([busy, *chains, 0.0])
 
 
-def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout | None = None, *,
-                cluster_cpus: float = 1.0, cluster_gpus: float = 0.0) -> str:
+def format_plan(
+    graph: JobGraph,
+    available: dict[str, int],
+    layout: SweepLayout | None = None,
+    *,
+    cluster_cpus: float = 1.0,
+    cluster_gpus: float = 0.0,
+) -> str:
     sw = graph.sweep
     lines = [
         f"sweep {sw.name}: {len(graph.jobs)} jobs "
@@ -104,8 +112,10 @@ def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout 
     for j in graph.jobs:
         tokens = j.data_tokens
         res = f"{j.cpus:g} cpu" + (f", {j.gpus:g} gpu" if j.gpus else "") + (f" x{j.workers}" if j.workers > 1 else "")
-        lines.append(f"{j.label:44} {j.n_params:>10,} {tokens:>10,} {j.max_steps:>9,} {si(j.est_flops):>10} "
-                     f"{duration(est_seconds(j)):>8}  {res:17} {j.job_id}")
+        lines.append(
+            f"{j.label:44} {j.n_params:>10,} {tokens:>10,} {j.max_steps:>9,} {si(j.est_flops):>10} "
+            f"{duration(est_seconds(j)):>8}  {res:17} {j.job_id}"
+        )
         total_flops += j.est_flops
     lines += ["", f"{'kind':10} {'jobs':>5} {'est FLOPs':>10} {'device-hours':>22}"]
     for kind in ("pretrain", "finetune", "scratch"):
@@ -113,13 +123,16 @@ def format_plan(graph: JobGraph, available: dict[str, int], layout: SweepLayout 
         if jobs:
             unit = device_hours(jobs[0])[0]
             hours = sum(device_hours(j)[1] for j in jobs)
-            lines.append(f"{kind:10} {len(jobs):>5} {si(sum(j.est_flops for j in jobs)):>10} "
-                         f"{hours:>12.3g} {unit}-h")
+            lines.append(f"{kind:10} {len(jobs):>5} {si(sum(j.est_flops for j in jobs)):>10} {hours:>12.3g} {unit}-h")
     unit = device_hours(graph.jobs[0])[0] if graph.jobs else "CPU core"
     hours = sum(device_hours(j)[1] for j in graph.jobs)
     lines.append(f"{'total':10} {len(graph.jobs):>5} {si(total_flops):>10} {hours:>12.3g} {unit}-h")
     wall = wall_estimate(graph, cluster_cpus, cluster_gpus)
-    lines += ["", f"wall time on {cluster_cpus:g} CPUs" + (f" and {cluster_gpus:g} GPUs" if cluster_gpus else "")
-                  + f": about {duration(wall)} at most (FLOPs are upper bounds: fine-tunes and scratch runs stop "
-                    f"early; set the cluster with --cpus/--gpus)"]
+    lines += [
+        "",
+        f"wall time on {cluster_cpus:g} CPUs"
+        + (f" and {cluster_gpus:g} GPUs" if cluster_gpus else "")
+        + f": about {duration(wall)} at most (FLOPs are upper bounds: fine-tunes and scratch runs stop "
+        f"early; set the cluster with --cpus/--gpus)",
+    ]
     return "\n".join(lines)

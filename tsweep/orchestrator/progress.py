@@ -69,8 +69,16 @@ class LiveProgress(Callback):
     """Counts, gauges and the view; ``live`` picks the redrawn table (a terminal) or progress
     lines (``stream``, default stdout)."""
 
-    def __init__(self, sweep_name: str, jobs: list[Job], fits_path: str, *, live: bool = True, skipped: int = 0,
-                 stream: TextIO | None = None):
+    def __init__(
+        self,
+        sweep_name: str,
+        jobs: list[Job],
+        fits_path: str,
+        *,
+        live: bool = True,
+        skipped: int = 0,
+        stream: TextIO | None = None,
+    ):
         self.sweep = sweep_name
         self.jobs = {j.job_id: j for j in jobs}
         self.total = len(jobs)
@@ -186,8 +194,13 @@ class LiveProgress(Callback):
         if self._gauges is None:
             return
         tags = {"sweep": self.sweep}
-        for state, n in (("pending", self.pending), ("running", len(self.running)), ("done", self.done),
-                         ("failed", self.failed), ("skipped", self.skipped)):
+        for state, n in (
+            ("pending", self.pending),
+            ("running", len(self.running)),
+            ("done", self.done),
+            ("failed", self.failed),
+            ("skipped", self.skipped),
+        ):
             self._gauges["jobs"].set(n, tags={**tags, "state": state})
         self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
         for src in self.latest_fit.sources if self.latest_fit else ():
@@ -196,8 +209,10 @@ class LiveProgress(Callback):
 
     # ----------------------------------------------------------- views
     def counts(self) -> str:
-        return (f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
-                f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else ""))
+        return (
+            f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
+            f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else "")
+        )
 
     def gap_summary(self) -> str:
         sources = self.latest_fit.sources if self.latest_fit else ()
@@ -214,8 +229,11 @@ class LiveProgress(Callback):
         jobs = []
         for trial_id, p in list(self.running.items())[:MAX_RUNNING_ROWS]:
             label = self.labels.get(trial_id, trial_id)
-            jobs.append(f"{label} starting" if p is None else
-                        f"{label} eval {_loss(p.eval_loss)}, {p.tokens_seen:,} tokens, {p.tokens_per_s:,.0f} tok/s")
+            jobs.append(
+                f"{label} starting"
+                if p is None
+                else f"{label} eval {_loss(p.eval_loss)}, {p.tokens_seen:,} tokens, {p.tokens_per_s:,.0f} tok/s"
+            )
         more = len(self.running) - len(jobs)
         self._print("running: " + "; ".join(jobs) + (f"; +{more} more" if more > 0 else ""))
 
@@ -223,8 +241,12 @@ class LiveProgress(Callback):
         self._poll_fit()
         self._last_line = time.monotonic()
         eta = self.eta_s()
-        print(f"[{self.sweep}] {what} | {self.counts()} | ETA {duration(eta) if eta is not None else '?'}"
-              f" | {self.gap_summary()}", file=self.stream or sys.stdout, flush=True)
+        print(
+            f"[{self.sweep}] {what} | {self.counts()} | ETA {duration(eta) if eta is not None else '?'}"
+            f" | {self.gap_summary()}",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
 
     def render(self):
         from rich.console import Group
@@ -240,7 +262,9 @@ class LiveProgress(Callback):
             if p is None:
                 jobs.add_row(label, "-", "-", "-", "-")
             else:
-                jobs.add_row(label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}")
+                jobs.add_row(
+                    label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}"
+                )
         parts = [head, jobs]
         if self.latest_fit and self.latest_fit.sources:
             est = Table(box=None, header_style="dim")

@@ -72,6 +72,7 @@ def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[s
 
 def _changed_settings(old: Sweep, new: Sweep) -> list[str]:
     """Dotted paths of the settings in which two sweeps differ."""
+
     def flat(d, prefix=""):
         out = {}
         for k, v in d.items():
@@ -105,10 +106,15 @@ def refuse_foreign_results(sweep: Sweep, graph: JobGraph, layout: SweepLayout) -
         except UsageError:
             old = None
     changed = _changed_settings(old, sweep) if old is not None else []
-    what = f" (changed: {', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})" if changed else \
-        " (made by another version of tsweep's recipe, or another sweep)"
-    raise UsageError(f"{without_query(layout.sweep_dir)} holds {len(foreign)} finished job(s) this sweep does not "
-                     f"plan{what}: run it under another name (--set name=NEW) or --storage, or move that folder")
+    what = (
+        f" (changed: {', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})"
+        if changed
+        else " (made by another version of tsweep's recipe, or another sweep)"
+    )
+    raise UsageError(
+        f"{without_query(layout.sweep_dir)} holds {len(foreign)} finished job(s) this sweep does not "
+        f"plan{what}: run it under another name (--set name=NEW) or --storage, or move that folder"
+    )
 
 
 def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
@@ -127,8 +133,11 @@ def private_token_file() -> None:
     when the token comes from ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``, or auth is disabled."""
     import secrets
 
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
-            os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+    if (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or os.environ.get("RAY_AUTH_MODE", "token").lower() != "token"
+    ):
         return
     path = os.path.expanduser("~/.ray/auth_token")
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -163,8 +172,13 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
             raise UsageError(f"--address: cannot join the Ray cluster at {address!r}: {first}") from None
     else:
         private_token_file()
-        ctx = ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                       _node_ip_address="127.0.0.1", **kwargs)
+        ctx = ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            _node_ip_address="127.0.0.1",
+            **kwargs,
+        )
     _local_cluster = not address
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and "://" not in url else url
@@ -177,8 +191,10 @@ def check_capacity(jobs, total: dict[str, float]) -> None:
         for key, field_, per in (("CPU", "resources.cpus", job.cpus), ("GPU", "resources.gpus", job.gpus)):
             need = per * job.workers
             if need > total.get(key, 0.0) + 1e-9:
-                msg = (f"resources.workers x {field_}: {job.label} needs {job.workers} x {per:g} = {need:g} {key}s but "
-                       f"the cluster has {total.get(key, 0.0):g}")
+                msg = (
+                    f"resources.workers x {field_}: {job.label} needs {job.workers} x {per:g} = {need:g} {key}s but "
+                    f"the cluster has {total.get(key, 0.0):g}"
+                )
                 if _local_cluster:
                     raise UsageError(f"{msg}; lower them, or run on a larger cluster (--address)")
                 log.warning("%s; it waits until the cluster grows", msg)
@@ -235,8 +251,9 @@ def max_pending_trials(jobs) -> int:
     return max(2, most)
 
 
-def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int,
-                callbacks: list):
+def sweep_tuner(
+    trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int, callbacks: list
+):
     """The Tune set-up every sweep runs under: one trial per job with the job's own resources,
     actors reused between trials, names from the job. Split out of :func:`run_sweep` so that
     ``benchmarks/scheduling.py`` and ``benchmarks/trial_overhead.py`` measure exactly this set-up
@@ -256,7 +273,9 @@ def sweep_tuner(trainable, searcher, *, num_samples: int, name: str, storage_pat
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=num_samples, reuse_actors=True,
+            search_alg=searcher,
+            num_samples=num_samples,
+            reuse_actors=True,
             max_concurrent_trials=max_pending_trials(getattr(searcher, "waiting", [])),
             trial_name_creator=lambda t: job_label(t.config, t.trial_id),
             trial_dirname_creator=lambda t: t.config["job"]["job_id"] if t.config else t.trial_id,
@@ -310,7 +329,6 @@ def run_sweep(
 
 def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on_start, t0) -> RunResult:
     import ray
-    from ray import tune
 
     graph = expand(sweep, layout)
     refuse_foreign_results(sweep, graph, layout)  # before anything is written
@@ -320,13 +338,17 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
     save_sweep(sweep, layout)
     todo, available = jobs_to_run(graph, layout)
     skipped = len(graph.jobs) - len(todo)
-    result = RunResult(sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo),
-                       dashboard_url=dashboard_url)
+    result = RunResult(
+        sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo), dashboard_url=dashboard_url
+    )
     if on_start is not None:
         on_start(result.dashboard_url)
     actor = start_analysis_actor(
-        analysis_actor_name(sweep, layout), NAMESPACE, sweep_dir=layout.sweep_dir,
-        bootstrap=sweep.fit.bootstrap, seed=sweep.fit.seed,
+        analysis_actor_name(sweep, layout),
+        NAMESPACE,
+        sweep_dir=layout.sweep_dir,
+        bootstrap=sweep.fit.bootstrap,
+        seed=sweep.fit.seed,
     )
     if todo:
         searcher = DependencySearcher(todo, available, capacity=ray.cluster_resources())
@@ -334,8 +356,11 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         feed = AnalysisFeed(actor)
         tuner = sweep_tuner(
             job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
-            searcher, num_samples=len(todo), name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=layout.tune_dir, max_failures=sweep.max_failures,
+            searcher,
+            num_samples=len(todo),
+            name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=layout.tune_dir,
+            max_failures=sweep.max_failures,
             callbacks=[progress, feed, *trackers.tune_callbacks(sweep.trackers, sweep.name)],
         )
         grid = tuner.fit()

@@ -27,8 +27,12 @@ from tsweep.core.records import METRIC, Progress
 
 
 class DependencySearcher(Searcher):
-    def __init__(self, jobs: Iterable[Job], available: dict[str, set[int]] | None = None,
-                 capacity: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        jobs: Iterable[Job],
+        available: dict[str, set[int]] | None = None,
+        capacity: Mapping[str, float] | None = None,
+    ):
         super().__init__(metric=METRIC, mode="min")
         self.capacity = dict(capacity or {})  # cluster CPU / GPU totals, for multi-worker jobs
         self.multi_worker: dict[str, dict[str, float]] = {}  # trial_id -> devices its workers hold
@@ -49,8 +53,11 @@ class DependencySearcher(Searcher):
         if job.workers <= 1 or not self.capacity or not self.multi_worker:
             return True
         need = self._footprint(job)
-        return all(sum(f[k] for f in self.multi_worker.values()) + need[k] <= self.capacity.get(k, 0.0) + 1e-9
-                   for k in need if need[k])
+        return all(
+            sum(f[k] for f in self.multi_worker.values()) + need[k] <= self.capacity.get(k, 0.0) + 1e-9
+            for k in need
+            if need[k]
+        )
 
     def _block_orphans(self) -> None:
         keep = []

@@ -44,8 +44,13 @@ def latest_evals(evals) -> dict[str, dict]:
             tps = dn / dt if dt > 0 and dn >= 0 else None
         if tps is None and last["wall_time_s"] > 0:
             tps = last["tokens_seen"] / last["wall_time_s"]
-        out[job_id] = {"step": last["step"], "tokens_seen": last["tokens_seen"], "eval_loss": last["eval_loss"],
-                       "tokens_per_s": tps, "evals": len(rows)}
+        out[job_id] = {
+            "step": last["step"],
+            "tokens_seen": last["tokens_seen"],
+            "eval_loss": last["eval_loss"],
+            "tokens_per_s": tps,
+            "evals": len(rows),
+        }
     return out
 
 
@@ -55,8 +60,11 @@ def driver_state(layout: SweepLayout) -> dict:
     if held is None:
         return {"state": "none", "holder": None, "reason": "no driver holds the sweep"}
     why = leases.stale_reason(held)
-    return {"state": "stale" if why else "running", "holder": held.get("holder"),
-            "reason": leases.describe(held) + (f": {why}" if why else "")}
+    return {
+        "state": "stale" if why else "running",
+        "holder": held.get("holder"),
+        "reason": leases.describe(held) + (f": {why}" if why else ""),
+    }
 
 
 def _progress_text(p: dict) -> str:
@@ -82,32 +90,56 @@ def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict:
             state, reason = r["status"], r["reason"]
         elif p is not None:
             state = started
-            reason = _progress_text(p) + ("" if state == "running" else "; no driver holds the sweep"
-                                          if driver["state"] == "none" else f"; its driver is gone: {driver['reason']}")
+            reason = _progress_text(p) + (
+                ""
+                if state == "running"
+                else "; no driver holds the sweep"
+                if driver["state"] == "none"
+                else f"; its driver is gone: {driver['reason']}"
+            )
         else:
             state, reason = "missing", None
         counts[state] += 1
-        rows.append({"job_id": job.job_id, "label": job.label, "state": state,
-                     "best_eval_loss": r["best_eval_loss"] if r else None, "reason": reason,
-                     "eval_loss": p["eval_loss"] if p else None, "step": p["step"] if p else None,
-                     "tokens_seen": p["tokens_seen"] if p else None,
-                     "tokens_per_s": p["tokens_per_s"] if p else None})
+        rows.append(
+            {
+                "job_id": job.job_id,
+                "label": job.label,
+                "state": state,
+                "best_eval_loss": r["best_eval_loss"] if r else None,
+                "reason": reason,
+                "eval_loss": p["eval_loss"] if p else None,
+                "step": p["step"] if p else None,
+                "tokens_seen": p["tokens_seen"] if p else None,
+                "tokens_per_s": p["tokens_per_s"] if p else None,
+            }
+        )
     unreadable = [without_query(p) for p in check.unreadable]
     quarantined = [without_query(p) for p in check.quarantined]
-    text = [f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-            f"store: {without_query(layout.store_root)}"]
+    text = [
+        f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        f"store: {without_query(layout.store_root)}",
+    ]
     if driver["state"] != "none":
         text.append(f"driver: {driver['state']}: {driver['reason']}")
     for row in rows:
         if row["state"] not in ("ok", "missing"):
             text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
     if unreadable:
-        text.append(f"  {len(unreadable)} unreadable shard(s): `tsweep resume {sweep.name}` sets them aside and "
-                    f"re-runs their jobs")
+        text.append(
+            f"  {len(unreadable)} unreadable shard(s): `tsweep resume {sweep.name}` sets them aside and "
+            f"re-runs their jobs"
+        )
     if quarantined:
         text.append(f"  {len(quarantined)} shard(s) set aside under store/quarantine")
     unfinished = counts.get("missing", 0) + counts.get("interrupted", 0)
     if unfinished and driver["state"] != "running":
         text.append(f"  {unfinished} job(s) not finished: `tsweep resume {sweep.name}` runs only those")
-    return {"sweep": sweep.name, "counts": dict(counts), "jobs": rows, "driver": driver, "unreadable": unreadable,
-            "quarantined": quarantined, "text": "\n".join(text)}
+    return {
+        "sweep": sweep.name,
+        "counts": dict(counts),
+        "jobs": rows,
+        "driver": driver,
+        "unreadable": unreadable,
+        "quarantined": quarantined,
+        "text": "\n".join(text),
+    }

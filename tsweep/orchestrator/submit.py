@@ -82,8 +82,11 @@ def _submit(client_cls, sweep: Sweep, address: str, storage: str | None, sweep_d
     with tempfile.TemporaryDirectory(prefix="tsweep-submit-") as tmp:
         with open(f"{tmp}/sweep.yaml", "w") as f:
             f.write(dump_sweep(sweep))
-        entry = ["tsweep", "submit", "sweep.yaml", "--no-live"] + (["--storage", storage] if storage else []) + \
-            (["--sweep-dir", sweep_dir] if sweep_dir else [])
+        entry = (
+            ["tsweep", "submit", "sweep.yaml", "--no-live"]
+            + (["--storage", storage] if storage else [])
+            + (["--sweep-dir", sweep_dir] if sweep_dir else [])
+        )
         job_id = client.submit_job(
             entrypoint=shlex.join(entry),
             runtime_env={"working_dir": tmp, "env_vars": {"PYTHONUNBUFFERED": "1"}},

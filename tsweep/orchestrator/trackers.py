@@ -45,8 +45,10 @@ def check_installed(trackers: TrackerSettings) -> None:
         try:
             importlib.import_module(package)
         except ImportError:
-            raise UsageError(f"trackers.{setting}: needs the {package} package, which is not installed: "
-                             f"pip install 'tsweep[trackers]'") from None
+            raise UsageError(
+                f"trackers.{setting}: needs the {package} package, which is not installed: "
+                f"pip install 'tsweep[trackers]'"
+            ) from None
 
 
 def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list:
@@ -63,9 +65,13 @@ def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list:
     if trackers.mlflow_tracking_uri:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-        out.append(MLflowLoggerCallback(tracking_uri=trackers.mlflow_tracking_uri,
-                                        experiment_name=trackers.mlflow_experiment or sweep_name,
-                                        tags={"sweep": sweep_name}))
+        out.append(
+            MLflowLoggerCallback(
+                tracking_uri=trackers.mlflow_tracking_uri,
+                experiment_name=trackers.mlflow_experiment or sweep_name,
+                tags={"sweep": sweep_name},
+            )
+        )
     return out
 
 
@@ -90,20 +96,26 @@ def log_gaps(trackers: TrackerSettings, sweep_name: str, report: TransferReport,
     if not trackers.any:
         return
     metrics = gap_metrics(report)
-    params: dict[str, Any] = {"sweep": sweep_name, "n_jobs_finished": report.n_jobs_finished,
-                              "bootstrap": report.bootstrap}
+    params: dict[str, Any] = {
+        "sweep": sweep_name,
+        "n_jobs_finished": report.n_jobs_finished,
+        "bootstrap": report.bootstrap,
+    }
     for name, write in (("tensorboard", _tensorboard), ("wandb", _wandb), ("mlflow", _mlflow)):
         if not _wanted(trackers, name):
             continue
         try:
             write(trackers, sweep_name, metrics, params, tune_dir)
-        except Exception as exc:  # noqa: BLE001 - a tracker is a mirror; the store holds the results
+        except Exception as exc:
             log.warning("tracker %s: could not log the gaps: %s", name, exc)
 
 
 def _wanted(trackers: TrackerSettings, name: str) -> bool:
-    return {"tensorboard": trackers.tensorboard, "wandb": bool(trackers.wandb_project),
-            "mlflow": bool(trackers.mlflow_tracking_uri)}[name]
+    return {
+        "tensorboard": trackers.tensorboard,
+        "wandb": bool(trackers.wandb_project),
+        "mlflow": bool(trackers.mlflow_tracking_uri),
+    }[name]
 
 
 def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
@@ -119,8 +131,14 @@ def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
 def _wandb(trackers, sweep_name, metrics, params, tune_dir) -> None:
     import wandb
 
-    run = wandb.init(project=trackers.wandb_project, group=sweep_name, name=f"{sweep_name}/gaps",
-                     job_type="analysis", config=params, reinit="create_new")
+    run = wandb.init(
+        project=trackers.wandb_project,
+        group=sweep_name,
+        name=f"{sweep_name}/gaps",
+        job_type="analysis",
+        config=params,
+        reinit="create_new",
+    )
     try:
         run.summary.update(metrics)
     finally:

@@ -52,8 +52,17 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import SIZE_LADDER
 from tsweep.core.units import parse_token_count
 
-__all__ = ["Sweep", "SweepError", "SCRATCH", "dump_sweep", "is_plain_name", "load_sweep", "loads_sweep", "parse_sweep",
-           "shipped_sweeps"]
+__all__ = [
+    "SCRATCH",
+    "Sweep",
+    "SweepError",
+    "dump_sweep",
+    "is_plain_name",
+    "load_sweep",
+    "loads_sweep",
+    "parse_sweep",
+    "shipped_sweeps",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
@@ -92,12 +101,18 @@ class PretrainSettings(_Model):
 
     tokens: TokenCount = Field(description="pre-training tokens of each (source, size) run: one pass over them")
     checkpoints: list[TokenCount] = Field(
-        default_factory=list, description="token counts p below the budget at which an annealed checkpoint is saved "
-                                          "(a cooldown branch of the stable run); the budget itself is always one")
+        default_factory=list,
+        description="token counts p below the budget at which an annealed checkpoint is saved "
+        "(a cooldown branch of the stable run); the budget itself is always one",
+    )
     max_epochs: float = Field(
-        default=4.0, ge=1, le=16, description="passes over a source's training split that pre-training may make when "
-                                              "its budget is larger than the split: up to 4 repetitions cost almost "
-                                              "nothing against fresh data (Muennighoff et al. 2023, arXiv 2305.16264)")
+        default=4.0,
+        ge=1,
+        le=16,
+        description="passes over a source's training split that pre-training may make when "
+        "its budget is larger than the split: up to 4 repetitions cost almost "
+        "nothing against fresh data (Muennighoff et al. 2023, arXiv 2305.16264)",
+    )
 
     @field_validator("checkpoints")
     @classmethod
@@ -105,7 +120,7 @@ class PretrainSettings(_Model):
         return sorted(_unique(v, "checkpoint"))
 
     @model_validator(mode="after")
-    def _within_budget(self) -> "PretrainSettings":
+    def _within_budget(self) -> PretrainSettings:
         for i, c in enumerate(self.checkpoints):
             if c > self.tokens:
                 raise ValueError(f"checkpoints[{i}] = {c} is beyond the pre-training budget tokens = {self.tokens}")
@@ -121,41 +136,64 @@ class EvalSettings(_Model):
     """How every run is measured: on one held-out target set, and stopped on it in data units."""
 
     tokens: TokenCount = Field(
-        default=32_768, description="held-out target tokens, the same for every job (its loss is every run's score)")
+        default=32_768, description="held-out target tokens, the same for every job (its loss is every run's score)"
+    )
     interval_steps: int = Field(
-        default=20, gt=0, description="optimizer steps between evaluations at most (pre-training: the first of its "
-                                      "doubling steps)")
+        default=20,
+        gt=0,
+        description="optimizer steps between evaluations at most (pre-training: the first of its doubling steps)",
+    )
     per_epoch: int = Field(
-        default=2, gt=0, description="evaluations per epoch at least, so a run over a few thousand tokens is still "
-                                     "watched closely enough to stop at its best")
+        default=2,
+        gt=0,
+        description="evaluations per epoch at least, so a run over a few thousand tokens is still "
+        "watched closely enough to stop at its best",
+    )
     min_interval_tokens: TokenCountOrZero = Field(
-        default=0, description="training tokens between two evaluations of a fine-tune or scratch run at least, "
-                               "whatever per_epoch asks: on the demo, fine-tunes of 1k-4k tokens (an epoch per "
-                               "step) evaluated 8k tokens every step and spent ~3/4 of their time evaluating")
+        default=0,
+        description="training tokens between two evaluations of a fine-tune or scratch run at least, "
+        "whatever per_epoch asks: on the demo, fine-tunes of 1k-4k tokens (an epoch per "
+        "step) evaluated 8k tokens every step and spent ~3/4 of their time evaluating",
+    )
     patience_epochs: float = Field(
-        default=2.0, gt=0, le=100, description="a fine-tune or scratch run ends its stable phase once its best "
-                                               "evaluation improved by less than min_delta over this many epochs "
-                                               "(patience measured in data, never before min_epochs)")
+        default=2.0,
+        gt=0,
+        le=100,
+        description="a fine-tune or scratch run ends its stable phase once its best "
+        "evaluation improved by less than min_delta over this many epochs "
+        "(patience measured in data, never before min_epochs)",
+    )
     patience_tokens: TokenCount = Field(
-        default=65_536, description="patience is at least this many training tokens, however few epochs they are: "
-                                    "a run over a few thousand tokens otherwise gives up within a handful of steps "
-                                    "on a loss plateau it would leave (measured on the synthetic target: models sit "
-                                    "~60k tokens at 2.93 nats before they learn its structure)")
+        default=65_536,
+        description="patience is at least this many training tokens, however few epochs they are: "
+        "a run over a few thousand tokens otherwise gives up within a handful of steps "
+        "on a loss plateau it would leave (measured on the synthetic target: models sit "
+        "~60k tokens at 2.93 nats before they learn its structure)",
+    )
     min_delta: float = Field(
-        default=0.005, ge=0, lt=1, description="the relative improvement of the best evaluation over "
-                                               "patience_epochs below which a run has settled: past its "
-                                               "over-fitting minimum, or (a model too small to memorise its data) "
-                                               "on its plateau, where more epochs buy less than the noise")
+        default=0.005,
+        ge=0,
+        lt=1,
+        description="the relative improvement of the best evaluation over "
+        "patience_epochs below which a run has settled: past its "
+        "over-fitting minimum, or (a model too small to memorise its data) "
+        "on its plateau, where more epochs buy less than the noise",
+    )
     min_epochs: float = Field(
-        default=1.0, ge=1, le=1000, description="no run stops before this many passes over its data (Hernandez et "
-                                                "al. 2021's runs see every token at least once)")
-
+        default=1.0,
+        ge=1,
+        le=1000,
+        description="no run stops before this many passes over its data (Hernandez et "
+        "al. 2021's runs see every token at least once)",
+    )
 
     @model_validator(mode="after")
-    def _evaluated_within_patience(self) -> "EvalSettings":
+    def _evaluated_within_patience(self) -> EvalSettings:
         if self.min_interval_tokens > self.patience_tokens:
-            raise ValueError(f"eval.min_interval_tokens ({self.min_interval_tokens}) exceeds eval.patience_tokens "
-                             f"({self.patience_tokens}): a patience window would hold no evaluation")
+            raise ValueError(
+                f"eval.min_interval_tokens ({self.min_interval_tokens}) exceeds eval.patience_tokens "
+                f"({self.patience_tokens}): a patience window would hold no evaluation"
+            )
         return self
 
 
@@ -163,25 +201,37 @@ class TrainSettings(_Model):
     """The optimiser and the warmup-stable-decay schedule every run uses."""
 
     seq_len: int = Field(default=64, gt=1, le=1_048_576, description="tokens per training sequence")
-    batch_size: int = Field(default=16, gt=0, le=1_048_576, description="sequences per optimizer step, all devices together")
+    batch_size: int = Field(
+        default=16, gt=0, le=1_048_576, description="sequences per optimizer step, all devices together"
+    )
     lr: float | Literal["auto"] = Field(
-        default="auto", description="peak learning rate; 'auto' is Kaplan et al. 2020 eq. D.1, "
-                                    "LR(N) = 0.003239 - 0.0001395 log N")
+        default="auto",
+        description="peak learning rate; 'auto' is Kaplan et al. 2020 eq. D.1, LR(N) = 0.003239 - 0.0001395 log N",
+    )
     lr_scale: float = Field(default=1.0, gt=0, le=1e3, description="multiplies the peak learning rate (also 'auto')")
     warmup_steps: int = Field(default=10, ge=0, le=10**9, description="linear warmup from 0 to the peak learning rate")
     cooldown: float = Field(
-        default=0.2, gt=0, lt=1, description="length of the final linear decay to zero, as a fraction of the tokens "
-                                             "trained before it: 0.2 matches a tuned cosine (Hägele et al. 2024, "
-                                             "arXiv 2405.18392). Pre-training cools a branch at every checkpoint p; "
-                                             "fine-tunes and scratch runs cool down once their stable phase ends")
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="length of the final linear decay to zero, as a fraction of the tokens "
+        "trained before it: 0.2 matches a tuned cosine (Hägele et al. 2024, "
+        "arXiv 2405.18392). Pre-training cools a branch at every checkpoint p; "
+        "fine-tunes and scratch runs cool down once their stable phase ends",
+    )
     weight_decay: float = Field(default=0.01, ge=0, le=10, description="AdamW weight decay (not on biases and norms)")
     grad_clip: float = Field(default=1.0, gt=0, le=1e6, description="gradient norm clipping threshold")
     max_epochs: float = Field(
-        default=40.0, gt=0, le=10_000, description="the stable phase of a fine-tune or scratch run ends here at the "
-                                                   "latest; a run that gets here still improving is 'unconverged' "
-                                                   "and left out of every fit")
+        default=40.0,
+        gt=0,
+        le=10_000,
+        description="the stable phase of a fine-tune or scratch run ends here at the "
+        "latest; a run that gets here still improving is 'unconverged' "
+        "and left out of every fit",
+    )
     checkpoint_interval_evals: int = Field(
-        default=5, gt=0, le=10**6, description="resume checkpoints every this many evaluation intervals")
+        default=5, gt=0, le=10**6, description="resume checkpoints every this many evaluation intervals"
+    )
     seed: int = Field(default=0, ge=0, lt=2**31, description="the seed of every job's initialisation and data order")
 
     @field_validator("lr")
@@ -204,12 +254,22 @@ class Resources(_Model):
     larger than itself when the sweep starts (it would wait forever)."""
 
     cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs each worker of a job holds")
-    gpus: float = Field(default=0.0, ge=0, le=16, description="GPUs each worker holds: a fraction below one shares a "
-                                                             "GPU, above one a whole number")
-    workers: int = Field(default=1, gt=0, le=4096, description="Ray Train workers of one job (DeepSpeed ZeRO across "
-                                                               "them when more than one)")
-    pack: bool = Field(default=True, description="pack small models several to a GPU (fractional GPUs chosen from the "
-                                                 "size; see plan.gpu_share)")
+    gpus: float = Field(
+        default=0.0,
+        ge=0,
+        le=16,
+        description="GPUs each worker holds: a fraction below one shares a GPU, above one a whole number",
+    )
+    workers: int = Field(
+        default=1,
+        gt=0,
+        le=4096,
+        description="Ray Train workers of one job (DeepSpeed ZeRO across them when more than one)",
+    )
+    pack: bool = Field(
+        default=True,
+        description="pack small models several to a GPU (fractional GPUs chosen from the size; see plan.gpu_share)",
+    )
 
     @field_validator("cpus", "gpus")
     @classmethod
@@ -229,43 +289,122 @@ class Resources(_Model):
 # Top-level keys of a DeepSpeed config (https://www.deepspeed.ai/docs/config-json/ and DeepSpeed
 # 0.19's deepspeed/runtime/config.py, which reads them); any other key is a typo DeepSpeed would
 # silently ignore, so a user's DeepSpeed JSON holding one is refused.
-DEEPSPEED_KEYS = frozenset({
-    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "optimizer", "scheduler",
-    "communication_data_type", "seq_parallel_communication_data_type", "prescale_gradients",
-    "gradient_predivide_factor", "gradient_allreduce_op", "sparse_gradients", "fp16", "bf16", "amp", "torch_autocast",
-    "gradient_clipping", "zero_optimization", "aio", "autotuning", "flops_profiler", "activation_checkpointing",
-    "sparse_attention", "data_efficiency", "curriculum_learning", "tensorboard", "wandb", "csv_monitor", "comet",
-    "elasticity", "comms_logger", "compression_training", "checkpoint", "data_types", "steps_per_print",
-    "wall_clock_breakdown", "dump_state", "memory_breakdown", "disable_allgather", "zero_allow_untested_optimizer",
-    "zero_force_ds_cpu_optimizer", "dataloader_drop_last", "use_data_before_expert_parallelism",
-    "use_node_local_storage", "hybrid_engine", "pipeline", "weight_quantization", "compile", "nebula", "eigenvalue",
-    "progressive_layer_drop", "quantize_training", "timers", "graph_harvesting", "log_level", "disable_python_gc",
-    "tensor_parallel",
-})
+DEEPSPEED_KEYS = frozenset(
+    {
+        "train_batch_size",
+        "train_micro_batch_size_per_gpu",
+        "gradient_accumulation_steps",
+        "optimizer",
+        "scheduler",
+        "communication_data_type",
+        "seq_parallel_communication_data_type",
+        "prescale_gradients",
+        "gradient_predivide_factor",
+        "gradient_allreduce_op",
+        "sparse_gradients",
+        "fp16",
+        "bf16",
+        "amp",
+        "torch_autocast",
+        "gradient_clipping",
+        "zero_optimization",
+        "aio",
+        "autotuning",
+        "flops_profiler",
+        "activation_checkpointing",
+        "sparse_attention",
+        "data_efficiency",
+        "curriculum_learning",
+        "tensorboard",
+        "wandb",
+        "csv_monitor",
+        "comet",
+        "elasticity",
+        "comms_logger",
+        "compression_training",
+        "checkpoint",
+        "data_types",
+        "steps_per_print",
+        "wall_clock_breakdown",
+        "dump_state",
+        "memory_breakdown",
+        "disable_allgather",
+        "zero_allow_untested_optimizer",
+        "zero_force_ds_cpu_optimizer",
+        "dataloader_drop_last",
+        "use_data_before_expert_parallelism",
+        "use_node_local_storage",
+        "hybrid_engine",
+        "pipeline",
+        "weight_quantization",
+        "compile",
+        "nebula",
+        "eigenvalue",
+        "progressive_layer_drop",
+        "quantize_training",
+        "timers",
+        "graph_harvesting",
+        "log_level",
+        "disable_python_gc",
+        "tensor_parallel",
+    }
+)
 # Keys tsweep sets itself from the sweep (its batch, optimizer, schedule, clipping and precision):
 # a user's DeepSpeed JSON may not hold them; each names the sweep field to use instead.
 DEEPSPEED_OWNED = {
-    "train_batch_size": "train.batch_size", "train_micro_batch_size_per_gpu": "train.batch_size",
+    "train_batch_size": "train.batch_size",
+    "train_micro_batch_size_per_gpu": "train.batch_size",
     "gradient_accumulation_steps": "train.batch_size",
     "optimizer": "train.lr, train.weight_decay (tsweep hands DeepSpeed torch's AdamW)",
     "scheduler": "train.warmup_steps, train.cooldown (tsweep's warmup-stable-decay schedule)",
-    "gradient_clipping": "train.grad_clip", "fp16": "deepspeed.precision (fp32 or bf16)",
-    "bf16": "deepspeed.precision (fp32 or bf16)", "amp": "deepspeed.precision (fp32 or bf16)",
+    "gradient_clipping": "train.grad_clip",
+    "fp16": "deepspeed.precision (fp32 or bf16)",
+    "bf16": "deepspeed.precision (fp32 or bf16)",
+    "amp": "deepspeed.precision (fp32 or bf16)",
     "torch_autocast": "deepspeed.precision (fp32 or bf16)",
     "zero_allow_untested_optimizer": "nothing: tsweep's torch AdamW needs it on",
 }
 # DeepSpeed features that change what a step computes or which data it sees through code of their
 # own (pipeline stages, elastic batches, curricula, layer dropping, compression): tsweep's loop
 # does not drive them, so a config that turns them on is refused rather than half-honoured.
-DEEPSPEED_UNSUPPORTED = frozenset({"pipeline", "elasticity", "curriculum_learning", "data_efficiency",
-                                   "progressive_layer_drop", "compression_training", "sparse_attention",
-                                   "hybrid_engine", "autotuning", "eigenvalue", "quantize_training",
-                                   "weight_quantization"})
+DEEPSPEED_UNSUPPORTED = frozenset(
+    {
+        "pipeline",
+        "elasticity",
+        "curriculum_learning",
+        "data_efficiency",
+        "progressive_layer_drop",
+        "compression_training",
+        "sparse_attention",
+        "hybrid_engine",
+        "autotuning",
+        "eigenvalue",
+        "quantize_training",
+        "weight_quantization",
+    }
+)
 # Keys that change logging, profiling, I/O or memory, never a result: left out of job ids.
-DEEPSPEED_RESULT_NEUTRAL = frozenset({"steps_per_print", "wall_clock_breakdown", "dump_state", "memory_breakdown",
-                                      "flops_profiler", "comms_logger", "tensorboard", "wandb", "csv_monitor", "comet",
-                                      "timers", "log_level", "disable_python_gc", "aio", "use_node_local_storage",
-                                      "checkpoint", "nebula"})
+DEEPSPEED_RESULT_NEUTRAL = frozenset(
+    {
+        "steps_per_print",
+        "wall_clock_breakdown",
+        "dump_state",
+        "memory_breakdown",
+        "flops_profiler",
+        "comms_logger",
+        "tensorboard",
+        "wandb",
+        "csv_monitor",
+        "comet",
+        "timers",
+        "log_level",
+        "disable_python_gc",
+        "aio",
+        "use_node_local_storage",
+        "checkpoint",
+        "nebula",
+    }
+)
 
 
 class DeepSpeedSettings(_Model):
@@ -279,17 +418,23 @@ class DeepSpeedSettings(_Model):
 
     zero_stage: int = Field(default=0, ge=0, le=3, description="ZeRO stage: 0 (none) to 3 (weights sharded too)")
     precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="training precision; fp16 is not available on DeepSpeed's CPU accelerator")
+        default="fp32", description="training precision; fp16 is not available on DeepSpeed's CPU accelerator"
+    )
     optimizer: Literal["torch_adamw"] = Field(
-        default="torch_adamw", description="torch's AdamW, handed to DeepSpeed (no fused optimizer to compile)")
+        default="torch_adamw", description="torch's AdamW, handed to DeepSpeed (no fused optimizer to compile)"
+    )
     config: dict[str, Any] = Field(
-        default_factory=dict, description="DeepSpeed config keys merged over tsweep's shipped config for the ZeRO "
-                                          "stage (e.g. zero_optimization.reduce_bucket_size, "
-                                          "communication_data_type); batch, optimizer, scheduler, clipping and "
-                                          "precision are tsweep's and refused here")
+        default_factory=dict,
+        description="DeepSpeed config keys merged over tsweep's shipped config for the ZeRO "
+        "stage (e.g. zero_optimization.reduce_bucket_size, "
+        "communication_data_type); batch, optimizer, scheduler, clipping and "
+        "precision are tsweep's and refused here",
+    )
     config_file: str | None = Field(
-        default=None, description="a DeepSpeed JSON file (relative to the sweep file), read when the sweep is "
-                                  "loaded: its keys go under config, whose own keys win")
+        default=None,
+        description="a DeepSpeed JSON file (relative to the sweep file), read when the sweep is "
+        "loaded: its keys go under config, whose own keys win",
+    )
 
     @field_validator("config")
     @classmethod
@@ -318,13 +463,20 @@ class DeepSpeedSettings(_Model):
 class TrackerSettings(_Model):
     """Experiment trackers to mirror every job to (opt-in; none of them enters a job's id)."""
 
-    tensorboard: bool = Field(default=False, description="TensorBoard event files, one run per job, under the sweep's "
-                                                         "tune/ folder (Ray Tune's TBXLoggerCallback)")
-    wandb_project: str | None = Field(default=None, description="a Weights & Biases project: one run per job, named "
-                                                                "like its trial, the job's fields as its config; "
-                                                                "WANDB_MODE=offline works without a network")
-    mlflow_tracking_uri: str | None = Field(default=None, description="an MLflow tracking URI (file:///path or "
-                                                                      "http://host:5000): one run per job")
+    tensorboard: bool = Field(
+        default=False,
+        description="TensorBoard event files, one run per job, under the sweep's "
+        "tune/ folder (Ray Tune's TBXLoggerCallback)",
+    )
+    wandb_project: str | None = Field(
+        default=None,
+        description="a Weights & Biases project: one run per job, named "
+        "like its trial, the job's fields as its config; "
+        "WANDB_MODE=offline works without a network",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="an MLflow tracking URI (file:///path or http://host:5000): one run per job"
+    )
     mlflow_experiment: str | None = Field(default=None, description="the MLflow experiment (default: the sweep's name)")
 
     @property
@@ -335,10 +487,17 @@ class TrackerSettings(_Model):
 class FitSettings(_Model):
     """How the analysis actor fits the laws."""
 
-    bootstrap: int = Field(default=200, ge=0, le=100_000, description="bootstrap resamples behind every 95% interval "
-                                                                      "(Besiroglu et al. 2024 used 4,000; at most "
-                                                                      "100,000, tsweep's choice)")
-    seed: int = Field(default=0, ge=0, lt=2**63, description="seed of the bootstrap and of the fitter's screened starts")
+    bootstrap: int = Field(
+        default=200,
+        ge=0,
+        le=100_000,
+        description="bootstrap resamples behind every 95% interval "
+        "(Besiroglu et al. 2024 used 4,000; at most "
+        "100,000, tsweep's choice)",
+    )
+    seed: int = Field(
+        default=0, ge=0, lt=2**63, description="seed of the bootstrap and of the fitter's screened starts"
+    )
 
 
 class PretrainedModel(_Model):
@@ -351,7 +510,8 @@ class PretrainedModel(_Model):
 
     model: str = Field(min_length=1, description="a hub model name or a local directory (transformers format)")
     revisions: dict[str, TokenCount] = Field(
-        min_length=1, description="revision -> the pre-training tokens behind it: the p axis of this source")
+        min_length=1, description="revision -> the pre-training tokens behind it: the p axis of this source"
+    )
 
 
 # Keys of a transformers config.json that describe the file rather than the model (and the
@@ -370,15 +530,22 @@ class ModelRung(_Model):
     d_model: int | None = Field(default=None, gt=0, le=1 << 16, description="GPT-2 shape: width")
     n_head: int | None = Field(default=None, gt=0, le=1024, description="GPT-2 shape: attention heads (divide d_model)")
     model_type: str | None = Field(
-        default=None, min_length=1, description="a transformers model_type with a causal-LM head (llama, gpt_neox, "
-                                                "qwen2, ...), built by AutoModelForCausalLM.from_config")
+        default=None,
+        min_length=1,
+        description="a transformers model_type with a causal-LM head (llama, gpt_neox, "
+        "qwen2, ...), built by AutoModelForCausalLM.from_config",
+    )
     config: dict[str, Any] = Field(
-        default_factory=dict, description="that architecture's config keys (hidden_size, num_hidden_layers, ...); "
-                                          "vocab_size is the tokenizer's and may be left out")
+        default_factory=dict,
+        description="that architecture's config keys (hidden_size, num_hidden_layers, ...); "
+        "vocab_size is the tokenizer's and may be left out",
+    )
     config_file: str | None = Field(
-        default=None, description="a transformers config.json (relative to the sweep file), read when the sweep is "
-                                  "loaded: its model_type and keys go here, inline config keys win; "
-                                  "architectures, transformers_version, _name_or_path and torch_dtype are dropped")
+        default=None,
+        description="a transformers config.json (relative to the sweep file), read when the sweep is "
+        "loaded: its model_type and keys go here, inline config keys win; "
+        "architectures, transformers_version, _name_or_path and torch_dtype are dropped",
+    )
 
 
 class Sweep(_Model):
@@ -386,36 +553,52 @@ class Sweep(_Model):
 
     name: str = Field(description="the sweep's name: its folder under the storage root")
     description: str = Field(default="", description="one line saying what the sweep asks")
-    target: str = Field(description="the corpus every job is evaluated on, and that fine-tunes and scratch runs train on")
-    sources: list[str] = Field(min_length=1, description="pre-training sources (corpora or pretrained models), and "
-                                                          "'scratch' for the from-scratch baseline")
-    corpora: dict[str, CorpusSpec] = Field(default_factory=dict, description="named corpora beyond the built-in "
-                                                                               "python, prose and c")
-    tokenizer: TokenizerSpec = Field(default=TokenizerSpec(), description="bytes (nothing to download) or a named "
-                                                                          "Hugging Face tokenizer")
-    models: dict[str, ModelRung] = Field(default_factory=dict, description="rungs declared by this sweep, by name: "
-                                                                           "a GPT-2 shape or a transformers config")
-    model_sizes: list[str] = Field(min_length=1, description="rungs of the size ladder (tsweep.core.sizes) or "
-                                                             "declared under models: the N axis")
+    target: str = Field(
+        description="the corpus every job is evaluated on, and that fine-tunes and scratch runs train on"
+    )
+    sources: list[str] = Field(
+        min_length=1,
+        description="pre-training sources (corpora or pretrained models), and 'scratch' for the from-scratch baseline",
+    )
+    corpora: dict[str, CorpusSpec] = Field(
+        default_factory=dict, description="named corpora beyond the built-in python, prose and c"
+    )
+    tokenizer: TokenizerSpec = Field(
+        default=TokenizerSpec(), description="bytes (nothing to download) or a named Hugging Face tokenizer"
+    )
+    models: dict[str, ModelRung] = Field(
+        default_factory=dict,
+        description="rungs declared by this sweep, by name: a GPT-2 shape or a transformers config",
+    )
+    model_sizes: list[str] = Field(
+        min_length=1, description="rungs of the size ladder (tsweep.core.sizes) or declared under models: the N axis"
+    )
     finetune_tokens: list[TokenCount] = Field(min_length=1, description="fine-tune budgets D_F (unique target tokens)")
     scratch_tokens: list[TokenCount] | None = Field(
-        default=None, description="from-scratch budgets D (default: the fine-tune budgets); they must bracket what "
-                                  "the fine-tunes reach, since D_E is interpolated on them")
-    pretrain: PretrainSettings | None = Field(default=None, description="the pre-training runs (required when a "
-                                                                        "source is a corpus)")
-    pretrained: dict[str, PretrainedModel] = Field(default_factory=dict, description="existing pre-trained models "
-                                                                                       "as sources")
+        default=None,
+        description="from-scratch budgets D (default: the fine-tune budgets); they must bracket what "
+        "the fine-tunes reach, since D_E is interpolated on them",
+    )
+    pretrain: PretrainSettings | None = Field(
+        default=None, description="the pre-training runs (required when a source is a corpus)"
+    )
+    pretrained: dict[str, PretrainedModel] = Field(
+        default_factory=dict, description="existing pre-trained models as sources"
+    )
     eval: EvalSettings = Field(default=EvalSettings(), description="how every run is measured")
     train: TrainSettings = Field(default=TrainSettings(), description="the optimiser and schedule of every run")
     resources: Resources = Field(default=Resources(), description="what each job asks of the cluster")
     deepspeed: DeepSpeedSettings = Field(default=DeepSpeedSettings(), description="the training engine")
     fit: FitSettings = Field(default=FitSettings(), description="how the laws are fitted")
-    trackers: TrackerSettings = Field(default=TrackerSettings(), description="experiment trackers every job is "
-                                                                             "mirrored to, and the final gaps")
-    storage_root: str = Field(default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI "
-                                                                   "(s3://, gs://, file://)")
-    max_failures: int = Field(default=2, ge=0, le=100, description="retries of a job whose process dies, each "
-                                                                   "resuming from its checkpoint")
+    trackers: TrackerSettings = Field(
+        default=TrackerSettings(), description="experiment trackers every job is mirrored to, and the final gaps"
+    )
+    storage_root: str = Field(
+        default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI (s3://, gs://, file://)"
+    )
+    max_failures: int = Field(
+        default=2, ge=0, le=100, description="retries of a job whose process dies, each resuming from its checkpoint"
+    )
 
     @field_validator("name")
     @classmethod
@@ -444,24 +627,31 @@ class Sweep(_Model):
             if any(x is not None for x in shape.values()):
                 for key, x in shape.items():
                     if x is None:
-                        raise _FieldError(f"{where}.{key}", "required field is missing (a GPT-2 shape needs "
-                                                            "n_layer, d_model and n_head)")
+                        raise _FieldError(
+                            f"{where}.{key}",
+                            "required field is missing (a GPT-2 shape needs n_layer, d_model and n_head)",
+                        )
                 for key in ("model_type", "config"):
                     if getattr(rung, key):
-                        raise _FieldError(f"{where}.{key}", "a rung is a GPT-2 shape or a transformers config, "
-                                                            "not both")
+                        raise _FieldError(
+                            f"{where}.{key}", "a rung is a GPT-2 shape or a transformers config, not both"
+                        )
                 if rung.d_model % rung.n_head:
                     raise _FieldError(f"{where}.n_head", f"{rung.n_head} does not divide d_model {rung.d_model}")
                 continue
             if rung.model_type is None:
-                raise _FieldError(f"{where}.model_type", "required field is missing (or give n_layer, d_model and "
-                                                         "n_head for a GPT-2 shape)")
+                raise _FieldError(
+                    f"{where}.model_type",
+                    "required field is missing (or give n_layer, d_model and n_head for a GPT-2 shape)",
+                )
             if "model_type" in rung.config:
                 raise _FieldError(f"{where}.config.model_type", f"give it as {where}.model_type")
             for key in rung.config:
                 if key in CONFIG_METADATA_KEYS:
-                    raise _FieldError(f"{where}.config.{key}", "describes a file, not the model (precision is "
-                                                               "deepspeed.precision); leave it out")
+                    raise _FieldError(
+                        f"{where}.config.{key}",
+                        "describes a file, not the model (precision is deepspeed.precision); leave it out",
+                    )
         return v
 
     @field_validator("model_sizes")
@@ -471,8 +661,9 @@ class Sweep(_Model):
         declared = info.data.get("models") or {}
         for i, s in enumerate(v):
             if s not in SIZE_LADDER and s not in declared:
-                raise ValueError(f"[{i}] unknown size {s!r}; declare it under models or use one of "
-                                 f"{', '.join(SIZE_LADDER)}")
+                raise ValueError(
+                    f"[{i}] unknown size {s!r}; declare it under models or use one of {', '.join(SIZE_LADDER)}"
+                )
         return v
 
     @field_validator("finetune_tokens", "scratch_tokens")
@@ -489,14 +680,18 @@ class Sweep(_Model):
         return v
 
     @model_validator(mode="after")
-    def _references(self) -> "Sweep":
+    def _references(self) -> Sweep:
         known = set(self.corpora) | set(BUILTIN_CORPORA)
         if self.target not in known:
-            raise _FieldError("target", f"unknown corpus {self.target!r}; declare it under corpora or use one of {sorted(known)}")
+            raise _FieldError(
+                "target", f"unknown corpus {self.target!r}; declare it under corpora or use one of {sorted(known)}"
+            )
         for i, s in enumerate(self.sources):
             if s != SCRATCH and s not in known and s not in self.pretrained:
-                raise _FieldError(f"sources[{i}]", f"unknown corpus {s!r}; declare it under corpora or pretrained, "
-                                                   f"or use one of {sorted(known)}")
+                raise _FieldError(
+                    f"sources[{i}]",
+                    f"unknown corpus {s!r}; declare it under corpora or pretrained, or use one of {sorted(known)}",
+                )
         for name in self.pretrained:
             if name in known:
                 raise _FieldError(f"pretrained.{name}", "a pretrained source cannot share its name with a corpus")
@@ -528,29 +723,46 @@ class Sweep(_Model):
         starts: dict[int, int] = {}  # the step each intermediate p's cooldown branch leaves the run
         for i, p in enumerate(self.pretrain.checkpoints):
             if p < per_step:
-                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens is less than one optimizer step "
-                                  f"(train.batch_size x train.seq_len = {per_step:,} tokens)")
+                raise _FieldError(
+                    f"pretrain.checkpoints[{i}]",
+                    f"{p:,} tokens is less than one optimizer step "
+                    f"(train.batch_size x train.seq_len = {per_step:,} tokens)",
+                )
             step = round(p / per_step)
             if step in steps:
-                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens lands on optimizer step {step:,}, as "
-                                  f"{steps[step]:,} does ({per_step:,} tokens a step): the same weights twice")
+                raise _FieldError(
+                    f"pretrain.checkpoints[{i}]",
+                    f"{p:,} tokens lands on optimizer step {step:,}, as "
+                    f"{steps[step]:,} does ({per_step:,} tokens a step): the same weights twice",
+                )
             steps[step] = p
             if p == self.pretrain.tokens:
                 continue  # the run's own end
             if step >= final:
-                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens lands on the run's last step ({final:,}): "
-                                  f"the final weights twice; leave it out (the final budget is always a checkpoint)")
+                raise _FieldError(
+                    f"pretrain.checkpoints[{i}]",
+                    f"{p:,} tokens lands on the run's last step ({final:,}): "
+                    f"the final weights twice; leave it out (the final budget is always a checkpoint)",
+                )
             start = branch_start(step, self.train.cooldown)
             if start < 1:
-                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens is too few for a cooldown branch "
-                                  f"({step} optimizer step(s) of {per_step:,} tokens)")
+                raise _FieldError(
+                    f"pretrain.checkpoints[{i}]",
+                    f"{p:,} tokens is too few for a cooldown branch ({step} optimizer step(s) of {per_step:,} tokens)",
+                )
             if start in starts:
-                raise _FieldError(f"pretrain.checkpoints[{i}]", f"{p:,} tokens branches off at step {start:,}, as "
-                                  f"{starts[start]:,} does (train.cooldown = {self.train.cooldown}): space them further")
+                raise _FieldError(
+                    f"pretrain.checkpoints[{i}]",
+                    f"{p:,} tokens branches off at step {start:,}, as "
+                    f"{starts[start]:,} does (train.cooldown = {self.train.cooldown}): space them further",
+                )
             starts[start] = p
         if self.pretrain.tokens < per_step:
-            raise _FieldError("pretrain.tokens", f"{self.pretrain.tokens:,} tokens is less than one optimizer step "
-                              f"(train.batch_size x train.seq_len = {per_step:,} tokens)")
+            raise _FieldError(
+                "pretrain.tokens",
+                f"{self.pretrain.tokens:,} tokens is less than one optimizer step "
+                f"(train.batch_size x train.seq_len = {per_step:,} tokens)",
+            )
 
     # ------------------------------------------------------------ derived views
     @property
@@ -632,8 +844,12 @@ def _resolve_globs(data: dict, base_dir: str) -> dict:
     out = {}
     for name, spec in corpora.items():
         if isinstance(spec, dict) and spec.get("kind") == "files" and isinstance(spec.get("paths"), list):
-            paths = [os.path.normpath(os.path.join(base_dir, p)) if isinstance(p, str) and p and
-                     not (os.path.isabs(p) or p.startswith("~") or "://" in p) else p for p in spec["paths"]]
+            paths = [
+                os.path.normpath(os.path.join(base_dir, p))
+                if isinstance(p, str) and p and not (os.path.isabs(p) or p.startswith("~") or "://" in p)
+                else p
+                for p in spec["paths"]
+            ]
             spec = {**spec, "paths": paths}
         elif isinstance(spec, dict) and spec.get("kind", "hub") == "hub" and isinstance(spec.get("name"), str):
             local = os.path.join(base_dir, os.path.expanduser(spec["name"]))
@@ -679,8 +895,9 @@ def _inline_files(data: dict, base_dir: str) -> dict:
                 if rung.get("model_type") is None and file_type is not None:
                     rung["model_type"] = file_type
                 elif file_type is not None and file_type != rung.get("model_type"):
-                    raise SweepError(f"models.{name}.model_type: {rung.get('model_type')!r} but its config_file "
-                                     f"says {file_type!r}")
+                    raise SweepError(
+                        f"models.{name}.model_type: {rung.get('model_type')!r} but its config_file says {file_type!r}"
+                    )
                 inline = rung.get("config") if isinstance(rung.get("config"), dict) else {}
                 rung["config"] = {**{k: v for k, v in loaded.items() if k not in CONFIG_METADATA_KEYS}, **inline}
             out[name] = rung
@@ -822,8 +1039,13 @@ def explain(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, 
             rows.append((prefix + name, default if len(default) < 40 else "...", f.description or ""))
     if model is Sweep:
         rows += explain(ModelRung, "models.NAME.")
-        for spec in (dataspec.StdlibCorpus, dataspec.SyntheticCorpus, dataspec.FilesCorpus, dataspec.HubCorpus,
-                     dataspec.MixtureCorpus):
+        for spec in (
+            dataspec.StdlibCorpus,
+            dataspec.SyntheticCorpus,
+            dataspec.FilesCorpus,
+            dataspec.HubCorpus,
+            dataspec.MixtureCorpus,
+        ):
             kind = spec.model_fields["kind"].default
             rows += explain(spec, f"corpora.NAME ({kind}).")
     return rows
@@ -846,7 +1068,9 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
             value = _load_yaml(raw, f"--set {key}") if raw.strip() else None
             value = _as_typed(value, raw, _string_kind(Sweep, parts))
         except yaml.YAMLError as exc:
-            raise SweepError(f"--set {key}: invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}") from None
+            raise SweepError(
+                f"--set {key}: invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}"
+            ) from None
         except RecursionError:
             raise SweepError(f"--set {key}: invalid YAML value: nested too deeply") from None
         node = data
@@ -855,7 +1079,7 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise SweepError(f"--set {key}: {'.'.join(parts[:i + 1])} is a value, not a section")
+                raise SweepError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
             node = child
         node[parts[-1]] = value
     return parse_sweep(data, origin="--set")
@@ -900,8 +1124,10 @@ def _as_typed(value: Any, raw: str, kind: str | None) -> Any:
     if kind == "list[str]" and isinstance(value, list):
         node = yaml.compose(raw, Loader=_StrictLoader)
         if isinstance(node, yaml.SequenceNode) and len(node.value) == len(value):
-            return [n.value if isinstance(n, yaml.ScalarNode) and v is not None and not isinstance(v, str) else v
-                    for n, v in zip(node.value, value)]
+            return [
+                n.value if isinstance(n, yaml.ScalarNode) and v is not None and not isinstance(v, str) else v
+                for n, v in zip(node.value, value)
+            ]
     return value
 
 

@@ -43,8 +43,9 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from tsweep.core.layout import Files, join, local_path, without_query
 
@@ -86,8 +87,10 @@ def _manifest(folder: str) -> dict[str, Any] | None:
         return None
     if not isinstance(m, dict) or not isinstance(m.get("files"), dict) or not m["files"]:
         return None
-    ok = all(isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
-             for v in m["files"].values())
+    ok = all(
+        isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
+        for v in m["files"].values()
+    )
     return m if ok else None
 
 
@@ -225,7 +228,7 @@ def clear_stale_staging() -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
+        pid = name[len(STAGING_PREFIX) :].split("-", 1)[0]
         if name.startswith(STAGING_PREFIX) and pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
@@ -308,12 +311,13 @@ def load_resume(engine, resume: str, rebuild) -> tuple[dict[str, Any] | None, An
                 touched = True
                 # a folder named by its tag, wherever it lies: DeepSpeed reads {load_dir}/{tag}/
                 with weights_only(engine):
-                    path, client = engine.load_checkpoint(os.path.dirname(local), tag=os.path.basename(local),
-                                                          load_module_strict=True)
+                    path, client = engine.load_checkpoint(
+                        os.path.dirname(local), tag=os.path.basename(local), load_module_strict=True
+                    )
                 if path is None or not client or "tsweep_state" not in client:
                     raise CorruptCheckpoint(f"{without_query(src)}: DeepSpeed found no checkpoint in it")
                 state = client["tsweep_state"]
-        except Exception as exc:  # noqa: BLE001 - any failure to load means: try the one before
+        except Exception as exc:
             why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ok = state is not None
         if world > 1:  # every rank moves on together, and rebuilds together
@@ -322,7 +326,9 @@ def load_resume(engine, resume: str, rebuild) -> tuple[dict[str, Any] | None, An
             ok, touched = not flags[0].item(), bool(flags[1].item())
         if ok:
             return state, engine
-        log.warning("resume state %s cannot be used (%s); trying the one before", without_query(src), why or "another rank")
+        log.warning(
+            "resume state %s cannot be used (%s); trying the one before", without_query(src), why or "another rank"
+        )
         if touched:
             engine = rebuild()
     return None, engine

@@ -22,8 +22,8 @@ from importlib import resources
 
 import torch
 
-from tsweep.sweeps.schema import Sweep, deep_merge
 from tsweep.core.sizes import ModelSize
+from tsweep.sweeps.schema import Sweep, deep_merge
 
 
 def pick_device() -> str:
@@ -55,7 +55,11 @@ def ensure_distributed() -> None:
         return
     if "WORLD_SIZE" not in os.environ or os.environ.get("TSWEEP_OWN_GROUP") == "1":
         os.environ.update(
-            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(_free_port()),
+            RANK="0",
+            LOCAL_RANK="0",
+            WORLD_SIZE="1",
             TSWEEP_OWN_GROUP="1",
         )
     backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -74,9 +78,19 @@ def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> to
         return build_hf_model(size, vocab_size, seq_len, seed)
 
     cfg = GPT2Config(
-        vocab_size=vocab_size, n_positions=seq_len, n_embd=size.d_model, n_layer=size.n_layer, n_head=size.n_head,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
-        use_cache=False, loss_type="ForCausalLM", activation_function="gelu_pytorch_tanh",
+        vocab_size=vocab_size,
+        n_positions=seq_len,
+        n_embd=size.d_model,
+        n_layer=size.n_layer,
+        n_head=size.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+        use_cache=False,
+        loss_type="ForCausalLM",
+        activation_function="gelu_pytorch_tanh",
     )
     torch.manual_seed(seed)
     transformers.utils.logging.set_verbosity_error()  # config chatter, not signal
@@ -145,7 +159,9 @@ def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
         (no_decay if p.ndim < 2 else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.95), eps=1e-8,
+        lr=lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     engine, _, _, _ = deepspeed.initialize(

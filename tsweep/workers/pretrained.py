@@ -30,7 +30,9 @@ def size_name(model: str) -> str:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -39,12 +41,17 @@ def load_config(model: str, revision: str | None = None):
 
     local = os.path.isdir(os.path.expanduser(model))
     try:
-        return AutoConfig.from_pretrained(os.path.expanduser(model) if local else model, revision=None if local else revision,
-                                          local_files_only=local or _offline())
+        return AutoConfig.from_pretrained(
+            os.path.expanduser(model) if local else model,
+            revision=None if local else revision,
+            local_files_only=local or _offline(),
+        )
     except (OSError, ValueError) as exc:
         where = "offline (HF_HUB_OFFLINE) and not in the local cache" if _offline() else "not reachable"
-        raise ModelUnavailable(f"pretrained model {model!r}{f' revision {revision!r}' if revision else ''} is {where}: "
-                               f"{str(exc).splitlines()[0]}") from None
+        raise ModelUnavailable(
+            f"pretrained model {model!r}{f' revision {revision!r}' if revision else ''} is {where}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _count_non_embedding(config) -> int:
@@ -61,8 +68,10 @@ def _count_non_embedding(config) -> int:
             seen.add(id(mod.weight))
             emb += mod.weight.numel()
     for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.Embedding) and id(mod.weight) not in seen and any(
-            k in name for k in ("wpe", "position", "pos_emb")
+        if (
+            isinstance(mod, torch.nn.Embedding)
+            and id(mod.weight) not in seen
+            and any(k in name for k in ("wpe", "position", "pos_emb"))
         ):
             seen.add(id(mod.weight))
             emb += mod.weight.numel()
@@ -72,8 +81,12 @@ def _count_non_embedding(config) -> int:
 def _shape(model: str) -> dict:
     cfg = load_config(model)
     get = lambda *names: next(getattr(cfg, n) for n in names if hasattr(cfg, n))  # noqa: E731
-    return {"n_layer": get("num_hidden_layers", "n_layer"), "d_model": get("hidden_size", "n_embd"),
-            "n_head": get("num_attention_heads", "n_head"), "exact_params": _count_non_embedding(cfg)}
+    return {
+        "n_layer": get("num_hidden_layers", "n_layer"),
+        "d_model": get("hidden_size", "n_embd"),
+        "n_head": get("num_attention_heads", "n_head"),
+        "exact_params": _count_non_embedding(cfg),
+    }
 
 
 @functools.lru_cache(maxsize=64)
@@ -82,8 +95,12 @@ def model_size(model: str) -> ModelSize:
 
     Counted in a child process so that the planner, which calls this, never imports torch."""
     load_config(model)  # fails fast, and in this process, when the model is not available
-    proc = subprocess.run([sys.executable, "-m", "tsweep.workers.pretrained", model], capture_output=True, text=True,
-                          env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tsweep.workers.pretrained", model],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelUnavailable(f"pretrained model {model!r}: cannot count its parameters: {last}")
@@ -102,11 +119,15 @@ def load_model(model: str, revision: str | None, *, pretrained: bool, seed: int)
     local = os.path.isdir(os.path.expanduser(model))
     try:
         return AutoModelForCausalLM.from_pretrained(
-            os.path.expanduser(model) if local else model, revision=None if local else revision,
-            local_files_only=local or _offline(), torch_dtype=torch.float32,
+            os.path.expanduser(model) if local else model,
+            revision=None if local else revision,
+            local_files_only=local or _offline(),
+            torch_dtype=torch.float32,
         )
     except (OSError, ValueError) as exc:
-        raise ModelUnavailable(f"pretrained model {model!r} revision {revision!r}: {str(exc).splitlines()[0]}") from None
+        raise ModelUnavailable(
+            f"pretrained model {model!r} revision {revision!r}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 if __name__ == "__main__":  # ``model_size``'s child process: print the shape of argv[1] as JSON

@@ -54,8 +54,10 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     cls = CONFIG_MAPPING[model_type]
     defaults = cls()
     if config.get("vocab_size", vocab_size) != vocab_size:
-        raise RungError("config.vocab_size", f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} "
-                                             f"(tsweep sets it; leave it out)")
+        raise RungError(
+            "config.vocab_size",
+            f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} (tsweep sets it; leave it out)",
+        )
     # before transformers' own checks (which some configs run on construction, with messages
     # that do not name the key), and once more on the built config (derived values)
     value = lambda key: config.get(key, getattr(defaults, key, None))  # noqa: E731
@@ -70,8 +72,12 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
         # but not among the class's own settings.
         if not hasattr(defaults, key) and hasattr(cfg, key):
             raise RungError(f"config.{key}", f"not a setting of transformers' {cls.__name__}")
-    _check_heads(config, getattr(cfg, "hidden_size", None), getattr(cfg, "num_attention_heads", None),
-                 getattr(cfg, "num_key_value_heads", None))
+    _check_heads(
+        config,
+        getattr(cfg, "hidden_size", None),
+        getattr(cfg, "num_attention_heads", None),
+        getattr(cfg, "num_key_value_heads", None),
+    )
     for key in _POSITION_KEYS:
         n = getattr(cfg, key, None)
         if isinstance(n, int) and n < seq_len:
@@ -120,10 +126,12 @@ def _shape_of(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     except Exception as exc:  # anything transformers raises building it: the rung is at fault
         raise RungError("config", f"transformers cannot build it: {type(exc).__name__}: {_first_line(exc)}") from None
     get = lambda *names: next((getattr(cfg, n) for n in names if isinstance(getattr(cfg, n, None), int)), 0)  # noqa: E731
-    return {"n_layer": get("num_hidden_layers", "n_layer", "num_layers"),
-            "d_model": get("hidden_size", "n_embd", "d_model"),
-            "n_head": get("num_attention_heads", "n_head", "num_heads"),
-            "exact_params": _count_non_embedding(cfg)}
+    return {
+        "n_layer": get("num_hidden_layers", "n_layer", "num_layers"),
+        "d_model": get("hidden_size", "n_embd", "d_model"),
+        "n_head": get("num_attention_heads", "n_head", "num_heads"),
+        "exact_params": _count_non_embedding(cfg),
+    }
 
 
 def _count_all(request: dict) -> dict:
@@ -143,8 +151,13 @@ def canonical(config: dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _count_in_child(request_json: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "tsweep.workers.rungs"], input=request_json, capture_output=True,
-                          text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tsweep.workers.rungs"],
+        input=request_json,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SweepError(f"models: cannot count the declared rungs' parameters: {last}")
@@ -162,13 +175,13 @@ def declared_sizes(models: dict, *, vocab_size: int, seq_len: int) -> dict[str, 
         else:
             hf[name] = {"model_type": rung.model_type, "config": rung.config}
     if hf:
-        reply = _count_in_child(json.dumps({"rungs": hf, "vocab_size": vocab_size, "seq_len": seq_len},
-                                           sort_keys=True))
+        reply = _count_in_child(json.dumps({"rungs": hf, "vocab_size": vocab_size, "seq_len": seq_len}, sort_keys=True))
         if "error" in reply:
             raise SweepError(f"{reply['error']['field']}: {reply['error']['message']}")
         for name, shape in reply["sizes"].items():
-            sizes[name] = ModelSize(name=name, model_type=hf[name]["model_type"], config=canonical(hf[name]["config"]),
-                                    **shape)
+            sizes[name] = ModelSize(
+                name=name, model_type=hf[name]["model_type"], config=canonical(hf[name]["config"]), **shape
+            )
     return sizes
 
 

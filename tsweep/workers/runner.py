@@ -53,8 +53,14 @@ from typing import Any, Protocol
 
 import torch
 
-from tsweep.core.cadence import (branch_start, eval_interval, min_eval_steps, patience_steps, pretrain_eval_steps,
-                                  stable_cap_steps)
+from tsweep.core.cadence import (
+    branch_start,
+    eval_interval,
+    min_eval_steps,
+    patience_steps,
+    pretrain_eval_steps,
+    stable_cap_steps,
+)
 from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.records import Progress
@@ -148,7 +154,7 @@ def _full_state_dict(engine) -> dict[str, torch.Tensor] | None:
     """Full fp32 weights on the CPU; a collective under ZeRO-3 (sharded weights), after which
     only rank 0 holds them (the others get None)."""
     if engine.zero_optimization_partition_weights():
-        state = engine._zero3_consolidated_16bit_state_dict()  # noqa: SLF001 (DeepSpeed's gather)
+        state = engine._zero3_consolidated_16bit_state_dict()
     else:
         state = engine.module.state_dict()
     if state is None:
@@ -184,8 +190,15 @@ def _loop_state(state: Mapping[str, Any]) -> LoopState | None:
 class JobRunner:
     """Trains one job to completion (or divergence); see the module docstring."""
 
-    def __init__(self, job: Job, sweep: Sweep, *, rows: RowSink, report: ProgressSink | None = None,
-                 data: SweepData | None = None):
+    def __init__(
+        self,
+        job: Job,
+        sweep: Sweep,
+        *,
+        rows: RowSink,
+        report: ProgressSink | None = None,
+        data: SweepData | None = None,
+    ):
         self.job, self.sweep, self.rows, self.report = job, sweep, rows, report
         ensure_distributed()
         self.rank, self.world = rank_world()
@@ -204,22 +217,31 @@ class JobRunner:
         self.engine = self._new_engine()
         if self.lead:  # what DeepSpeed was given, beside the job's checkpoints (engine.config: its own copy)
             Files(job.deepspeed_file).write_text(
-                job.deepspeed_file, json.dumps(self.engine.config, indent=1, sort_keys=True, default=str))
+                job.deepspeed_file, json.dumps(self.engine.config, indent=1, sort_keys=True, default=str)
+            )
         self.tokens_per_step = tr.batch_size * tr.seq_len
         self.steps_per_epoch = self.stream.n_seq / tr.batch_size
         self.early_stop = job.kind != "pretrain"
-        self.interval = eval_interval(kind=job.kind, interval_steps=sweep.eval.interval_steps,
-                                      steps_per_epoch=self.steps_per_epoch, per_epoch=sweep.eval.per_epoch,
-                                      min_steps=min_eval_steps(min_interval_tokens=sweep.eval.min_interval_tokens,
-                                                               tokens_per_step=self.tokens_per_step))
+        self.interval = eval_interval(
+            kind=job.kind,
+            interval_steps=sweep.eval.interval_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            per_epoch=sweep.eval.per_epoch,
+            min_steps=min_eval_steps(
+                min_interval_tokens=sweep.eval.min_interval_tokens, tokens_per_step=self.tokens_per_step
+            ),
+        )
         self.checkpoint_every = self.interval * tr.checkpoint_interval_evals
         if self.early_stop:
-            self.patience_steps = patience_steps(steps_per_epoch=self.steps_per_epoch,
-                                                 patience_epochs=sweep.eval.patience_epochs,
-                                                 patience_tokens=sweep.eval.patience_tokens,
-                                                 tokens_per_step=self.tokens_per_step)
-            self.stable_cap = stable_cap_steps(steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs,
-                                               patience=self.patience_steps)
+            self.patience_steps = patience_steps(
+                steps_per_epoch=self.steps_per_epoch,
+                patience_epochs=sweep.eval.patience_epochs,
+                patience_tokens=sweep.eval.patience_tokens,
+                tokens_per_step=self.tokens_per_step,
+            )
+            self.stable_cap = stable_cap_steps(
+                steps_per_epoch=self.steps_per_epoch, max_epochs=tr.max_epochs, patience=self.patience_steps
+            )
             self.min_steps = math.ceil(sweep.eval.min_epochs * self.steps_per_epoch)
             self.evals_at: set[int] = set()
         else:
@@ -227,9 +249,17 @@ class JobRunner:
             final = job.max_steps
             self.schedule.cool(branch_start(final, tr.cooldown), final)
         self.key = dict(
-            schema_version=SCHEMA_VERSION, sweep=sweep.name, job_id=job.job_id, kind=job.kind, source=job.source,
-            target=job.target, size=job.size, n_params=job.n_params, data_tokens=job.data_tokens,
-            pretrain_tokens=job.pretrain_tokens, attempt=self.attempt,
+            schema_version=SCHEMA_VERSION,
+            sweep=sweep.name,
+            job_id=job.job_id,
+            kind=job.kind,
+            source=job.source,
+            target=job.target,
+            size=job.size,
+            n_params=job.n_params,
+            data_tokens=job.data_tokens,
+            pretrain_tokens=job.pretrain_tokens,
+            attempt=self.attempt,
         )
         self.buffer: list[dict] = []
         self.status, self.reason = "ok", None
@@ -239,14 +269,19 @@ class JobRunner:
             self.schedule.cool(self.state.cool_start, self.state.cool_end)
         self.pending_p = [p for p in job.checkpoints if p not in self.state.saved_p]
         # pre-training: the step at which each intermediate p's cooldown branch leaves the run
-        self.branches = {branch_start(self._p_steps(p), tr.cooldown): p for p in self.pending_p
-                         if self._p_steps(p) < job.max_steps}
+        self.branches = {
+            branch_start(self._p_steps(p), tr.cooldown): p for p in self.pending_p if self._p_steps(p) < job.max_steps
+        }
         self.t_start = time.perf_counter() - self.state.wall_time_s
 
     # ------------------------------------------------------------ set-up
     def _new_engine(self):
-        return build_engine(self._model(self.vocab_size), self.sweep, lr=self.sweep.train.lr_for(self.job.n_params),
-                            schedule=self.schedule)
+        return build_engine(
+            self._model(self.vocab_size),
+            self.sweep,
+            lr=self.sweep.train.lr_for(self.job.n_params),
+            schedule=self.schedule,
+        )
 
     def _model(self, vocab_size: int) -> torch.nn.Module:
         job, tr = self.job, self.sweep.train
@@ -281,8 +316,13 @@ class JobRunner:
                 self.engine = self._new_engine()
             if loop is not None:
                 dropped = self.rows.drop_evals_after(job.job_id, loop.step) if self.lead else 0
-                log.info("%s: resumed at step %d (attempt %d, %d later eval shards dropped)", job.label, loop.step,
-                         self.attempt, dropped)
+                log.info(
+                    "%s: resumed at step %d (attempt %d, %d later eval shards dropped)",
+                    job.label,
+                    loop.step,
+                    self.attempt,
+                    dropped,
+                )
                 return loop
         if self.lead:
             if damaged:
@@ -308,9 +348,17 @@ class JobRunner:
         """Evaluate on the held-out set, buffer the row, update early stopping and divergence."""
         st, tr = self.state, self.sweep.train
         loss = mean_eval_loss(self.engine, self.eval_x, self.eval_y, batch=max(tr.batch_size, 64))
-        self.buffer.append({**self.key, "step": step, "tokens_seen": step * self.tokens_per_step,
-                            "epoch": self.stream.epochs_after(step), "train_loss": self.last_train_loss,
-                            "eval_loss": loss, "wall_time_s": time.perf_counter() - self.t_start})
+        self.buffer.append(
+            {
+                **self.key,
+                "step": step,
+                "tokens_seen": step * self.tokens_per_step,
+                "epoch": self.stream.epochs_after(step),
+                "train_loss": self.last_train_loss,
+                "eval_loss": loss,
+                "wall_time_s": time.perf_counter() - self.t_start,
+            }
+        )
         if st.first_loss is None:
             st.first_loss = loss
         if not math.isfinite(loss):
@@ -398,13 +446,22 @@ class JobRunner:
         st = self.state
         wall = time.perf_counter() - self.t_start
         best = st.best_loss if math.isfinite(st.best_loss) else None
-        self.report(Progress(
-            job_id=self.job.job_id, label=self.job.label, kind=self.job.kind, step=step,
-            tokens_seen=step * self.tokens_per_step, eval_loss=best if done else st.last_loss,
-            train_loss=self.last_train_loss, best_eval_loss=best,
-            tokens_per_s=step * self.tokens_per_step / max(wall, 1e-9), saved_p=max(st.saved_p, default=0),
-            done=done, status=self.status if done else "running",
-        ))
+        self.report(
+            Progress(
+                job_id=self.job.job_id,
+                label=self.job.label,
+                kind=self.job.kind,
+                step=step,
+                tokens_seen=step * self.tokens_per_step,
+                eval_loss=best if done else st.last_loss,
+                train_loss=self.last_train_loss,
+                best_eval_loss=best,
+                tokens_per_s=step * self.tokens_per_step / max(wall, 1e-9),
+                saved_p=max(st.saved_p, default=0),
+                done=done,
+                status=self.status if done else "running",
+            )
+        )
 
     def summarize(self, step: int) -> dict[str, Any]:
         st = self.state
@@ -412,9 +469,11 @@ class JobRunner:
         best_ok = math.isfinite(st.best_loss)
         if self.status == "ok" and st.stable_end == "max_epochs":
             self.status = "unconverged"
-            self.reason = (f"still improving when its stable phase reached train.max_epochs = "
-                           f"{self.sweep.train.max_epochs:g} (best evaluation at epoch "
-                           f"{st.best_step / self.steps_per_epoch:.1f})")
+            self.reason = (
+                f"still improving when its stable phase reached train.max_epochs = "
+                f"{self.sweep.train.max_epochs:g} (best evaluation at epoch "
+                f"{st.best_step / self.steps_per_epoch:.1f})"
+            )
         return {
             **self.key,
             "status": self.status,
@@ -442,8 +501,10 @@ class JobRunner:
             st.first_train_loss = st.train_loss_ema = loss
         st.train_loss_ema += TRAIN_LOSS_EMA * (loss - st.train_loss_ema)
         if step > self.sweep.train.warmup_steps and st.train_loss_ema > DIVERGENCE_FACTOR * st.first_train_loss:
-            self._diverged(f"smoothed training loss {st.train_loss_ema:.3f} exceeds {DIVERGENCE_FACTOR}x the first "
-                           f"{st.first_train_loss:.3f} at step {step}")
+            self._diverged(
+                f"smoothed training loss {st.train_loss_ema:.3f} exceeds {DIVERGENCE_FACTOR}x the first "
+                f"{st.first_train_loss:.3f} at step {step}"
+            )
 
     def _should_evaluate(self, step: int) -> bool:
         if not self.early_stop:
@@ -518,12 +579,15 @@ class JobRunner:
         return summary
 
 
-def run_job(job: Job, sweep: Sweep, sweep_dir: str, *, report: ProgressSink | None = None,
-            stop_after_steps: int | None = None) -> dict[str, Any]:
+def run_job(
+    job: Job, sweep: Sweep, sweep_dir: str, *, report: ProgressSink | None = None, stop_after_steps: int | None = None
+) -> dict[str, Any]:
     """Train ``job`` with its rows going to the store under ``sweep_dir``; its summary row."""
     layout = SweepLayout(sweep_dir)
     if not layout.contains(job.job_dir):
-        raise ValueError(f"{job.label} was planned for another sweep folder ({without_query(job.job_dir)}), "
-                         f"not {without_query(layout.sweep_dir)}")
+        raise ValueError(
+            f"{job.label} was planned for another sweep folder ({without_query(job.job_dir)}), "
+            f"not {without_query(layout.sweep_dir)}"
+        )
     rows = Store(layout.store_root)
     return JobRunner(job, sweep, rows=rows, report=report).run(stop_after_steps=stop_after_steps)

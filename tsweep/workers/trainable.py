@@ -40,8 +40,7 @@ def _run(job: Job, sweep_dict: dict, sweep_dir: str, report) -> None:
 
     torch.set_num_threads(max(1, int(job.cpus)))
     rows = Store(SweepLayout(sweep_dir).store_root)
-    JobRunner(job, Sweep.model_validate(sweep_dict), rows=rows,
-              report=lambda p: report(p.to_metrics())).run()
+    JobRunner(job, Sweep.model_validate(sweep_dict), rows=rows, report=lambda p: report(p.to_metrics())).run()
 
 
 def run_trial(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
@@ -68,14 +67,19 @@ def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
     trainer = TorchTrainer(
         loop,
         train_loop_config={"job": job.to_dict(), "sweep": sweep_dict, "sweep_dir": sweep_dir},
-        scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=gpu,
-                                     resources_per_worker={"CPU": job.cpus, **({"GPU": job.gpus} if gpu else {})}),
+        scaling_config=ScalingConfig(
+            num_workers=job.workers,
+            use_gpu=gpu,
+            resources_per_worker={"CPU": job.cpus, **({"GPU": job.gpus} if gpu else {})},
+        ),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-        run_config=RunConfig(name=job.job_id, **Files(sweep_dir).ray_storage(SweepLayout(sweep_dir).train_dir),
-                             callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(
+            name=job.job_id,
+            **Files(sweep_dir).ray_storage(SweepLayout(sweep_dir).train_dir),
+            callbacks=[TuneReportCallback()],
+        ),
     )
     trainer.fit()
-
 
 
 def job_label(config: dict | None, default: str) -> str:
