@@ -8,7 +8,7 @@ import yaml
 
 from tsweep.cli import main
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import SweepError, load_sweep, parse_sweep, shipped_sweeps
+from tsweep.sweeps import SweepError, load_sweep, parse_sweep, shipped_sweeps
 
 SHIPPED = shipped_sweeps()
 
@@ -187,7 +187,7 @@ def test_errors_are_sweeperrors_not_pydantic():
 
 
 def test_every_setting_is_documented_where_it_is_declared(capsys):
-    from tsweep.sweeps.schema import explain
+    from tsweep.sweeps import explain
 
     rows = explain()
     undocumented = [path for path, _, text in rows if not text]
@@ -221,7 +221,7 @@ def test_relative_file_globs_are_read_against_the_sweep_file(tmp_path, monkeypat
 
 
 def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
-    from tsweep.sweeps.schema import with_overrides
+    from tsweep.sweeps import with_overrides
 
     demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
     s = with_overrides(demo, ["train.lr=1e-3", "model_sizes=[pico]", "name=demo-lr"])
@@ -251,7 +251,7 @@ def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
 def test_set_keeps_the_text_typed_for_a_text_field(tmp_path, capsys):
     """YAML reads ``2024`` as an integer and ``true`` as a boolean; for a field the schema types as
     text the override is what the user typed, while numeric fields still read numbers."""
-    from tsweep.sweeps.schema import with_overrides
+    from tsweep.sweeps import with_overrides
 
     demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
     s = with_overrides(demo, ["name=2024", "description=true", "train.lr=1e-3", "trackers.wandb_project=007"])

@@ -27,7 +27,7 @@ from tsweep.core.dataspec import MixtureCorpus
 from tsweep.core.job import RECIPE_VERSION, SCRATCH, Job
 from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import ModelSize, get_size
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 from tsweep.workers.pretrained import HF_PREFIX, model_size, size_name
 from tsweep.workers.rungs import declared_sizes
 

@@ -15,7 +15,7 @@ from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.units import duration, si
 from tsweep.orchestrator.plan import JobGraph, expand
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 
 # Rough sustained training throughput used only for the plan's time column: about 1e10 FLOP/s per
 # CPU core for these small models (measured here on the demo sizes), and 40% of an H100's dense
