@@ -34,8 +34,8 @@ import numpy as np
 from tsweep.core.errors import UsageError
 from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep, is_plain_name, loads_sweep, with_overrides
-from tsweep.sweeps.schema import load_sweep as _load_yaml
+from tsweep.sweeps import Sweep, is_plain_name, loads_sweep, with_overrides
+from tsweep.sweeps import load_sweep as _load_yaml
 
 DEFAULT_STORAGE = "~/tsweep_runs"
 

@@ -40,7 +40,7 @@ def _storage(args) -> str | None:
 # ---------------------------------------------------------------- running
 def cmd_plan(args) -> int:
     from tsweep.orchestrator.planview import check_and_expand, format_plan
-    from tsweep.sweeps.schema import explain
+    from tsweep.sweeps import explain
 
     if args.explain:
         rows = explain()

@@ -22,7 +22,7 @@ import tempfile
 from urllib.parse import urlsplit
 
 from tsweep.core.errors import UsageError
-from tsweep.sweeps.schema import Sweep, dump_sweep
+from tsweep.sweeps import Sweep, dump_sweep
 
 
 class SubmitError(UsageError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from tsweep.analysis.transfer import TransferReport
 from tsweep.core.errors import UsageError
-from tsweep.sweeps.schema import TrackerSettings
+from tsweep.sweeps import TrackerSettings
 
 log = logging.getLogger(__name__)
 
