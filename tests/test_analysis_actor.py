@@ -139,7 +139,8 @@ def test_the_live_fit_equals_a_cold_refit_of_the_final_table(tmp_path, rows):
     checkpoints first) and the actor refits after each batch from its previous fits; its final
     latest.json must say what a cold fit of the final table says: the same identified numbers,
     the same intervals, the same verdicts."""
-    from tsweep.analysis.transfer import TransferReport, transfer_report
+    from tsweep.analysis.records import TransferReport
+    from tsweep.analysis.transfer import transfer_report
 
     order = sorted(rows, key=lambda r: (r["kind"] != "scratch", r["pretrain_tokens"], r["data_tokens"]))
     sweep_dir, store = _sweep(tmp_path, [])

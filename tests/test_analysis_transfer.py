@@ -7,17 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tsweep.analysis.records import Estimate, ScratchCurve, TransferReport
 from tsweep.analysis.synthetic import BARNETT_TRUTH, HERNANDEZ_TRUTH, SCRATCH_TRUTH, synthetic_summary
-from tsweep.analysis.transfer import (
-    Estimate,
-    ScratchCurve,
-    TransferReport,
-    flag_run,
-    interpolate_d_e,
-    plateau_d_e,
-    read_run,
-    transfer_report,
-)
+from tsweep.analysis.transfer import flag_run, interpolate_d_e, plateau_d_e, read_run, transfer_report
 from tsweep.core.store import SUMMARY_SCHEMA
 
 
@@ -205,7 +197,17 @@ def _curve(d_n_low=1e9):
     d = (4e3, 1.6e4, 6.4e4)
     loss = (2.5, 2.0, 1.6)
     fit = None
-    return ScratchCurve("x", 1000, d, loss, True, Estimate.missing("-"), Estimate.missing("-"), d_n_low, fit)
+    return ScratchCurve(
+        size="x",
+        n_params=1000,
+        d=d,
+        loss=loss,
+        monotone=True,
+        plateau=Estimate.missing("-"),
+        d_n=Estimate.missing("-"),
+        d_n_low=d_n_low,
+        fit=fit,
+    )
 
 
 def test_flag_rule():

@@ -38,7 +38,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from tsweep.analysis.transfer import TransferReport, transfer_report
+from tsweep.analysis.records import TransferReport
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.jsonio import dumps, finite
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tsweep.analysis.laws import get_law
-from tsweep.analysis.transfer import TransferReport
+from tsweep.analysis.records import TransferReport
 
 
 def advice(report: TransferReport, table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:

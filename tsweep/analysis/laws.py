@@ -28,8 +28,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
-Array = np.ndarray
+Array = npt.NDArray[np.float64]  # parameters, inputs in log space, responses
+Codes = npt.NDArray[np.int_]  # the category codes of a categorical input
+LogX = Mapping[str, Array | Codes]  # a law's inputs by name: logs, or codes where categorical
 
 LAWS: dict[str, Law] = {}
 
@@ -93,13 +96,18 @@ class Law(ABC):
         """Cold-start points, shape (S, P), in optimiser space."""
 
     @abstractmethod
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         """log-prediction (S, n) and its Jacobian (S, n, P) for a stack ``theta`` of shape (S, P)."""
 
     # -------------------------------------------------------- parameter spaces
+    def box(self) -> tuple[Array, Array]:
+        """The optimiser-space bounds as (lower, upper) arrays."""
+        b = np.array(self.bounds, dtype=np.float64)
+        return b[:, 0], b[:, 1]
+
     def to_params(self, theta: Array) -> Array:
         """Optimiser space -> reported parameters, for one (P,) point or a stack (S, P)."""
-        out = np.array(theta, dtype=float, copy=True)
+        out: Array = np.array(theta, dtype=float, copy=True)
         idx = list(self.log_indices)
         out[..., idx] = np.exp(out[..., idx])
         return out
@@ -109,16 +117,16 @@ class Law(ABC):
         missing = [p for p in self.params if p not in params]
         if missing:
             raise KeyError(f"{self.name}: missing parameters {missing}")
-        theta = np.array([float(params[p]) for p in self.params])
+        theta: Array = np.array([float(params[p]) for p in self.params])
         for i in self.log_indices:
             theta[i] = math.log(max(theta[i], 1e-300))
-        lo, hi = np.array(self.bounds).T
+        lo, hi = self.box()
         return np.clip(theta, lo, hi)
 
     def as_dict(self, theta: Array) -> dict[str, float]:
-        return dict(zip(self.params, (float(v) for v in self.to_params(theta))))
+        return dict(zip(self.params, (float(v) for v in self.to_params(theta)), strict=True))
 
-    def predict(self, params: Mapping[str, float], **x: Array) -> Array:
+    def predict(self, params: Mapping[str, float], **x: npt.ArrayLike) -> Array:
         """The law in natural units at the inputs ``x`` (each broadcastable)."""
         theta = self.from_params(params)[None, :]
         n = np.broadcast(*[np.asarray(x[v], dtype=float) for v in self.inputs]).shape
@@ -129,7 +137,8 @@ class Law(ABC):
 
         logx = {v: np.broadcast_to(coded(v), n).ravel() for v in self.inputs}
         pred, _ = self.log_predict(theta, logx)
-        return np.exp(pred[0]).reshape(n)
+        out: Array = np.exp(pred[0]).reshape(n)
+        return out
 
 
 def _product(*axes: list[float]) -> Array:
@@ -165,7 +174,7 @@ class Chinchilla(Law):
         es = [-1.0, -0.5, 0.0, 0.5, 1.0]
         return _product(ab, ab, es, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         t1, t2 = a - al * ln, b - be * ld
@@ -201,7 +210,7 @@ class Kaplan(Law):
         exps = [0.05, 0.1, 0.2, 0.4, 0.8]
         return _product(logs, logs, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         nc, dc, an, ad = (theta[:, i : i + 1] for i in range(4))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         r = an / ad
@@ -235,7 +244,7 @@ class Hernandez(Law):
         # A linear model has one optimum; a few starts around the published values suffice.
         return _product([0.0, 5.0, 10.0, 15.0], [0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.5, 1.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         lk, al, be = (theta[:, i : i + 1] for i in range(3))
         lf, ln = logx["D_F"][None, :], logx["N"][None, :]
         pred = lk + al * lf + be * ln
@@ -274,7 +283,7 @@ class Barnett(Law):
             [-1.0, -0.5, 0.0, 0.5, 1.0],
         )
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         a, al, g, be, e = (theta[:, i : i + 1] for i in range(5))
         lp, lf = logx["p"][None, :], logx["f"][None, :]
         t1 = a - al * lp - be * lf
@@ -307,7 +316,7 @@ class Plateau(Law):
     def grid(self) -> Array:
         return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0], [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         b, e, be = (theta[:, i : i + 1] for i in range(3))
         ld = logx["D"][None, :]
         t1 = b - be * ld
@@ -373,7 +382,7 @@ class BarnettJoint(Law):
         rows = [np.concatenate([sh, np.tile(pp, self.n_sources)]) for sh in shared for pp in per]
         return np.array(rows)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         src = np.asarray(logx["source"], dtype=int)
         lp, lf = logx["p"][None, :], logx["f"][None, :]
         ia, ial, ig = 2 + 3 * src, 3 + 3 * src, 4 + 3 * src

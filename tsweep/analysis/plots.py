@@ -32,9 +32,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tsweep.analysis.actor import read_history, read_latest
-from tsweep.analysis.fitter import FitResult
+from tsweep.analysis.fitter import FitResult, percentile_ci, percentile_interval
 from tsweep.analysis.laws import BarnettJoint, get_law
-from tsweep.analysis.transfer import TransferReport, percentile_ci, transfer_report
+from tsweep.analysis.records import TransferReport
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 
@@ -90,7 +91,7 @@ def _band(fit: FitResult, law, **x) -> tuple[np.ndarray, np.ndarray] | None:
     if fit.boot_params is None or len(fit.boot_params) < 10:
         return None
     draws = np.array([law.predict(dict(zip(law.params, row)), **x) for row in fit.boot_params[:200]])
-    return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+    return percentile_interval(draws, axis=0)
 
 
 def _size_colours(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -19,7 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from tsweep.analysis.actor import n_jobs_finished, read_latest
-from tsweep.analysis.transfer import HEADLINE_KEYS, TransferReport, format_table, transfer_report
+from tsweep.analysis.records import HEADLINE_KEYS, TransferReport
+from tsweep.analysis.rendering import format_table
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.errors import UsageError
 from tsweep.core.jsonio import finite, num
 from tsweep.core.layout import SweepLayout
