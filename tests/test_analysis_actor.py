@@ -151,7 +151,7 @@ def test_the_live_fit_equals_a_cold_refit_of_the_final_table(tmp_path, rows):
         actor.refit()
     live = TransferReport.from_json(read_latest(sweep_dir).to_json())
     cold = transfer_report(store.read_summaries(), bootstrap=30, seed=0)
-    for a, b in zip(live.sources, cold.sources):
+    for a, b in zip(live.sources, cold.sources, strict=True):
         for name in ("G", "G_loss", "k", "alpha", "beta", "multiplier"):
             ea, eb = getattr(a, name), getattr(b, name)
             assert ea.identified == eb.identified, (a.source, name, ea, eb)

@@ -247,9 +247,7 @@ def _huber(r: Array, delta: float) -> tuple[Array, Array]:
     return val, np.clip(r, -delta, delta)
 
 
-def objective(
-    law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA
-) -> Array:
+def objective(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA) -> Array:
     """Weighted Huber objective for a stack of parameter vectors ``theta`` (S, P) -> (S,)."""
     pred, _ = law.log_predict(np.atleast_2d(theta), logx)
     val, _ = _huber(pred - logy[None, :], delta)
@@ -257,9 +255,7 @@ def objective(
     return np.where(np.isfinite(out), out, np.inf)
 
 
-def _value_and_grad(
-    theta: Array, law: Law, logx: LogX, logy: Array, w: Array, delta: float
-) -> tuple[float, Array]:
+def _value_and_grad(theta: Array, law: Law, logx: LogX, logy: Array, w: Array, delta: float) -> tuple[float, Array]:
     pred, jac = law.log_predict(theta[None, :], logx)
     val, d = _huber(pred[0] - logy, delta)
     scale = 1.0 / (delta * delta)
@@ -287,9 +283,7 @@ def _lbfgs(
     return res.x, float(res.fun) * delta * delta
 
 
-def stationarity(
-    law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA
-) -> float:
+def stationarity(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA) -> float:
     """How far ``theta`` is from a stationary point of the weighted Huber objective, in the fit's
     standard errors: sqrt(g' H^+ g) / sigma over the free parameters, with g the gradient, H the
     Gauss-Newton curvature (IRLS weights min(1, delta/|r|)) and sigma the weighted residual scale

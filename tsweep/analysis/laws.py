@@ -26,6 +26,8 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -164,7 +166,7 @@ class Chinchilla(Law):
     # arXiv 2404.10102, Table 1) and tiny CPU models; exponents above 5 are not physical.
     bounds = ((-30.0, 80.0), (-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0), (0.0, 5.0))
     # A term with an offset (E) needs three distinct values to pin both its scale and exponent.
-    spans = {"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)}
+    spans = MappingProxyType({"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)})
 
     def grid(self) -> Array:
         # Hoffmann et al. 2022 (Appendix D.2), as replicated by Besiroglu et al. 2024:
@@ -202,7 +204,7 @@ class Kaplan(Law):
     # Kaplan et al. 2020 Table 2: alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13;
     # exponents are kept positive (a loss falling with N and D) and below 3.
     bounds = ((-20.0, 120.0), (-20.0, 120.0), (1e-3, 3.0), (1e-3, 3.0))
-    spans = {"N_c": ("N", 2), "alpha_N": ("N", 3), "D_c": ("D", 2), "alpha_D": ("D", 3)}
+    spans = MappingProxyType({"N_c": ("N", 2), "alpha_N": ("N", 3), "D_c": ("D", 2), "alpha_D": ("D", 3)})
 
     def grid(self) -> Array:
         # Centred on Kaplan et al. 2020's Table 2 values, spanning ~6 decades either side.
@@ -238,7 +240,7 @@ class Hernandez(Law):
     formula = "D_T = k * D_F^alpha * N^beta"
     # Published (Hernandez et al. 2021, Fig. 1): text->python k = 1.9e4, alpha = 0.18, beta = 0.38.
     bounds = ((-60.0, 80.0), (-3.0, 3.0), (-3.0, 3.0))
-    spans = {"alpha": ("D_F", 2), "beta": ("N", 2)}
+    spans = MappingProxyType({"alpha": ("D_F", 2), "beta": ("N", 2)})
 
     def grid(self) -> Array:
         # A linear model has one optimum; a few starts around the published values suffice.
@@ -271,7 +273,7 @@ class Barnett(Law):
     log_indices = (0, 2, 4)
     formula = "L = (A * p^-alpha + G) * f^-beta + E"
     bounds = ((-30.0, 80.0), (0.0, 5.0), (-20.0, 30.0), (0.0, 5.0), (-15.0, 5.0))
-    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)}
+    spans = MappingProxyType({"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)})
 
     def grid(self) -> Array:
         # The Chinchilla grid's ranges (Hoffmann et al. 2022) carried over to Barnett's terms.
@@ -311,7 +313,7 @@ class Plateau(Law):
     log_indices = (0, 1)
     formula = "L = E + B/D^beta"
     bounds = ((-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0))
-    spans = {"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)}
+    spans = MappingProxyType({"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)})
 
     def grid(self) -> Array:
         return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0], [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
@@ -338,7 +340,7 @@ class BarnettJoint(Law):
     inputs = ("p", "f", "source")
     categorical = ("source",)
     response = "loss"
-    _instances: dict[int, BarnettJoint] = {}
+    _instances: ClassVar[dict[int, BarnettJoint]] = {}
 
     def __init__(self, n_sources: int):
         if n_sources < 1:

@@ -60,6 +60,8 @@ class Record:
 
     @classmethod
     def from_json(cls: type[R], d: Mapping[str, Any]) -> R:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
         hints = _hints(cls)
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

@@ -58,7 +58,7 @@ def gaps_json(report: TransferReport) -> dict[str, Any]:
     """The ``tsweep gaps --json`` contract: per source, G (and G in loss units), the D_T law's k,
     alpha, beta, the multiplier, each ``{"value", "ci95"}`` or ``{"value": null, "reason"}``."""
     full = report.to_json()
-    return finite(
+    out: dict[str, Any] = finite(
         {
             "sweep": report.sweep,
             "n_jobs_finished": report.n_jobs_finished,
@@ -77,6 +77,7 @@ def gaps_json(report: TransferReport) -> dict[str, Any]:
             "warnings": list(report.warnings),
         }
     )
+    return out
 
 
 CSV_ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
