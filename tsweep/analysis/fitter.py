@@ -58,8 +58,7 @@ its bounds, at least ``MIN_BOOT_SUCCESS`` of the bootstrap refits converged, und
 ``(1 - CI_LEVEL) / 2`` of them sit on a bound, and its interval is finite with both ends within
 ``MAX_SCALE_RATIO`` of each other (scale parameters, positive: :func:`scale_reason`, the rule
 quantities derived from the parameters are held to as well) or at most ``MAX_EXPONENT_WIDTH``
-wide (exponents). Reports print an unidentified parameter as null with
-the reason.
+wide (exponents). Reports print an unidentified parameter as null with the reason.
 
 The objective is multiplied by 1/delta^2 inside L-BFGS-B only (same minimiser): its ``ftol`` is
 relative to max(|f|, 1), and the raw Huber sum would otherwise stop it early, the failure
