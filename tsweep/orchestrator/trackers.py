@@ -21,7 +21,7 @@ import logging
 import math
 from typing import Any
 
-from tsweep.analysis.transfer import TransferReport
+from tsweep.analysis.records import TransferReport
 from tsweep.core.errors import UsageError
 from tsweep.sweeps import TrackerSettings
 
