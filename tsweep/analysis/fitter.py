@@ -437,7 +437,7 @@ def span_warnings(law: Law, logx: LogX, n_points: int) -> list[str]:
     return [f"{', '.join(ps)} not identified: {why}" for why, ps in by_cause.items()]
 
 
-def _at_bound(law: Law, theta: Array) -> Mask:
+def at_bound(law: Law, theta: Array) -> Mask:
     lo, hi = law.box()
     tol = 1e-6 * (hi - lo)
     return (theta <= lo + tol) | (theta >= hi - tol)
@@ -646,7 +646,7 @@ def with_intervals(
     params = law.to_params(good)
     lo, hi = percentile_interval(params, axis=0)
     ci = {p: (float(lo[i]), float(hi[i])) for i, p in enumerate(law.params)}
-    hit = _at_bound(law, good).mean(axis=0)
+    hit = at_bound(law, good).mean(axis=0)
     for i, p in enumerate(law.params):
         if hit[i] > (1 - CI_LEVEL) / 2:
             warnings.append(
@@ -667,7 +667,7 @@ def identification(
     """Parameter -> why it is not identified, for every parameter that is not (module docstring).
     ``spans``: reasons the design cannot identify a parameter at all (:func:`span_reasons`)."""
     theta = np.asarray(result.theta, dtype=float)
-    on_bound = _at_bound(law, theta)
+    on_bound = at_bound(law, theta)
     reasons: dict[str, str] = dict(spans or {})
     for i, name in enumerate(law.params):
         if name in reasons:
@@ -793,7 +793,7 @@ def fit(
             f"the fit did not converge: the optimum it reached is more than {STATIONARY_SE:g} standard "
             "errors from a stationary point"
         )
-    for i in np.flatnonzero(_at_bound(law, theta)):
+    for i in np.flatnonzero(at_bound(law, theta)):
         warnings.append(f"{law.params[i]}: the estimate sits on its bound ({law.opt_names[i]} = {theta[i]:.4g})")
     pred, _ = law.log_predict(theta[None, :], logx)
     result = FitResult(

@@ -146,11 +146,16 @@ def _decode(raw: Any, tp: Any) -> Any:
 # ------------------------------------------------------------------ the records
 @dataclass(frozen=True, kw_only=True)
 class Estimate(Record):
-    """A reported number: identified (a value and its 95% interval) or not (None and why)."""
+    """A reported number: identified (a value and its 95% interval) or not (None and why).
+
+    A quantity whose estimate sits on its lower bound (a transfer gap of zero: the source is as
+    good as target data) has no point value and no two-sided interval, but it has a one-sided
+    95% ``upper`` bound: the report prints "< u" and keeps the reason."""
 
     value: float | None
     ci95: tuple[float, float] | None = field(default=None, metadata=OMIT_NONE)
     reason: str | None = field(default=None, metadata=OMIT_NONE)
+    upper: float | None = field(default=None, metadata=OMIT_NONE)
 
     @property
     def identified(self) -> bool:

@@ -12,6 +12,8 @@ from tsweep.analysis.records import Estimate, SourceTransfer, TransferReport
 
 def fmt(e: Estimate | None) -> str:
     """An estimate as ``value [lo, hi]`` (3 significant digits), or "not identified"."""
+    if e is not None and e.value is None and e.upper is not None:
+        return f"< {e.upper:.3g} (95%)"
     if e is None or e.value is None:
         return "not identified"
     s = f"{e.value:.3g}"
@@ -87,7 +89,9 @@ def _missing_notes(s: SourceTransfer) -> list[str]:
     """Why a source's G, k and multiplier are not identified, one note each."""
     notes = []
     for name, e in (("G", s.G), ("k", s.k), ("multiplier", s.multiplier)):
-        if not e.identified:
+        if e.upper is not None:
+            notes.append(f"- {s.source}: {name} < {e.upper:.3g} only: {e.reason}")
+        elif not e.identified:
             reason = e.reason or "no reason recorded"
             why = reason if reason.startswith(f"{name} not identified") else f"{name} not identified: {reason}"
             notes.append(f"- {s.source}: {why}")

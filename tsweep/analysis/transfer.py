@@ -100,6 +100,16 @@ DT_HUBER_DELTA = 0.15
 # first runs (a placeholder only until a gap fit exists; reported as such).
 FALLBACK_NOISE = 0.01
 FLAGS = ("ok", "extrapolated", "high_data", "no_transfer", "beyond_plateau", "no_scratch_curve")
+# Ossification (Hernandez et al. 2021, sec. 3: pre-training can hurt, "ossify" the model): the
+# fine-tuned loss of a source rising with p by more than this many standard errors of the slope
+# of log loss on log p (one intercept per fine-tune budget). One-sided, 2.5 sigma: a false alarm
+# in 0.6% of sources whose loss is flat in p (tsweep's choice; the law cannot describe a rise).
+OSSIFICATION_T = 2.5
+# A source is "no better than scratch" when more than this share of its runs with a D_E reading
+# reach no lower loss than a from-scratch model on the same tokens (D_E <= D_F), with at least
+# MIN_READ_RUNS readings (tsweep's choices: a majority, and one run is no evidence).
+NO_TRANSFER_SHARE = 0.5
+MIN_READ_RUNS = 3
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
 Strings = npt.NDArray[np.object_]  # a text column, missing values as ""
@@ -275,9 +285,13 @@ def _d_n(fit: FitResult | None) -> tuple[Estimate, float | None]:
 
 def _gap_fits(
     c: Columns, ft_rows: Mask, bootstrap: int, seed: int, warm: WarmStarts | None
-) -> tuple[list[GapFit], list[str]]:
-    """Step 5: per size, the joint gap law over the sources with enough fine-tunes there."""
+) -> tuple[list[GapFit], list[str], dict[str, dict[str, str]]]:
+    """Step 5: per size, the joint gap law over the sources with enough fine-tunes there. A
+    source whose loss rises with p (:func:`ossification`) is left out of the joint fit, so that
+    a law it cannot follow does not bend the shared beta and E of the others; returns (fits,
+    warnings, source -> size -> why it was left out)."""
     fits, warnings = [], []
+    excluded: dict[str, dict[str, str]] = {}
     single = get_law("barnett")
     sel_p = ft_rows & (c["pretrain_tokens"] > 0)
     f_ref = float(np.max(c["data_tokens"][sel_p])) if sel_p.any() else math.nan
@@ -288,36 +302,96 @@ def _gap_fits(
             mine = rows & (c["source"] == src)
             n_p, n_f = np.unique(c["pretrain_tokens"][mine]).size, np.unique(c["data_tokens"][mine]).size
             if n_p >= 3 and n_f >= 3 and mine.sum() >= single.n_params + 1:
-                sources.append(src)
+                rising = ossification(c["pretrain_tokens"][mine], c["data_tokens"][mine], c["best_eval_loss"][mine])
+                if rising is None:
+                    sources.append(src)
+                else:
+                    excluded.setdefault(src, {})[size] = rising
+                    warnings.append(f"gap law: {src} at size {size} left out of the joint fit: {rising}")
             else:
                 warnings.append(
                     f"gap law: {src} at size {size} has {n_p} distinct p and {n_f} distinct f; needs >= 3 of each"
                 )
-        if not sources:
-            continue
-        use = rows & np.isin(c["source"], sources)
-        code = np.array([sources.index(s) for s in c["source"][use]])
-        law = BarnettJoint.of(len(sources))
-        p, f = c["pretrain_tokens"][use], c["data_tokens"][use]
-        fit = fitter.fit(
-            law,
-            {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]},
-            bootstrap=bootstrap,
-            seed=seed,
-            resample="parametric",
-            groups=code * 1e15 + p,
-            warm_start=_warm(warm, f"gap/{size}"),
-        )
-        fits.append(
-            GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
-        )
-    return fits, warnings
+        while sources:
+            gap = _joint_gap_fit(c, rows, sources, size, f_ref, bootstrap, seed, warm)
+            flat = {s: why for s, why in ((s, _flat_reason(gap, i)) for i, s in enumerate(sources)) if why}
+            if not flat or len(flat) == len(sources):
+                fits.append(gap)
+                break
+            # a source whose pre-training term is unresolved leaves the shared beta and E to the others
+            for src, why in flat.items():
+                excluded.setdefault(src, {})[size] = why
+                warnings.append(f"gap law: {src} at size {size} left out of the joint fit: {why}")
+            sources = [s for s in sources if s not in flat]
+    return fits, warnings, excluded
+
+
+def _joint_gap_fit(
+    c: Columns,
+    rows: Mask,
+    sources: list[str],
+    size: str,
+    f_ref: float,
+    bootstrap: int,
+    seed: int,
+    warm: WarmStarts | None,
+) -> GapFit:
+    """The joint gap law of ``sources`` on their fine-tunes at one size (module docstring, step 5)."""
+    use = rows & np.isin(c["source"], sources)
+    code = np.array([sources.index(s) for s in c["source"][use]])
+    law = BarnettJoint.of(len(sources))
+    p, f = c["pretrain_tokens"][use], c["data_tokens"][use]
+    fit = fitter.fit(
+        law,
+        {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]},
+        bootstrap=bootstrap,
+        seed=seed,
+        resample="parametric",
+        groups=code * 1e15 + p,
+        warm_start=_warm(warm, f"gap/{size}"),
+    )
+    return GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
+
+
+def ossification(p: Array, f: Array, loss: Array) -> str | None:
+    """Why a source's fine-tuned loss cannot follow the gap law: it rises with pre-training (the
+    slope of log loss on log p, one intercept per fine-tune budget f, is positive by more than
+    ``OSSIFICATION_T`` standard errors); None when it does not."""
+    lp, y = np.log(np.asarray(p, dtype=float)), np.log(np.asarray(loss, dtype=float))
+    levels = np.unique(f)
+    x = np.column_stack([lp, *[(f == v).astype(float) for v in levels]])
+    dof = y.size - x.shape[1]
+    if dof < 2 or np.unique(lp).size < 3:
+        return None
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    s2 = float(resid @ resid) / dof
+    se = math.sqrt(max(s2 * float(np.linalg.pinv(x.T @ x)[0, 0]), 1e-300))
+    slope = float(coef[0])
+    if slope <= OSSIFICATION_T * se:
+        return None
+    return (
+        f"ossification: the fine-tuned loss rises with pre-training ({100 * (10**slope - 1):+.2g}% per decade of p, "
+        f"{slope / se:.1f} standard errors), so pre-training on it hurts here and no gap law holds"
+    )
 
 
 def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
-    """(G, G f_ref^-beta) of one source from its size's joint fit."""
+    """(G, G f_ref^-beta) of one source from its size's joint fit.
+
+    Two cases before the fitter's rule: a source whose pre-training term sits on a bound (A_s or
+    alpha_s: its loss does not fall as a power of p over the design) has no G to report, since
+    then G only names the level of a flat curve; and a G on its lower bound (no measurable gap:
+    the source is as good as target data) is reported as a one-sided bound, "G < u", with u the
+    95th percentile of its bootstrap refits."""
     s = gap.sources.index(source)
     fit = gap.fit
+    flat = _flat_reason(gap, s)
+    if flat is not None:
+        return Estimate.missing(flat), Estimate.missing(flat)
+    bounded = _upper_bounds(gap, s)
+    if bounded is not None:
+        return bounded
     g = Estimate.of(fit, f"G_{s}")
     if g.reason is not None:
         return g, Estimate.missing(g.reason)
@@ -329,6 +403,55 @@ def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
         bp = fit.boot_params
         samples = bp[:, names.index(f"G_{s}")] * gap.f_ref ** -bp[:, names.index("beta")]
     return g, Estimate.from_samples(point, samples)
+
+
+def _flat_reason(gap: GapFit, s: int) -> str | None:
+    """Why source ``s``'s pre-training term is not resolved (A_s or alpha_s on a bound at the
+    estimate), or None."""
+    law = BarnettJoint.of(len(gap.sources))
+    on = fitter.at_bound(law, np.asarray(gap.fit.theta, dtype=float))
+    names = [n for n in (f"A_{s}", f"alpha_{s}") if on[law.params.index(n)]]
+    if not names:
+        return None
+    return (
+        f"{' and '.join(names)} on {'its bound' if len(names) == 1 else 'their bounds'} at {gap.size}: the loss does "
+        f"not fall as a power of p over the measured checkpoints, so pre-training on {gap.sources[s]} gains "
+        f"nothing this design can measure, and G would only name the level of a flat curve"
+    )
+
+
+def _upper_bounds(gap: GapFit, s: int) -> tuple[Estimate, Estimate] | None:
+    """The one-sided (G, G f_ref^-beta) of a source whose G sits on its lower bound, at the
+    estimate or in more than the interval's tail of the bootstrap refits; None otherwise or
+    when too few refits converged to bound it."""
+    fit = gap.fit
+    law = BarnettJoint.of(len(gap.sources))
+    i = law.params.index(f"G_{s}")
+    floor = math.exp(law.bounds[i][0] + 1e-6 * (law.bounds[i][1] - law.bounds[i][0]))
+    if fit.boot_params is None or not fit.n_bootstrap:
+        return None
+    draws = fit.boot_params[:, i]
+    on_floor = float(np.mean(draws <= floor))
+    if not (fit.params[f"G_{s}"] <= floor or on_floor > (1 - fitter.CI_LEVEL) / 2):
+        return None
+    if draws.size < fitter.MIN_BOOT_SUCCESS * fit.n_bootstrap:
+        return None
+    beta = fit.boot_params[:, law.params.index("beta")]
+    q = 100 * fitter.CI_LEVEL
+    why = (
+        f"G sits on its lower bound at {gap.size} (no measurable gap in {100 * on_floor:.0f}% of bootstrap refits): "
+        f"{gap.sources[s]} is as good as target data within this design's resolution; one-sided {q:.0f}% bound"
+    )
+    return (
+        Estimate(value=None, reason=why, upper=float(np.percentile(draws, q))),
+        Estimate(value=None, reason=why, upper=float(np.percentile(draws * gap.f_ref**-beta, q))),
+    )
+
+
+def _comparable(gap: GapFit, s: int) -> bool:
+    """A source enters a comparison when its G is identified or bounded from above."""
+    g, _ = _g_estimates(gap, gap.sources[s])
+    return g.identified or g.upper is not None
 
 
 def _comparisons(gap: GapFit) -> list[Comparison]:
@@ -343,7 +466,7 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
         for j in range(i + 1, len(gap.sources)):
             b = gap.sources[j]
             ga, gb = f"G_{i}", f"G_{j}"
-            why = next((f"{n} not identified" for n in (ga, gb) if not fit.identified(n)), None)
+            why = next((f"{n} not identified" for n, k in ((ga, i), (gb, j)) if not _comparable(gap, k)), None)
             diff = bp[:, names.index(ga)] - bp[:, names.index(gb)]
             scale = gap.f_ref ** -bp[:, names.index("beta")]
             point = fit.params[ga] - fit.params[gb]
@@ -480,8 +603,9 @@ def transfer_report(
     scratch_rows, ft_rows, left_out, warnings = _select(c)
 
     # 5. gap fits first: their residuals give the noise scale the rest uses
-    gap_fits, gap_warnings = _gap_fits(c, ft_rows, bootstrap, seed, warm)
+    gap_fits, gap_warnings, excluded = _gap_fits(c, ft_rows, bootstrap, seed, warm)
     warnings += gap_warnings
+    warnings += [f"gap law at {g.size}: {w}" for g in gap_fits for w in g.fit.warnings]
     noise = _noise(gap_fits)
     if noise is None:
         warnings.append(
@@ -504,7 +628,18 @@ def transfer_report(
     sources = []
     for i, src in enumerate(sorted(set(c["source"][ft_rows]))):
         sources.append(
-            _source_report(src, c, ft_rows, by_size, gap_fits, noise or FALLBACK_NOISE, bootstrap, seed + 10 + i, warm)
+            _source_report(
+                src,
+                c,
+                ft_rows,
+                by_size,
+                gap_fits,
+                excluded.get(src, {}),
+                noise or FALLBACK_NOISE,
+                bootstrap,
+                seed + 10 + i,
+                warm,
+            )
         )
     if not ft_rows.any():
         warnings.append("no ok fine-tune runs yet: no transfer estimates")
@@ -557,12 +692,14 @@ def _source_report(
     ft_rows: Mask,
     curves: Mapping[str, ScratchCurve],
     gap_fits: list[GapFit],
+    excluded: Mapping[str, str],
     noise: float,
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
 ) -> SourceTransfer:
-    """Steps 2-4 for one source, and its headline gap."""
+    """Steps 2-4 for one source, and its headline gap (``excluded``: size -> why the source
+    was left out of that size's joint gap fit)."""
     rows = ft_rows & (c["source"] == src)
     warnings: list[str] = []
     runs = _final_runs(src, c, rows, curves)
@@ -571,7 +708,10 @@ def _source_report(
         warnings.append("left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     hern, multiplier, mult_at, dt_warnings = _dt_law(src, runs, curves, noise, bootstrap, seed, warm)
     warnings += dt_warnings
-    G, G_loss, gap_size = _headline_gap(src, gap_fits)
+    G, G_loss, gap_size = _headline_gap(src, gap_fits, excluded)
+    worse = _no_better_than_scratch(src, runs)
+    if worse is not None:
+        G, G_loss, gap_size = Estimate.missing(worse), Estimate.missing(worse), None
     return SourceTransfer(
         source=src,
         n_runs=int(rows.sum()),
@@ -622,15 +762,46 @@ def _final_runs(src: str, c: Columns, rows: Mask, curves: Mapping[str, ScratchCu
     return runs
 
 
-def _headline_gap(src: str, gap_fits: list[GapFit]) -> tuple[Estimate, Estimate, str | None]:
+def _headline_gap(
+    src: str, gap_fits: list[GapFit], excluded: Mapping[str, str]
+) -> tuple[Estimate, Estimate, str | None]:
     """(G, G f_ref^-beta, size) of the largest size where the source's G is identified; else
-    not identified, with the reason given at the smallest size that fitted the source."""
-    G, G_loss = Estimate.missing("no gap fit for this source"), Estimate.missing("no gap fit")
+    the largest size where it is bounded from above ("G < u"); else not identified, with the
+    reason given at the largest size that fitted the source (or left it out of its fit)."""
+    reasons = [f"{size}: {why}" for size, why in excluded.items()]
+    bounded: tuple[Estimate, Estimate, str | None] | None = None
     for gap in reversed(gap_fits):
         if src not in gap.sources:
             continue
         g, gl = _g_estimates(gap, src)
         if g.identified:
             return g, gl, gap.size
-        G, G_loss = Estimate.missing(f"{gap.size}: {g.reason}"), Estimate.missing(f"{gap.size}: {g.reason}")
-    return G, G_loss, None
+        if g.upper is not None and bounded is None:
+            bounded = (g, gl, gap.size)
+        reasons.append(f"{gap.size}: {g.reason}")
+    if bounded is not None:
+        return bounded
+    if not reasons:
+        return Estimate.missing("no gap fit for this source"), Estimate.missing("no gap fit"), None
+    why = _largest_first(reasons, gap_fits)
+    return Estimate.missing(why), Estimate.missing(why), None
+
+
+def _largest_first(reasons: list[str], gap_fits: list[GapFit]) -> str:
+    """The reason at the largest size among ``reasons`` ("size: why" strings)."""
+    order = {g.size: i for i, g in enumerate(gap_fits)}
+    return max(reasons, key=lambda r: order.get(r.split(":")[0], -1))
+
+
+def _no_better_than_scratch(src: str, runs: list[RunTransfer]) -> str | None:
+    """Why the source is no better than training from scratch: most of its final-checkpoint
+    fine-tunes with a D_E reading reach no lower loss than a from-scratch model given the same
+    target tokens (D_E <= D_F); None otherwise."""
+    read = [r for r in runs if math.isfinite(r.d_e)]
+    worse = [r for r in read if not r.d_e > r.d_f]
+    if len(read) < MIN_READ_RUNS or len(worse) <= NO_TRANSFER_SHARE * len(read):
+        return None
+    return (
+        f"no better than scratch: {len(worse)} of {len(read)} fine-tunes from {src}'s final checkpoints reach no "
+        f"lower loss than a from-scratch model on the same target tokens (D_E <= D_F)"
+    )
