@@ -180,12 +180,12 @@ class _Flaky:
 
 @pytest.fixture
 def flaky(monkeypatch):
-    from tsweep.core import layout
+    from tsweep.core import files
 
     def install(fails):
         fs = _Flaky(fails)
-        monkeypatch.setattr(layout, "_filesystem", lambda endpoint: fs)
-        monkeypatch.setattr(layout, "BACKOFF_S", 0.001)
+        monkeypatch.setattr(files, "_filesystem", lambda endpoint: fs)
+        monkeypatch.setattr(files, "BACKOFF_S", 0.001)
         return fs
 
     return install
