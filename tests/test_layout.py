@@ -94,3 +94,36 @@ def _paths(root: str) -> dict[str, object]:
 def test_paths_are_those_an_earlier_tsweep_wrote(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", HOME)
     assert _paths(root) == PINNED[root]
+
+
+@pytest.mark.parametrize("root", sorted(PINNED))
+def test_job_layout_names_the_pinned_paths(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:class:`JobLayout`, which job.py and workers/checkpoints.py now ask, names the same paths."""
+    monkeypatch.setenv("HOME", HOME)
+    pins = PINNED[root]
+    job = SweepLayout.under(root, "demo").job("0123abcd4567ef89")
+    assert job.job_dir == pins["pre.job_dir"]
+    assert job.p_checkpoint(250_000) == pins["pre.p_checkpoint(250000)"]
+    assert job.p_checkpoint(1_000_000) == pins["pre.p_checkpoint(1000000)"]
+    assert (job.resume_dir, job.deepspeed_file, job.attempts_file) == (
+        pins["pre.resume_dir"],
+        pins["pre.deepspeed_file"],
+        pins["pre.attempts_file"],
+    )
+    assert (job.local_branch_dir or "{TMP}/tsweep-branch/0123abcd4567ef89") == pins["pre.scratch"]
+
+
+def test_tensorboard_dir_is_where_the_trackers_write() -> None:
+    from tsweep.core.paths import join
+
+    layout = SweepLayout.under("s3://bucket/tsweep?scheme=http", "demo")
+    assert layout.tensorboard_dir == join(layout.tune_dir, "gaps")
+    assert layout.tensorboard_dir == "s3://bucket/tsweep/demo/tune/gaps?scheme=http"
+
+
+def test_layout_still_exports_what_the_rest_of_tsweep_imports_from_it() -> None:
+    from tsweep.core import files, layout, paths
+
+    assert layout.Files is files.Files
+    for name in ("is_uri", "join", "local_path", "resolve_root", "without_query"):
+        assert getattr(layout, name) is getattr(paths, name)

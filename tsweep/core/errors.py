@@ -38,11 +38,11 @@ class StoreError(UsageError):
 
 
 class StorageUnavailable(UsageError):  # noqa: N818 (public name, see the module docstring)
-    """Storage that kept failing after retries, refuses access or cannot be opened: the message names the path
-    and the filesystem's own error, e.g. ``s3://b/x/store/summary/j.parquet: AWS Error
-    SLOW_DOWN (5 tries over 6 s)``. The command that hits it stops there; a file it was writing
-    with :meth:`tsweep.core.files.Files.write_bytes` is left as it was (that write replaces a file
-    whole)."""
+    """Storage that kept failing after retries, refuses access or cannot be opened: the message
+    names the path and the filesystem's own error, e.g. ``s3://b/x/store/summary/j.parquet: AWS
+    Error SLOW_DOWN (5 tries over 6 s)``. The command that hits it stops there; a file it was
+    writing with :meth:`tsweep.core.files.Files.write_bytes` is left as it was (that write
+    replaces a file whole)."""
 
 
 class SweepBusy(UsageError):  # noqa: N818 (public name, see the module docstring)

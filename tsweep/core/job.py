@@ -40,7 +40,8 @@ RECIPE_VERSION = 3
 
 @dataclass(frozen=True, kw_only=True)
 class Job:
-    """One run; see the module docstring. Fields after ``workers`` are resolved paths."""
+    """One run; see the module docstring. The fields after ``workers`` are resolved by the planner:
+    the shape to build and the paths (the names under ``job_dir`` are :attr:`layout`'s)."""
 
     job_id: str
     kind: JobKind
@@ -105,6 +106,7 @@ class Job:
         return self.layout.attempts_file
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data (the shape as a dict, tuples as lists), for Tune's trial config."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["shape"] = None if self.shape is None else asdict(self.shape)
         d["checkpoints"] = list(self.checkpoints)

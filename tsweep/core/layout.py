@@ -68,15 +68,16 @@ class JobLayout:
 
     @property
     def local_branch_dir(self) -> str | None:
-        """The local folder for a pre-training branch's snapshot beside the job's checkpoints, or
-        None when the job's folder is not on a local (or shared) disk."""
+        """The folder for a pre-training branch's snapshot beside the job's checkpoints when they
+        are on a mounted disk (a path or ``file://``); None when they are behind a remote URI."""
         local = local_path(self.job_dir)
         return f"{local.rstrip('/')}/branch" if local else None
 
 
 @dataclass(frozen=True)
 class SweepLayout:
-    """The names of a sweep's files under ``sweep_dir`` (a path or URI), and its :class:`Files`."""
+    """The names of a sweep's files under ``sweep_dir`` (a path, made absolute, or a URI), and its
+    :class:`Files`."""
 
     sweep_dir: str
     files: Files = field(init=False, repr=False, compare=False)
@@ -87,9 +88,11 @@ class SweepLayout:
 
     @classmethod
     def under(cls, storage_root: str, sweep_name: str) -> SweepLayout:
+        """The layout of sweep ``sweep_name`` under ``storage_root`` (a path, ``~`` expanded, or a URI)."""
         return cls(join(resolve_root(storage_root), sweep_name))
 
     def path(self, *parts: str) -> str:
+        """``parts`` joined under the sweep's folder."""
         return join(self.sweep_dir, *parts)
 
     def contains(self, path: str) -> bool:
@@ -98,6 +101,7 @@ class SweepLayout:
 
     @property
     def is_local(self) -> bool:
+        """Whether the sweep's folder is on a local disk (a path or ``file://``)."""
         return local_path(self.sweep_dir) is not None
 
     @property
@@ -161,4 +165,5 @@ class SweepLayout:
         return JobLayout(self.job_dir(job_id))
 
     def exists(self) -> bool:
+        """Whether a sweep was started here (its ``sweep.yaml`` is there)."""
         return self.files.exists(self.sweep_yaml)
