@@ -20,7 +20,7 @@ Why this shape:
   store on shared storage works from the head, the workers and a laptop alike.
 
 Reading is read-only and tells damage from weather. Each shard's bytes are fetched through
-:class:`tsweep.core.layout.Files`, which retries transient I/O (throttling, a dropped
+:class:`tsweep.core.files.Files`, which retries transient I/O (throttling, a dropped
 connection) and never takes it for damage; the bytes are then parsed in memory, so a parse
 failure can only mean the file itself is malformed (truncated, emptied, not Parquet). Such a
 shard is left out of what a reader returns and listed in :attr:`Store.unreadable`; only the
@@ -273,12 +273,9 @@ class Store:
         finished and which are damaged. ``set_aside`` (the driver, before it plans what to run)
         moves unreadable shards under ``quarantine/``; without it nothing changes."""
         self.unreadable.clear()
-        evals = self.read_evals()
-        summaries = self.read_summaries()
+        evals, summaries = self.read_evals(), self.read_summaries()
         if set_aside:
-            for path in sorted(self.unreadable):
-                self._quarantine(path)
-            self.unreadable.clear()
+            self._set_aside_unreadable()
         damaged = self.damaged_job_ids()
         return StoreCheck(
             summaries=summaries,
@@ -296,6 +293,12 @@ class Store:
     def finished_job_ids(self) -> set[str]:
         """Jobs that resume skips (reads every shard; changes nothing)."""
         return self.check().finished
+
+    def _set_aside_unreadable(self) -> None:
+        """Move every shard this store's reads found unreadable under ``quarantine/``."""
+        for path in sorted(self.unreadable):
+            self._quarantine(path)
+        self.unreadable.clear()
 
     def _quarantine(self, path: str) -> None:
         rel = os.path.relpath(self.files.fs_path(path), self.files.fs_path(self.root))
