@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from faultkit import local_bucket
 
-from tsweep.core.layout import Files, join
+from tsweep.core.files import Files
+from tsweep.core.paths import join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
 from tsweep.sweeps import load_sweep

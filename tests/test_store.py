@@ -4,6 +4,7 @@ schema version gate, damaged shards set aside by the driver only."""
 import glob
 import os
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
@@ -86,7 +87,7 @@ def test_wrong_rows_are_rejected(tmp_path):
     st = Store(str(tmp_path))
     bad = _summary("x")
     del bad["tokens_seen"]
-    with pytest.raises(Exception):
+    with pytest.raises(pa.ArrowInvalid, match="'tokens_seen' is declared non-nullable"):
         st.write_summary(bad)
     assert not glob.glob(str(tmp_path / "**" / "*.parquet"), recursive=True)
 
@@ -180,12 +181,12 @@ class _Flaky:
 
 @pytest.fixture
 def flaky(monkeypatch):
-    from tsweep.core import layout
+    from tsweep.core import files
 
     def install(fails):
         fs = _Flaky(fails)
-        monkeypatch.setattr(layout, "_filesystem", lambda endpoint: fs)
-        monkeypatch.setattr(layout, "BACKOFF_S", 0.001)
+        monkeypatch.setattr(files, "_filesystem", lambda endpoint: fs)
+        monkeypatch.setattr(files, "BACKOFF_S", 0.001)
         return fs
 
     return install
@@ -226,8 +227,6 @@ def _write_raw(path, table):
 
 
 def test_schema_version_gate(tmp_path):
-    import pyarrow as pa
-
     from tsweep.core.errors import StoreError
 
     st = Store(str(tmp_path))

@@ -1,6 +1,7 @@
-"""When a job is evaluated, and how long its stable phase may run: pure functions of its kind
-and its data, shared by the worker (``tsweep.workers.runner``) and the planner's cost estimate
-(``tsweep.orchestrator.plan``). Why this cadence: ``tsweep.workers.schedule``. No torch here.
+"""When a job is evaluated, and how many steps it runs: pure functions of its kind and its data,
+shared by the worker (``tsweep.workers.runner``), the planner's cost estimate
+(``tsweep.orchestrator.plan``) and the sweep schema's checks (``tsweep.sweeps.schema``). Why
+patience, a capped stable phase and cooldowns: ``tsweep.workers.schedule``. No torch here.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import math
 
 
 def eval_interval(*, kind: str, interval_steps: int, steps_per_epoch: float, per_epoch: int, min_steps: int = 1) -> int:
-    """Steps between evaluations. Pre-training: ``interval_steps`` (then doubling). Fine-tunes and
-    scratch runs: at most ``interval_steps`` and at least ``per_epoch`` times per epoch, since
-    their score is their best evaluation and their patience is counted in epochs, but never more
-    often than every ``min_steps`` (a run whose epoch is a step or two would otherwise spend most
-    of its time evaluating)."""
+    """Steps between evaluations. Pre-training: ``interval_steps``, the first of the doubling
+    intervals of :func:`pretrain_eval_steps`. Fine-tunes and scratch runs: at most
+    ``interval_steps`` and at least ``per_epoch`` times per epoch, since their score is their best
+    evaluation and their patience is counted in epochs, but never more often than every
+    ``min_steps`` (a run whose epoch is a step or two would otherwise spend most of its time
+    evaluating)."""
     if kind == "pretrain":
         return interval_steps
     return max(1, min_steps, min(interval_steps, math.floor(steps_per_epoch / per_epoch)))

@@ -49,11 +49,13 @@ class SyntheticCorpus(_Spec):
         lt=2**32,
         description="the family: sources and target of one seed are related (numpy takes seeds below 2**32)",
     )
+    # The default is tsweep's choice: ~6M tokens, room for the shipped sweeps' 4M-token
+    # pre-training budget without repeating a document.
     documents: int = Field(
         default=20_000,
         gt=0,
         le=10_000_000,
-        description="documents generated (~280 tokens each); the default is millions of tokens, "
+        description="documents generated (~300 tokens each); the default is millions of tokens, "
         "10 million documents (tsweep's cap) are billions",
     )
 

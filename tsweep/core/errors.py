@@ -2,8 +2,12 @@
 
 Every problem a user can fix (a broken sweep YAML, a missing corpus, an unreachable cluster, a
 table with the wrong columns) raises a :class:`UsageError` subclass whose message is one line
-that names what is wrong. The CLI prints it and exits with code 2, with no traceback and
-nothing written; the Python API lets it propagate as an ordinary exception.
+that names what is wrong. The CLI prints it and exits with code 2, with no traceback; the
+Python API lets it propagate as an ordinary exception. :func:`first_line` is how the text of
+the exception behind such a problem is quoted in its message.
+
+The class names are tsweep's public API (users catch them), so they keep their names where
+pep8-naming's N818 would want an ``Error`` suffix.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class DataError(UsageError):
     """
 
 
-class ModelUnavailable(UsageError):
+class ModelUnavailable(UsageError):  # noqa: N818 (public name, see the module docstring)
     """A pre-trained model that cannot be loaded here (offline, unknown name, no such revision)."""
 
 
@@ -33,11 +37,25 @@ class StoreError(UsageError):
     """A store that tsweep cannot read as it is (another schema version, missing columns)."""
 
 
-class StorageUnavailable(UsageError):
-    """Storage that kept failing after retries, or refuses access: the message names the path
-    and the filesystem's own error, e.g. ``s3://b/x/store/summary/j.parquet: AWS Error
-    SLOW_DOWN (5 tries over 6 s)``. Nothing was changed by the command that hit it."""
+class StorageUnavailable(UsageError):  # noqa: N818 (public name, see the module docstring)
+    """Storage that kept failing after retries, refuses access or cannot be opened: the message
+    names the path and the filesystem's own error, e.g. ``s3://b/x/store/summary/j.parquet: AWS
+    Error SLOW_DOWN (5 tries over 6 s)``. The command that hits it stops there; a file it was
+    writing with :meth:`tsweep.core.files.Files.write_bytes` is left as it was (that write
+    replaces a file whole)."""
 
 
-class SweepBusy(UsageError):
+class SweepBusy(UsageError):  # noqa: N818 (public name, see the module docstring)
     """A sweep folder that another driver holds the lease of (``tsweep.orchestrator.lease``)."""
+
+
+# The most of an exception's text quoted in a one-line message: a long filesystem or Ray error
+# still reads as one line of a terminal or two (tsweep's choice).
+FIRST_LINE_CHARS = 300
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (at most :data:`FIRST_LINE_CHARS`), or its class name
+    when it has no message: what a one-line :class:`UsageError` quotes of the error behind it."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:FIRST_LINE_CHARS] if text else type(exc).__name__

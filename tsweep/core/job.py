@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from tsweep.core.layout import join
+from tsweep.core.layout import JobLayout
 from tsweep.core.sizes import ModelSize
 from tsweep.core.units import short_tokens
 
@@ -40,7 +40,8 @@ RECIPE_VERSION = 3
 
 @dataclass(frozen=True, kw_only=True)
 class Job:
-    """One run; see the module docstring. Fields after ``workers`` are resolved paths."""
+    """One run; see the module docstring. The fields after ``workers`` are resolved by the planner:
+    the shape to build and the paths (the names under ``job_dir`` are :attr:`layout`'s)."""
 
     job_id: str
     kind: JobKind
@@ -80,26 +81,32 @@ class Job:
             return f"finetune/{self.source}@{at}/{self.size}/DF={short_tokens(self.data_tokens)}"
         return f"scratch/{self.size}/D={short_tokens(self.data_tokens)}"
 
+    @property
+    def layout(self) -> JobLayout:
+        """The names under this job's folder (:class:`tsweep.core.layout.JobLayout`)."""
+        return JobLayout(self.job_dir)
+
     def p_checkpoint(self, p: int) -> str:
         """Where this pre-training job saves its annealed checkpoint at ``p`` tokens."""
-        return join(self.job_dir, f"p-{p}")
+        return self.layout.p_checkpoint(p)
 
     @property
     def resume_dir(self) -> str:
         """Where this job keeps the state it resumes from after its process dies."""
-        return join(self.job_dir, "resume")
+        return self.layout.resume_dir
 
     @property
     def deepspeed_file(self) -> str:
         """The DeepSpeed config this job's engine was given (shipped, the sweep's keys, tsweep's)."""
-        return join(self.job_dir, "deepspeed.json")
+        return self.layout.deepspeed_file
 
     @property
     def attempts_file(self) -> str:
         """The count of this job's starts (0 before its first), beside its checkpoints."""
-        return join(self.job_dir, "attempts")
+        return self.layout.attempts_file
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data (the shape as a dict, tuples as lists), for Tune's trial config."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["shape"] = None if self.shape is None else asdict(self.shape)
         d["checkpoints"] = list(self.checkpoints)

@@ -13,7 +13,8 @@ from typing import Any
 
 
 def finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None, through dicts, lists and tuples."""
+    """``obj`` with every non-finite float replaced by None, through mappings (as dicts), lists and
+    tuples (as lists); anything else as it is."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
@@ -24,7 +25,7 @@ def finite(obj: Any) -> Any:
 
 
 def dumps(obj: Any, **kw: Any) -> str:
-    """Strict JSON of ``obj`` (non-finite floats as null)."""
+    """Strict JSON of ``obj`` (non-finite floats as null); ``kw`` goes to :func:`json.dumps`."""
     return json.dumps(finite(obj), allow_nan=False, **kw)
 
 

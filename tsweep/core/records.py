@@ -20,6 +20,8 @@ METRIC = "best_eval_loss"
 
 @dataclass(frozen=True, kw_only=True)
 class Progress:
+    """One report of a running (or ended) job; see the module docstring."""
+
     job_id: str
     label: str
     kind: str
@@ -34,6 +36,7 @@ class Progress:
     status: str = "running"  # running | ok | diverged | unconverged
 
     def to_metrics(self) -> dict[str, Any]:
+        """The record as Tune's metrics dict: every field, ``best_eval_loss`` +inf until known."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         # Tune keeps a metric it can compare; an unevaluated run reports +inf, not None.
         if out[METRIC] is None or not math.isfinite(out[METRIC]):

@@ -22,9 +22,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Bytes of training state per parameter, (kept whole on every device, sharded over the workers)
+# by ZeRO stage: weights 4, gradients 4 and Adam's two moments 8, the 16 Rajbhandari et al. 2020
+# count for mixed-precision Adam (sec. 3.1); stage 1 shards the moments, stage 2 the gradients
+# too, stage 3 everything (their sec. 5).
+_STATE_BYTES = {0: (16, 0), 1: (8, 8), 2: (4, 12), 3: (0, 16)}
+# Activation bytes per token per layer per unit of width, in 16-bit: sbh(34 + 5as/h) for a layer
+# without recomputation (Korthikanti et al. 2022, sec. 4.1), of which this keeps the 34...
+_ACT_BYTES = 34
+# ...times this margin: tsweep's choice, carried from the estimate's first version with no
+# measurement behind it; it stands for the 5as/h attention term left out (as large as the 34 at
+# seq_len = 6.8 d_model / n_head) and the allocator's overhead, so that the plan refuses a job
+# rather than let it run out of memory.
+_ACT_MARGIN = 2
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSize:
+    """One rung: a GPT-2 shape (layers, width, heads), or another architecture's with its N counted."""
+
     name: str
     n_layer: int
     d_model: int
@@ -49,6 +65,7 @@ class ModelSize:
         return self.n_layer * (12 * d * d + 13 * d) + 2 * d
 
     def embedding_params(self, vocab_size: int, seq_len: int) -> int:
+        """Token and position embeddings (GPT-2's output head is tied to the token embedding)."""
         return (vocab_size + seq_len) * self.d_model
 
     def flops_per_token(self, seq_len: int) -> float:
@@ -57,20 +74,24 @@ class ModelSize:
         return 6.0 * self.n_params + 6.0 * self.n_layer * seq_len * self.d_model
 
     def train_memory_bytes(self, vocab_size: int, seq_len: int, micro_batch: int, zero_stage: int, workers: int) -> int:
-        """Rough training memory per device: fp32 weights, grads and Adam's two moments
-        (16 bytes a parameter, ZeRO dividing the sharded parts; Rajbhandari et al. 2020, sec. 3)
-        plus activations (about 34 d bytes per token per layer in bf16; Korthikanti et al. 2022)."""
+        """Rough training memory per device: :data:`_STATE_BYTES` per parameter, embeddings included,
+        ZeRO dividing the sharded part over ``workers``, plus activations, :data:`_ACT_BYTES` d
+        bytes per token per layer times :data:`_ACT_MARGIN`."""
         p = self.n_params + self.embedding_params(vocab_size, seq_len)
-        shard = {0: (16, 0), 1: (8, 8), 2: (4, 12), 3: (0, 16)}[zero_stage]
-        states = p * shard[0] + p * shard[1] / max(workers, 1)
-        acts = 34 * self.d_model * seq_len * micro_batch * self.n_layer * 2
+        whole, sharded = _STATE_BYTES[zero_stage]
+        states = p * whole + p * sharded / max(workers, 1)
+        acts = _ACT_BYTES * self.d_model * seq_len * micro_batch * self.n_layer * _ACT_MARGIN
         return int(states + acts)
 
 
 def _ladder(*sizes: ModelSize) -> dict[str, ModelSize]:
+    """The rungs by name, in the order given (smallest first)."""
     return {s.name: s for s in sizes}
 
 
+# N in the comments. gpt2-124m and medium are GPT-2 small's and medium's shapes (Radford et al.
+# 2019, table 2; the released small model's 124M counts its embeddings); the other rungs are
+# tsweep's choice, about 2 to 6 times apart in N, the smallest trained on one CPU core in seconds.
 SIZE_LADDER: dict[str, ModelSize] = _ladder(
     ModelSize(name="pico", n_layer=1, d_model=32, n_head=2),  # 13k
     ModelSize(name="nano", n_layer=2, d_model=32, n_head=2),  # 25k

@@ -20,7 +20,7 @@ Why this shape:
   store on shared storage works from the head, the workers and a laptop alike.
 
 Reading is read-only and tells damage from weather. Each shard's bytes are fetched through
-:class:`tsweep.core.layout.Files`, which retries transient I/O (throttling, a dropped
+:class:`tsweep.core.files.Files`, which retries transient I/O (throttling, a dropped
 connection) and never takes it for damage; the bytes are then parsed in memory, so a parse
 failure can only mean the file itself is malformed (truncated, emptied, not Parquet). Such a
 shard is left out of what a reader returns and listed in :attr:`Store.unreadable`; only the
@@ -41,18 +41,24 @@ import datetime as _dt
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from tsweep.core.errors import StoreError
-from tsweep.core.layout import Files, join, without_query
+from tsweep.core.files import Files
+from tsweep.core.paths import join, without_query
 
 log = logging.getLogger(__name__)
 
+# The version every shard is written under and the only one this tsweep reads. Bump it when a
+# column is removed, renamed or changes type or meaning; a new nullable column needs no bump (old
+# shards read it back as null). 1 is the first and so far only version.
 SCHEMA_VERSION = 1
 
 _KEY_FIELDS = [
@@ -72,8 +78,8 @@ _KEY_FIELDS = [
 ]
 
 EVAL_SCHEMA = pa.schema(
-    _KEY_FIELDS
-    + [
+    [
+        *_KEY_FIELDS,
         pa.field("step", pa.int64(), nullable=False),
         pa.field("tokens_seen", pa.int64(), nullable=False),
         pa.field("epoch", pa.float64(), nullable=False),
@@ -85,9 +91,9 @@ EVAL_SCHEMA = pa.schema(
 )
 
 SUMMARY_SCHEMA = pa.schema(
-    _KEY_FIELDS
-    + [
-        pa.field("status", pa.string(), nullable=False),  # ok | diverged | failed
+    [
+        *_KEY_FIELDS,
+        pa.field("status", pa.string(), nullable=False),  # ok | diverged | unconverged
         pa.field("reason", pa.string()),
         pa.field("best_eval_loss", pa.float64()),
         pa.field("best_step", pa.int64()),
@@ -96,19 +102,35 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("data_chars", pa.int64()),  # characters behind data_tokens (Hernandez counts characters)
         pa.field("epochs", pa.float64()),
         pa.field("wall_time_s", pa.float64(), nullable=False),
-        pa.field("flops", pa.float64(), nullable=False),  # 6 * N * tokens_seen (Kaplan 2020, eq. 2.1)
+        # training FLOPs: ModelSize.flops_per_token (6 N plus attention; Kaplan 2020, table 1) * tokens_seen
+        pa.field("flops", pa.float64(), nullable=False),
         pa.field("finished_at", pa.timestamp("ms", tz="UTC"), nullable=False),
     ],
     metadata={b"tsweep.schema_version": str(SCHEMA_VERSION).encode(), b"tsweep.table": b"summary"},
 )
 
-# Statuses that end a job for good: resume skips them. A diverged run would diverge again.
+# Statuses that end a job for good: resume skips them. A job id fixes its seed, data and recipe, so a
+# diverged run would diverge again and an unconverged one would reach its epoch cap again.
 FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
 
 def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     """``table`` (a whole shard) as ``schema``, or a one-line :class:`StoreError` naming ``where``
-    when it is of another schema version or lacks a column that cannot be null."""
+    when it is not a shard of this kind, is of another schema version, or lacks a column that
+    cannot be null (or holds one of another type, or nulls in it)."""
+    _check_version(table, schema, where)
+    columns = [_column(table, f, where) for f in schema]
+    versions = pc.unique(table.column("schema_version")).to_pylist()
+    if any(v != SCHEMA_VERSION for v in versions):
+        raise StoreError(
+            f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}"
+        )
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _check_version(table: pa.Table, schema: pa.Schema, where: str) -> None:
+    """A :class:`StoreError` unless ``table``'s metadata says it is a shard of ``schema``'s kind
+    written under :data:`SCHEMA_VERSION`."""
     meta = table.schema.metadata or {}
     kind = schema.metadata[b"tsweep.table"].decode()
     version = meta.get(b"tsweep.schema_version")
@@ -121,25 +143,21 @@ def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
             f"{where}: written under store schema version {version.decode(errors='replace')!r}; this "
             f"tsweep reads version {SCHEMA_VERSION}: read it with the tsweep that wrote it"
         )
-    columns = []
-    for f in schema:
-        if f.name not in table.column_names:
-            if not f.nullable:
-                raise StoreError(f"{where}: column {f.name!r} is missing and cannot be null")
-            columns.append(pa.nulls(table.num_rows, f.type))
-            continue
-        col = table.column(f.name)
-        if not col.type.equals(f.type):
-            raise StoreError(f"{where}: column {f.name!r} is {col.type}, expected {f.type}")
-        if not f.nullable and col.null_count:
-            raise StoreError(f"{where}: column {f.name!r} holds nulls but cannot be null")
-        columns.append(col)
-    versions = pc.unique(table.column("schema_version")).to_pylist()
-    if any(v != SCHEMA_VERSION for v in versions):
-        raise StoreError(
-            f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}"
-        )
-    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _column(table: pa.Table, f: pa.Field, where: str) -> pa.ChunkedArray | pa.Array:
+    """Column ``f`` of ``table``: nulls if it lacks a nullable one, a :class:`StoreError` if it
+    lacks a non-nullable one or holds it with another type or with nulls where none may be."""
+    if f.name not in table.column_names:
+        if not f.nullable:
+            raise StoreError(f"{where}: column {f.name!r} is missing and cannot be null")
+        return pa.nulls(table.num_rows, f.type)
+    col = table.column(f.name)
+    if not col.type.equals(f.type):
+        raise StoreError(f"{where}: column {f.name!r} is {col.type}, expected {f.type}")
+    if not f.nullable and col.null_count:
+        raise StoreError(f"{where}: column {f.name!r} holds nulls but cannot be null")
+    return col
 
 
 @dataclass(frozen=True)
@@ -170,7 +188,9 @@ class Store:
         return join(self.root, *parts)
 
     # ---------------------------------------------------------------- writing
-    def write_evals(self, job_id: str, rows: list[Mapping]) -> str | None:
+    # Rows are records of EVAL_SCHEMA's or SUMMARY_SCHEMA's columns, typed by the schema itself:
+    # pyarrow checks every value against its column as the shard is built.
+    def write_evals(self, job_id: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
         """Write one shard of eval rows for ``job_id``; the name covers its step range.
 
         Writing the same step range twice (a retry that redoes the same evaluations)
@@ -193,7 +213,7 @@ class Store:
                 removed += 1
         return removed
 
-    def write_summary(self, row: Mapping) -> str:
+    def write_summary(self, row: Mapping[str, Any]) -> str:
         """Write (or replace) the one summary row of a job."""
         row = dict(row)
         row.setdefault("finished_at", _dt.datetime.now(_dt.timezone.utc))
@@ -214,7 +234,7 @@ class Store:
         base = self.files.fs_path(self.root)
         return join(self.root, os.path.relpath(fs_path, base))
 
-    def _list(self, path: str) -> list:
+    def _list(self, path: str) -> list[pafs.FileInfo]:
         return [
             i
             for i in self.files.list_files(path)
@@ -253,22 +273,13 @@ class Store:
         finished and which are damaged. ``set_aside`` (the driver, before it plans what to run)
         moves unreadable shards under ``quarantine/``; without it nothing changes."""
         self.unreadable.clear()
-        evals = self.read_evals()
-        summaries = self.read_summaries()
-        unreadable = sorted(self.unreadable)
+        evals, summaries = self.read_evals(), self.read_summaries()
         if set_aside:
-            for path in unreadable:
-                self._quarantine(path)
-            self.unreadable.clear()
+            self._set_aside_unreadable()
         damaged = self.damaged_job_ids()
-        finished = {
-            j
-            for j, s in zip(summaries.column("job_id").to_pylist(), summaries.column("status").to_pylist())
-            if s in FINAL_STATUSES and j not in damaged
-        }
         return StoreCheck(
             summaries=summaries,
-            finished=finished,
+            finished=_finished(summaries, damaged),
             damaged=damaged,
             unreadable=sorted(self.unreadable),
             quarantined=self.quarantined(),
@@ -282,6 +293,12 @@ class Store:
     def finished_job_ids(self) -> set[str]:
         """Jobs that resume skips (reads every shard; changes nothing)."""
         return self.check().finished
+
+    def _set_aside_unreadable(self) -> None:
+        """Move every shard this store's reads found unreadable under ``quarantine/``."""
+        for path in sorted(self.unreadable):
+            self._quarantine(path)
+        self.unreadable.clear()
 
     def _quarantine(self, path: str) -> None:
         rel = os.path.relpath(self.files.fs_path(path), self.files.fs_path(self.root))
@@ -316,6 +333,13 @@ class Store:
     def quarantined(self) -> list[str]:
         """Paths of shards set aside as unreadable."""
         return [self._uri(i.path) for i in self.files.list_files(self._path("quarantine"))]
+
+
+def _finished(summaries: pa.Table, damaged: set[str]) -> set[str]:
+    """Jobs whose summary has a final status and none of whose shards is damaged."""
+    job_ids = summaries.column("job_id").to_pylist()
+    statuses = summaries.column("status").to_pylist()
+    return {j for j, s in zip(job_ids, statuses, strict=True) if s in FINAL_STATUSES and j not in damaged}
 
 
 def _first_step(name: str) -> int | None:

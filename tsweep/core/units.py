@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any
 
+# Short forms, either case: k(ilo), M(ega) and G(iga) as in SI; B for billion, as token counts are
+# usually written (Hoffmann et al. 2022: "1.4T tokens", "70B parameters").
 _SUFFIX = {"k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 # The largest token count tsweep takes: 10^15, a hundred times the largest published pre-training
 # runs (Llama 3: 15.6T tokens) and far inside the store's int64 columns (tsweep's choice).
@@ -18,27 +20,38 @@ _SHORT = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgG]?)\s*")
 
 
 def parse_token_count(v: Any) -> int:
-    """A positive integer token count, also written as 250k / 2M / 1.5B; ValueError otherwise."""
-    if isinstance(v, bool):
-        raise ValueError(f"must be a positive integer, got {v!r}")
-    if isinstance(v, str):
-        m = _SHORT.fullmatch(v)
-        if not m:
-            raise ValueError(f"must be a positive integer (or like 250k, 2M), got {v!r}")
-        v = float(m.group(1)) * _SUFFIX.get(m.group(2).lower(), 1)
-    if isinstance(v, float):
-        if not math.isfinite(v) or v != int(v):
-            raise ValueError(f"must be a positive integer, got {v!r}")
-        v = int(v)
-    if not isinstance(v, int) or v <= 0:
-        raise ValueError(f"must be a positive integer, got {v!r}")
-    if v > MAX_TOKENS:
-        raise ValueError(f"must be at most {MAX_TOKENS:.0e} tokens, got {v:.3g}")
-    return v
+    """A positive integer token count of at most :data:`MAX_TOKENS`, given as an integer, a whole
+    float or a string such as ``250k`` / ``2M`` / ``1.5B``; ValueError otherwise. ``v`` is a value
+    as YAML or a command line gives it, hence ``Any``."""
+    n = _whole(_expand_short(v) if isinstance(v, str) else v)
+    if n <= 0:
+        raise ValueError(f"must be a positive integer, got {n!r}")
+    if n > MAX_TOKENS:
+        raise ValueError(f"must be at most {MAX_TOKENS:.0e} tokens, got {n:.3g}")
+    return n
+
+
+def _expand_short(text: str) -> float:
+    """``"1.5M"`` as 1500000.0; ValueError for a string that is not a number with a short form."""
+    m = _SHORT.fullmatch(text)
+    if not m:
+        raise ValueError(f"must be a positive integer (or like 250k, 2M), got {text!r}")
+    return float(m.group(1)) * _SUFFIX.get(m.group(2).lower(), 1)
+
+
+def _whole(v: Any) -> int:
+    """``v`` as an int if it is one or a finite whole float (never a bool); ValueError otherwise."""
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        return int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise ValueError(f"must be a positive integer, got {v!r}")
 
 
 def short_tokens(n: int) -> str:
-    """``250000 -> 250k``, ``1500000 -> 1.5M``; exact values only, else the plain integer."""
+    """``250000 -> 250k``, ``1500000 -> 1.5M``: the largest unit (k, M, B) whose thousandth divides
+    ``n``, printed with ``%g`` (six significant digits, so not always exact: ``1234567 -> 1234.57k``,
+    ``1000001 -> 1000k``); below 1000 the plain integer."""
     for unit, div in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= div and n % (div // 1000 or 1) == 0:
             return f"{n / div:g}{unit}"

@@ -204,8 +204,7 @@ def scratch_dir(job) -> str:
 
 
 def _scratch_path(job) -> str:
-    local = local_path(job.job_dir)
-    return f"{local.rstrip('/')}/branch" if local else os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
+    return job.layout.local_branch_dir or os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
 
 
 STAGING_PREFIX = "tsweep-ckpt-"
