@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsweep.analysis.transfer import TransferReport
 from tsweep.core.errors import UsageError
 from tsweep.sweeps.schema import TrackerSettings
+
+if TYPE_CHECKING:
+    from ray.tune import Callback
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,13 @@ def check_installed(trackers: TrackerSettings) -> None:
             ) from None
 
 
-def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list:
+def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list[Callback]:
     """Ray Tune logger callbacks for the trackers the sweep asks for."""
-    out: list = []
+    out: list[Callback] = []
     if trackers.tensorboard:
         from ray.tune.logger import TBXLoggerCallback
 
-        out.append(TBXLoggerCallback())
+        out.append(TBXLoggerCallback())  # type: ignore[no-untyped-call]  # Ray leaves its __init__ unannotated
     if trackers.wandb_project:
         from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -118,7 +121,9 @@ def _wanted(trackers: TrackerSettings, name: str) -> bool:
     }[name]
 
 
-def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _tensorboard(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     from tensorboardX import SummaryWriter
 
     from tsweep.core.layout import join
@@ -128,7 +133,9 @@ def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
             w.add_scalar(f"gaps/{key}", value, global_step=params["n_jobs_finished"])
 
 
-def _wandb(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _wandb(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     import wandb
 
     run = wandb.init(
@@ -145,7 +152,9 @@ def _wandb(trackers, sweep_name, metrics, params, tune_dir) -> None:
         run.finish()
 
 
-def _mlflow(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _mlflow(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=trackers.mlflow_tracking_uri)
