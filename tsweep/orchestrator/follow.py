@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tsweep.core.errors import UsageError
@@ -36,7 +37,7 @@ from tsweep.orchestrator.submit import SubmitError, auth_headers, check_address
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
-EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
+EXIT_CODES: Mapping[str, int] = MappingProxyType({"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3})
 EXIT_STOPPED = EXIT_CODES["STOPPED"]
 EXIT_LOST = 4
 EXIT_DETACHED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tsweep.analysis.transfer import TransferReport
@@ -34,7 +36,9 @@ GAP_KEYS = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
 
 
 # The package each tracker needs (the ``trackers`` extra of pyproject.toml), by its sweep setting.
-TRACKER_PACKAGES = {"tensorboard": "tensorboardX", "wandb_project": "wandb", "mlflow_tracking_uri": "mlflow"}
+TRACKER_PACKAGES: Mapping[str, str] = MappingProxyType(
+    {"tensorboard": "tensorboardX", "wandb_project": "wandb", "mlflow_tracking_uri": "mlflow"}
+)
 
 
 def check_installed(trackers: TrackerSettings) -> None:
