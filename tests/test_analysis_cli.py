@@ -46,7 +46,7 @@ def chin_csv(tmp_path):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["params", "tokens", "loss", "label"])
-        for row in zip(n.ravel(), d.ravel(), loss):
+        for row in zip(n.ravel(), d.ravel(), loss, strict=True):
             w.writerow([*row, "x"])
     return path
 
@@ -74,7 +74,7 @@ def test_fit_json_contract(chin_csv, capsys):
     assert set(out["params"]) == {"A", "B", "E", "alpha", "beta"}
     for name, v in out["params"].items():
         lo, hi = v["ci95"]
-        assert lo <= v["value"] <= hi
+        assert lo <= v["value"] <= hi, name
     assert out["params"]["E"]["value"] == pytest.approx(TRUTH["E"], rel=0.03)
     assert isinstance(out["warnings"], list) and "loss" in out
 
