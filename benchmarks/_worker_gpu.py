@@ -61,7 +61,7 @@ def mfu(*, smoke: bool = False) -> dict:
     import torch
 
     from tsweep.core.sizes import get_size
-    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.sweeps import parse_sweep
     from tsweep.workers.engine import build_engine, build_model
     from tsweep.workers.schedule import WSD
 
@@ -113,7 +113,7 @@ def _packed_worker(sweep_dict: dict, barrier, out) -> None:
 
     from tsweep.core.layout import SweepLayout
     from tsweep.orchestrator.plan import expand
-    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.sweeps import parse_sweep
     from tsweep.workers.runner import run_job
 
     torch.set_num_threads(1)
@@ -153,7 +153,7 @@ def packing(*, smoke: bool = False, k: int | None = None) -> dict:
     from tsweep.core.sizes import get_size
     from tsweep.data import SweepData
     from tsweep.orchestrator.plan import gpu_share
-    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.sweeps import parse_sweep
 
     sweep = dict(PACK_SWEEP)
     if smoke:

@@ -32,7 +32,7 @@ import torch
 
 from tsweep.data import SweepData, cache
 from tsweep.data.synthetic import generate
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 SEQ, BATCH, BUDGET = 64, 16, 1_000_000
 SWEEP = parse_sweep(

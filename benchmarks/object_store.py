@@ -67,7 +67,7 @@ def start_bucket() -> tuple[subprocess.Popen, str]:
 
 def run_once(sweep, root: str, name: str) -> float:
     from tsweep.orchestrator.run import run_sweep
-    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.sweeps import parse_sweep
 
     renamed = parse_sweep({**sweep.model_dump(mode="json"), "name": name})
     t0 = time.perf_counter()
@@ -82,7 +82,7 @@ def main(rounds: int = ROUNDS, warmup: bool = True) -> dict:
 
     from tsweep.orchestrator.plan import expand
     from tsweep.orchestrator.run import init_ray
-    from tsweep.sweeps.schema import load_sweep
+    from tsweep.sweeps import load_sweep
 
     logging.getLogger("tsweep").setLevel(logging.ERROR)
     load0 = os.getloadavg()[0]

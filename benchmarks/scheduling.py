@@ -38,7 +38,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from tsweep.core.job import Job
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 GOAL = 1.15
 SLOTS = 4

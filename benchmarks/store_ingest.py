@@ -28,7 +28,7 @@ import tempfile
 import time
 
 from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, Store
-from tsweep.sweeps.schema import TrainSettings
+from tsweep.sweeps import TrainSettings
 
 WRITERS = 2
 JOBS_PER_WRITER = 16

@@ -57,7 +57,7 @@ def tsweep_trainable(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
 
 
 def _sweep(n: int):
-    from tsweep.sweeps.schema import parse_sweep
+    from tsweep.sweeps import parse_sweep
 
     return parse_sweep(
         {

@@ -36,7 +36,7 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.data import SweepData
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 from tsweep.workers.batches import BatchStream
 from tsweep.workers.engine import build_model, pick_device
 from tsweep.workers.runner import run_job

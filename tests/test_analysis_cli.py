@@ -19,7 +19,7 @@ from tsweep.analysis.synthetic import synthetic_summary
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import dump_sweep, load_sweep
+from tsweep.sweeps import dump_sweep, load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 TRUTH = {"A": 60.0, "B": 80.0, "E": 1.7, "alpha": 0.3, "beta": 0.25}

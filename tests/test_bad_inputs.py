@@ -22,7 +22,7 @@ import pytest
 
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
-from tsweep.sweeps.schema import dump_sweep, load_sweep
+from tsweep.sweeps import dump_sweep, load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 

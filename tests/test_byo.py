@@ -17,7 +17,7 @@ from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import ModelSize
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 from tsweep.workers.engine import build_model, deepspeed_config
 from tsweep.workers.pretrained import _count_non_embedding
 from tsweep.workers.rungs import _count_all, build_hf_model, canonical

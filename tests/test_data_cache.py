@@ -12,7 +12,7 @@ import pytest
 
 from tsweep.data import SweepData
 from tsweep.data import registry as sources_mod
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 CORPORA = {
     "t": {"kind": "synthetic", "distance": 0.0, "documents": 1500},

@@ -9,7 +9,7 @@ import pytest
 
 from tsweep.data import DataError, SweepData
 from tsweep.data import hub as hub_mod
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 
 def sweep_of(

@@ -10,7 +10,7 @@ import pytest
 from tsweep.data import ByteTokenizer, SweepData, ngram_cross_entropy
 from tsweep.data.sources import STDLIB_EXCLUDED_DIRS, c_header_files, stdlib_dir, stdlib_python_files
 from tsweep.data.synthetic import ALPHABET, generate
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 SEP = ByteTokenizer.sep_id
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tsweep.data import ByteTokenizer, DataError, SweepData, TokenSlice, mixture_block
-from tsweep.sweeps.schema import parse_sweep
+from tsweep.sweeps import parse_sweep
 
 SEP = ByteTokenizer.sep_id
 

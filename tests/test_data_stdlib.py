@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tsweep.data import ByteTokenizer, SweepData
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 
 SEP = ByteTokenizer.sep_id
 SWEEPS = Path(__file__).resolve().parents[1] / "tsweep" / "sweeps"

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 from tsweep.workers.runner import run_job
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"

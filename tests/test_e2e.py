@@ -20,7 +20,7 @@ from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 TIMEOUT_S = 600

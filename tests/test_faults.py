@@ -50,7 +50,7 @@ from faultkit import (
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 pytestmark = pytest.mark.cluster
 
@@ -144,7 +144,7 @@ def test_sweep_names_cannot_escape_the_storage_root(name, tmp_path):
 
 
 def test_sweep_yaml_name_cannot_escape_the_storage_root(tmp_path):
-    from tsweep.sweeps.schema import SweepError, parse_sweep
+    from tsweep.sweeps import SweepError, parse_sweep
 
     d = load_sweep(TINY).model_dump(mode="json")
     for bad in ("../escape", "..", "a/b", "/abs"):

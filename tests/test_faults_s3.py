@@ -60,7 +60,7 @@ from faultkit import (
 from tsweep.core.layout import SweepLayout, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 pytest.importorskip("moto.server", reason="the test extra installs moto[server]")
 

@@ -23,7 +23,7 @@ from tsweep.orchestrator import lease as leases
 from tsweep.orchestrator.plan import expand
 from tsweep.orchestrator.run import save_sweep
 from tsweep.orchestrator.status import sweep_status
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 LOG = "".join(f"[tiny] done job{i} | {i}/5 jobs | ETA ? | G: not yet\n" for i in range(1, 6)) + "gap table\n"

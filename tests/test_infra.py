@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tsweep.api import shipped_sweep_path
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"

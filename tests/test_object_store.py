@@ -20,7 +20,7 @@ from faultkit import local_bucket
 from tsweep.core.layout import Files, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 pytest.importorskip("moto.server", reason="the test extra installs moto[server]")
 

@@ -10,7 +10,7 @@ from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import SweepError, parse_sweep
+from tsweep.sweeps import SweepError, parse_sweep
 from tsweep.workers.pretrained import ModelUnavailable, load_config, model_size
 from tsweep.workers.runner import run_job
 

@@ -37,7 +37,7 @@ import pytest
 
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep
+from tsweep.sweeps import load_sweep
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,7 @@ from ray.tune.search import Searcher
 from tsweep.core.records import Progress
 from tsweep.orchestrator.plan import expand
 from tsweep.orchestrator.scheduler import DependencySearcher
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 

@@ -8,7 +8,7 @@ import yaml
 
 from tsweep.cli import main
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import SweepError, load_sweep, parse_sweep, shipped_sweeps
+from tsweep.sweeps import SweepError, load_sweep, parse_sweep, shipped_sweeps
 
 SHIPPED = shipped_sweeps()
 
@@ -65,6 +65,28 @@ def test_new_checkpoint_reruns_pretraining_but_keeps_finetunes():
     b = expand(parse_sweep(d))
     assert not ({j.job_id for j in a.pretrain} & {j.job_id for j in b.pretrain})
     assert {j.job_id for j in a.jobs if j.kind == "finetune"} < {j.job_id for j in b.jobs if j.kind == "finetune"}
+
+
+# Ids of the shipped demo, as its finished results in every storage root carry them: a change here
+# re-runs every sweep already run, so it must come with a reason (a RECIPE_VERSION bump).
+DEMO_IDS = {
+    "pretrain/d0.6/mini": ("40470670b367dca9", 4038, None),
+    "finetune/d0.6@125k/mini/DF=16k": ("4761ffec6b352aa9", 4844, "40470670b367dca9/p-125000"),
+    "finetune/d0.9@4M/pico/DF=1k": ("f7b1c89d3125682b", 3581, "b7ddacc7263b9137/p-4000000"),
+    "scratch/mini/D=64k": ("d039c3f851e6ad25", 6648, None),
+    "scratch/pico/D=1k": ("a8e16eba00586fd7", 6234, None),
+}
+
+
+def test_the_demo_job_ids_and_seeds_are_pinned(tmp_path):
+    sweep = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
+    g = expand(sweep, sweep.layout(str(tmp_path)))
+    jobs = {j.label: j for j in g.jobs}
+    assert len(jobs) == len(g.jobs) == 94
+    for label, (job_id, seed, init_from) in DEMO_IDS.items():
+        j = jobs[label]
+        assert (j.job_id, j.seed) == (job_id, seed), label
+        assert j.init_from == (None if init_from is None else f"{tmp_path}/demo/checkpoints/{init_from}"), label
 
 
 def test_graph_shape():
@@ -187,7 +209,7 @@ def test_errors_are_sweeperrors_not_pydantic():
 
 
 def test_every_setting_is_documented_where_it_is_declared(capsys):
-    from tsweep.sweeps.schema import explain
+    from tsweep.sweeps import explain
 
     rows = explain()
     undocumented = [path for path, _, text in rows if not text]
@@ -221,7 +243,7 @@ def test_relative_file_globs_are_read_against_the_sweep_file(tmp_path, monkeypat
 
 
 def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
-    from tsweep.sweeps.schema import with_overrides
+    from tsweep.sweeps import with_overrides
 
     demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
     s = with_overrides(demo, ["train.lr=1e-3", "model_sizes=[pico]", "name=demo-lr"])
@@ -251,13 +273,13 @@ def test_set_overrides_are_validated_and_saved_with_the_sweep(tmp_path, capsys):
 def test_set_keeps_the_text_typed_for_a_text_field(tmp_path, capsys):
     """YAML reads ``2024`` as an integer and ``true`` as a boolean; for a field the schema types as
     text the override is what the user typed, while numeric fields still read numbers."""
-    from tsweep.sweeps.schema import with_overrides
+    from tsweep.sweeps import with_overrides
 
     demo = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
     s = with_overrides(demo, ["name=2024", "description=true", "train.lr=1e-3", "trackers.wandb_project=007"])
     assert (s.name, s.description, s.train.lr, s.trackers.wandb_project) == ("2024", "true", 1e-3, "007")
     assert with_overrides(demo, ["sources=[d0.6, 'd0.9']"]).sources == ["d0.6", "d0.9"]
-    with pytest.raises(SweepError, match="train.lr"):
+    with pytest.raises(SweepError, match=r"train\.lr"):
         with_overrides(demo, ["train.lr=fast"])  # a number field still refuses text
     assert main(["plan", "demo", "--storage", str(tmp_path), "--set", "name=2024"]) == 0
     assert "sweep 2024: " in capsys.readouterr().out

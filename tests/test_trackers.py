@@ -24,7 +24,7 @@ import yaml
 from tsweep.analysis.transfer import transfer_report
 from tsweep.orchestrator.plan import expand
 from tsweep.orchestrator.trackers import gap_metrics, log_gaps
-from tsweep.sweeps.schema import TrackerSettings, load_sweep
+from tsweep.sweeps import TrackerSettings, load_sweep
 
 pytest.importorskip("wandb", reason="the test extra installs wandb")
 pytest.importorskip("mlflow", reason="the test extra installs mlflow-skinny")
@@ -192,7 +192,7 @@ def test_every_job_is_a_run_in_every_tracker(tmp_path, offline_wandb):
 def test_a_tracker_whose_package_is_missing_is_one_line_before_anything_runs(setting, value, package, monkeypatch):
     from tsweep.core.errors import UsageError
     from tsweep.orchestrator.trackers import check_installed
-    from tsweep.sweeps.schema import TrackerSettings
+    from tsweep.sweeps import TrackerSettings
 
     settings = TrackerSettings(**{setting: value})
     monkeypatch.setitem(sys.modules, package, None)  # what Python does for a package that is not installed

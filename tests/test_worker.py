@@ -15,7 +15,7 @@ from tsweep.core.cadence import eval_interval, min_eval_steps, pretrain_eval_ste
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import load_sweep, parse_sweep
+from tsweep.sweeps import load_sweep, parse_sweep
 from tsweep.workers.checkpoints import resume_tags
 from tsweep.workers.runner import run_job
 
@@ -174,7 +174,7 @@ KILLABLE = textwrap.dedent(
     import sys
     from tsweep.core.layout import SweepLayout
     from tsweep.orchestrator.plan import expand
-    from tsweep.sweeps.schema import load_sweep
+    from tsweep.sweeps import load_sweep
     from tsweep.workers.runner import run_job
     sweep = load_sweep(sys.argv[1])
     job = [j for j in expand(sweep, SweepLayout(sys.argv[2])).jobs if j.kind == "pretrain"][0]

@@ -38,8 +38,8 @@ import numpy as np
 from tsweep.core.errors import UsageError
 from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep, is_plain_name, loads_sweep, with_overrides
-from tsweep.sweeps.schema import load_sweep as _load_yaml
+from tsweep.sweeps import Sweep, is_plain_name, loads_sweep, with_overrides
+from tsweep.sweeps import load_sweep as _load_yaml
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,7 +75,7 @@ def _from_folder(folder: str) -> Sweep | None:
 
 def resolve(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> tuple[Sweep, SweepLayout]:
     """A sweep and the folder its results live in, from any reference (module docstring), with
-    ``KEY.PATH=VALUE`` overrides applied (``tsweep.sweeps.schema.with_overrides``); an override of
+    ``KEY.PATH=VALUE`` overrides applied (``tsweep.sweeps.with_overrides``); an override of
     ``name`` moves the results to that name's folder."""
     return _overridden(*_resolve(ref, storage), overrides, storage)
 
@@ -163,7 +163,7 @@ def load_sweep(ref: str, storage: str | None = None, overrides: Sequence[str] = 
 
 def explain() -> list[tuple[str, str, str]]:
     """(field path, default, description) of every setting a sweep YAML can hold."""
-    from tsweep.sweeps.schema import explain as _explain
+    from tsweep.sweeps import explain as _explain
 
     return _explain()
 

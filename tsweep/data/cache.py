@@ -54,7 +54,7 @@ _open_lock = threading.Lock()
 _opened: dict[str, Entry] = {}
 
 
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """``cache_dir``, else ``$TSWEEP_DATA_CACHE``, else ``~/.cache/tsweep/data``."""
     root = cache_dir or os.environ.get("TSWEEP_DATA_CACHE") or "~/.cache/tsweep/data"
     return Path(os.path.expanduser(str(root))).resolve()
@@ -67,7 +67,7 @@ def content_key(prefix: str, obj: Any) -> str:
     return f"{safe}-{hashlib.blake2b(body.encode(), digest_size=16).hexdigest()}"
 
 
-class CorruptEntry(Exception):
+class CorruptEntryError(Exception):
     """A cache entry that fails its digests, or that this user cannot trust."""
 
 
@@ -93,25 +93,25 @@ def _untrusted(path: Path) -> str | None:
 
 class Entry:
     """A finished cache entry: memory-mapped arrays and tables, and its ``meta.json``, verified
-    against its digests when opened (:class:`CorruptEntry` if it fails)."""
+    against its digests when opened (:class:`CorruptEntryError` if it fails)."""
 
     def __init__(self, path: Path):
         self.path = path
         for p in (path, *(q for q in path.iterdir())):
             why = _untrusted(p)
             if why is not None:
-                raise CorruptEntry(f"{p} is {why}")
+                raise CorruptEntryError(f"{p} is {why}")
         try:
-            self.meta: dict = json.loads((path / "meta.json").read_text())
+            self.meta: dict[str, Any] = json.loads((path / "meta.json").read_text())
             digests = self.meta["digests"]
             names = {q.name for q in path.iterdir()} - {"meta.json"}
             if set(digests) != names:
-                raise CorruptEntry(f"{path}: files {sorted(names)} but digests of {sorted(digests)}")
+                raise CorruptEntryError(f"{path}: files {sorted(names)} but digests of {sorted(digests)}")
             for name, want in digests.items():
                 if _digest(path / name) != want:
-                    raise CorruptEntry(f"{path / name} does not match its digest")
+                    raise CorruptEntryError(f"{path / name} does not match its digest")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptEntry(f"{path}: unreadable meta.json or files ({type(exc).__name__}: {exc})") from None
+            raise CorruptEntryError(f"{path}: unreadable meta.json or files ({type(exc).__name__}: {exc})") from None
         self._arrays: dict[str, np.ndarray] = {}
 
     def array(self, name: str) -> np.ndarray:
@@ -211,7 +211,7 @@ def lookup(root: Path, key: str) -> Entry | None:
         return None
     try:
         return open_entry(path)
-    except CorruptEntry as exc:
+    except CorruptEntryError as exc:
         log.warning("data cache: %s; rebuilding it", exc)
         return None
 
@@ -225,14 +225,14 @@ def _seal(tmp: Path, private: bool) -> dict[str, str]:
     digests = {}
     for p in tmp.iterdir():
         if not p.is_file() or p.is_symlink():
-            raise CorruptEntry(f"cache entry builds hold plain files only, got {p.name}")
+            raise CorruptEntryError(f"cache entry builds hold plain files only, got {p.name}")
         os.chmod(p, 0o600 if private else 0o644)
         digests[p.name] = _digest(p)
     return digests
 
 
 def get_or_build(
-    root: Path, key: str, build: Callable[[Path], dict], *, private: Callable[[], bool] = lambda: False
+    root: Path, key: str, build: Callable[[Path], dict[str, Any]], *, private: Callable[[], bool] = lambda: False
 ) -> Entry:
     """The entry ``key``, building it with ``build(tmpdir) -> meta`` once per node if missing;
     ``private()``, asked only when building: some input is not world-readable at its source

@@ -15,10 +15,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 PROBE_TIMEOUT_S = 3.0
 OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-_probed: dict[tuple, str | None] = {}
+_probed: dict[tuple[str, str, str, str | None], str | None] = {}
+
+_T = TypeVar("_T")
 
 
 def offline_flag() -> str | None:
@@ -29,9 +33,9 @@ def offline_flag() -> str | None:
     return None
 
 
-def _with_deadline(fn, timeout: float):
+def _with_deadline(fn: Callable[[], _T], timeout: float) -> tuple[bool, _T | None, BaseException | None]:
     """``(finished, result, exception)`` of ``fn()`` run in a daemon thread for at most ``timeout`` s."""
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:

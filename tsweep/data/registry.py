@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tsweep.core.errors import DataError
 from tsweep.data.sources import FilesSource, HubSource, StdlibSource
@@ -28,13 +28,16 @@ from tsweep.data.synthetic import SyntheticSource
 
 
 class Source(Protocol):
-    def preflight(self, name: str, spec) -> None: ...
+    """``spec`` is the corpus spec of the source's own kind (a class of ``tsweep.core.dataspec``),
+    which each source names in its own signatures; the registry picks the source by that kind."""
 
-    def fingerprint(self, name: str, spec) -> str: ...
+    def preflight(self, name: str, spec: Any) -> None: ...
 
-    def documents(self, name: str, spec, workdir: Path) -> Iterator[str]: ...
+    def fingerprint(self, name: str, spec: Any) -> str: ...
 
-    def private(self, name: str, spec) -> bool: ...
+    def documents(self, name: str, spec: Any, workdir: Path) -> Iterator[str]: ...
+
+    def private(self, name: str, spec: Any) -> bool: ...
 
 
 SOURCES: dict[str, Source] = {

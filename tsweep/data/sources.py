@@ -13,9 +13,10 @@ import os
 import stat
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tsweep.core.dataspec import FilesCorpus, HubCorpus, StdlibCorpus
 from tsweep.core.errors import DataError
 from tsweep.data.hub import hub_repo_reason
 
@@ -50,7 +51,7 @@ def stdlib_python_files() -> list[str]:
     """Standard-library ``.py`` files, test folders excluded (``test/``, ``tests/``,
     ``idlelib/idle_test``, ``lib2to3/tests``, ``ctypes/test``, ...), sorted by path."""
     root = stdlib_dir()
-    out = []
+    out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in STDLIB_EXCLUDED_DIRS and not d.startswith("config-")]
         out.extend(os.path.join(dirpath, f) for f in filenames if f.endswith(".py"))
@@ -59,7 +60,7 @@ def stdlib_python_files() -> list[str]:
 
 def c_header_files() -> list[str]:
     root = include_dir()
-    out = []
+    out: list[str] = []
     for dirpath, _, filenames in os.walk(root):
         out.extend(os.path.join(dirpath, f) for f in filenames if f.endswith(".h"))
     return sorted(out, key=lambda p: os.path.relpath(p, root))
@@ -113,19 +114,19 @@ class StdlibSource:
     def _files(self, corpus: str) -> list[str]:
         return c_header_files() if corpus == "c" else stdlib_python_files()
 
-    def preflight(self, name, spec) -> None:
+    def preflight(self, name: str, spec: StdlibCorpus) -> None:
         if not self._files(spec.corpus):
             where = include_dir() if spec.corpus == "c" else stdlib_dir()
             raise DataError(f"corpus {name!r}: no {spec.corpus} files under {where}")
 
-    def fingerprint(self, name, spec) -> str:
+    def fingerprint(self, name: str, spec: StdlibCorpus) -> str:
         files = self._files(spec.corpus)
         return f"stdlib-v1|{sys.version}|{len(files)}|{_stat_digest(files)}"
 
-    def private(self, name, spec) -> bool:
+    def private(self, name: str, spec: StdlibCorpus) -> bool:
         return _any_private(self._files(spec.corpus))
 
-    def documents(self, name, spec, workdir) -> Iterator[str]:
+    def documents(self, name: str, spec: StdlibCorpus, workdir: Path) -> Iterator[str]:
         files = self._files(spec.corpus)
         if spec.corpus in ("python", "c"):
             for path in files:
@@ -148,7 +149,7 @@ class StdlibSource:
 
 
 # ------------------------------------------------------------------------------- files
-def expand_patterns(name: str, patterns) -> list[str]:
+def expand_patterns(name: str, patterns: Iterable[str]) -> list[str]:
     files: list[str] = []
     for pattern in patterns:
         matched = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
@@ -165,17 +166,17 @@ class FilesSource:
     line; ``json`` (jsonl) and ``parquet``: one document per row's ``text_field``.
     """
 
-    def preflight(self, name, spec) -> None:
+    def preflight(self, name: str, spec: FilesCorpus) -> None:
         expand_patterns(name, spec.paths)
 
-    def fingerprint(self, name, spec) -> str:
+    def fingerprint(self, name: str, spec: FilesCorpus) -> str:
         files = expand_patterns(name, spec.paths)
         return f"files-v1|{len(files)}|{_stat_digest(files)}"
 
-    def private(self, name, spec) -> bool:
+    def private(self, name: str, spec: FilesCorpus) -> bool:
         return _any_private(expand_patterns(name, spec.paths))
 
-    def documents(self, name, spec, workdir) -> Iterator[str]:
+    def documents(self, name: str, spec: FilesCorpus, workdir: Path) -> Iterator[str]:
         import datasets
 
         files = expand_patterns(name, spec.paths)
@@ -190,7 +191,8 @@ class FilesSource:
             )
         except Exception as exc:
             raise DataError(
-                f"corpus {name!r}: cannot read {len(files)} {spec.format} file(s) ({files[0]}, ...): {type(exc).__name__}: {_first_line(exc)}"
+                f"corpus {name!r}: cannot read {len(files)} {spec.format} file(s) ({files[0]}, ...): "
+                f"{type(exc).__name__}: {_first_line(exc)}"
             ) from None
         finally:
             if bars is False:
@@ -220,15 +222,15 @@ class HubSource:
     """
 
     @staticmethod
-    def _local(spec) -> bool:
+    def _local(spec: HubCorpus) -> bool:
         return os.path.isdir(os.path.expanduser(spec.name))
 
     @staticmethod
-    def _local_files(spec) -> list[str]:
+    def _local_files(spec: HubCorpus) -> list[str]:
         root = os.path.expanduser(spec.name)
         return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.startswith("."))
 
-    def preflight(self, name, spec) -> None:
+    def preflight(self, name: str, spec: HubCorpus) -> None:
         if self._local(spec):
             if not self._local_files(spec):
                 raise DataError(f"corpus {name!r}: dataset folder {spec.name!r} holds no files")
@@ -237,16 +239,16 @@ class HubSource:
         if why is not None:
             raise DataError(f"corpus {name!r}: hub dataset {spec.name!r} cannot be loaded: {why}")
 
-    def fingerprint(self, name, spec) -> str:
+    def fingerprint(self, name: str, spec: HubCorpus) -> str:
         local = "|" + _stat_digest(self._local_files(spec)) if self._local(spec) else ""
-        return "hub-v1|" + spec.model_dump_json() + local
+        return f"hub-v1|{spec.model_dump_json()}{local}"
 
-    def private(self, name, spec) -> bool:
+    def private(self, name: str, spec: HubCorpus) -> bool:
         """A hub dataset always (it may be gated or private, which tsweep cannot tell offline); a
         local folder when any of its files is not world-readable."""
         return _any_private(self._local_files(spec)) if self._local(spec) else True
 
-    def documents(self, name, spec, workdir) -> Iterator[str]:
+    def documents(self, name: str, spec: HubCorpus, workdir: Path) -> Iterator[str]:
         import datasets
 
         self.preflight(name, spec)

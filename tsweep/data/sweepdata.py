@@ -31,17 +31,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tsweep.core.dataspec import BUILTIN_CORPORA, MixtureCorpus
+from tsweep.core.dataspec import BUILTIN_CORPORA, CorpusSpec, MixtureCorpus
 from tsweep.core.errors import DataError
 from tsweep.core.job import SCRATCH
-from tsweep.data.cache import TokenSink, cache_root, content_key, get_or_build, lookup, write_columns
+from tsweep.data.cache import Entry, TokenSink, cache_root, content_key, get_or_build, lookup, write_columns
 from tsweep.data.registry import get_source
-from tsweep.data.tokenizers import make_tokenizer
+from tsweep.data.tokenizers import Tokenizer, make_tokenizer
+from tsweep.sweeps import Sweep
 
 DATA_SEED = 0
 _ENCODE_BATCH = 256
@@ -87,7 +90,7 @@ class _Stream:
     """A training stream and how to count characters and documents behind its prefixes."""
 
     tokens: np.ndarray
-    prefix_stats: object = field(repr=False)  # callable n -> (chars, documents)
+    prefix_stats: Callable[[int], tuple[int, int]] = field(repr=False)  # n -> (chars, documents)
 
 
 class SweepData:
@@ -98,18 +101,18 @@ class SweepData:
     same node reuses the cache, and one in the same process reuses the open memory maps.
     """
 
-    def __init__(self, sweep, cache_dir: str | None = None, *, seed: int = DATA_SEED):
+    def __init__(self, sweep: Sweep, cache_dir: str | None = None, *, seed: int = DATA_SEED):
         self.sweep = sweep
         self.root: Path = cache_root(cache_dir)
         self.seed = seed
         self._streams: dict[str, _Stream] = {}
         self._corpus_keys: dict[str, str] = {}
         self._mix_keys: dict[str, str] = {}
-        self._eval = None
+        self._eval: Entry | None = None
 
     # ------------------------------------------------------------------ public API
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Tokenizer:
         return make_tokenizer(self.sweep.tokenizer)
 
     @property
@@ -160,8 +163,8 @@ class SweepData:
         need = budget + sw.eval.tokens
         if need > total:
             raise DataError(
-                f"target {target!r}: max(finetune_tokens, scratch_tokens) + eval.tokens = {budget:,} + {sw.eval.tokens:,} "
-                f"= {need:,} tokens but the corpus has {total:,}"
+                f"target {target!r}: max(finetune_tokens, scratch_tokens) + eval.tokens = "
+                f"{budget:,} + {sw.eval.tokens:,} = {need:,} tokens but the corpus has {total:,}"
             )
         available = {name: self.available_tokens(name) for name in names}
         if budget > available[target]:
@@ -169,16 +172,18 @@ class SweepData:
                 f"target {target!r}: max(finetune_tokens, scratch_tokens) = {budget:,} but its training split has "
                 f"{available[target]:,} tokens after removing the {sw.eval.tokens:,}-token eval set's documents"
             )
-        for s in sw.pretrain_sources:
-            if sw.pretrain.tokens > sw.pretrain.max_epochs * available[s]:
-                raise DataError(
-                    f"source {s!r}: pretrain.tokens = {sw.pretrain.tokens:,} is more than pretrain.max_epochs = "
-                    f"{sw.pretrain.max_epochs:g} passes over its training split of {available[s]:,} tokens"
-                )
+        pre = sw.pretrain
+        if pre is not None:  # None only when no source is a corpus
+            for s in sw.pretrain_sources:
+                if pre.tokens > pre.max_epochs * available[s]:
+                    raise DataError(
+                        f"source {s!r}: pretrain.tokens = {pre.tokens:,} is more than pretrain.max_epochs = "
+                        f"{pre.max_epochs:g} passes over its training split of {available[s]:,} tokens"
+                    )
         return available
 
     # ------------------------------------------------------------------ corpora
-    def _spec(self, name: str):
+    def _spec(self, name: str) -> CorpusSpec:
         if name == SCRATCH:
             raise DataError("'scratch' is not a corpus: scratch jobs train on the target from random initialisation")
         try:
@@ -192,11 +197,11 @@ class SweepData:
 
         def visit(name: str, stack: tuple[str, ...]) -> None:
             if name in stack:
-                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join(stack + (name,))}")
+                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join((*stack, name))}")
             spec = self._spec(name)
             if isinstance(spec, MixtureCorpus):
                 for part in spec.weights:
-                    visit(part, stack + (name,))
+                    visit(part, (*stack, name))
             if name not in out:
                 out.append(name)
 
@@ -213,7 +218,7 @@ class SweepData:
             key = self._corpus_keys[name] = content_key(f"corpus-{name}", content)
         return key
 
-    def _corpus_entry(self, name: str):
+    def _corpus_entry(self, name: str) -> Entry:
         spec = self._spec(name)
         if isinstance(spec, MixtureCorpus):
             raise DataError(f"corpus {name!r} is a mixture; it has no documents of its own")
@@ -221,14 +226,17 @@ class SweepData:
         tok = self.tokenizer
         key = self._corpus_key(name)
 
-        def build(tmp: Path) -> dict:
+        def build(tmp: Path) -> dict[str, Any]:
             source.preflight(name, spec)
             sink = TokenSink(tmp, "tokens", tok.dtype)
-            lengths, chars, hashes, seen = [], [], [], set()
+            lengths: list[int] = []
+            chars: list[int] = []
+            hashes: list[int] = []
+            seen: set[int] = set()
             batch: list[str] = []
 
             def flush() -> None:
-                for text, ids in zip(batch, tok.encode_documents(batch)):
+                for text, ids in zip(batch, tok.encode_documents(batch), strict=True):
                     sink.write(ids)
                     lengths.append(len(ids))
                     chars.append(len(text))
@@ -284,7 +292,7 @@ class SweepData:
             },
         )
 
-    def _eval_entry(self):
+    def _eval_entry(self) -> Entry:
         if self._eval is not None:
             return self._eval
         sw = self.sweep
@@ -293,7 +301,7 @@ class SweepData:
             raise DataError(f"target {target!r}: a mixture cannot be the target; evaluate on one corpus")
         tok = self.tokenizer
 
-        def build(tmp: Path) -> dict:
+        def build(tmp: Path) -> dict[str, Any]:
             corpus = self._corpus_entry(target)
             docs = corpus.columns("docs")
             total = int(corpus.meta["tokens"])
@@ -309,7 +317,7 @@ class SweepData:
             spare = np.maximum(docs["length"][chosen] - PIECE_TOKENS, 0)
             at = starts[chosen] + (docs["hash"][chosen] % np.uint64(2**31)).astype(np.int64) % (spare + 1)
             toks = corpus.array("tokens")
-            out = np.concatenate([toks[a : a + t] for a, t in zip(at, taken[:k])])[:n_eval]
+            out = np.concatenate([toks[a : a + t] for a, t in zip(at, taken[:k], strict=True)])[:n_eval]
             write_columns(tmp / "tokens.arrow", tokens=out)
             write_columns(tmp / "hashes.arrow", hash=np.sort(docs["hash"][chosen]))
             if tok.exact_chars:
@@ -327,10 +335,10 @@ class SweepData:
         stream = self._streams.get(name)
         if stream is None:
             if name in stack:
-                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join(stack + (name,))}")
+                raise DataError(f"corpus {name!r}: mixture cycle {' -> '.join((*stack, name))}")
             spec = self._spec(name)
             if isinstance(spec, MixtureCorpus):
-                stream = self._mixture_stream(name, spec, stack + (name,))
+                stream = self._mixture_stream(name, spec, (*stack, name))
             else:
                 stream = self._split_stream(name)
             self._streams[name] = stream
@@ -341,7 +349,7 @@ class SweepData:
         eval_entry = self._eval_entry()
         key = self._split_key(name)
 
-        def build(tmp: Path) -> dict:
+        def build(tmp: Path) -> dict[str, Any]:
             corpus = self._corpus_entry(name)
             docs = corpus.columns("docs")
             held_out = eval_entry.columns("hashes")["hash"]
@@ -363,7 +371,7 @@ class SweepData:
             for g in range(0, len(order), _GATHER_CHUNKS):
                 sl = slice(g, g + _GATHER_CHUNKS)
                 if len(first[sl]):
-                    sink.write(np.concatenate([toks[a : a + n] for a, n in zip(first[sl], length[sl])]))
+                    sink.write(np.concatenate([toks[a : a + n] for a, n in zip(first[sl], length[sl], strict=True)]))
             n = sink.close()
             chars = np.round(docs["chars"][doc_of] * length / docs["length"][doc_of]).astype(np.int64)
             write_columns(tmp / "docs.arrow", length=length.astype(np.int64), chars=chars, doc=doc_of.astype(np.int64))
@@ -404,11 +412,12 @@ class SweepData:
         part_keys = [self._stream_key(p) for p in parts]
         key = content_key(f"mix-{name}", {"parts": part_keys, "weights": weights.tolist(), "block": block})
 
-        def build(tmp: Path) -> dict:
+        def build(tmp: Path) -> dict[str, Any]:
             have = np.array([len(s.tokens) for s in streams], dtype=np.int64)
             taken = np.zeros(len(parts), dtype=np.int64)
             n_blocks = np.zeros(len(parts), dtype=np.int64)
-            part_of, start_of, len_of = [], [], []
+            part_of: list[int] = []
+            len_of: list[int] = []
             sink = TokenSink(tmp, "tokens", self.tokenizer.dtype)
             while True:
                 i = int(np.argmax(weights * (n_blocks.sum() + 1) - n_blocks))  # furthest below its share
@@ -416,7 +425,8 @@ class SweepData:
                 if size <= 0:
                     break
                 sink.write(streams[i].tokens[taken[i] : taken[i] + size])
-                part_of.append(i), start_of.append(int(taken[i])), len_of.append(size)
+                part_of.append(i)
+                len_of.append(size)
                 taken[i] += size
                 n_blocks[i] += 1
                 if size < block:
@@ -429,7 +439,7 @@ class SweepData:
                 "parts": parts,
                 "weights": weights.tolist(),
                 "block": block,
-                "taken": {p: int(t) for p, t in zip(parts, taken)},
+                "taken": {p: int(t) for p, t in zip(parts, taken, strict=True)},
             }
 
         entry = get_or_build(self.root, key, build, private=lambda: self._private(name))
@@ -446,7 +456,7 @@ class SweepData:
             if rest:
                 per_part[int(blocks["part"][full])] += rest
             chars = docs = 0
-            for s, m in zip(streams, per_part):
+            for s, m in zip(streams, per_part, strict=True):
                 if m:
                     c, d = s.prefix_stats(int(m))
                     chars, docs = chars + c, docs + d

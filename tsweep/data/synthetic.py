@@ -38,8 +38,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+
+from tsweep.core.dataspec import SyntheticCorpus
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:()=+-*\n"
 GENERATOR_VERSION = 2
@@ -68,7 +71,7 @@ class _Tables:
     h_cum: np.ndarray  # (2, TOPICS, BUCKETS, S3)
 
 
-def _one(seed: int, stream: int):
+def _one(seed: int, stream: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, stream, 0x5E7])
     # A Zipf prior over symbols (a random rank order per process), as letters in text: the
     # unigram is learnt at once, then the backbone, then the topic rules.
@@ -76,7 +79,7 @@ def _one(seed: int, stream: int):
     prior[rng.permutation(K)] = 1.0 / np.arange(1, K + 1) ** ZIPF_S
     log_prior = np.log(prior / prior.sum())
 
-    def rows(n: int, support: int, concentration: float):
+    def rows(n: int, support: int, concentration: float) -> tuple[np.ndarray, np.ndarray]:
         # Successors drawn by the prior without replacement (Gumbel top-k), likelier ones first,
         # with Dirichlet weights sorted to match, so frequent symbols stay frequent.
         sup = np.argsort(-(log_prior + rng.gumbel(size=(n, K))), axis=1)[:, :support]
@@ -91,7 +94,7 @@ def _one(seed: int, stream: int):
 
 @lru_cache(maxsize=8)
 def tables(seed: int) -> _Tables:
-    parts = list(zip(_one(seed, 0), _one(seed, 1)))
+    parts = list(zip(_one(seed, 0), _one(seed, 1), strict=True))
     b_sup, b_cum, bucket, h_sup, h_cum = (np.stack(p) for p in parts)
     # Cumulative rows end at exactly 1 so a uniform draw never falls past the last successor.
     b_cum[..., -1] = 1.0
@@ -107,7 +110,7 @@ def tables(seed: int) -> _Tables:
 
 def _chunk(seed: int, distance: float, index: int, n: int) -> list[str]:
     tb = tables(seed)
-    rng = np.random.default_rng([seed, int(round(distance * 1_000_000)), index, GENERATOR_VERSION])
+    rng = np.random.default_rng([seed, round(distance * 1_000_000), index, GENERATOR_VERSION])
     # Draws are made for a whole chunk and cut to n, so document i never depends on n.
     lengths = np.clip(np.rint(rng.lognormal(math.log(LEN_MEDIAN), LEN_SIGMA, size=CHUNK)), LEN_MIN, LEN_MAX).astype(
         np.int64
@@ -155,16 +158,16 @@ def generate(seed: int, distance: float, documents: int) -> Iterator[str]:
 
 
 class SyntheticSource:
-    def preflight(self, name, spec) -> None:
+    def preflight(self, name: str, spec: SyntheticCorpus) -> None:
         return None
 
-    def fingerprint(self, name, spec) -> str:
+    def fingerprint(self, name: str, spec: SyntheticCorpus) -> str:
         return f"synthetic-v{GENERATOR_VERSION}|seed={spec.seed}|d={spec.distance!r}|docs={spec.documents}"
 
-    def documents(self, name, spec, workdir) -> Iterator[str]:
+    def documents(self, name: str, spec: SyntheticCorpus, workdir: Path) -> Iterator[str]:
         return generate(spec.seed, spec.distance, spec.documents)
 
-    def private(self, name, spec) -> bool:
+    def private(self, name: str, spec: SyntheticCorpus) -> bool:
         return False
 
 

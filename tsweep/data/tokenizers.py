@@ -19,6 +19,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -89,17 +90,18 @@ class HFTokenizer:
 
     def encode_documents(self, docs: Sequence[str]) -> list[np.ndarray]:
         enc = self._tok(list(docs), add_special_tokens=False)["input_ids"]
-        return [np.asarray(list(ids) + [self.sep_id], dtype=self.dtype) for ids in enc]
+        return [np.asarray([*ids, self.sep_id], dtype=self.dtype) for ids in enc]
 
     @staticmethod
     def count_chars(tokens: np.ndarray) -> int:  # pragma: no cover - not exact for subwords
         raise NotImplementedError
 
     def decode(self, tokens: np.ndarray) -> str:
-        return self._tok.decode(list(map(int, tokens)))
+        text: str = self._tok.decode(list(map(int, tokens)))
+        return text
 
 
-def _load_hf(name: str):
+def _load_hf(name: str) -> Any:  # a transformers tokenizer
     from transformers import AutoTokenizer  # heavy: only when a sweep names a hub tokenizer
 
     why = None if os.path.isdir(name) else hub_repo_reason(name, "model")
@@ -112,8 +114,14 @@ def _load_hf(name: str):
         raise DataError(f"tokenizer {name!r} cannot be loaded: {type(exc).__name__}: {text}") from None
 
 
+# What a sweep tokenizes with: both kinds have the same attributes and methods.
+Tokenizer = ByteTokenizer | HFTokenizer
+
+
 @cache
-def make_tokenizer(spec: TokenizerSpec):
+def make_tokenizer(spec: TokenizerSpec) -> Tokenizer:
     if spec.kind == "bytes":
         return ByteTokenizer()
+    if spec.name is None:  # TokenizerSpec refuses kind hf without a name
+        raise DataError("tokenizer kind 'hf' needs a tokenizer name")
     return HFTokenizer(spec.name)

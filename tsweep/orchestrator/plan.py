@@ -1,10 +1,13 @@
 """Expand a sweep into its job graph, with content-addressed job ids.
 
-The graph::
+The graph, one builder function per kind of job, all around one constructor (``_Planner.job``)::
 
-    pretrain(S, N)             one run per pre-training source S and size N, checkpoints at p
-      -> finetune(S, N, p, D_F) starts from pretrain(S, N)'s checkpoint at p tokens
-    scratch(N, D)              from random init on the target: the baseline law L(N, D)
+    pretrain(S, N)               _pretrain_job: one run per pre-training source S and size N; it
+                                 saves an annealed checkpoint (a cooldown branch) at every p
+      -> finetune(S, N, p, D_F)  _finetune_of_run: starts from pretrain(S, N)'s checkpoint at p
+    finetune(M, rev, D_F)        _finetune_of_model: starts from an existing model M at a revision
+    scratch(N, D)                _scratch_job: from random init on the target, the baseline L(N, D)
+                                 (at M's own architecture too)
 
 A job's id hashes exactly the fields that change its result (corpus specs, tokenizer, size,
 budgets, training and eval settings, precision, seed), never the sweep's name or the resources,
@@ -13,21 +16,32 @@ A fine-tune hashes its parent's *trajectory* (everything but the list of checkpo
 so adding a checkpoint re-runs the pre-training but keeps the fine-tunes already done. A rung the
 sweep declares (``models:``) enters with its whole definition, and the sweep's own DeepSpeed keys
 with those that can change a result; a sweep without either keeps the ids it had.
+``tests/test_sweeps.py`` pins ids of the demo, so a change to what is hashed is a deliberate one.
+
+Every job leaves here resolved: its shape, its folder under the sweep's layout and, for a
+fine-tune of a pre-training run, the checkpoint it starts from.
+
+Imports: ``tsweep.core`` (the job record, cadence, sizes), ``tsweep.sweeps`` (the sweep), and
+from ``tsweep.workers`` only what counts N where the formula of ``tsweep.core.sizes`` cannot
+(:func:`resolve_sizes`): a rung declared as a transformers config and an existing model's
+architecture are counted on the model instantiated on the meta device, which takes torch and
+transformers, so the workers count them in a child process and the planner imports neither.
+``tsweep.data`` only for a declared transformers rung's vocabulary (its tokenizer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 from tsweep.core import cadence
-from tsweep.core.cadence import eval_interval, pretrain_eval_steps
 from tsweep.core.dataspec import MixtureCorpus
-from tsweep.core.job import RECIPE_VERSION, SCRATCH, Job
+from tsweep.core.job import RECIPE_VERSION, SCRATCH, Job, JobKind
 from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import ModelSize, get_size
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import PretrainedModel, PretrainSettings, Sweep
 from tsweep.workers.pretrained import HF_PREFIX, model_size, size_name
 from tsweep.workers.rungs import declared_sizes
 
@@ -71,9 +85,6 @@ def size_of(name: str, declared: dict[str, ModelSize] | None = None) -> ModelSiz
     return model_size(name[len(HF_PREFIX) :]) if name.startswith(HF_PREFIX) else get_size(name)
 
 
-_size_of = size_of  # expand's own size_of closes over the sweep's declared rungs
-
-
 def declared_rungs(sweep: Sweep) -> dict[str, ModelSize]:
     """The rungs ``sweep.models`` declares, checked against the tokenizer's vocabulary and the
     sequence length and counted (``tsweep.workers.rungs``); SweepError naming the field."""
@@ -87,17 +98,30 @@ def declared_rungs(sweep: Sweep) -> dict[str, ModelSize]:
     return declared_sizes(sweep.models, vocab_size=vocab, seq_len=sweep.train.seq_len)
 
 
+def _model_sizes(sweep: Sweep) -> dict[str, str]:
+    """The size name (``hf:MODEL``) of every existing model the sweep fine-tunes -> the model."""
+    return {size_name(sweep.pretrained[s].model): sweep.pretrained[s].model for s in sweep.model_sources}
+
+
+def resolve_sizes(sweep: Sweep) -> dict[str, ModelSize]:
+    """Every size the sweep's jobs train, by name: its ladder rungs, its declared rungs, and the
+    architecture of each existing model it fine-tunes (the module docstring says why the last
+    two are counted by worker code)."""
+    declared = declared_rungs(sweep)
+    return {name: size_of(name, declared) for name in [*sweep.model_sizes, *_model_sizes(sweep)]}
+
+
 def _seed(sweep: Sweep, key: str) -> int:
     """A job's seed: the sweep's, offset by a content hash (so jobs differ, and re-runs agree)."""
     return sweep.train.seed + int(key[:8], 16) % 10_000
 
 
-def _digest(obj: dict) -> str:
+def _digest(obj: dict[str, Any]) -> str:
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _corpus_fingerprint(sweep: Sweep, name: str) -> dict:
+def _corpus_fingerprint(sweep: Sweep, name: str) -> dict[str, Any]:
     spec = sweep.corpus(name)
     out = {"name": name, "spec": spec.model_dump(mode="json")}
     if isinstance(spec, MixtureCorpus):
@@ -105,7 +129,7 @@ def _corpus_fingerprint(sweep: Sweep, name: str) -> dict:
     return out
 
 
-def _common(sweep: Sweep) -> dict:
+def _common(sweep: Sweep) -> dict[str, Any]:
     return {
         "recipe": RECIPE_VERSION,
         "target": _corpus_fingerprint(sweep, sweep.target),
@@ -119,21 +143,23 @@ def _common(sweep: Sweep) -> dict:
     }
 
 
-def _size_fingerprint(sweep: Sweep, size: str) -> dict:
+def _size_fingerprint(sweep: Sweep, size: str) -> dict[str, Any]:
     """A size's name, and for a rung the sweep declares its whole definition (so changing it
     changes its jobs)."""
     rung = sweep.models.get(size)
     return {"size": size, **({"rung": rung.model_dump(mode="json")} if rung is not None else {})}
 
 
-def pretrain_trajectory(sweep: Sweep, source: str, size: str) -> str:
+def pretrain_trajectory(sweep: Sweep, source: str, size: str, tokens: int) -> str:
+    """The hash of a pre-training run's trajectory over ``tokens``: everything that shapes its
+    weights, not the checkpoints it saves (so a fine-tune's id survives a new checkpoint)."""
     return _digest(
         {
             **_common(sweep),
             "kind": "pretrain",
             "source": _corpus_fingerprint(sweep, source),
             **_size_fingerprint(sweep, size),
-            "tokens": sweep.pretrain.tokens,
+            "tokens": tokens,
         }
     )
 
@@ -141,167 +167,202 @@ def pretrain_trajectory(sweep: Sweep, source: str, size: str) -> str:
 def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     """The full job graph of a sweep, pre-training first (it gates everything else), every job
     resolved against the sweep's folder (default: ``sweep.layout()``)."""
-    tr = sweep.train
-    tokens_per_step = tr.batch_size * tr.seq_len
-    res = sweep.resources
+    plan = _Planner.of(sweep, layout)
     jobs: list[Job] = []
-    declared = declared_rungs(sweep)
+    if sweep.pretrain is not None:  # None only when no source is a corpus (the sweep checks it)
+        for source in sweep.pretrain_sources:
+            for size in sweep.model_sizes:
+                traj = pretrain_trajectory(sweep, source, size, sweep.pretrain.tokens)
+                run = _pretrain_job(plan, sweep.pretrain, source, size, traj)
+                jobs.append(run)
+                jobs += [
+                    _finetune_of_run(plan, run, traj, p, d_f)
+                    for p in sweep.pretrain.p_axis
+                    for d_f in sweep.finetune_tokens
+                ]
+    for source in sweep.model_sources:
+        spec = sweep.pretrained[source]
+        jobs += [
+            _finetune_of_model(plan, source, spec, rev, p, d_f)
+            for rev, p in sorted(spec.revisions.items(), key=lambda kv: kv[1])
+            for d_f in sweep.finetune_tokens
+        ]
+    models = _model_sizes(sweep)
+    scratch_sizes = [*sweep.model_sizes, *(s for s in models if s not in sweep.model_sizes)]
+    jobs += [_scratch_job(plan, size, models.get(size), d) for size in scratch_sizes for d in sweep.scratch_axis]
+    # Pre-training first, then the longest jobs: the order a scheduler should prefer (a stable sort).
+    order = {"pretrain": 0, "finetune": 1, "scratch": 1}
+    jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
+    return JobGraph(sweep=sweep, jobs=tuple(jobs), by_id={j.job_id: j for j in jobs})
 
-    def size_of(name: str) -> ModelSize:
-        return _size_of(name, declared)
 
-    min_eval = cadence.min_eval_steps(
-        min_interval_tokens=sweep.eval.min_interval_tokens, tokens_per_step=tokens_per_step
+# ------------------------------------------------------------------ one builder per kind of job
+def _pretrain_job(plan: _Planner, pretrain: PretrainSettings, source: str, size: str, traj: str) -> Job:
+    """Pre-training on ``source`` at ``size``: one pass over its budget, an annealed checkpoint
+    (a cooldown branch off the stable run) at every p of the p axis. Its id adds the checkpoints to
+    its trajectory; its seed is the trajectory's alone, so an extra checkpoint leaves the run as
+    it was."""
+    branch_tokens = sum(round(plan.sweep.train.cooldown * p) for p in pretrain.p_axis[:-1])
+    return plan.job(
+        kind="pretrain",
+        job_id=_digest({"trajectory": traj, "checkpoints": pretrain.p_axis}),
+        seed_key=traj,
+        source=source,
+        size=size,
+        data_tokens=pretrain.tokens,
+        branch_tokens=branch_tokens,
+        checkpoints=pretrain.p_axis,
     )
 
-    def est(size, steps: int, kind: str, data_tokens: int, branch_tokens: int = 0) -> float:
-        """Upper bound on a job's FLOPs: its steps (and pre-training's cooldown branches) and its
-        evaluations, each a forward pass: a third of a training step's FLOPs per token."""
-        per_epoch = data_tokens / tokens_per_step
-        interval = eval_interval(
-            kind=kind,
-            interval_steps=sweep.eval.interval_steps,
-            steps_per_epoch=per_epoch,
-            per_epoch=sweep.eval.per_epoch,
-            min_steps=min_eval,
-        )
-        n_evals = 1 + (
-            len(pretrain_eval_steps(interval=interval, max_steps=steps))
-            if kind == "pretrain"
-            else steps // interval + 1
-        )
-        trained = steps * tokens_per_step + branch_tokens
-        return size_of(size).flops_per_token(tr.seq_len) * (trained + n_evals * sweep.eval.tokens / 3)
 
-    def max_steps(kind: str, budget: int) -> int:
-        patience = cadence.patience_steps(
-            steps_per_epoch=budget / tokens_per_step,
-            patience_epochs=sweep.eval.patience_epochs,
-            patience_tokens=sweep.eval.patience_tokens,
+def _finetune_of_run(plan: _Planner, run: Job, traj: str, p: int, d_f: int) -> Job:
+    """A fine-tune on ``d_f`` target tokens from pre-training ``run``'s checkpoint at ``p`` tokens;
+    its id hashes the run's trajectory, not the run's id (module docstring)."""
+    fid = _digest({**_common(plan.sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
+    return plan.job(
+        kind="finetune",
+        job_id=fid,
+        seed_key=fid,
+        source=run.source,
+        size=run.size,
+        data_tokens=d_f,
+        pretrain_tokens=p,
+        parent=run.job_id,
+        init_from=run.p_checkpoint(p),
+    )
+
+
+def _finetune_of_model(plan: _Planner, source: str, spec: PretrainedModel, revision: str, p: int, d_f: int) -> Job:
+    """A fine-tune on ``d_f`` target tokens from an existing model at ``revision`` (``p`` tokens of
+    pre-training behind it), at the model's own architecture."""
+    key = {"kind": "finetune", "model": spec.model, "revision": revision, "p": p, "tokens": d_f}
+    fid = _digest({**_common(plan.sweep), **key})
+    return plan.job(
+        kind="finetune",
+        job_id=fid,
+        seed_key=fid,
+        source=source,
+        size=size_name(spec.model),
+        data_tokens=d_f,
+        pretrain_tokens=p,
+        model=spec.model,
+        revision=revision,
+    )
+
+
+def _scratch_job(plan: _Planner, size: str, model: str | None, d: int) -> Job:
+    """Training from random init on ``d`` target tokens at ``size`` (an existing ``model``'s
+    architecture when ``size`` is one): a point of the baseline law L(N, D)."""
+    sid = _digest({**_common(plan.sweep), "kind": "scratch", **_size_fingerprint(plan.sweep, size), "tokens": d})
+    return plan.job(kind="scratch", job_id=sid, seed_key=sid, source=SCRATCH, size=size, data_tokens=d, model=model)
+
+
+# ------------------------------------------------------------------ what every job shares
+@dataclass(frozen=True)
+class _Planner:
+    """What every job of one sweep is built from: the sweep, its layout, the sizes its jobs train
+    (resolved once), and the step arithmetic of its cost estimate."""
+
+    sweep: Sweep
+    layout: SweepLayout
+    sizes: dict[str, ModelSize]
+    tokens_per_step: int
+    min_eval_steps: int
+
+    @classmethod
+    def of(cls, sweep: Sweep, layout: SweepLayout | None) -> _Planner:
+        sizes = resolve_sizes(sweep)  # first: a bad rung or an unavailable model is the error to report
+        tokens_per_step = sweep.train.batch_size * sweep.train.seq_len
+        return cls(
+            sweep=sweep,
+            layout=layout or sweep.layout(),
+            sizes=sizes,
             tokens_per_step=tokens_per_step,
+            min_eval_steps=cadence.min_eval_steps(
+                min_interval_tokens=sweep.eval.min_interval_tokens, tokens_per_step=tokens_per_step
+            ),
+        )
+
+    def job(
+        self,
+        *,
+        kind: JobKind,
+        job_id: str,
+        seed_key: str,
+        source: str,
+        size: str,
+        data_tokens: int,
+        branch_tokens: int = 0,
+        checkpoints: tuple[int, ...] = (),
+        pretrain_tokens: int = 0,
+        parent: str | None = None,
+        init_from: str | None = None,
+        model: str | None = None,
+        revision: str | None = None,
+    ) -> Job:
+        """The one constructor of a job: the fields its builder decides, and those that follow
+        from the sweep (steps, seed, cost, resources, shape, folder)."""
+        shape = self.sizes[size]
+        steps = self.max_steps(kind, data_tokens)
+        res = self.sweep.resources
+        return Job(
+            job_id=job_id,
+            kind=kind,
+            source=source,
+            target=self.sweep.target,
+            size=size,
+            n_params=shape.n_params,
+            data_tokens=data_tokens,
+            pretrain_tokens=pretrain_tokens,
+            parent=parent,
+            checkpoints=checkpoints,
+            model=model,
+            revision=revision,
+            max_steps=steps,
+            seed=_seed(self.sweep, seed_key),
+            tokens_per_step=self.tokens_per_step,
+            est_flops=self.est_flops(shape, steps, kind, data_tokens, branch_tokens),
+            cpus=res.cpus,
+            gpus=gpu_share(shape.n_params) if res.pack and res.gpus == 1 and res.workers == 1 else res.gpus,
+            workers=res.workers,
+            shape=shape,
+            job_dir=self.layout.job_dir(job_id),
+            init_from=init_from,
+        )
+
+    def max_steps(self, kind: str, budget: int) -> int:
+        """Steps a job over ``budget`` tokens runs at most (``tsweep.core.cadence.max_steps``)."""
+        ev, tr = self.sweep.eval, self.sweep.train
+        patience = cadence.patience_steps(
+            steps_per_epoch=budget / self.tokens_per_step,
+            patience_epochs=ev.patience_epochs,
+            patience_tokens=ev.patience_tokens,
+            tokens_per_step=self.tokens_per_step,
         )
         return cadence.max_steps(
             kind=kind,
             data_tokens=budget,
-            tokens_per_step=tokens_per_step,
+            tokens_per_step=self.tokens_per_step,
             max_epochs=tr.max_epochs,
             cooldown=tr.cooldown,
             patience=patience,
         )
 
-    branches = sum(round(tr.cooldown * p) for p in sweep.pretrain.p_axis[:-1]) if sweep.pretrain else 0
-
-    common = dict(target=sweep.target, tokens_per_step=tokens_per_step, cpus=res.cpus, workers=res.workers)
-
-    def gpus(size: str) -> float:
-        if res.pack and res.gpus == 1 and res.workers == 1:
-            return gpu_share(size_of(size).n_params)
-        return res.gpus
-
-    for source in sweep.pretrain_sources:
-        for size in sweep.model_sizes:
-            traj = pretrain_trajectory(sweep, source, size)
-            pid = _digest({"trajectory": traj, "checkpoints": sweep.pretrain.p_axis})
-            steps = max_steps("pretrain", sweep.pretrain.tokens)
-            jobs.append(
-                Job(
-                    job_id=pid,
-                    kind="pretrain",
-                    source=source,
-                    size=size,
-                    n_params=size_of(size).n_params,
-                    data_tokens=sweep.pretrain.tokens,
-                    checkpoints=sweep.pretrain.p_axis,
-                    max_steps=steps,
-                    seed=_seed(sweep, traj),  # not the id: an extra checkpoint leaves the run as it was
-                    est_flops=est(size, steps, "pretrain", sweep.pretrain.tokens, branches),
-                    gpus=gpus(size),
-                    **common,
-                )
-            )
-            for p in sweep.pretrain.p_axis:
-                for d_f in sweep.finetune_tokens:
-                    fid = _digest({**_common(sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
-                    steps_f = max_steps("finetune", d_f)
-                    jobs.append(
-                        Job(
-                            job_id=fid,
-                            kind="finetune",
-                            source=source,
-                            size=size,
-                            n_params=size_of(size).n_params,
-                            data_tokens=d_f,
-                            pretrain_tokens=p,
-                            parent=pid,
-                            seed=_seed(sweep, fid),
-                            max_steps=steps_f,
-                            est_flops=est(size, steps_f, "finetune", d_f),
-                            gpus=gpus(size),
-                            **common,
-                        )
-                    )
-    scratch_sizes = list(sweep.model_sizes)
-    for source in sweep.model_sources:
-        spec = sweep.pretrained[source]
-        size = size_name(spec.model)
-        if size not in scratch_sizes:
-            scratch_sizes.append(size)
-        for rev, p in sorted(spec.revisions.items(), key=lambda kv: kv[1]):
-            for d_f in sweep.finetune_tokens:
-                fid = _digest(
-                    {**_common(sweep), "kind": "finetune", "model": spec.model, "revision": rev, "p": p, "tokens": d_f}
-                )
-                steps_f = max_steps("finetune", d_f)
-                jobs.append(
-                    Job(
-                        job_id=fid,
-                        kind="finetune",
-                        source=source,
-                        size=size,
-                        n_params=size_of(size).n_params,
-                        data_tokens=d_f,
-                        pretrain_tokens=p,
-                        model=spec.model,
-                        revision=rev,
-                        max_steps=steps_f,
-                        seed=_seed(sweep, fid),
-                        est_flops=est(size, steps_f, "finetune", d_f),
-                        gpus=gpus(size),
-                        **common,
-                    )
-                )
-    for size in scratch_sizes:
-        model = size[len(HF_PREFIX) :] if size.startswith(HF_PREFIX) else None
-        for d in sweep.scratch_axis:
-            sid = _digest({**_common(sweep), "kind": "scratch", **_size_fingerprint(sweep, size), "tokens": d})
-            extra = {"model": model} if model else {}
-            steps_s = max_steps("scratch", d)
-            jobs.append(
-                Job(
-                    job_id=sid,
-                    kind="scratch",
-                    source=SCRATCH,
-                    size=size,
-                    n_params=size_of(size).n_params,
-                    data_tokens=d,
-                    max_steps=steps_s,
-                    est_flops=est(size, steps_s, "scratch", d),
-                    seed=_seed(sweep, sid),
-                    gpus=gpus(size),
-                    **extra,
-                    **common,
-                )
-            )
-    # Pre-training first, then the longest jobs: the order a scheduler should prefer.
-    order = {"pretrain": 0, "finetune": 1, "scratch": 1}
-    jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
-    jobs = _resolve(jobs, layout or sweep.layout(), size_of)
-    return JobGraph(sweep=sweep, jobs=tuple(jobs), by_id={j.job_id: j for j in jobs})
-
-
-def _resolve(jobs: list[Job], layout: SweepLayout, size_of) -> list[Job]:
-    """Each job with its shape, where it writes and (for a fine-tune of a pre-training run) the
-    checkpoint it starts from."""
-    out = [replace(j, shape=size_of(j.size), job_dir=layout.job_dir(j.job_id)) for j in jobs]
-    by_id = {j.job_id: j for j in out}
-    return [replace(j, init_from=by_id[j.parent].p_checkpoint(j.pretrain_tokens)) if j.parent else j for j in out]
+    def est_flops(self, shape: ModelSize, steps: int, kind: str, data_tokens: int, branch_tokens: int) -> float:
+        """Upper bound on a job's FLOPs: its steps (and pre-training's cooldown branches) and its
+        evaluations, each a forward pass: a third of a training step's FLOPs per token."""
+        ev = self.sweep.eval
+        interval = cadence.eval_interval(
+            kind=kind,
+            interval_steps=ev.interval_steps,
+            steps_per_epoch=data_tokens / self.tokens_per_step,
+            per_epoch=ev.per_epoch,
+            min_steps=self.min_eval_steps,
+        )
+        n_evals = 1 + (
+            len(cadence.pretrain_eval_steps(interval=interval, max_steps=steps))
+            if kind == "pretrain"
+            else steps // interval + 1
+        )
+        trained = steps * self.tokens_per_step + branch_tokens
+        return shape.flops_per_token(self.sweep.train.seq_len) * (trained + n_evals * ev.tokens / 3)

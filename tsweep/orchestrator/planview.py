@@ -15,7 +15,7 @@ from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.units import duration, si
 from tsweep.orchestrator.plan import JobGraph, expand
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 
 # Rough sustained training throughput used only for the plan's time column: about 1e10 FLOP/s per
 # CPU core for these small models (measured here on the demo sizes), and 40% of an H100's dense
@@ -30,13 +30,16 @@ DEFAULT_GPU_MEMORY_GB = 80.0
 def _host_memory_bytes() -> int:
     import psutil
 
-    return psutil.virtual_memory().total
+    total: int = psutil.virtual_memory().total
+    return total
 
 
 def check_resources(sweep: Sweep, graph: JobGraph, vocab_size: int) -> None:
     gpu_mem = float(os.environ.get("TSWEEP_GPU_MEMORY_GB", DEFAULT_GPU_MEMORY_GB)) * 2**30
     for job in graph.jobs:
         size = job.shape
+        if size is None:  # expand resolves every job's shape
+            raise ValueError(f"{job.label}: a job without a shape (not from expand)")
         micro = max(1, sweep.train.batch_size // job.workers)
         need = size.train_memory_bytes(vocab_size, sweep.train.seq_len, micro, sweep.deepspeed.zero_stage, job.workers)
         have = gpu_mem * min(job.gpus, 1.0) if job.gpus > 0 else _host_memory_bytes()
@@ -100,10 +103,11 @@ def format_plan(
     cluster_gpus: float = 0.0,
 ) -> str:
     sw = graph.sweep
+    where = without_query((layout or sw.layout()).sweep_dir)
     lines = [
         f"sweep {sw.name}: {len(graph.jobs)} jobs "
         f"({len(graph.pretrain)} pretrain, {sum(j.kind == 'finetune' for j in graph.jobs)} finetune, "
-        f"{sum(j.kind == 'scratch' for j in graph.jobs)} scratch) -> {without_query((layout or sw.layout()).sweep_dir)}",
+        f"{sum(j.kind == 'scratch' for j in graph.jobs)} scratch) -> {where}",
         "corpora (training tokens available): " + ", ".join(f"{k} {v:,}" for k, v in sorted(available.items())),
         "",
         f"{'job':44} {'N':>10} {'tokens':>10} {'max steps':>9} {'est FLOPs':>10} {'est time':>8}  resources         id",

@@ -36,7 +36,7 @@ from tsweep.orchestrator import lease, trackers
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
-from tsweep.sweeps.schema import Sweep, dump_sweep
+from tsweep.sweeps import Sweep, dump_sweep
 from tsweep.workers import checkpoints
 from tsweep.workers.trainable import job_label, job_trainable
 
@@ -108,7 +108,7 @@ def refuse_foreign_results(sweep: Sweep, graph: JobGraph, layout: SweepLayout) -
         return
     old = None
     if layout.files.is_file(layout.sweep_yaml):
-        from tsweep.sweeps.schema import loads_sweep
+        from tsweep.sweeps import loads_sweep
 
         try:
             old = loads_sweep(layout.files.read_text(layout.sweep_yaml), origin=layout.sweep_yaml)

@@ -27,7 +27,7 @@ from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.store import Store
 from tsweep.orchestrator import lease as leases
 from tsweep.orchestrator.plan import expand
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 
 
 def latest_evals(evals: pa.Table | None) -> dict[str, dict[str, Any]]:

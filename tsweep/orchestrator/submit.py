@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tsweep.core.errors import UsageError
-from tsweep.sweeps.schema import Sweep, dump_sweep
+from tsweep.sweeps import Sweep, dump_sweep
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tsweep.analysis.transfer import TransferReport
 from tsweep.core.errors import UsageError
-from tsweep.sweeps.schema import TrackerSettings
+from tsweep.sweeps import TrackerSettings
 
 if TYPE_CHECKING:
     from ray.tune import Callback

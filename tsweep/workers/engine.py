@@ -23,7 +23,7 @@ from importlib import resources
 import torch
 
 from tsweep.core.sizes import ModelSize
-from tsweep.sweeps.schema import Sweep, deep_merge
+from tsweep.sweeps import Sweep, deep_merge
 
 
 def pick_device() -> str:

@@ -66,7 +66,7 @@ from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.records import Progress
 from tsweep.core.store import SCHEMA_VERSION, Store
 from tsweep.data import SweepData
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 from tsweep.workers import checkpoints
 from tsweep.workers.batches import BatchStream, to_sequences
 from tsweep.workers.engine import build_engine, build_model, clip_gradients, ensure_distributed, rank_world

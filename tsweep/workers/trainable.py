@@ -30,7 +30,7 @@ from __future__ import annotations
 from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout
 from tsweep.core.store import Store
-from tsweep.sweeps.schema import Sweep
+from tsweep.sweeps import Sweep
 
 
 def _run(job: Job, sweep_dict: dict, sweep_dir: str, report) -> None:
