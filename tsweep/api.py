@@ -150,9 +150,8 @@ def _sweep_and_layout(
     :func:`resolve` found, or ``SweepLayout(path)``), else ``{storage}/{name}``."""
     if isinstance(sweep, str):
         sweep, resolved = resolve(sweep, storage)
-    else:
-        resolved = sweep.layout(storage_override(storage))
-    return sweep, layout or resolved
+        return sweep, layout or resolved
+    return sweep, layout or sweep.layout(storage_override(storage))
 
 
 def load_sweep(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> Sweep:
