@@ -139,7 +139,8 @@ def test_the_live_fit_equals_a_cold_refit_of_the_final_table(tmp_path, rows):
     checkpoints first) and the actor refits after each batch from its previous fits; its final
     latest.json must say what a cold fit of the final table says: the same identified numbers,
     the same intervals, the same verdicts."""
-    from tsweep.analysis.transfer import TransferReport, transfer_report
+    from tsweep.analysis.records import TransferReport
+    from tsweep.analysis.transfer import transfer_report
 
     order = sorted(rows, key=lambda r: (r["kind"] != "scratch", r["pretrain_tokens"], r["data_tokens"]))
     sweep_dir, store = _sweep(tmp_path, [])
@@ -150,7 +151,7 @@ def test_the_live_fit_equals_a_cold_refit_of_the_final_table(tmp_path, rows):
         actor.refit()
     live = TransferReport.from_json(read_latest(sweep_dir).to_json())
     cold = transfer_report(store.read_summaries(), bootstrap=30, seed=0)
-    for a, b in zip(live.sources, cold.sources):
+    for a, b in zip(live.sources, cold.sources, strict=True):
         for name in ("G", "G_loss", "k", "alpha", "beta", "multiplier"):
             ea, eb = getattr(a, name), getattr(b, name)
             assert ea.identified == eb.identified, (a.source, name, ea, eb)

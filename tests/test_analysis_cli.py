@@ -72,7 +72,7 @@ def test_fit_json_contract(chin_csv, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["law"] == "chinchilla" and out["n_points"] == 36
     assert set(out["params"]) == {"A", "B", "E", "alpha", "beta"}
-    for name, v in out["params"].items():
+    for v in out["params"].values():
         lo, hi = v["ci95"]
         assert lo <= v["value"] <= hi, name
     assert out["params"]["E"]["value"] == pytest.approx(TRUTH["E"], rel=0.03)

@@ -34,7 +34,7 @@ def test_bootstrap_intervals_cover_the_truth_about_95_percent_of_the_time():
     parameter's 95% interval must cover the truth in 85-99% of them (measured ~91-97%)."""
     draws = 100
     hits, _ = _coverage(draws, noise=5e-4, base=1000)
-    for k, h in hits.items():
+    for h in hits.values():
         assert 0.85 <= h / draws <= 0.99, hits
     assert 0.9 <= sum(hits.values()) / (draws * len(HERN)) <= 0.98, hits
 
@@ -74,7 +74,7 @@ def test_warm_start_reaches_the_cold_optimum_after_adding_a_run():
     data = {"N": n.ravel(), "D": d.ravel()}
     data["loss"] = law.predict(truth, **data) * np.exp(0.01 * rng.standard_normal(n.size))
     before = fitter.fit(law, data)
-    more = {k: np.append(v, x) for (k, v), x in zip(data.items(), (3e6, 2e8, 2.6))}
+    more = {k: np.append(v, x) for (k, v), x in zip(data.items(), (3e6, 2e8, 2.6), strict=True)}
     cold = fitter.fit(law, more)
     warm = fitter.fit(law, more, warm_start=before)
     assert warm.loss == pytest.approx(cold.loss, rel=1e-6)
@@ -128,6 +128,51 @@ def test_vectorised_bootstrap_refits_match_lbfgs_resample_by_resample():
     w = fitter.resample_weights(logy.size, 20, 1)
     batch = fitter.bootstrap_thetas(law, theta0, logx, logy, w)
     for i in range(w.shape[0]):
-        th, f = fitter._lbfgs(law, theta0, logx, logy, w[i], fitter.HUBER_DELTA)
+        _, f = fitter._lbfgs(law, theta0, logx, logy, w[i], fitter.HUBER_DELTA)
         fb = fitter.objective(law, batch[i], logx, logy, w[i])[0]
         assert fb <= f * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["rows", "wild", "parametric"])
+def test_a_fit_records_and_names_its_resampling_scheme(scheme):
+    data = _hernandez_data(3, noise=0.05)
+    res = fitter.fit("hernandez", data, bootstrap=20, seed=0, resample=scheme, groups=np.repeat(np.arange(5), 6))
+    assert res.resample == scheme and res.to_json()["resample"] == scheme
+    assert fitter.FitResult.from_json(res.to_json()).resample == scheme
+    text = fitter.format_fit(res)
+    assert f"intervals: percentile {fitter.RESAMPLE_SCHEMES[scheme]}, 20 resamples" in text
+    assert ("over rows" in text) == (scheme == "rows")
+    point = fitter.fit("hernandez", data)
+    assert point.resample is None and "resample" not in point.to_json() and "intervals" not in fitter.format_fit(point)
+
+
+def test_a_fit_from_before_the_scheme_was_recorded_says_so():
+    res = fitter.fit("hernandez", _hernandez_data(4, noise=0.05), bootstrap=10, seed=0)
+    old = {k: v for k, v in res.to_json().items() if k != "resample"}
+    again = fitter.FitResult.from_json(old)
+    assert again.resample is None and again.to_json() == old
+    assert "percentile bootstrap (scheme not recorded), 10 resamples" in fitter.format_fit(again)
+
+
+def test_one_percentile_interval_at_ci_level():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3))
+    tail = 100 * (1 - fitter.CI_LEVEL) / 2
+    lo, hi = fitter.percentile_interval(x, axis=0)
+    assert np.array_equal(lo, np.percentile(x, tail, axis=0)) and np.array_equal(
+        hi, np.percentile(x, 100 - tail, axis=0)
+    )
+    # non-finite draws are left out, column by column
+    y = x.copy()
+    y[:7, 1] = np.nan
+    y[7:9, 1] = np.inf
+    lo_y, _ = fitter.percentile_interval(y, axis=0)
+    assert lo_y[1] == np.percentile(x[9:, 1], tail) and lo_y[0] == lo[0]
+    assert fitter.percentile_ci(y[:, 1]) == (lo_y[1], np.percentile(x[9:, 1], 100 - tail))
+    assert fitter.percentile_ci([1.0, np.nan]) is None and fitter.percentile_ci(None) is None
+
+
+def test_one_scale_rule():
+    assert fitter.scale_reason(1.0, 99.0) is None
+    assert fitter.scale_reason(1.0, 101.0) == "its 95% interval [1, 101] spans more than 100x"
+    assert fitter.scale_reason(0.0, 1.0) == "its 95% interval [0, 1] spans more than 100x"

@@ -104,7 +104,7 @@ def test_recovers_known_parameters_from_noisy_data(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_noise_free_data_are_fitted_exactly(name):
-    law, truth, data = _grid_table(name, noise=0.0, seed=0)
+    law, _, data = _grid_table(name, noise=0.0, seed=0)
     res = fitter.fit(law, data)
     pred = law.predict(res.params, **{v: data[v] for v in law.inputs})
     np.testing.assert_allclose(pred, data[law.response], rtol=2e-3)

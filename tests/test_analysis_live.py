@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tsweep.analysis.actor import AnalysisActor, read_latest
-from tsweep.analysis.transfer import Estimate, TransferReport, transfer_report
+from tsweep.analysis.records import Estimate, TransferReport
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.store import Store
 
 DEMO = Path(__file__).parent / "data" / "demo" / "summary.parquet"

@@ -7,17 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tsweep.analysis.records import Estimate, ScratchCurve, TransferReport
 from tsweep.analysis.synthetic import BARNETT_TRUTH, HERNANDEZ_TRUTH, SCRATCH_TRUTH, synthetic_summary
-from tsweep.analysis.transfer import (
-    Estimate,
-    ScratchCurve,
-    TransferReport,
-    flag_run,
-    interpolate_d_e,
-    plateau_d_e,
-    read_run,
-    transfer_report,
-)
+from tsweep.analysis.transfer import flag_run, interpolate_d_e, plateau_d_e, read_run, transfer_report
 from tsweep.core.store import SUMMARY_SCHEMA
 
 
@@ -143,6 +135,68 @@ def test_report_json_round_trips_and_is_the_gaps_contract(hern_report):
     assert "text" in table and "code" in table and "G [95% CI]" in table
 
 
+# The JSON layout reports have been written in (fits/latest.json of earlier sweeps): every record
+# writes these keys in this order, so old files load and new files read the same to old readers.
+LAYOUT = {
+    "report": [
+        "sweep", "n_rows", "n_used", "left_out", "bootstrap", "seed", "noise", "n_jobs_finished", "timestamp",
+        "scratch", "curves", "gap_fits", "sources", "comparisons", "warnings",
+    ],
+    "curve": ["size", "n_params", "d", "loss", "monotone", "plateau", "d_n", "d_n_low", "fit"],
+    "gap_fit": ["size", "n_params", "sources", "f_ref", "fit"],
+    "source": [
+        "source", "n_runs", "n_dt_runs", "G", "G_loss", "gap_size", "k", "alpha", "beta", "multiplier",
+        "multiplier_at", "hernandez", "runs", "warnings",
+    ],
+    "run": [
+        "job_id", "size", "n_params", "d_f", "pretrain_tokens", "loss", "d_e", "d_t", "multiplier", "basis", "flag",
+    ],
+    "comparison": ["a", "b", "size", "d_G", "d_G_loss"],
+}  # fmt: skip
+
+
+def test_report_json_keeps_the_layout_old_files_have(hern_report, barnett_report):
+    for report in (hern_report, barnett_report):
+        j = report.to_json()
+        assert list(j) == LAYOUT["report"]
+        assert all(list(c) == LAYOUT["curve"] for c in j["curves"]) and j["curves"]
+        assert all(list(g) == LAYOUT["gap_fit"] for g in j["gap_fits"]) and j["gap_fits"]
+        assert all(list(s) == LAYOUT["source"] for s in j["sources"]) and j["sources"]
+        assert all(list(r) == LAYOUT["run"] for s in j["sources"] for r in s["runs"])
+        assert all(list(c) == LAYOUT["comparison"] for c in j["comparisons"]) and j["comparisons"]
+        estimates = [s[k] for s in j["sources"] for k in ("G", "G_loss", "k", "alpha", "beta", "multiplier")]
+        assert all(list(e) in (["value", "ci95"], ["value", "reason"]) for e in estimates)
+
+
+def _without(obj, key):
+    if isinstance(obj, dict):
+        return {k: _without(v, key) for k, v in obj.items() if k != key}
+    if isinstance(obj, list):
+        return [_without(v, key) for v in obj]
+    return obj
+
+
+def test_a_report_written_before_fits_recorded_their_scheme_loads_unchanged(barnett_report):
+    """An earlier sweep's latest.json has no "resample" in its fits: it loads, its fits say no
+    scheme, and it writes back exactly as it was."""
+    old = _without(json.loads(json.dumps(barnett_report.to_json())), "resample")
+    again = TransferReport.from_json(old)
+    assert all(g.fit.resample is None for g in again.gap_fits)
+    assert json.dumps(again.to_json()) == json.dumps(old)
+    assert {g.fit.resample for g in barnett_report.gap_fits} == {"parametric"}
+
+
+def test_records_are_built_by_keyword_and_read_strictly():
+    with pytest.raises(TypeError):
+        Estimate(1.0, (0.5, 2.0))  # keyword-only
+    assert Estimate.from_json({"value": 1.0, "ci95": [0.5, None]}) == Estimate(value=1.0)
+    assert Estimate.from_json(None).reason == "not reported"
+    with pytest.raises(KeyError):
+        TransferReport.from_json({"sources": [{"source": "x"}]})  # a source without its run counts
+    with pytest.raises(TypeError):
+        TransferReport.from_json([1, 2])  # not an object: its reader refits
+
+
 def _with_bad_rows(table: pa.Table) -> pa.Table:
     rows = table.to_pylist()
     bad = []
@@ -205,7 +259,17 @@ def _curve(d_n_low=1e9):
     d = (4e3, 1.6e4, 6.4e4)
     loss = (2.5, 2.0, 1.6)
     fit = None
-    return ScratchCurve("x", 1000, d, loss, True, Estimate.missing("-"), Estimate.missing("-"), d_n_low, fit)
+    return ScratchCurve(
+        size="x",
+        n_params=1000,
+        d=d,
+        loss=loss,
+        monotone=True,
+        plateau=Estimate.missing("-"),
+        d_n=Estimate.missing("-"),
+        d_n_low=d_n_low,
+        fit=fit,
+    )
 
 
 def test_flag_rule():
@@ -235,6 +299,6 @@ def test_a_report_with_warm_starts_equals_the_cold_one():
     t = synthetic_summary(mode="barnett", seed=3)
     cold = transfer_report(t, bootstrap=30)
     warm = transfer_report(t, bootstrap=30, warm=cold.warm_starts())
-    for a, b in zip(cold.sources, warm.sources):
+    for a, b in zip(cold.sources, warm.sources, strict=True):
         assert a.G.value == pytest.approx(b.G.value, rel=1e-4)
         assert a.G.ci95 == pytest.approx(b.G.ci95, rel=1e-3)

@@ -1,15 +1,34 @@
 """tsweep's analysis: scaling laws for transfer, fitted from a sweep's summary table.
 
-- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett), one small class each.
+One job per module, and the analysis modules each may import (``tests/test_analysis_modules.py``
+holds the same table and fails on an import outside it):
+
+- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett, plateau, barnett_joint),
+  one small class each. Imports no analysis module.
+- ``_blas``: single-threaded BLAS while fitting. Imports none.
 - ``fitter``: Chinchilla approach 3 (Huber on log values, L-BFGS-B from a grid of starts) with
-  warm starts and vectorised bootstrap intervals; ``fit(law, data, ...) -> FitResult``.
-- ``transfer``: the transfer report (scratch law, D_E / D_T / multiplier, Hernandez and Barnett
-  fits per source); ``transfer_report(table, ...) -> TransferReport``.
+  warm starts, bootstrap intervals and the identification rule; ``fit(law, data, ...) ->
+  FitResult``. The one percentile-interval helper and the one scale rule live here. Imports
+  ``laws``, ``_blas``.
+- ``records``: the transfer report's typed records (``TransferReport``, ``Estimate``, ...) and
+  their JSON, written once. Imports ``fitter``, ``laws`` (and ``rendering`` inside
+  ``TransferReport.format_table`` only).
+- ``transfer``: the estimation behind the report (scratch curves, D_E / D_T, the gap fits, the
+  comparisons); ``transfer_report(table, ...) -> TransferReport``. Imports ``fitter``, ``laws``,
+  ``records``.
+- ``rendering``: the report as a terminal table. Imports ``records``.
 - ``actor``: ``AnalysisActor`` (refit on every finished job; fits/latest.json, history.jsonl)
-  and ``start_analysis_actor``, the only Ray import in this package.
-- ``plots``: the three PNGs under ``{sweep_dir}/plots/``; ``write_plots(sweep_dir)``.
-- ``cli``: ``fit``, ``report``, ``advise`` subcommands (``add_commands``), ``gaps_command``.
-- ``synthetic``: summary tables generated from known laws, for tests and benchmarks.
+  and ``start_analysis_actor``, the only Ray import in this package. Imports ``records``,
+  ``transfer``.
+- ``reporting``: a sweep's report read or refitted, and the files it becomes (gaps JSON/CSV,
+  summary.md, report.html). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
+- ``advice``: more pre-training or more target data, read off the gap law. Imports ``laws``,
+  ``records``.
+- ``plots``: the PNGs under ``{sweep_dir}/plots/``; ``write_plots(sweep_dir)``. Imports
+  ``actor``, ``fitter``, ``laws``, ``records``, ``transfer``.
+- ``synthetic``: summary tables generated from known laws, for tests and benchmarks. Imports
+  ``laws``.
+- ``tables``: a CSV or Parquet file as columns, for ``tsweep fit``. Imports none.
 
 Ray-free except ``actor.start_analysis_actor``: everything here runs and tests with no cluster.
 """

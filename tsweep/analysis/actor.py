@@ -20,9 +20,10 @@ returns the report: the driver's final, synchronous refit.
 
 A restarted actor (``max_restarts=-1``) rebuilds itself from ``fits/latest.json``: that report's
 fits join the starts of its next refit (a warm start is one start among the screened grid, so a
-refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing. ``refit`` is idempotent (it reads the whole store each time), so a
-retried call is harmless and concurrent finishes need no bookkeeping: calls queue on the actor
-and the last one sees every row.
+refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing.
+``refit`` is idempotent (it reads the whole store each time), so a retried call is harmless and
+concurrent finishes need no bookkeeping: calls queue on the actor and the last one sees every
+row.
 """
 
 from __future__ import annotations
@@ -34,14 +35,18 @@ import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from tsweep.analysis.transfer import TransferReport, transfer_report
+from tsweep.analysis.records import TransferReport
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.jsonio import dumps, finite
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import FINAL_STATUSES, Store
+
+if TYPE_CHECKING:
+    import ray.actor
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +149,7 @@ class AnalysisActor:
 
     def _record(self, report: TransferReport, finished: int) -> dict[str, Any]:
         report = replace(report, n_jobs_finished=finished, timestamp=_now())
-        out = finite(report.to_json())
+        out: dict[str, Any] = finite(report.to_json())
         self.layout.files.write_text(self.layout.latest_fit, dumps(out, indent=1))
         self._append(history_line(report))
         self._latest, self._warm = report, report.warm_starts()
@@ -154,14 +159,19 @@ class AnalysisActor:
         self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
 
     def latest(self) -> dict[str, Any] | None:
-        return None if self._latest is None else finite(self._latest.to_json())
+        if self._latest is None:
+            return None
+        out: dict[str, Any] = finite(self._latest.to_json())
+        return out
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def start_analysis_actor(name: str, namespace: str, *, detached: bool = False, **kwargs: Any):
+def start_analysis_actor(
+    name: str, namespace: str, *, detached: bool = False, **kwargs: Any
+) -> ray.actor.ActorProxy[AnalysisActor]:  # ray's name for an actor handle
     """The named analysis actor in ``namespace``: created, or the running one if it exists.
 
     ``num_cpus=0``: it must never wait behind training trials for a CPU; it is placed on the

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tsweep.analysis.laws import get_law
-from tsweep.analysis.transfer import TransferReport
+from tsweep.analysis.records import TransferReport
 
 
 def advice(report: TransferReport, table: Any, target_loss: float | None = None) -> list[dict[str, Any]]:
@@ -35,8 +35,7 @@ def advice(report: TransferReport, table: Any, target_loss: float | None = None)
         mine = [r for r in rows if r["source"] == s.source and r["size"] == s.gap_size and r["pretrain_tokens"] > 0]
         p = float(max(r["pretrain_tokens"] for r in mine))
         f = float(max(r["data_tokens"] for r in mine))
-        loss = lambda pp, ff: float(law.predict(prm, p=pp, f=ff))  # noqa: E731
-        now, l2p, l2f = loss(p, f), loss(2 * p, f), loss(p, 2 * f)
+        now, l2p, l2f = (float(law.predict(prm, p=pp, f=ff)) for pp, ff in ((p, f), (2 * p, f), (p, 2 * f)))
         floor = prm["G"] * f ** -prm["beta"] + prm["E"]
         entry.update(
             {

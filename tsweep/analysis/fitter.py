@@ -34,7 +34,9 @@ optimum it cannot improve in floating point, which depends on the last bits of t
 parameters to four digits). The verdict is the same under other BLAS thread counts, start
 orders and last-bit perturbations of the data (``tests/test_analysis_convergence.py``).
 
-Intervals are percentile intervals of bootstrap refits. Two resampling schemes:
+Intervals are percentile intervals of bootstrap refits (:func:`percentile_interval`, the one
+place ``CI_LEVEL`` becomes percentiles), under one of three resampling schemes, recorded in the
+result (``FitResult.resample``):
 - ``rows`` (default for ``tsweep fit`` on any table): resample rows (or whole ``groups``) with
   replacement; a resample is an integer weight vector, so no data are copied.
 - ``wild``: a wild cluster bootstrap of residuals (Cameron, Gelbach & Miller 2008, "Bootstrap-based
@@ -44,6 +46,9 @@ Intervals are percentile intervals of bootstrap refits. Two resampling schemes:
   parameter. It keeps
   the design fixed and the noise shared within a cluster (all fine-tunes of one annealed
   checkpoint share that checkpoint's noise), which a row bootstrap would treat as independent.
+- ``parametric``: the fit plus Gaussian noise, a term per row and a shared offset per ``groups``
+  at the scales its residuals show (:func:`noise_components`), or a given per-row ``noise`` for
+  fits with too few points to measure their own.
 Every resample is refitted from the point estimate by the vectorised refiner; a resample it
 leaves unconverged is refitted cold (screen and refine), and one that still fails counts as a
 failure, never as its last iterate.
@@ -51,9 +56,9 @@ failure, never as its last iterate.
 Identification (:func:`identification`): a parameter is *identified* when its estimate is off
 its bounds, at least ``MIN_BOOT_SUCCESS`` of the bootstrap refits converged, under
 ``(1 - CI_LEVEL) / 2`` of them sit on a bound, and its interval is finite with both ends within
-``MAX_SCALE_RATIO`` of each other (scale parameters, positive) or at most
-``MAX_EXPONENT_WIDTH`` wide (exponents). Reports print an unidentified parameter as null with
-the reason.
+``MAX_SCALE_RATIO`` of each other (scale parameters, positive: :func:`scale_reason`, the rule
+quantities derived from the parameters are held to as well) or at most ``MAX_EXPONENT_WIDTH``
+wide (exponents). Reports print an unidentified parameter as null with the reason.
 
 The objective is multiplied by 1/delta^2 inside L-BFGS-B only (same minimiser): its ``ftol`` is
 relative to max(|f|, 1), and the raw Huber sum would otherwise stop it early, the failure
@@ -68,14 +73,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize
 
 from tsweep.analysis._blas import single_threaded_blas
-from tsweep.analysis.laws import Law, get_law
+from tsweep.analysis.laws import Array, Codes, Law, LogX, get_law
 from tsweep.core.errors import UsageError
 from tsweep.core.jsonio import num as _num
 
-Array = np.ndarray
+Mask = npt.NDArray[np.bool_]
+Index = npt.NDArray[np.intp]
 
 # tsweep's choice for its own runs (module docstring): Huber's 95%-efficiency constant 1.345
 # sigma (Huber 1964) for sigma ~ 0.75%, the residual scale of loss in log space measured on the
@@ -105,6 +112,7 @@ MIN_BOOT_SUCCESS = 0.95
 EXTRA_START_MARGIN = 1e-6
 MAX_SCALE_RATIO = 100.0
 MAX_EXPONENT_WIDTH = 1.0
+_CI_NAME = f"{100 * CI_LEVEL:g}%"  # how messages name the interval
 # Vectorised Levenberg-Marquardt (tsweep choices, checked against L-BFGS-B resample by resample
 # on the fixture: same objective to ~1e-11 relative).
 LM_MAX_ITER = 300
@@ -129,6 +137,12 @@ STATIONARY_SE = 1e-3
 SIGMA_FLOOR = 1e-6
 # Levenberg-Marquardt iterations of the last polish (it starts at L-BFGS-B's optimum).
 POLISH_MAX_ITER = 50
+# The resampling schemes of the module docstring, as ``format_fit`` names them.
+RESAMPLE_SCHEMES = {
+    "rows": "bootstrap over rows (whole groups where the fit had groups)",
+    "wild": "wild bootstrap of residuals",
+    "parametric": "parametric bootstrap (simulated measurement noise)",
+}
 # Webb (2013)'s six-point distribution for the wild cluster bootstrap: mean 0, variance 1.
 WEBB_POINTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
@@ -150,6 +164,9 @@ class FitResult:
     ci95: dict[str, tuple[float, float]] | None = None
     warnings: tuple[str, ...] = ()
     n_bootstrap: int = 0
+    # the resampling scheme behind the intervals (``RESAMPLE_SCHEMES``); None: no bootstrap, or a
+    # file written before the scheme was recorded
+    resample: str | None = None
     converged: bool = True
     # parameter -> why it is not identified (absent: identified; see ``identification``)
     not_identified: dict[str, str] = field(default_factory=dict)
@@ -183,6 +200,8 @@ class FitResult:
         }
         if self.n_bootstrap:
             out["bootstrap"] = self.n_bootstrap
+        if self.resample is not None:
+            out["resample"] = self.resample
         if self.boot_params is not None:  # the draws behind derived intervals and plotted bands
             out["boot"] = [[float(f"{x:.6g}") for x in row] for row in self.boot_params.tolist()]
         return out
@@ -192,14 +211,7 @@ class FitResult:
         """The inverse of :meth:`to_json` (the residuals are not kept in JSON)."""
         params = {k: (math.nan if v.get("value") is None else float(v["value"])) for k, v in d["params"].items()}
         has_ci = any("ci95" in v for v in d["params"].values())
-        ci = (
-            {
-                k: tuple(math.nan if x is None else float(x) for x in v.get("ci95", (None, None)))
-                for k, v in d["params"].items()
-            }
-            if has_ci
-            else None
-        )
+        ci = {k: _interval(v.get("ci95")) for k, v in d["params"].items()} if has_ci else None
         law = get_law(d["law"])
         theta = d.get("theta") or law.from_params({k: (1.0 if math.isnan(v) else v) for k, v in params.items()})
         return cls(
@@ -211,13 +223,20 @@ class FitResult:
             ci95=ci,
             warnings=tuple(d.get("warnings", ())),
             n_bootstrap=int(d.get("bootstrap", 0)),
+            resample=d.get("resample"),
             converged=bool(d.get("converged", True)),
             not_identified={k: v["reason"] for k, v in d["params"].items() if not v.get("identified", True)},
             boot_params=None if d.get("boot") is None else np.array(d["boot"], dtype=float),
         )
 
-    def predict(self, **x: Array) -> Array:
+    def predict(self, **x: npt.ArrayLike) -> Array:
         return get_law(self.law).predict(self.params, **x)
+
+
+def _interval(ends: Sequence[float | None] | None) -> tuple[float, float]:
+    """An interval from JSON: a missing end (or interval) is NaN."""
+    lo, hi = ends if ends is not None else (None, None)
+    return (math.nan if lo is None else float(lo), math.nan if hi is None else float(hi))
 
 
 # ------------------------------------------------------------------ objective
@@ -227,9 +246,7 @@ def _huber(r: Array, delta: float) -> tuple[Array, Array]:
     return val, np.clip(r, -delta, delta)
 
 
-def objective(
-    law: Law, theta: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float = HUBER_DELTA
-) -> Array:
+def objective(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA) -> Array:
     """Weighted Huber objective for a stack of parameter vectors ``theta`` (S, P) -> (S,)."""
     pred, _ = law.log_predict(np.atleast_2d(theta), logx)
     val, _ = _huber(pred - logy[None, :], delta)
@@ -237,9 +254,7 @@ def objective(
     return np.where(np.isfinite(out), out, np.inf)
 
 
-def _value_and_grad(
-    theta: Array, law: Law, logx: Mapping[str, Array], logy: Array, w: Array, delta: float
-) -> tuple[float, Array]:
+def _value_and_grad(theta: Array, law: Law, logx: LogX, logy: Array, w: Array, delta: float) -> tuple[float, Array]:
     pred, jac = law.log_predict(theta[None, :], logx)
     val, d = _huber(pred[0] - logy, delta)
     scale = 1.0 / (delta * delta)
@@ -252,7 +267,7 @@ def _value_and_grad(
 
 @single_threaded_blas()
 def _lbfgs(
-    law: Law, theta0: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float, maxiter: int | None = None
+    law: Law, theta0: Array, logx: LogX, logy: Array, w: Array, delta: float, maxiter: int | None = None
 ) -> tuple[Array, float]:
     options = _LBFGS_OPTIONS if maxiter is None else {**_LBFGS_OPTIONS, "maxiter": maxiter}
     res = minimize(
@@ -267,9 +282,7 @@ def _lbfgs(
     return res.x, float(res.fun) * delta * delta
 
 
-def stationarity(
-    law: Law, theta: Array, logx: Mapping[str, Array], logy: Array, w: Array, delta: float = HUBER_DELTA
-) -> float:
+def stationarity(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA) -> float:
     """How far ``theta`` is from a stationary point of the weighted Huber objective, in the fit's
     standard errors: sqrt(g' H^+ g) / sigma over the free parameters, with g the gradient, H the
     Gauss-Newton curvature (IRLS weights min(1, delta/|r|)) and sigma the weighted residual scale
@@ -284,7 +297,7 @@ def stationarity(
     omega = w * np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))
     g = j.T @ (w * np.clip(r, -delta, delta))
     h = (j * omega[:, None]).T @ j
-    lo, hi = np.array(law.bounds).T
+    lo, hi = law.box()
     tol = 1e-6 * (hi - lo)
     free = ~(((theta <= lo + tol) & (g > 0)) | ((theta >= hi - tol) & (g < 0)))
     if not free.any():
@@ -299,7 +312,7 @@ def stationarity(
 def _best_of(
     law: Law,
     starts: Array,
-    logx: Mapping[str, Array],
+    logx: LogX,
     logy: Array,
     w: Array,
     delta: float,
@@ -323,7 +336,7 @@ def _best_of(
     th, f, _ = batch_refine(law, starts, logx, logy, np.tile(w, (starts.shape[0], 1)), delta=delta)
     f = np.where(np.isfinite(f), f, np.inf)
 
-    def polish(indices: Array) -> list[tuple[Array, float]]:
+    def polish(indices: Index) -> list[tuple[Array, float]]:
         return [_lbfgs(law, th[i] if np.isfinite(f[i]) else starts[i], logx, logy, w, delta) for i in indices]
 
     cold = polish(np.argsort(f[:n_cold], kind="stable")[:n_polish])
@@ -342,7 +355,7 @@ def _best_of(
 
 def screen(
     law: Law,
-    logx: Mapping[str, Array],
+    logx: LogX,
     logy: Array,
     w: Array,
     n_refine: int,
@@ -364,13 +377,13 @@ def screen(
 def warm_starts(law: Law, theta0: Array, seed: int = 0, n_perturb: int = N_WARM_PERTURB) -> Array:
     """The previous optimum plus ``n_perturb`` small perturbations of it, clipped into the bounds."""
     rng = np.random.default_rng(seed)
-    lo, hi = np.array(law.bounds).T
+    lo, hi = law.box()
     pert = theta0[None, :] + WARM_PERTURB_SCALE * rng.standard_normal((n_perturb, theta0.size))
     return np.clip(np.vstack([theta0[None, :], pert]), lo, hi)
 
 
 # ------------------------------------------------------------------ data
-def prepare(law: Law, data: Mapping[str, Any]) -> tuple[dict[str, Array], Array, list[str], Array]:
+def prepare(law: Law, data: Mapping[str, Any]) -> tuple[dict[str, Array | Codes], Array, list[str], Mask]:
     """Logs of the law's variables, dropping rows that are missing, non-finite or non-positive.
     A law's categorical inputs (e.g. the source of a joint gap fit) pass through as integer codes.
 
@@ -402,7 +415,7 @@ def prepare(law: Law, data: Mapping[str, Any]) -> tuple[dict[str, Array], Array,
     return logx, np.log(cols[law.response][keep]), warnings, keep
 
 
-def span_reasons(law: Law, logx: Mapping[str, Array], n_points: int) -> dict[str, str]:
+def span_reasons(law: Law, logx: LogX, n_points: int) -> dict[str, str]:
     """Parameter -> why the data's design cannot identify it: too few points, or too few distinct
     values of the input it needs."""
     if n_points <= law.n_params:
@@ -416,7 +429,7 @@ def span_reasons(law: Law, logx: Mapping[str, Array], n_points: int) -> dict[str
     return out
 
 
-def span_warnings(law: Law, logx: Mapping[str, Array], n_points: int) -> list[str]:
+def span_warnings(law: Law, logx: LogX, n_points: int) -> list[str]:
     """:func:`span_reasons` as warning lines, one per cause."""
     by_cause: dict[str, list[str]] = {}
     for p, why in span_reasons(law, logx, n_points).items():
@@ -424,8 +437,8 @@ def span_warnings(law: Law, logx: Mapping[str, Array], n_points: int) -> list[st
     return [f"{', '.join(ps)} not identified: {why}" for why, ps in by_cause.items()]
 
 
-def _at_bound(law: Law, theta: Array) -> Array:
-    lo, hi = np.array(law.bounds).T
+def _at_bound(law: Law, theta: Array) -> Mask:
+    lo, hi = law.box()
     tol = 1e-6 * (hi - lo)
     return (theta <= lo + tol) | (theta >= hi - tol)
 
@@ -439,16 +452,17 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Array | None = None
     _, inv = np.unique(np.asarray(groups), return_inverse=True)
     g = int(inv.max()) + 1
     counts = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
-    return counts[:, inv]
+    out: Array = counts[:, inv]
+    return out
 
 
-def leverage_adjusted(law: Law, theta: Array, logx: Mapping[str, Array], residuals: Array) -> Array:
+def leverage_adjusted(law: Law, theta: Array, logx: LogX, residuals: Array) -> Array:
     """Residuals divided by sqrt(1 - h_ii), h the hat matrix of the linearised fit (the "HC2"
     correction MacKinnon 2012 recommends for the wild bootstrap): raw residuals of a fit with
     few points per parameter are too small, and intervals built on them too narrow."""
     _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
     j = jac[0]
-    h = np.einsum("np,pq,nq->n", j, np.linalg.pinv(j.T @ j), j)
+    h: Array = np.einsum("np,pq,nq->n", j, np.linalg.pinv(j.T @ j), j)
     return residuals / np.sqrt(np.clip(1.0 - h, 1e-3, 1.0))
 
 
@@ -502,13 +516,13 @@ def wild_responses(fitted: Array, residuals: Array, n_boot: int, seed: int, grou
 def batch_refine(
     law: Law,
     theta0: Array,
-    logx: Mapping[str, Array],
+    logx: LogX,
     logy: Array,
     weights: Array,
     *,
     delta: float = HUBER_DELTA,
     max_iter: int = LM_MAX_ITER,
-) -> tuple[Array, Array, Array]:
+) -> tuple[Array, Array, Mask]:
     """Minimise many weighted Huber problems at once, from ``theta0``: (P,) shared, or (S, P).
 
     ``weights`` is (S, n), one problem per row; ``logy`` is (n,) or (S, n) (a resample may carry
@@ -522,11 +536,11 @@ def batch_refine(
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     s, p = weights.shape[0], np.asarray(theta0).shape[-1]
     logy = np.broadcast_to(np.asarray(logy, dtype=float), (s, weights.shape[1]))
-    lo, hi = np.array(law.bounds).T
+    lo, hi = law.box()
     theta0 = np.asarray(theta0, dtype=float)
     theta = np.array(np.broadcast_to(theta0, (s, p)))
 
-    def evaluate(th: Array, idx: Array) -> tuple[Array, Array, Array]:
+    def evaluate(th: Array, idx: Index) -> tuple[Array, Array, Array]:
         pred, jac = law.log_predict(th, logx)
         res = pred - logy[idx]
         val, _ = _huber(res, delta)
@@ -551,7 +565,7 @@ def batch_refine(
         try:
             step = -np.linalg.solve(damped, grad[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            step = -np.stack([np.linalg.lstsq(m, g, rcond=None)[0] for m, g in zip(damped, grad)])
+            step = -np.stack([np.linalg.lstsq(m, g, rcond=None)[0] for m, g in zip(damped, grad, strict=True)])
         trial = np.clip(theta[a] + step, lo, hi)
         f_new, jac_new, res_new = evaluate(trial, a)
         ok = f_new < f[a]
@@ -571,7 +585,7 @@ def batch_refine(
 def bootstrap_thetas(
     law: Law,
     theta0: Array,
-    logx: Mapping[str, Array],
+    logx: LogX,
     logy: Array,
     weights: Array,
     *,
@@ -612,10 +626,14 @@ def bootstrap_thetas(
 
 
 def with_intervals(
-    result: FitResult, law: Law, boot_thetas: Array, spans: Mapping[str, str] | None = None
+    result: FitResult, law: Law, boot_thetas: Array, *, resample: str, spans: Mapping[str, str] | None = None
 ) -> FitResult:
     """Attach percentile intervals from bootstrap optima (optimiser space) to a point fit, and
-    the identification verdict of every parameter."""
+    the identification verdict of every parameter; ``resample`` names the scheme that drew the
+    resamples (a key of ``RESAMPLE_SCHEMES``)."""
+    if resample not in RESAMPLE_SCHEMES:
+        raise ValueError(f"resample: one of {sorted(RESAMPLE_SCHEMES)}, got {resample!r}")
+    result = replace(result, n_bootstrap=int(boot_thetas.shape[0]), resample=resample)
     ok = np.all(np.isfinite(boot_thetas), axis=1)
     warnings = list(result.warnings)
     if not ok.all():
@@ -624,15 +642,9 @@ def with_intervals(
     if good.shape[0] < 2:
         warnings.append("too few successful bootstrap refits for an interval")
         reasons = {p: "no bootstrap interval (too few resamples converged)" for p in law.params}
-        return replace(
-            result,
-            warnings=tuple(warnings),
-            n_bootstrap=int(boot_thetas.shape[0]),
-            not_identified={**reasons, **(spans or {})},
-        )
-    tail = 100 * (1 - CI_LEVEL) / 2
+        return replace(result, warnings=tuple(warnings), not_identified={**reasons, **(spans or {})})
     params = law.to_params(good)
-    lo, hi = np.percentile(params, [tail, 100 - tail], axis=0)
+    lo, hi = percentile_interval(params, axis=0)
     ci = {p: (float(lo[i]), float(hi[i])) for i, p in enumerate(law.params)}
     hit = _at_bound(law, good).mean(axis=0)
     for i, p in enumerate(law.params):
@@ -640,7 +652,7 @@ def with_intervals(
             warnings.append(
                 f"{p}: {100 * hit[i]:.0f}% of bootstrap refits sit on its bound; the interval is unbounded on that side"
             )
-    out = replace(result, ci95=ci, warnings=tuple(warnings), n_bootstrap=int(boot_thetas.shape[0]), boot_params=params)
+    out = replace(result, ci95=ci, warnings=tuple(warnings), boot_params=params)
     return replace(out, not_identified=identification(out, law, success=float(ok.mean()), bound_share=hit, spans=spans))
 
 
@@ -673,11 +685,43 @@ def identification(
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 reasons[name] = "its interval is not finite"
             elif i in law.log_indices:
-                if lo <= 0 or hi / lo > MAX_SCALE_RATIO:
-                    reasons[name] = f"its 95% interval [{lo:.3g}, {hi:.3g}] spans more than {MAX_SCALE_RATIO:g}x"
+                too_wide = scale_reason(lo, hi)
+                if too_wide is not None:
+                    reasons[name] = too_wide
             elif hi - lo > MAX_EXPONENT_WIDTH:
-                reasons[name] = f"its 95% interval [{lo:.3g}, {hi:.3g}] is wider than {MAX_EXPONENT_WIDTH:g}"
+                reasons[name] = f"its {_CI_NAME} interval [{lo:.3g}, {hi:.3g}] is wider than {MAX_EXPONENT_WIDTH:g}"
     return reasons
+
+
+def scale_reason(lo: float, hi: float) -> str | None:
+    """Why the interval [lo, hi] of a positive quantity (a scale parameter, a multiplier)
+    identifies nothing: it reaches zero or its ends are more than ``MAX_SCALE_RATIO`` apart.
+    None when it passes."""
+    if lo <= 0 or hi / lo > MAX_SCALE_RATIO:
+        return f"its {_CI_NAME} interval [{lo:.3g}, {hi:.3g}] spans more than {MAX_SCALE_RATIO:g}x"
+    return None
+
+
+# ------------------------------------------------------------------ intervals
+def percentile_interval(samples: npt.ArrayLike, axis: int | None = None) -> tuple[Array, Array]:
+    """The central ``CI_LEVEL`` percentile interval (lo, hi) of bootstrap draws along ``axis``
+    (all of them when None), the non-finite draws left out: NaN where none is finite."""
+    x = np.asarray(samples, dtype=float)
+    tail = 100 * (1 - CI_LEVEL) / 2
+    lo, hi = np.nanpercentile(np.where(np.isfinite(x), x, np.nan), [tail, 100 - tail], axis=axis)
+    return lo, hi
+
+
+def percentile_ci(samples: npt.ArrayLike | None) -> tuple[float, float] | None:
+    """:func:`percentile_interval` of one quantity's draws, as floats; None with fewer than two
+    finite draws."""
+    if samples is None:
+        return None
+    x = np.asarray(samples, dtype=float).ravel()
+    if int(np.isfinite(x).sum()) < 2:
+        return None
+    lo, hi = percentile_interval(x)
+    return float(lo), float(hi)
 
 
 # ------------------------------------------------------------------ the entry point
@@ -739,7 +783,7 @@ def fit(
     if theta0 is not None:
         all_starts.append(warm_starts(law, theta0, seed))
     if starts is not None:
-        lo, hi = np.array(law.bounds).T
+        lo, hi = law.box()
         all_starts.append(np.clip(np.atleast_2d(starts), lo, hi))
     theta, loss, converged = _best_of(
         law, np.vstack(all_starts), logx, logy, w, delta, N_POLISH, n_cold=len(all_starts[0])
@@ -774,7 +818,7 @@ def fit(
     else:
         wb = resample_weights(n, bootstrap, seed, groups) * w[None, :]
         thetas = bootstrap_thetas(law, theta, logx, logy, wb, delta=delta, seed=seed)
-    return with_intervals(result, law, thetas, spans=spans)
+    return with_intervals(result, law, thetas, resample=resample, spans=spans)
 
 
 def format_fit(result: FitResult) -> str:
@@ -785,6 +829,7 @@ def format_fit(result: FitResult) -> str:
         ci = "" if result.ci95 is None else f"   95% CI [{result.ci95[name][0]:.4g}, {result.ci95[name][1]:.4g}]"
         lines.append(f"  {name:>8} = {value:.4g}{ci}")
     if result.n_bootstrap:
-        lines.append(f"  intervals: percentile bootstrap over rows, {result.n_bootstrap} resamples")
+        scheme = RESAMPLE_SCHEMES.get(result.resample or "", "bootstrap (scheme not recorded)")
+        lines.append(f"  intervals: percentile {scheme}, {result.n_bootstrap} resamples")
     lines += [f"  warning: {w}" for w in result.warnings]
     return "\n".join(lines)

@@ -26,10 +26,15 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
-Array = np.ndarray
+Array = npt.NDArray[np.float64]  # parameters, inputs in log space, responses
+Codes = npt.NDArray[np.int_]  # the category codes of a categorical input
+LogX = Mapping[str, Array | Codes]  # a law's inputs by name: logs, or codes where categorical
 
 LAWS: dict[str, Law] = {}
 
@@ -93,13 +98,18 @@ class Law(ABC):
         """Cold-start points, shape (S, P), in optimiser space."""
 
     @abstractmethod
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         """log-prediction (S, n) and its Jacobian (S, n, P) for a stack ``theta`` of shape (S, P)."""
 
     # -------------------------------------------------------- parameter spaces
+    def box(self) -> tuple[Array, Array]:
+        """The optimiser-space bounds as (lower, upper) arrays."""
+        b = np.array(self.bounds, dtype=np.float64)
+        return b[:, 0], b[:, 1]
+
     def to_params(self, theta: Array) -> Array:
         """Optimiser space -> reported parameters, for one (P,) point or a stack (S, P)."""
-        out = np.array(theta, dtype=float, copy=True)
+        out: Array = np.array(theta, dtype=float, copy=True)
         idx = list(self.log_indices)
         out[..., idx] = np.exp(out[..., idx])
         return out
@@ -109,16 +119,16 @@ class Law(ABC):
         missing = [p for p in self.params if p not in params]
         if missing:
             raise KeyError(f"{self.name}: missing parameters {missing}")
-        theta = np.array([float(params[p]) for p in self.params])
+        theta: Array = np.array([float(params[p]) for p in self.params])
         for i in self.log_indices:
             theta[i] = math.log(max(theta[i], 1e-300))
-        lo, hi = np.array(self.bounds).T
+        lo, hi = self.box()
         return np.clip(theta, lo, hi)
 
     def as_dict(self, theta: Array) -> dict[str, float]:
-        return dict(zip(self.params, (float(v) for v in self.to_params(theta))))
+        return dict(zip(self.params, (float(v) for v in self.to_params(theta)), strict=True))
 
-    def predict(self, params: Mapping[str, float], **x: Array) -> Array:
+    def predict(self, params: Mapping[str, float], **x: npt.ArrayLike) -> Array:
         """The law in natural units at the inputs ``x`` (each broadcastable)."""
         theta = self.from_params(params)[None, :]
         n = np.broadcast(*[np.asarray(x[v], dtype=float) for v in self.inputs]).shape
@@ -129,7 +139,8 @@ class Law(ABC):
 
         logx = {v: np.broadcast_to(coded(v), n).ravel() for v in self.inputs}
         pred, _ = self.log_predict(theta, logx)
-        return np.exp(pred[0]).reshape(n)
+        out: Array = np.exp(pred[0]).reshape(n)
+        return out
 
 
 def _product(*axes: list[float]) -> Array:
@@ -155,7 +166,7 @@ class Chinchilla(Law):
     # arXiv 2404.10102, Table 1) and tiny CPU models; exponents above 5 are not physical.
     bounds = ((-30.0, 80.0), (-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0), (0.0, 5.0))
     # A term with an offset (E) needs three distinct values to pin both its scale and exponent.
-    spans = {"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)}
+    spans = MappingProxyType({"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)})
 
     def grid(self) -> Array:
         # Hoffmann et al. 2022 (Appendix D.2), as replicated by Besiroglu et al. 2024:
@@ -165,7 +176,7 @@ class Chinchilla(Law):
         es = [-1.0, -0.5, 0.0, 0.5, 1.0]
         return _product(ab, ab, es, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         t1, t2 = a - al * ln, b - be * ld
@@ -193,7 +204,7 @@ class Kaplan(Law):
     # Kaplan et al. 2020 Table 2: alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13;
     # exponents are kept positive (a loss falling with N and D) and below 3.
     bounds = ((-20.0, 120.0), (-20.0, 120.0), (1e-3, 3.0), (1e-3, 3.0))
-    spans = {"N_c": ("N", 2), "alpha_N": ("N", 3), "D_c": ("D", 2), "alpha_D": ("D", 3)}
+    spans = MappingProxyType({"N_c": ("N", 2), "alpha_N": ("N", 3), "D_c": ("D", 2), "alpha_D": ("D", 3)})
 
     def grid(self) -> Array:
         # Centred on Kaplan et al. 2020's Table 2 values, spanning ~6 decades either side.
@@ -201,7 +212,7 @@ class Kaplan(Law):
         exps = [0.05, 0.1, 0.2, 0.4, 0.8]
         return _product(logs, logs, exps, exps)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         nc, dc, an, ad = (theta[:, i : i + 1] for i in range(4))
         ln, ld = logx["N"][None, :], logx["D"][None, :]
         r = an / ad
@@ -229,13 +240,13 @@ class Hernandez(Law):
     formula = "D_T = k * D_F^alpha * N^beta"
     # Published (Hernandez et al. 2021, Fig. 1): text->python k = 1.9e4, alpha = 0.18, beta = 0.38.
     bounds = ((-60.0, 80.0), (-3.0, 3.0), (-3.0, 3.0))
-    spans = {"alpha": ("D_F", 2), "beta": ("N", 2)}
+    spans = MappingProxyType({"alpha": ("D_F", 2), "beta": ("N", 2)})
 
     def grid(self) -> Array:
         # A linear model has one optimum; a few starts around the published values suffice.
         return _product([0.0, 5.0, 10.0, 15.0], [0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.5, 1.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         lk, al, be = (theta[:, i : i + 1] for i in range(3))
         lf, ln = logx["D_F"][None, :], logx["N"][None, :]
         pred = lk + al * lf + be * ln
@@ -262,7 +273,7 @@ class Barnett(Law):
     log_indices = (0, 2, 4)
     formula = "L = (A * p^-alpha + G) * f^-beta + E"
     bounds = ((-30.0, 80.0), (0.0, 5.0), (-20.0, 30.0), (0.0, 5.0), (-15.0, 5.0))
-    spans = {"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)}
+    spans = MappingProxyType({"A": ("p", 3), "alpha": ("p", 3), "G": ("p", 2), "beta": ("f", 3), "E": ("f", 3)})
 
     def grid(self) -> Array:
         # The Chinchilla grid's ranges (Hoffmann et al. 2022) carried over to Barnett's terms.
@@ -274,7 +285,7 @@ class Barnett(Law):
             [-1.0, -0.5, 0.0, 0.5, 1.0],
         )
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         a, al, g, be, e = (theta[:, i : i + 1] for i in range(5))
         lp, lf = logx["p"][None, :], logx["f"][None, :]
         t1 = a - al * lp - be * lf
@@ -302,12 +313,12 @@ class Plateau(Law):
     log_indices = (0, 1)
     formula = "L = E + B/D^beta"
     bounds = ((-30.0, 80.0), (-15.0, 5.0), (0.0, 5.0))
-    spans = {"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)}
+    spans = MappingProxyType({"B": ("D", 3), "E": ("D", 3), "beta": ("D", 3)})
 
     def grid(self) -> Array:
         return _product([0.0, 2.5, 5.0, 10.0, 15.0, 20.0], [-1.0, -0.5, 0.0, 0.5, 1.0], [0.1, 0.25, 0.5, 1.0, 1.5, 2.0])
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         b, e, be = (theta[:, i : i + 1] for i in range(3))
         ld = logx["D"][None, :]
         t1 = b - be * ld
@@ -329,7 +340,7 @@ class BarnettJoint(Law):
     inputs = ("p", "f", "source")
     categorical = ("source",)
     response = "loss"
-    _instances: dict[int, BarnettJoint] = {}
+    _instances: ClassVar[dict[int, BarnettJoint]] = {}
 
     def __init__(self, n_sources: int):
         if n_sources < 1:
@@ -373,7 +384,7 @@ class BarnettJoint(Law):
         rows = [np.concatenate([sh, np.tile(pp, self.n_sources)]) for sh in shared for pp in per]
         return np.array(rows)
 
-    def log_predict(self, theta: Array, logx: Mapping[str, Array]) -> tuple[Array, Array]:
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
         src = np.asarray(logx["source"], dtype=int)
         lp, lf = logx["p"][None, :], logx["f"][None, :]
         ia, ial, ig = 2 + 3 * src, 3 + 3 * src, 4 + 3 * src

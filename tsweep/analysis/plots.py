@@ -23,18 +23,21 @@ returns the path it wrote (through the sweep's filesystem, local or remote).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tsweep.analysis.actor import read_history, read_latest
-from tsweep.analysis.fitter import FitResult
-from tsweep.analysis.laws import BarnettJoint, get_law
-from tsweep.analysis.transfer import TransferReport, percentile_ci, transfer_report
+from tsweep.analysis.fitter import FitResult, percentile_ci, percentile_interval
+from tsweep.analysis.laws import Array, BarnettJoint, Law, get_law
+from tsweep.analysis.records import TransferReport
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 
@@ -42,7 +45,7 @@ DPI = 110
 BAND_ALPHA = 0.18
 
 
-def _figure(n_panels: int, height: float = 4.0, width: float = 5.0) -> tuple[Figure, list]:
+def _figure(n_panels: int, height: float = 4.0, width: float = 5.0) -> tuple[Figure, list[Axes]]:
     n = max(1, n_panels)
     fig = Figure(figsize=(width * n, height))
     FigureCanvasAgg(fig)
@@ -68,12 +71,12 @@ def _save(fig: Figure, sweep_dir: str, name: str) -> str:
     return path
 
 
-def _legend(ax) -> None:
+def _legend(ax: Axes) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
 
 
-def _empty(ax, text: str) -> None:
+def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
 
 
@@ -85,12 +88,12 @@ def _ok_rows(table: pa.Table) -> list[dict[str, Any]]:
     ]
 
 
-def _band(fit: FitResult, law, **x) -> tuple[np.ndarray, np.ndarray] | None:
+def _band(fit: FitResult, law: Law, **x: npt.ArrayLike) -> tuple[Array, Array] | None:
     """The 95% band of a law's prediction from the fit's bootstrap draws."""
     if fit.boot_params is None or len(fit.boot_params) < 10:
         return None
-    draws = np.array([law.predict(dict(zip(law.params, row)), **x) for row in fit.boot_params[:200]])
-    return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+    draws = np.array([law.predict(dict(zip(law.params, row, strict=True)), **x) for row in fit.boot_params[:200]])
+    return percentile_interval(draws, axis=0)
 
 
 def _size_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -103,7 +106,7 @@ def plot_loss_vs_finetune(sweep_dir: str, table: pa.Table, report: TransferRepor
     rows = _ok_rows(table)
     fig, axes = _figure(len(report.sources))
     colours = _size_colours(rows)
-    for ax, src in zip(axes, report.sources):
+    for ax, src in zip(axes, report.sources, strict=False):  # one panel, empty, when there is no source
         ft = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
         for size, c in colours.items():
             mine = [r for r in ft if r["size"] == size]
@@ -168,9 +171,9 @@ def plot_scratch_curves(sweep_dir: str, report: TransferReport) -> str:
             band = _band(curve.fit, law, D=d)
             if band is not None:
                 ax.fill_between(d, *band, color=c, alpha=BAND_ALPHA, lw=0)
-        if curve.plateau.identified:
+        if curve.plateau.value is not None:
             ax.axhline(curve.plateau.value, color=c, ls="--", lw=0.8)
-        if curve.d_n.identified:
+        if curve.d_n.value is not None:
             ax.axvline(curve.d_n.value, color=c, ls=":", lw=0.8)
     if not report.curves:
         _empty(ax, "no scratch runs yet")
@@ -188,7 +191,7 @@ def plot_scratch_curves(sweep_dir: str, report: TransferReport) -> str:
 def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
     fig, axes = _figure(len(report.sources))
     law = get_law("hernandez")
-    for ax, src in zip(axes, report.sources):
+    for ax, src in zip(axes, report.sources, strict=False):  # one panel, empty, when there is no source
         runs = [r for r in src.runs if np.isfinite(r.d_t) and r.d_t > 0]
         for i, n in enumerate(sorted({r.n_params for r in runs})):
             mine = [r for r in runs if r.n_params == n]
@@ -228,14 +231,21 @@ def plot_dt_vs_df(sweep_dir: str, report: TransferReport) -> str:
 
 
 # ------------------------------------------------------------------ (d) gaps
-def _gap_points(
-    report: TransferReport,
-) -> list[tuple[str, str, float, tuple[float, float], float, tuple[float, float]]]:
-    """(source, size, G, G interval, G f_ref^-beta, its interval) of every identified G."""
+class _GapPoint(NamedTuple):
+    source: str
+    size: str
+    G: float
+    G_ci: tuple[float, float]
+    G_loss: float  # G f_ref^-beta
+    G_loss_ci: tuple[float, float]
+
+
+def _gap_points(report: TransferReport) -> list[_GapPoint]:
+    """Every identified G, in the law's units and in loss units, with their intervals."""
     out = []
     for gap in report.gap_fits:
         fit = gap.fit
-        if fit.boot_params is None:
+        if fit.boot_params is None or fit.ci95 is None:
             continue
         names = list(fit.params)
         for s, src in enumerate(gap.sources):
@@ -246,25 +256,32 @@ def _gap_points(
             loss_draws = bp[:, names.index(g)] * gap.f_ref ** -bp[:, names.index("beta")]
             ci_loss = percentile_ci(loss_draws)
             point_loss = fit.params[g] * gap.f_ref ** -fit.params["beta"]
-            out.append((src, gap.size, fit.params[g], fit.ci95[g], point_loss, ci_loss or (point_loss, point_loss)))
+            out.append(
+                _GapPoint(src, gap.size, fit.params[g], fit.ci95[g], point_loss, ci_loss or (point_loss, point_loss))
+            )
     return out
 
 
 def plot_gaps(sweep_dir: str, report: TransferReport) -> str:
     fig, (ax_g, ax_l) = _figure(2)
     points = _gap_points(report)
-    sources = sorted({p[0] for p in points})
+    sources = sorted({p.source for p in points})
     sizes = [g.size for g in report.gap_fits]
     width = 0.8 / max(1, len(sizes))
-    for k, (ax, value, ci) in enumerate(((ax_g, 2, 3), (ax_l, 4, 5))):
+    in_units = [(p.G, p.G_ci) for p in points]
+    in_loss = [(p.G_loss, p.G_loss_ci) for p in points]
+    for ax, values in ((ax_g, in_units), (ax_l, in_loss)):
         for j, size in enumerate(sizes):
-            xs, ys, lo, hi = [], [], [], []
-            for p in points:
-                if p[1] == size:
-                    xs.append(sources.index(p[0]) + (j - (len(sizes) - 1) / 2) * width)
-                    ys.append(p[value])
-                    lo.append(p[value] - p[ci][0])
-                    hi.append(p[ci][1] - p[value])
+            xs: list[float] = []
+            ys: list[float] = []
+            lo: list[float] = []
+            hi: list[float] = []
+            for p, (value, ci) in zip(points, values, strict=True):
+                if p.size == size:
+                    xs.append(sources.index(p.source) + (j - (len(sizes) - 1) / 2) * width)
+                    ys.append(value)
+                    lo.append(value - ci[0])
+                    hi.append(ci[1] - value)
             if xs:
                 ax.errorbar(
                     xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="o", capsize=4, color=f"C{j}", label=size
@@ -289,15 +306,12 @@ def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> s
     joint gap law's curves where it was fitted and its floor G f^-beta + E where G is identified."""
     rows = _ok_rows(table)
     fig, axes = _figure(len(report.sources))
-    for ax, src in zip(axes, report.sources):
+    for ax, src in zip(axes, report.sources, strict=False):  # one panel, empty, when there is no source
         tuned = [r for r in rows if r["kind"] == "finetune" and r["source"] == src.source]
+        widest = max((g for g in report.gap_fits if src.source in g.sources), key=lambda g: g.n_params, default=None)
         size = (
             src.gap_size
-            or max(
-                (g.size for g in report.gap_fits if src.source in g.sources),
-                key=lambda s: report.gap_fit(s).n_params,
-                default=None,
-            )
+            or (widest.size if widest is not None else None)
             or max(
                 (r["size"] for r in tuned),
                 key=lambda s: next(r["n_params"] for r in tuned if r["size"] == s),
@@ -343,7 +357,7 @@ def plot_loss_vs_p(sweep_dir: str, table: pa.Table, report: TransferReport) -> s
 
 
 # ------------------------------------------------------------------ (f) history
-def plot_gap_history(sweep_dir: str, history: list[Mapping[str, Any]]) -> str:
+def plot_gap_history(sweep_dir: str, history: Sequence[Mapping[str, Any]]) -> str:
     fig, (ax_g, ax_m) = _figure(2)
     lines = [h for h in history if "error" not in h and h.get("n_jobs_finished") is not None]
     names = sorted({s["source"] for h in lines for s in h.get("sources", [])})

@@ -19,7 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from tsweep.analysis.actor import n_jobs_finished, read_latest
-from tsweep.analysis.transfer import HEADLINE_KEYS, TransferReport, format_table, transfer_report
+from tsweep.analysis.records import HEADLINE_KEYS, TransferReport
+from tsweep.analysis.rendering import format_table
+from tsweep.analysis.transfer import transfer_report
 from tsweep.core.errors import UsageError
 from tsweep.core.jsonio import finite, num
 from tsweep.core.layout import SweepLayout
@@ -56,7 +58,7 @@ def gaps_json(report: TransferReport) -> dict[str, Any]:
     """The ``tsweep gaps --json`` contract: per source, G (and G in loss units), the D_T law's k,
     alpha, beta, the multiplier, each ``{"value", "ci95"}`` or ``{"value": null, "reason"}``."""
     full = report.to_json()
-    return finite(
+    out: dict[str, Any] = finite(
         {
             "sweep": report.sweep,
             "n_jobs_finished": report.n_jobs_finished,
@@ -75,6 +77,7 @@ def gaps_json(report: TransferReport) -> dict[str, Any]:
             "warnings": list(report.warnings),
         }
     )
+    return out
 
 
 CSV_ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tsweep.analysis.laws import get_law
+from tsweep.analysis.laws import Array, get_law
 from tsweep.core.store import SCHEMA_VERSION, SUMMARY_SCHEMA
 
 # Small-model scale (N ~ 1e5..1e7): values in the range tsweep's CPU ladders produce, with the
@@ -47,7 +47,7 @@ PRETRAIN_P = (1e7, 3e7, 1e8, 3e8, 1e9)
 
 
 def _row(**kw: Any) -> dict[str, Any]:
-    base = {
+    base: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "sweep": "synthetic",
         "target": "target",
@@ -89,7 +89,10 @@ def synthetic_summary(
         raise ValueError(f"mode: must be 'hernandez' or 'barnett', got {mode!r}")
     rng = np.random.default_rng(seed)
     chin, barn = get_law("chinchilla"), get_law("barnett")
-    noisy = lambda x: float(x * np.exp(noise * rng.standard_normal()))  # noqa: E731
+
+    def noisy(x: float | Array) -> float:
+        return float(x * np.exp(noise * rng.standard_normal()))
+
     rows: list[dict[str, Any]] = []
     for size, n in sizes.items():
         for d in scratch_d:

@@ -1,4 +1,7 @@
-"""The transfer report: from a sweep's summary table to gaps, D_T laws and data multipliers.
+"""The transfer report's estimation: from a sweep's summary table to gaps, D_T laws and multipliers.
+
+This module computes; ``tsweep.analysis.records`` holds what it returns (``TransferReport`` and
+its parts, and their JSON) and ``tsweep.analysis.rendering`` prints it.
 
 Inputs: the summary table of ``tsweep.core.store`` (one row per finished job). Only rows with
 ``status == "ok"`` and a finite ``best_eval_loss`` enter a fit; the report counts the rest by
@@ -57,18 +60,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, overload
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from tsweep.analysis import fitter
-from tsweep.analysis.fitter import FitResult
-from tsweep.analysis.laws import BarnettJoint, get_law
-from tsweep.core.jsonio import num
-
-Array = np.ndarray
+from tsweep.analysis.fitter import FitResult, Mask
+from tsweep.analysis.laws import Array, BarnettJoint, get_law
+from tsweep.analysis.records import (
+    Comparison,
+    Estimate,
+    GapFit,
+    RunTransfer,
+    ScratchCurve,
+    SourceTransfer,
+    TransferReport,
+)
 
 SCRATCH_LAW = "chinchilla"
 PLATEAU_LAW = "plateau"
@@ -91,372 +100,51 @@ DT_HUBER_DELTA = 0.15
 # first runs (a placeholder only until a gap fit exists; reported as such).
 FALLBACK_NOISE = 0.01
 FLAGS = ("ok", "extrapolated", "high_data", "no_transfer", "beyond_plateau", "no_scratch_curve")
-# The per-source quantities a report leads with, in the gap table, the history and the gauges.
-HEADLINE_KEYS = ("G", "G_loss", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
+Strings = npt.NDArray[np.object_]  # a text column, missing values as ""
 
 
-# ------------------------------------------------------------------ records
-@dataclass(frozen=True)
-class Estimate:
-    """A reported number: identified (a value and its 95% interval) or not (None and why)."""
+class Columns(TypedDict):
+    """The summary table's columns the report reads, in job-id order."""
 
-    value: float | None
-    ci95: tuple[float, float] | None = None
-    reason: str | None = None
-
-    @property
-    def identified(self) -> bool:
-        return self.value is not None
-
-    @classmethod
-    def missing(cls, reason: str) -> Estimate:
-        return cls(None, None, reason)
-
-    @classmethod
-    def of(cls, fit: FitResult | None, name: str, why_missing: str = "not fitted") -> Estimate:
-        """Parameter ``name`` of ``fit``, or None with the reason it is not identified."""
-        if fit is None:
-            return cls.missing(why_missing)
-        if not fit.identified(name):
-            return cls.missing(f"{name} not identified: {fit.not_identified[name]}")
-        return cls(float(fit.params[name]), None if fit.ci95 is None else fit.ci95[name])
-
-    @classmethod
-    def from_samples(
-        cls, value: float, samples: Array | None, *, positive: bool = True, reason: str | None = None
-    ) -> Estimate:
-        """A derived quantity with its percentile interval from bootstrap samples; not identified
-        when ``reason`` is given or the interval breaks the fitter's rule."""
-        if reason is not None:
-            return cls.missing(reason)
-        ci = percentile_ci(samples) if samples is not None else None
-        if ci is None:
-            return cls.missing("no bootstrap interval")
-        lo, hi = ci
-        if positive and (lo <= 0 or hi / lo > fitter.MAX_SCALE_RATIO):
-            return cls.missing(f"its 95% interval [{lo:.3g}, {hi:.3g}] spans more than {fitter.MAX_SCALE_RATIO:g}x")
-        return cls(float(value), ci)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": num(self.value)}
-        if self.ci95 is not None:
-            out["ci95"] = [num(self.ci95[0]), num(self.ci95[1])]
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> Estimate:
-        if not d:
-            return cls.missing("not reported")
-        ci = d.get("ci95")
-        return cls(d.get("value"), None if ci is None or None in ci else (float(ci[0]), float(ci[1])), d.get("reason"))
-
-
-@dataclass(frozen=True)
-class ScratchCurve:
-    """The measured from-scratch curve of one model size, and its plateau."""
-
-    size: str
-    n_params: int
-    d: tuple[float, ...]
-    loss: tuple[float, ...]
-    monotone: bool  # the loss never rises with D
-    plateau: Estimate  # L(N, infinity)
-    d_n: Estimate  # D(N): the data within 1% of the plateau
-    d_n_low: float | None  # the lower end of D(N)'s 95% interval (the low-data rule's yardstick;
-    # the point estimate when no bootstrap ran)
-    fit: FitResult | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "n_params": self.n_params,
-            "d": list(self.d),
-            "loss": list(self.loss),
-            "monotone": self.monotone,
-            "plateau": self.plateau.to_json(),
-            "d_n": self.d_n.to_json(),
-            "d_n_low": num(self.d_n_low),
-            "fit": None if self.fit is None else self.fit.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ScratchCurve:
-        return cls(
-            d["size"],
-            int(d["n_params"]),
-            tuple(d["d"]),
-            tuple(d["loss"]),
-            bool(d["monotone"]),
-            Estimate.from_json(d["plateau"]),
-            Estimate.from_json(d["d_n"]),
-            d.get("d_n_low"),
-            None if d.get("fit") is None else FitResult.from_json(d["fit"]),
-        )
-
-
-@dataclass(frozen=True)
-class RunTransfer:
-    """One fine-tune from a final pre-training checkpoint, read against the scratch curve."""
-
-    job_id: str
-    size: str
-    n_params: int
-    d_f: float
-    pretrain_tokens: int
-    loss: float
-    d_e: float  # NaN when there is none (beyond_plateau, no_scratch_curve)
-    d_t: float
-    multiplier: float
-    basis: str  # interpolated | extrapolated | none
-    flag: str  # one of FLAGS
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: (num(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> RunTransfer:
-        nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
-        return cls(
-            d["job_id"],
-            d["size"],
-            int(d["n_params"]),
-            nan(d["d_f"]),
-            int(d["pretrain_tokens"]),
-            nan(d["loss"]),
-            nan(d["d_e"]),
-            nan(d["d_t"]),
-            nan(d["multiplier"]),
-            d["basis"],
-            d["flag"],
-        )
-
-
-@dataclass(frozen=True)
-class GapFit:
-    """The joint gap law of one model size over the sources that have enough fine-tunes there."""
-
-    size: str
-    n_params: int
-    sources: tuple[str, ...]
-    f_ref: float
-    fit: FitResult
-
-    def source_params(self, source: str) -> dict[str, float]:
-        law = BarnettJoint.of(len(self.sources))
-        return law.source_params(self.fit.params, self.sources.index(source))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "n_params": self.n_params,
-            "sources": list(self.sources),
-            "f_ref": self.f_ref,
-            "fit": self.fit.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> GapFit:
-        return cls(d["size"], int(d["n_params"]), tuple(d["sources"]), float(d["f_ref"]), FitResult.from_json(d["fit"]))
-
-
-@dataclass(frozen=True)
-class SourceTransfer:
-    source: str
-    n_runs: int  # ok fine-tunes of this source, every checkpoint
-    n_dt_runs: int  # runs behind the D_T law
-    G: Estimate
-    G_loss: Estimate  # G f_ref^-beta: the loss no pre-training removes at f_ref
-    gap_size: str | None  # the size whose joint gap fit gives the headline G
-    k: Estimate
-    alpha: Estimate
-    beta: Estimate
-    multiplier: Estimate
-    multiplier_at: dict[str, Any] | None  # {"D_F", "N", "basis": "law" | "measured"}
-    hernandez: FitResult | None
-    runs: tuple[RunTransfer, ...]
-    warnings: tuple[str, ...] = ()
-
-    def headline(self) -> dict[str, Any]:
-        """The per-source numbers of HEADLINE_KEYS, as JSON values."""
-        return {k: v for k, v in self.to_json().items() if k in HEADLINE_KEYS}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "n_runs": self.n_runs,
-            "n_dt_runs": self.n_dt_runs,
-            "G": self.G.to_json(),
-            "G_loss": self.G_loss.to_json(),
-            "gap_size": self.gap_size,
-            "k": self.k.to_json(),
-            "alpha": self.alpha.to_json(),
-            "beta": self.beta.to_json(),
-            "multiplier": self.multiplier.to_json(),
-            "multiplier_at": self.multiplier_at,
-            "hernandez": None if self.hernandez is None else self.hernandez.to_json(),
-            "runs": [r.to_json() for r in self.runs],
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> SourceTransfer:
-        e = Estimate.from_json
-        return cls(
-            d["source"],
-            int(d["n_runs"]),
-            int(d["n_dt_runs"]),
-            e(d.get("G")),
-            e(d.get("G_loss")),
-            d.get("gap_size"),
-            e(d.get("k")),
-            e(d.get("alpha")),
-            e(d.get("beta")),
-            e(d.get("multiplier")),
-            d.get("multiplier_at"),
-            None if d.get("hernandez") is None else FitResult.from_json(d["hernandez"]),
-            tuple(RunTransfer.from_json(r) for r in d.get("runs", ())),
-            tuple(d.get("warnings", ())),
-        )
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Source ``a`` against source ``b`` at one size: the difference of their gaps."""
-
-    a: str
-    b: str
-    size: str
-    d_G: Estimate  # G_a - G_b
-    d_G_loss: Estimate  # in loss units at f_ref
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "size": self.size,
-            "d_G": self.d_G.to_json(),
-            "d_G_loss": self.d_G_loss.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Comparison:
-        return cls(d["a"], d["b"], d["size"], Estimate.from_json(d["d_G"]), Estimate.from_json(d["d_G_loss"]))
-
-    @property
-    def resolved(self) -> bool:
-        """The interval of the difference excludes zero: one source transfers better."""
-        ci = self.d_G.ci95
-        return ci is not None and (ci[0] > 0 or ci[1] < 0)
-
-
-@dataclass(frozen=True)
-class TransferReport:
-    sweep: str | None
-    scratch: FitResult | None
-    curves: tuple[ScratchCurve, ...]
-    gap_fits: tuple[GapFit, ...]
-    sources: tuple[SourceTransfer, ...]
-    comparisons: tuple[Comparison, ...]
-    noise: float | None  # the loss noise in log space (module docstring); None: no gap fit yet
-    n_rows: int
-    n_used: int
-    left_out: dict[str, int]
-    bootstrap: int
-    seed: int
-    warnings: tuple[str, ...] = ()
-    n_jobs_finished: int | None = None
-    timestamp: str | None = None
-
-    def source(self, name: str) -> SourceTransfer:
-        return next(s for s in self.sources if s.source == name)
-
-    def gap_fit(self, size: str) -> GapFit | None:
-        return next((g for g in self.gap_fits if g.size == size), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sweep": self.sweep,
-            "n_rows": self.n_rows,
-            "n_used": self.n_used,
-            "left_out": dict(self.left_out),
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-            "noise": num(self.noise),
-            "n_jobs_finished": self.n_jobs_finished,
-            "timestamp": self.timestamp,
-            "scratch": None if self.scratch is None else self.scratch.to_json(),
-            "curves": [c.to_json() for c in self.curves],
-            "gap_fits": [g.to_json() for g in self.gap_fits],
-            "sources": [s.to_json() for s in self.sources],
-            "comparisons": [c.to_json() for c in self.comparisons],
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> TransferReport:
-        """The report from its JSON (``fits/latest.json``); every reader goes through this."""
-        return cls(
-            sweep=d.get("sweep"),
-            scratch=None if d.get("scratch") is None else FitResult.from_json(d["scratch"]),
-            curves=tuple(ScratchCurve.from_json(c) for c in d.get("curves", ())),
-            gap_fits=tuple(GapFit.from_json(g) for g in d.get("gap_fits", ())),
-            sources=tuple(SourceTransfer.from_json(s) for s in d.get("sources", ())),
-            comparisons=tuple(Comparison.from_json(c) for c in d.get("comparisons", ())),
-            noise=d.get("noise"),
-            n_rows=int(d.get("n_rows", 0)),
-            n_used=int(d.get("n_used", 0)),
-            left_out=dict(d.get("left_out", {})),
-            bootstrap=int(d.get("bootstrap", 0)),
-            seed=int(d.get("seed", 0)),
-            warnings=tuple(d.get("warnings", ())),
-            n_jobs_finished=d.get("n_jobs_finished"),
-            timestamp=d.get("timestamp"),
-        )
-
-    def warm_starts(self) -> dict[str, FitResult]:
-        """Every fit by key, to join the starts of the next report's fits."""
-        out: dict[str, FitResult] = {}
-        if self.scratch is not None:
-            out["scratch"] = self.scratch
-        for c in self.curves:
-            if c.fit is not None:
-                out[f"plateau/{c.size}"] = c.fit
-        for g in self.gap_fits:
-            out[f"gap/{g.size}"] = g.fit
-        for s in self.sources:
-            if s.hernandez is not None:
-                out[f"hernandez/{s.source}"] = s.hernandez
-        return out
-
-    def format_table(self) -> str:
-        return format_table(self)
+    kind: Strings
+    source: Strings
+    size: Strings
+    status: Strings
+    job_id: Strings
+    sweep: Strings
+    n_params: Array  # NaN where missing
+    data_tokens: Array
+    pretrain_tokens: Array
+    best_eval_loss: Array
 
 
 # ------------------------------------------------------------------ pure pieces
-def percentile_ci(samples: Array | None) -> tuple[float, float] | None:
-    if samples is None:
-        return None
-    good = np.asarray(samples, dtype=float)
-    good = good[np.isfinite(good)]
-    if good.size < 2:
-        return None
-    tail = 100 * (1 - fitter.CI_LEVEL) / 2
-    lo, hi = np.percentile(good, [tail, 100 - tail])
-    return float(lo), float(hi)
+def _columns(table: pa.Table) -> Columns:
+    def text(name: str) -> Strings:
+        return np.array([("" if v is None else str(v)) for v in table.column(name).to_pylist()], dtype=object)
+
+    def number(name: str) -> Array:
+        return np.array([np.nan if v is None else float(v) for v in table.column(name).to_pylist()], dtype=float)
+
+    return Columns(
+        kind=text("kind"),
+        source=text("source"),
+        size=text("size"),
+        status=text("status"),
+        job_id=text("job_id"),
+        sweep=text("sweep"),
+        n_params=number("n_params"),
+        data_tokens=number("data_tokens"),
+        pretrain_tokens=number("pretrain_tokens"),
+        best_eval_loss=number("best_eval_loss"),
+    )
 
 
-def _columns(table: pa.Table) -> dict[str, Array]:
-    cols: dict[str, Array] = {}
-    for name in ("kind", "source", "size", "status", "job_id", "sweep"):
-        cols[name] = np.array([("" if v is None else str(v)) for v in table.column(name).to_pylist()], dtype=object)
-    for name in ("n_params", "data_tokens", "pretrain_tokens", "best_eval_loss"):
-        vals = table.column(name).to_pylist()
-        cols[name] = np.array([np.nan if v is None else float(v) for v in vals], dtype=float)
-    return cols
+def _sizes(c: Columns, rows: Mask) -> list[str]:
+    """The sizes among ``rows``, smallest model first."""
+    return sorted(set(c["size"][rows]), key=lambda s: float(np.max(c["n_params"][rows & (c["size"] == s)])))
 
 
 def interpolate_d_e(scratch_d: Array, scratch_loss: Array, loss: float) -> float:
@@ -483,7 +171,11 @@ def plateau_d_e(params: Mapping[str, float], loss: float) -> float:
     return float((params["B"] / excess) ** (1.0 / params["beta"]))
 
 
-def d_of_n(B: Array, E: Array, beta: Array) -> Array:
+@overload
+def d_of_n(B: float, E: float, beta: float) -> float: ...
+@overload
+def d_of_n(B: Array, E: Array, beta: Array) -> Array: ...
+def d_of_n(B: float | Array, E: float | Array, beta: float | Array) -> float | Array:
     """D(N): where B D^-beta = 1% of the plateau E (Hernandez et al. 2021)."""
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         return (B / (NEAR_PLATEAU * E)) ** (1.0 / beta)
@@ -506,6 +198,7 @@ def read_run(curve: ScratchCurve | None, d_f: float, loss: float) -> tuple[float
 
 
 def flag_run(d_e: float, flag: str, d_f: float, curve: ScratchCurve | None) -> str:
+    """The final flag of a run read as ``flag``: the D_T sign, then the low-data rule."""
     if flag != "ok":
         return flag
     if not d_e > d_f:
@@ -515,17 +208,18 @@ def flag_run(d_e: float, flag: str, d_f: float, curve: ScratchCurve | None) -> s
     return "ok"
 
 
-def _warm(warm: WarmStarts | None, key: str):
+def _warm(warm: WarmStarts | None, key: str) -> FitResult | Mapping[str, float] | None:
     return None if warm is None else warm.get(key)
 
 
 # ------------------------------------------------------------------ the steps
 def _scratch_curves(
-    c: Mapping[str, Array], rows: Array, noise: float, bootstrap: int, seed: int, warm: WarmStarts | None
+    c: Columns, rows: Mask, noise: float, bootstrap: int, seed: int, warm: WarmStarts | None
 ) -> tuple[list[ScratchCurve], list[str]]:
+    """Step 1 per size: the measured curve, its plateau fit, D(N) and the low-data yardstick."""
     curves, warnings = [], []
     law = get_law(PLATEAU_LAW)
-    for size in sorted(set(c["size"][rows]), key=lambda s: float(np.max(c["n_params"][rows & (c["size"] == s)]))):
+    for size in _sizes(c, rows):
         sel = rows & (c["size"] == size)
         d, loss = c["data_tokens"][sel], c["best_eval_loss"][sel]
         order = np.argsort(d)
@@ -548,40 +242,46 @@ def _scratch_curves(
                 warm_start=_warm(warm, f"plateau/{size}"),
             )
         plateau = Estimate.of(fit, "E", f"needs >= {law.n_params + 1} scratch budgets, has {np.unique(d).size}")
-        d_n, d_n_low = Estimate.missing("no plateau fit"), None
-        if fit is not None:
-            point = float(d_of_n(fit.params["B"], fit.params["E"], fit.params["beta"]))
-            samples, d_n_low = None, point  # without a bootstrap the rule reads the point estimate
-            if fit.boot_params is not None:
-                bp = fit.boot_params
-                samples = d_of_n(bp[:, 0], bp[:, 1], bp[:, 2])
-                ci = percentile_ci(samples)
-                d_n_low = None if ci is None else ci[0]
-            d_n = Estimate.from_samples(point, samples)
+        d_n, d_n_low = _d_n(fit)
         curves.append(
             ScratchCurve(
-                size,
-                int(c["n_params"][sel][0]),
-                tuple(map(float, d)),
-                tuple(map(float, loss)),
-                monotone,
-                plateau,
-                d_n,
-                d_n_low,
-                fit,
+                size=size,
+                n_params=int(c["n_params"][sel][0]),
+                d=tuple(map(float, d)),
+                loss=tuple(map(float, loss)),
+                monotone=monotone,
+                plateau=plateau,
+                d_n=d_n,
+                d_n_low=d_n_low,
+                fit=fit,
             )
         )
     return curves, warnings
 
 
+def _d_n(fit: FitResult | None) -> tuple[Estimate, float | None]:
+    """D(N) of a plateau fit, and the lower end of its interval (the point estimate when no
+    bootstrap ran: the low-data rule then reads that)."""
+    if fit is None:
+        return Estimate.missing("no plateau fit"), None
+    point = float(d_of_n(fit.params["B"], fit.params["E"], fit.params["beta"]))
+    if fit.boot_params is None:
+        return Estimate.from_samples(point, None), point
+    bp = fit.boot_params
+    samples = d_of_n(bp[:, 0], bp[:, 1], bp[:, 2])
+    ci = fitter.percentile_ci(samples)
+    return Estimate.from_samples(point, samples), None if ci is None else ci[0]
+
+
 def _gap_fits(
-    c: Mapping[str, Array], ft_rows: Array, bootstrap: int, seed: int, warm: WarmStarts | None
+    c: Columns, ft_rows: Mask, bootstrap: int, seed: int, warm: WarmStarts | None
 ) -> tuple[list[GapFit], list[str]]:
+    """Step 5: per size, the joint gap law over the sources with enough fine-tunes there."""
     fits, warnings = [], []
     single = get_law("barnett")
     sel_p = ft_rows & (c["pretrain_tokens"] > 0)
     f_ref = float(np.max(c["data_tokens"][sel_p])) if sel_p.any() else math.nan
-    for size in sorted(set(c["size"][sel_p]), key=lambda s: float(np.max(c["n_params"][sel_p & (c["size"] == s)]))):
+    for size in _sizes(c, sel_p):
         rows = sel_p & (c["size"] == size)
         sources = []
         for src in sorted(set(c["source"][rows])):
@@ -608,7 +308,9 @@ def _gap_fits(
             groups=code * 1e15 + p,
             warm_start=_warm(warm, f"gap/{size}"),
         )
-        fits.append(GapFit(size, int(np.max(c["n_params"][use])), tuple(sources), f_ref, fit))
+        fits.append(
+            GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
+        )
     return fits, warnings
 
 
@@ -617,7 +319,7 @@ def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
     s = gap.sources.index(source)
     fit = gap.fit
     g = Estimate.of(fit, f"G_{s}")
-    if not g.identified:
+    if g.reason is not None:
         return g, Estimate.missing(g.reason)
     beta = fit.params["beta"]
     point = fit.params[f"G_{s}"] * gap.f_ref**-beta
@@ -630,7 +332,8 @@ def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
 
 
 def _comparisons(gap: GapFit) -> list[Comparison]:
-    out = []
+    """Every pair of the size's sources: the difference of their gaps, with its interval."""
+    out: list[Comparison] = []
     fit = gap.fit
     if fit.boot_params is None:
         return out
@@ -647,17 +350,18 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
             point_loss = point * gap.f_ref ** -fit.params["beta"]
             out.append(
                 Comparison(
-                    a,
-                    b,
-                    gap.size,
-                    Estimate.from_samples(point, diff, positive=False, reason=why),
-                    Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why),
+                    a=a,
+                    b=b,
+                    size=gap.size,
+                    d_G=Estimate.from_samples(point, diff, positive=False, reason=why),
+                    d_G_loss=Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why),
                 )
             )
     return out
 
 
 def _noise(gap_fits: list[GapFit]) -> float | None:
+    """The loss noise of the module docstring: a robust scale of the gap fits' residuals."""
     res = [g.fit.residuals for g in gap_fits if g.fit.residuals is not None and g.fit.residuals.size > len(g.fit.theta)]
     if not res:
         return None
@@ -697,14 +401,18 @@ def _dt_law(
     )
     n_star = float(n.max())
     f_star = float(d_f[n == n_star].min())
-    at = {"D_F": f_star, "N": n_star, "basis": "law"}
+    at: dict[str, Any] = {"D_F": f_star, "N": n_star, "basis": "law"}
     h = fit.params
     point = 1.0 + h["k"] * f_star ** (h["alpha"] - 1.0) * n_star ** h["beta"]
     if bootstrap <= 0:
         return fit, Estimate.missing("no bootstrap"), at, []
     thetas = _dt_bootstrap(fit, ok, curves, noise, bootstrap, seed)
     fit = fitter.with_intervals(
-        fit, law, thetas, spans=fitter.span_reasons(law, {"N": np.log(n), "D_F": np.log(d_f)}, len(ok))
+        fit,
+        law,
+        thetas,
+        resample="parametric",
+        spans=fitter.span_reasons(law, {"N": np.log(n), "D_F": np.log(d_f)}, len(ok)),
     )
     p = law.to_params(thetas)
     m = 1.0 + p[:, 0] * f_star ** (p[:, 1] - 1.0) * n_star ** p[:, 2]
@@ -769,29 +477,7 @@ def transfer_report(
     and the parametric bootstrap draws its noise by row, so without a canonical order the same
     rows read twice could get different intervals (and a live report differ from a cold one)."""
     c = _columns(table.sort_by("job_id") if table.num_rows else table)
-    n_rows = len(c["kind"])
-    warnings: list[str] = []
-    left_out: dict[str, int] = {}
-
-    def leave(reason: str, mask: Array) -> None:
-        if int(mask.sum()):
-            left_out[reason] = left_out.get(reason, 0) + int(mask.sum())
-
-    not_ok = c["status"] != "ok"
-    for st in sorted(set(c["status"][not_ok])):
-        leave(f"status={st or 'missing'}", c["status"] == st)
-    if left_out.get("status=unconverged"):
-        warnings.append(
-            f"{left_out['status=unconverged']} run(s) left out as unconverged: still improving at "
-            f"train.max_epochs, so their loss is not the best for their data"
-        )
-    no_loss = ~not_ok & ~(np.isfinite(c["best_eval_loss"]) & (c["best_eval_loss"] > 0))
-    leave("no finite best_eval_loss", no_loss)
-    ok = ~not_ok & ~no_loss
-    leave("pretrain job (enters only through its fine-tunes)", ok & (c["kind"] == "pretrain"))
-    leave("unknown kind", ok & ~np.isin(c["kind"], ["pretrain", "finetune", "scratch"]))
-    scratch_rows = ok & (c["kind"] == "scratch")
-    ft_rows = ok & (c["kind"] == "finetune")
+    scratch_rows, ft_rows, left_out, warnings = _select(c)
 
     # 5. gap fits first: their residuals give the noise scale the rest uses
     gap_fits, gap_warnings = _gap_fits(c, ft_rows, bootstrap, seed, warm)
@@ -831,7 +517,7 @@ def transfer_report(
         sources=tuple(sources),
         comparisons=tuple(comparisons),
         noise=noise,
-        n_rows=n_rows,
+        n_rows=len(c["kind"]),
         n_used=int((scratch_rows | ft_rows).sum()),
         left_out=left_out,
         bootstrap=bootstrap,
@@ -840,10 +526,35 @@ def transfer_report(
     )
 
 
+def _select(c: Columns) -> tuple[Mask, Mask, dict[str, int], list[str]]:
+    """(scratch rows, fine-tune rows, rows left out by reason, warnings): the rows that enter a fit."""
+    warnings: list[str] = []
+    left_out: dict[str, int] = {}
+
+    def leave(reason: str, mask: Mask) -> None:
+        if int(mask.sum()):
+            left_out[reason] = left_out.get(reason, 0) + int(mask.sum())
+
+    not_ok = c["status"] != "ok"
+    for st in sorted(set(c["status"][not_ok])):
+        leave(f"status={st or 'missing'}", c["status"] == st)
+    if left_out.get("status=unconverged"):
+        warnings.append(
+            f"{left_out['status=unconverged']} run(s) left out as unconverged: still improving at "
+            f"train.max_epochs, so their loss is not the best for their data"
+        )
+    no_loss = ~not_ok & ~(np.isfinite(c["best_eval_loss"]) & (c["best_eval_loss"] > 0))
+    leave("no finite best_eval_loss", no_loss)
+    ok = ~not_ok & ~no_loss
+    leave("pretrain job (enters only through its fine-tunes)", ok & (c["kind"] == "pretrain"))
+    leave("unknown kind", ok & ~np.isin(c["kind"], ["pretrain", "finetune", "scratch"]))
+    return ok & (c["kind"] == "scratch"), ok & (c["kind"] == "finetune"), left_out, warnings
+
+
 def _source_report(
     src: str,
-    c: Mapping[str, Array],
-    ft_rows: Array,
+    c: Columns,
+    ft_rows: Mask,
     curves: Mapping[str, ScratchCurve],
     gap_fits: list[GapFit],
     noise: float,
@@ -851,53 +562,16 @@ def _source_report(
     seed: int,
     warm: WarmStarts | None,
 ) -> SourceTransfer:
+    """Steps 2-4 for one source, and its headline gap."""
     rows = ft_rows & (c["source"] == src)
     warnings: list[str] = []
-    # fine-tunes from the final checkpoint of each size: the largest p among *all* of this
-    # source's fine-tunes there, so a failed final fine-tune never promotes an earlier checkpoint
-    everything = (c["kind"] == "finetune") & (c["source"] == src)
-    runs = []
-    for j in np.flatnonzero(rows):
-        size = c["size"][j]
-        final_p = np.max(c["pretrain_tokens"][everything & (c["size"] == size)])
-        if c["pretrain_tokens"][j] != final_p:
-            continue
-        curve = curves.get(size)
-        d_f, loss = float(c["data_tokens"][j]), float(c["best_eval_loss"][j])
-        d_e, basis, flag = read_run(curve, d_f, loss)
-        flag = flag_run(d_e, flag, d_f, curve)
-        d_t = d_e - d_f
-        runs.append(
-            RunTransfer(
-                str(c["job_id"][j]),
-                size,
-                int(c["n_params"][j]),
-                d_f,
-                int(c["pretrain_tokens"][j]),
-                loss,
-                d_e,
-                d_t,
-                d_e / d_f,
-                basis,
-                flag,
-            )
-        )
+    runs = _final_runs(src, c, rows, curves)
     counts = {f: sum(r.flag == f for r in runs) for f in FLAGS[1:] if any(r.flag == f for r in runs)}
     if counts:
         warnings.append("left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     hern, multiplier, mult_at, dt_warnings = _dt_law(src, runs, curves, noise, bootstrap, seed, warm)
     warnings += dt_warnings
-    # the headline gap: the largest size where this source's G is identified
-    G, G_loss, gap_size = Estimate.missing("no gap fit for this source"), Estimate.missing("no gap fit"), None
-    for gap in reversed(gap_fits):
-        if src not in gap.sources:
-            continue
-        g, gl = _g_estimates(gap, src)
-        if g.identified:
-            G, G_loss, gap_size = g, gl, gap.size
-            break
-        if gap_size is None and not G.identified:
-            G, G_loss = Estimate.missing(f"{gap.size}: {g.reason}"), Estimate.missing(f"{gap.size}: {g.reason}")
+    G, G_loss, gap_size = _headline_gap(src, gap_fits)
     return SourceTransfer(
         source=src,
         n_runs=int(rows.sum()),
@@ -916,76 +590,47 @@ def _source_report(
     )
 
 
-# ------------------------------------------------------------------ the table
-def fmt(e: Estimate | None) -> str:
-    if e is None or not e.identified:
-        return "not identified"
-    s = f"{e.value:.3g}"
-    if e.ci95 is not None:
-        s += f" [{e.ci95[0]:.3g}, {e.ci95[1]:.3g}]"
-    return s
-
-
-def format_table(report: TransferReport) -> str:
-    """The gap table, readable in a terminal, with every 'not identified' explained below it."""
-    left = ", ".join(f"{v} {k}" for k, v in report.left_out.items()) or "none"
-    lines = [
-        f"Transfer report: sweep {report.sweep or '?'}; {report.n_used} of {report.n_rows} summary rows in fits "
-        f"(left out: {left}); bootstrap {report.bootstrap}; loss noise "
-        f"{'%.2g%%' % (100 * report.noise) if report.noise is not None else 'not measured yet'}"
-    ]
-    f_ref = next((g.f_ref for g in report.gap_fits), None)
-    header = [
-        "source",
-        "runs",
-        "G [95% CI] (size)",
-        f"G f^-beta at f={f_ref:.3g}" if f_ref else "G f^-beta",
-        "k",
-        "alpha",
-        "beta",
-        "multiplier @ (D_F, N)",
-    ]
-    rows = [header]
-    notes = []
-    for s in report.sources:
-        mult = fmt(s.multiplier)
-        if s.multiplier.identified and s.multiplier_at:
-            mult += f"x @ ({s.multiplier_at['D_F']:.3g}, {s.multiplier_at['N']:.3g})"
-        rows.append(
-            [
-                s.source,
-                f"{s.n_runs}/{s.n_dt_runs}",
-                fmt(s.G) + (f" ({s.gap_size})" if s.gap_size else ""),
-                fmt(s.G_loss),
-                fmt(s.k),
-                fmt(s.alpha),
-                fmt(s.beta),
-                mult,
-            ]
+def _final_runs(src: str, c: Columns, rows: Mask, curves: Mapping[str, ScratchCurve]) -> list[RunTransfer]:
+    """Steps 2-3: the source's fine-tunes from the final checkpoint of each size, read against
+    the scratch curve of that size. The final checkpoint is the largest p among *all* of this
+    source's fine-tunes there, so a failed final fine-tune never promotes an earlier one."""
+    everything = (c["kind"] == "finetune") & (c["source"] == src)
+    runs = []
+    for j in np.flatnonzero(rows):
+        size = c["size"][j]
+        final_p = np.max(c["pretrain_tokens"][everything & (c["size"] == size)])
+        if c["pretrain_tokens"][j] != final_p:
+            continue
+        curve = curves.get(size)
+        d_f, loss = float(c["data_tokens"][j]), float(c["best_eval_loss"][j])
+        d_e, basis, flag = read_run(curve, d_f, loss)
+        runs.append(
+            RunTransfer(
+                job_id=str(c["job_id"][j]),
+                size=size,
+                n_params=int(c["n_params"][j]),
+                d_f=d_f,
+                pretrain_tokens=int(c["pretrain_tokens"][j]),
+                loss=loss,
+                d_e=d_e,
+                d_t=d_e - d_f,
+                multiplier=d_e / d_f,
+                basis=basis,
+                flag=flag_run(d_e, flag, d_f, curve),
+            )
         )
-        for name in ("G", "k", "multiplier"):
-            e = getattr(s, name)
-            if not e.identified:
-                why = (
-                    e.reason if e.reason.startswith(f"{name} not identified") else f"{name} not identified: {e.reason}"
-                )
-                notes.append(f"- {s.source}: {why}")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.append("runs = ok fine-tunes / runs behind the D_T law; G from the largest size where it is identified")
-    for cmp in report.comparisons:
-        verdict = ("apart" if cmp.resolved else "not resolved") if cmp.d_G.identified else "not identified"
-        lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {fmt(cmp.d_G)} ({verdict})")
-    plateaus = [f"{cv.size} {fmt(cv.plateau)}" for cv in report.curves]
-    if plateaus:
-        lines.append("From-scratch plateaus L(N, inf): " + "; ".join(plateaus))
-    if report.scratch is not None:
-        ps = ", ".join(f"{k}={fmt(Estimate.of(report.scratch, k))}" for k in report.scratch.params)
-        lines.append(f"From-scratch law ({report.scratch.law}, {report.scratch.n_points} runs): {ps}")
-    notes += [f"- {w}" for w in report.warnings]
-    for s in report.sources:
-        notes += [f"- {s.source}: {w}" for w in s.warnings]
-    if notes:
-        lines.append("Notes:")
-        lines += list(dict.fromkeys(notes))
-    return "\n".join(lines)
+    return runs
+
+
+def _headline_gap(src: str, gap_fits: list[GapFit]) -> tuple[Estimate, Estimate, str | None]:
+    """(G, G f_ref^-beta, size) of the largest size where the source's G is identified; else
+    not identified, with the reason given at the smallest size that fitted the source."""
+    G, G_loss = Estimate.missing("no gap fit for this source"), Estimate.missing("no gap fit")
+    for gap in reversed(gap_fits):
+        if src not in gap.sources:
+            continue
+        g, gl = _g_estimates(gap, src)
+        if g.identified:
+            return g, gl, gap.size
+        G, G_loss = Estimate.missing(f"{gap.size}: {g.reason}"), Estimate.missing(f"{gap.size}: {g.reason}")
+    return G, G_loss, None

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ray.tune import Callback
 
-from tsweep.analysis.transfer import TransferReport, fmt
+from tsweep.analysis.records import TransferReport
+from tsweep.analysis.rendering import fmt
 from tsweep.core.job import Job
 from tsweep.core.layout import Files
 from tsweep.core.records import Progress

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from tsweep.analysis.transfer import TransferReport
+from tsweep.analysis.records import TransferReport
 from tsweep.core.errors import UsageError
 from tsweep.sweeps import TrackerSettings
 
