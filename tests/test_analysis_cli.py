@@ -74,7 +74,7 @@ def test_fit_json_contract(chin_csv, capsys):
     assert set(out["params"]) == {"A", "B", "E", "alpha", "beta"}
     for v in out["params"].values():
         lo, hi = v["ci95"]
-        assert lo <= v["value"] <= hi, name
+        assert lo <= v["value"] <= hi
     assert out["params"]["E"]["value"] == pytest.approx(TRUTH["E"], rel=0.03)
     assert isinstance(out["warnings"], list) and "loss" in out
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from tsweep.analysis.fitter import FitResult
-    from tsweep.analysis.transfer import TransferReport
+    from tsweep.analysis.records import TransferReport
     from tsweep.orchestrator.plan import JobGraph
     from tsweep.orchestrator.run import RunResult
 

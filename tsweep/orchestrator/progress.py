@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from rich.console import Group
     from rich.live import Live
 
+    from tsweep.analysis.actor import AnalysisActor
+
 MAX_RUNNING_ROWS = 8  # running jobs shown in the live table (and in a periodic line)
 REDRAW_S = 0.5
 # tsweep's choice: in a pipe, a line at least once a minute while jobs run (a finished job's
@@ -54,7 +56,7 @@ PERIODIC_S = 60.0
 class AnalysisFeed(Callback):
     """Asks the analysis ``actor`` for a refit whenever a trial completes."""
 
-    def __init__(self, actor: ActorHandle[Any]) -> None:
+    def __init__(self, actor: ActorHandle[AnalysisActor]) -> None:
         self.actor = actor
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tsweep.analysis.actor import read_latest, start_analysis_actor
+from tsweep.analysis.actor import AnalysisActor, read_latest, start_analysis_actor
 from tsweep.analysis.plots import write_plots
 from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
@@ -348,14 +348,12 @@ def sweep_tuner(
 FINAL_REFIT_TRIES = 5  # a restarting actor answers ActorUnavailableError for a few seconds
 
 
-def final_refit(actor: ActorHandle[Any], layout: SweepLayout, sweep: Sweep) -> dict[str, Any]:
+def final_refit(actor: ActorHandle[AnalysisActor], layout: SweepLayout, sweep: Sweep) -> dict[str, Any]:
     """The last refit, by the actor; while the actor is being restarted (its node was lost), try
     again; if it never comes back, the same refit in the driver (it reads the same store and
     writes the same ``fits/latest.json``), so a lost node never costs the sweep its report."""
     import ray
     from ray.exceptions import ActorUnavailableError, RayActorError
-
-    from tsweep.analysis.actor import AnalysisActor
 
     for attempt in range(FINAL_REFIT_TRIES):
         try:
@@ -414,6 +412,8 @@ def _run_jobs(
 ) -> None:
     """Steps 2 (the analysis actor) to 4 into ``result``: the Tune run of ``todo``, the final
     refit, the trackers' gap run and the plots."""
+    from ray.actor import ActorHandle
+
     actor = start_analysis_actor(
         analysis_actor_name(sweep, layout),
         NAMESPACE,
@@ -421,6 +421,7 @@ def _run_jobs(
         bootstrap=sweep.fit.bootstrap,
         seed=sweep.fit.seed,
     )
+    assert isinstance(actor, ActorHandle)  # Ray types .remote() as a handle or the class itself
     if todo:
         searcher = DependencySearcher(todo, available, capacity=cluster_resources())
         progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=result.skipped)
