@@ -47,7 +47,7 @@ def piped(tmp_path_factory):
 
 
 def test_the_console_script_runs_the_sweep_and_prints_progress_lines(piped):
-    proc, root = piped
+    proc, _ = piped
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = load_sweep(TINY)
     n_jobs = len(expand(sweep).jobs)
@@ -83,7 +83,8 @@ def test_the_live_fit_equals_a_cold_refit_and_scratch_curves_never_rise(piped):
     live = read_latest(layout.sweep_dir)
     assert live is not None and live.n_jobs_finished == len(expand(load_sweep(TINY)).jobs)
     cold = transfer_report(Store(layout.store_root).read_summaries(), bootstrap=live.bootstrap, seed=live.seed)
-    for a, b in zip(live.sources, cold.sources):
+    assert [s.source for s in live.sources] == [s.source for s in cold.sources]
+    for a, b in zip(live.sources, cold.sources, strict=True):
         for name in ("G", "k", "multiplier"):
             ea, eb = getattr(a, name), getattr(b, name)
             assert ea.identified == eb.identified, (name, ea, eb)

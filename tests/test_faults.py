@@ -67,7 +67,7 @@ def local_ray():
 
     from tsweep.orchestrator.run import init_ray
 
-    url = init_ray(None, num_cpus=2)
+    url = init_ray(None, num_cpus=2).dashboard_url
     yield url
     ray.shutdown()
 

@@ -146,7 +146,7 @@ def test_an_unknown_job_is_one_line_exit_2(capsys):
     assert len(err) == 2 and "--address" in err[0] and "--follow: needs --address http://" in err[1]
 
 
-def test_pipe_progress_prints_running_jobs_periodically(monkeypatch):
+def test_pipe_progress_prints_running_jobs_periodically():
     from tsweep.orchestrator import progress as pm
 
     jobs = expand(load_sweep(TINY)).jobs
@@ -166,8 +166,8 @@ def test_pipe_progress_prints_running_jobs_periodically(monkeypatch):
     )
     lp.on_trial_result(0, [], trial, p.to_metrics())
     lp.on_step_end(0, [])
-    assert out.getvalue() == ""  # less than PERIODIC_S since the start
-    monkeypatch.setattr(pm, "PERIODIC_S", 0.0)
+    assert out.getvalue() == ""  # less than periodic_s (a minute) since the start
+    lp.periodic_s = 0.0
     lp._last_draw = 0.0
     lp.on_step_end(0, [])
     lp.on_trial_complete(0, [], trial)

@@ -257,7 +257,7 @@ def test_submit_through_jobs_api_with_token_auth(cluster, tmp_path):
     assert sorted(r["job_id"] for r in summaries) == sorted(j.job_id for j in graph.jobs)
     assert {r["status"] for r in summaries} == {"ok"}
     ev = store.read_evals()
-    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist()))
+    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist(), strict=True))
     assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {j.job_id for j in graph.jobs}
 
     # results read back by name, from this machine
@@ -332,3 +332,67 @@ def test_a_sweep_folder_submitted_remotely_writes_there_and_a_stopped_job_exits_
     )
     assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Traceback" not in r.stderr
+
+
+# Runs in a fresh process, as `tsweep submit SWEEP` without --address does.
+INIT_RAY = textwrap.dedent(
+    """
+    import json, ray
+    from tsweep.orchestrator.run import init_ray
+    cluster = init_ray(None, num_cpus=1)
+    print(json.dumps({"local": cluster.local, "dashboard": cluster.dashboard_url,
+                      "gcs": ray.get_runtime_context().gcs_address,
+                      "cpus": ray.cluster_resources().get("CPU")}))
+    ray.shutdown()
+    """
+)
+
+
+def test_a_local_run_starts_its_own_cluster_beside_a_ray_start_head(tmp_path):
+    """``ray.init()`` with no address joins the cluster a ``ray start --head`` on this machine
+    recorded in ``{temp}/ray_current_cluster`` (and then refuses ``num_cpus``); a local run must
+    start a new cluster instead. Ray looks for that record under ``$RAY_TMPDIR``, so this test's
+    head and run get a private one (nobody else's cluster is seen or touched), and teardown stops
+    only the processes of that temp dir."""
+    root = tempfile.mkdtemp(prefix="tsl-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    temp_dir = os.path.join(root, "ray")  # Ray's default temp dir under RAY_TMPDIR
+    client, agent, metrics = _free_ports(3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        RAY_TMPDIR=root,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+        RAY_USAGE_STATS_ENABLED="0",
+        HOME=str(tmp_path),  # no ~/.ray of the user's is read or written
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
+    head_gcs_port = 0
+    try:
+        _run(
+            [
+                shutil.which("ray") or "ray",
+                "start",
+                "--head",
+                "--port=0",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=3",
+                "--include-dashboard=false",
+                f"--ray-client-server-port={client}",
+                f"--dashboard-agent-listen-port={agent}",
+                f"--metrics-export-port={metrics}",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+            ],
+            env,
+            timeout=180,
+        )
+        head = Path(temp_dir, "ray_current_cluster").read_text().strip()  # what ray.init() would join
+        head_gcs_port = int(head.rsplit(":", 1)[1])
+        r = _run([sys.executable, "-c", INIT_RAY], env, timeout=180, cwd=tmp_path)
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert got["gcs"] != head, f"init_ray joined the `ray start` cluster at {head}"
+        assert got["local"] is True and got["cpus"] == 1.0, got
+        assert (got["dashboard"] or "").startswith("http://127.0.0.1:"), got
+    finally:
+        _stop_cluster(temp_dir, head_gcs_port or -1)
+        shutil.rmtree(root, ignore_errors=True)

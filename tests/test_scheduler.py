@@ -51,12 +51,20 @@ def test_fine_tunes_wait_for_their_checkpoint_and_orphans_are_blocked_not_droppe
 
 def test_multi_worker_jobs_are_suggested_only_while_the_cluster_has_room():
     graph = _graph(resources={"cpus": 1, "workers": 2}, finetune_tokens=[4000], scratch_tokens=[4000, 16000, 64000])
-    searcher = DependencySearcher([j for j in graph.jobs if j.kind == "scratch"], capacity={"CPU": 4.0})
+    scratch = [j for j in graph.jobs if j.kind == "scratch"]
+    assert len(scratch) == 3 and all(j.workers == 2 and j.cpus == 1 for j in scratch)
+    searcher = DependencySearcher(scratch, capacity={"CPU": 4.0})
     running, state = _drain(searcher)
-    assert len(running) == 2 and state is None  # 2 jobs x 2 workers x 1 CPU fill 4 CPUs; the third waits
+    # 2 jobs x 2 workers x 1 CPU fill 4 CPUs, in plan order; the third waits
+    assert running == [j.to_dict() for j in scratch[:2]] and state is None
+    assert searcher.multi_worker == {"t0": {"CPU": 2.0, "GPU": 0.0}, "t1": {"CPU": 2.0, "GPU": 0.0}}
     searcher.on_trial_complete("t0", {"done": True})
-    more, _ = _drain(searcher, "u")
-    assert len(more) == 1
-    # a job larger than the whole cluster still runs when nothing else multi-worker does
-    alone = DependencySearcher([j for j in graph.jobs if j.kind == "scratch"][:1], capacity={"CPU": 1.0})
-    assert isinstance(alone.suggest("w0"), dict)
+    more, state = _drain(searcher, "u")
+    assert more == [scratch[2].to_dict()] and state == Searcher.FINISHED
+    assert set(searcher.multi_worker) == {"t1", "u0"}
+    # a job larger than the whole cluster (2 x 1 CPU on 1 CPU) still runs when nothing else
+    # multi-worker does, so that it waits for the autoscaler rather than forever; and only once
+    alone = DependencySearcher(scratch[:1], capacity={"CPU": 1.0})
+    assert alone.suggest("w0") == {"job": scratch[0].to_dict()}
+    assert alone.multi_worker == {"w0": {"CPU": 2.0, "GPU": 0.0}} and alone.by_trial == {"w0": scratch[0]}
+    assert alone.suggest("w1") == Searcher.FINISHED and alone.blocked == {}

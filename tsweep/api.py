@@ -12,6 +12,10 @@
     report = res.report()                             # the typed transfer report (.to_json(), .sources)
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
+The ``tsweep`` console script is argument parsing and printing over the functions here: every
+command is one or two calls of this module (``plan_table``, ``run``, ``submit``, ``follow``,
+``status``, ``SweepResults.report``/``write_report``/``advice``, ``fit``, the Grafana dashboard).
+
 A sweep reference (``ref``) is resolved in this order: a shipped sweep's name (``demo``), a YAML
 file (a path or a URI), a sweep folder holding ``sweep.yaml``, a URI of such a folder, or the
 name of a sweep under the storage root (``storage``, else ``$TSWEEP_STORAGE``, else
@@ -22,12 +26,12 @@ name its ``sweep.yaml`` holds (a copied or renamed folder never writes into the 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,9 +41,19 @@ from tsweep.core.store import Store
 from tsweep.sweeps import Sweep, is_plain_name, loads_sweep, with_overrides
 from tsweep.sweeps import load_sweep as _load_yaml
 
-DEFAULT_STORAGE = "~/tsweep_runs"
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tsweep.analysis.fitter import FitResult
+    from tsweep.analysis.records import TransferReport
+    from tsweep.orchestrator.plan import JobGraph
+    from tsweep.orchestrator.run import RunResult
+
+# The storage root of a sweep that names none: the sweep schema's default, one source of truth.
+DEFAULT_STORAGE: str = Sweep.model_fields["storage_root"].default
 
 
+# ---------------------------------------------------------------- finding a sweep
 def storage_override(storage: str | None = None) -> str | None:
     """The storage root a user chose: ``storage``, else ``$TSWEEP_STORAGE``; None means each
     sweep's own ``storage_root``."""
@@ -61,12 +75,14 @@ def _from_folder(folder: str) -> Sweep | None:
 
 def resolve(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> tuple[Sweep, SweepLayout]:
     """A sweep and the folder its results live in, from any reference (module docstring), with
-    ``KEY.PATH=VALUE`` overrides applied (``tsweep.sweeps.schema.with_overrides``); an override of
+    ``KEY.PATH=VALUE`` overrides applied (``tsweep.sweeps.with_overrides``); an override of
     ``name`` moves the results to that name's folder."""
     return _overridden(*_resolve(ref, storage), overrides, storage)
 
 
-def _overridden(sweep: Sweep, layout: SweepLayout, overrides: Sequence[str], storage: str | None):
+def _overridden(
+    sweep: Sweep, layout: SweepLayout, overrides: Sequence[str], storage: str | None
+) -> tuple[Sweep, SweepLayout]:
     if not overrides:
         return sweep, layout
     new = with_overrides(sweep, list(overrides))
@@ -77,7 +93,6 @@ def _overridden(sweep: Sweep, layout: SweepLayout, overrides: Sequence[str], sto
 def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     if not ref or not ref.strip():
         raise UsageError("SWEEP: empty; give a sweep name, a YAML file, a sweep folder or a URI")
-    shipped = shipped_sweep_path(ref) if "/" not in ref and os.sep not in ref else None
     path = Path(os.path.expanduser(ref))
     if is_uri(ref) and without_query(ref).endswith((".yaml", ".yml")):
         files = Files(ref)
@@ -89,12 +104,17 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
         sweep = _load_yaml(path)
         return sweep, sweep.layout(storage_override(storage))
     if is_uri(ref) or path.is_dir():
-        sweep = _from_folder(ref)
-        if sweep is None:
+        found = _from_folder(ref)
+        if found is None:
             raise UsageError(
                 f"{without_query(ref)}: no sweep.yaml there (a sweep folder holds the sweep.yaml it ran with)"
             )
-        return sweep, SweepLayout(ref)
+        return found, SweepLayout(ref)
+    return _by_name(ref, storage)
+
+
+def _by_name(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
+    """A sweep under the storage root by that name, else the shipped sweep of that name."""
     root = storage_override(storage) or DEFAULT_STORAGE
     if not is_plain_name(ref):
         raise UsageError(
@@ -102,9 +122,10 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
             f"with a letter or digit)"
         )
     stored = SweepLayout.under(root, ref)
-    sweep = _from_folder(stored.sweep_dir)
-    if sweep is not None:
-        return sweep, stored
+    found = _from_folder(stored.sweep_dir)
+    if found is not None:
+        return found, stored
+    shipped = shipped_sweep_path(ref) if "/" not in ref and os.sep not in ref else None
     if shipped is not None:
         sweep = _load_yaml(shipped)
         return sweep, sweep.layout(storage_override(storage))
@@ -122,10 +143,15 @@ def resolve_shipped(name: str, storage: str | None = None, overrides: Sequence[s
     return _overridden(sweep, sweep.layout(storage_override(storage)), overrides, storage)
 
 
-def _sweep_and_layout(sweep: Sweep | str, storage: str | None) -> tuple[Sweep, SweepLayout]:
+def _sweep_and_layout(
+    sweep: Sweep | str, storage: str | None, layout: SweepLayout | None = None
+) -> tuple[Sweep, SweepLayout]:
+    """``sweep`` resolved, and where its results go: ``layout`` when given (a folder
+    :func:`resolve` found, or ``SweepLayout(path)``), else ``{storage}/{name}``."""
     if isinstance(sweep, str):
-        return resolve(sweep, storage)
-    return sweep, sweep.layout(storage_override(storage))
+        sweep, resolved = resolve(sweep, storage)
+        return sweep, layout or resolved
+    return sweep, layout or sweep.layout(storage_override(storage))
 
 
 def load_sweep(ref: str, storage: str | None = None, overrides: Sequence[str] = ()) -> Sweep:
@@ -134,7 +160,15 @@ def load_sweep(ref: str, storage: str | None = None, overrides: Sequence[str] = 
     return resolve(ref, storage, overrides)[0]
 
 
-def plan(sweep: Sweep | str, storage: str | None = None, *, check_data: bool = True):
+def explain() -> list[tuple[str, str, str]]:
+    """(field path, default, description) of every setting a sweep YAML can hold."""
+    from tsweep.sweeps import explain as _explain
+
+    return _explain()
+
+
+# ---------------------------------------------------------------- planning and running
+def plan(sweep: Sweep | str, storage: str | None = None, *, check_data: bool = True) -> JobGraph:
     """The sweep's job graph, every job resolved; with ``check_data`` every corpus is opened
     and counted first (``tsweep plan``'s checks). Runs nothing."""
     from tsweep.orchestrator.plan import expand
@@ -144,21 +178,43 @@ def plan(sweep: Sweep | str, storage: str | None = None, *, check_data: bool = T
     return check_and_expand(sweep, layout)[0] if check_data else expand(sweep, layout)
 
 
+def plan_table(
+    sweep: Sweep | str,
+    storage: str | None = None,
+    *,
+    layout: SweepLayout | None = None,
+    cpus: float | None = None,
+    gpus: float = 0.0,
+) -> str:
+    """What ``tsweep plan`` prints: every job with its shape and cost after the same checks as
+    :func:`plan`, and the wall time on ``cpus`` (default: this machine's) and ``gpus``."""
+    from tsweep.orchestrator.planview import check_and_expand, format_plan
+
+    sweep, layout = _sweep_and_layout(sweep, storage, layout)
+    graph, data_tokens = check_and_expand(sweep, layout)
+    cpus = cpus if cpus is not None else float(os.cpu_count() or 1)
+    return format_plan(graph, data_tokens, layout, cluster_cpus=cpus, cluster_gpus=gpus)
+
+
 def run(
     sweep: Sweep | str,
     *,
     storage: str | None = None,
+    layout: SweepLayout | None = None,
     address: str | None = None,
     live: bool = False,
     num_cpus: int | None = None,
-):
-    """Run (or finish) a sweep on a local Ray cluster, or the one at ``address``; a RunResult."""
+    on_start: Callable[[str | None], object] | None = None,
+) -> RunResult:
+    """Run (or finish) a sweep on a new local Ray cluster, or the one at ``address``, writing
+    into ``layout`` (default ``{storage}/{name}``); a RunResult. ``on_start`` is called with the
+    Ray dashboard's URL (None on a joined cluster) once the cluster is up."""
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.run import run_sweep
 
-    sweep, layout = _sweep_and_layout(sweep, storage)
+    sweep, layout = _sweep_and_layout(sweep, storage, layout)
     check_and_expand(sweep, layout)
-    return run_sweep(sweep, layout=layout, address=address, num_cpus=num_cpus, live=live)
+    return run_sweep(sweep, layout=layout, address=address, num_cpus=num_cpus, live=live, on_start=on_start)
 
 
 def submit(sweep: Sweep | str, address: str, *, storage: str | None = None, layout: SweepLayout | None = None) -> str:
@@ -168,8 +224,7 @@ def submit(sweep: Sweep | str, address: str, *, storage: str | None = None, layo
     from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.submit import submit_job
 
-    sweep, resolved = _sweep_and_layout(sweep, storage)
-    layout = layout or resolved
+    sweep, layout = _sweep_and_layout(sweep, storage, layout)
     check_and_expand(sweep, layout)
     default = sweep.layout(storage_override(storage)).sweep_dir
     return submit_job(
@@ -189,6 +244,23 @@ def follow(job_id: str, address: str) -> int:
     return _follow(job_id, address)
 
 
+def reattach_command(job_id: str, address: str) -> str:
+    """The ``tsweep follow`` command that re-attaches to a submitted sweep."""
+    from tsweep.orchestrator.follow import reattach_hint
+
+    return reattach_hint(job_id, address)
+
+
+def status(sweep: Sweep | str, storage: str | None = None, *, layout: SweepLayout | None = None) -> dict[str, Any]:
+    """What a sweep's store and lease say about each planned job (``tsweep status``): ``jobs``,
+    ``counts`` by state, ``driver``, damaged shards, and the ``text`` the command prints.
+    Reads only."""
+    from tsweep.orchestrator.status import sweep_status
+
+    return sweep_status(*_sweep_and_layout(sweep, storage, layout))
+
+
+# ---------------------------------------------------------------- results
 @dataclass(frozen=True)
 class SweepResults:
     """A sweep's results, read from its folder (local or remote) at call time."""
@@ -200,20 +272,45 @@ class SweepResults:
     def store(self) -> Store:
         return Store(self.layout.store_root)
 
-    def summaries(self):
+    def summaries(self) -> pa.Table:
         """One row per finished job (pyarrow Table; ``.to_pandas()`` for a DataFrame)."""
         return self.store.read_summaries()
 
-    def evals(self, job_ids=None):
+    def evals(self, job_ids: Sequence[str] | None = None) -> pa.Table:
         """Every evaluation of every job (pyarrow Table)."""
         return self.store.read_evals(job_ids)
 
-    def report(self, *, bootstrap: int | None = None):
+    def report(self, *, bootstrap: int | None = None) -> TransferReport:
         """The transfer report, a typed ``TransferReport`` (``.sources``, ``.format_table()``,
-        ``.to_json()``): the analysis actor's latest while it covers every finished job."""
+        ``.to_json()``): the analysis actor's latest while it covers every finished job, else a
+        refit (with ``bootstrap`` resamples when given)."""
+        return self._table_and_report(bootstrap)[1]
+
+    def _table_and_report(self, bootstrap: int | None = None) -> tuple[pa.Table, TransferReport]:
         from tsweep.analysis.reporting import load_report
 
-        return load_report(self.layout.sweep_dir, bootstrap=bootstrap)[1]
+        return load_report(self.layout.sweep_dir, bootstrap=bootstrap)
+
+    def write_report(self, *, bootstrap: int | None = None) -> list[str]:
+        """Write ``report.html`` (one self-contained file), ``summary.md`` and ``plots/*.png`` into
+        the sweep folder (``tsweep report``); the paths written, in that order."""
+        from tsweep.analysis.plots import write_plots
+        from tsweep.analysis.reporting import report_html, summary_markdown
+
+        layout = self.layout
+        table, report = self._table_and_report(bootstrap)
+        plots = write_plots(layout.sweep_dir, table, report)
+        layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir))
+        layout.files.write_text(layout.report_html, report_html(report, plots, layout))
+        return [layout.report_html, layout.summary_md, *plots]
+
+    def advice(self, target_loss: float | None = None) -> list[dict[str, Any]]:
+        """Per source: more pre-training or more target data (``tsweep advise``); with
+        ``target_loss``, also the tokens of each that reach it."""
+        from tsweep.analysis.advice import advice
+
+        table, report = self._table_and_report()
+        return advice(report, table, target_loss)
 
 
 def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
@@ -222,7 +319,43 @@ def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
     return SweepResults(sweep, layout)
 
 
-def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0):
+def gaps_json(report: TransferReport) -> dict[str, Any]:
+    """The ``tsweep gaps --json`` contract of a report."""
+    from tsweep.analysis.reporting import gaps_json as _gaps_json
+
+    return _gaps_json(report)
+
+
+def gaps_csv(report: TransferReport) -> str:
+    """The gap table as CSV text (``tsweep gaps --csv``)."""
+    from tsweep.analysis.reporting import gaps_csv as _gaps_csv
+
+    return _gaps_csv(report)
+
+
+def format_advice(entries: list[dict[str, Any]], target_loss: float | None = None) -> str:
+    """:meth:`SweepResults.advice` as the text ``tsweep advise`` prints."""
+    from tsweep.analysis.advice import format_advice as _format_advice
+
+    return _format_advice(entries, target_loss)
+
+
+# ---------------------------------------------------------------- fitting any table
+def law_names() -> list[str]:
+    """The registered laws :func:`fit` knows, sorted."""
+    from tsweep.analysis.laws import LAWS
+
+    return sorted(LAWS)
+
+
+def read_table(path: str) -> dict[str, np.ndarray]:
+    """A ``.csv`` or ``.parquet`` file as column name -> array, ready for :func:`fit`."""
+    from tsweep.analysis.tables import read_table as _read_table
+
+    return _read_table(path)
+
+
+def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0) -> FitResult:
     """Fit a registered law (``chinchilla``, ``kaplan``, ``hernandez``, ``barnett``) to any table:
     a pandas DataFrame, a pyarrow Table or a mapping of columns; ``map`` names the column of each
     law variable (default: the column of its own name). A FitResult (``.params``, ``.ci95``,
@@ -251,6 +384,13 @@ def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap:
     return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed)
 
 
+def format_fit(result: FitResult) -> str:
+    """A fit as the table ``tsweep fit`` prints."""
+    from tsweep.analysis.fitter import format_fit as _format_fit
+
+    return _format_fit(result)
+
+
 def _columns(data: Any) -> dict[str, Any]:
     if hasattr(data, "column_names") and hasattr(data, "column"):  # pyarrow Table
         return {n: data.column(n).to_numpy(zero_copy_only=False) for n in data.column_names}
@@ -261,15 +401,58 @@ def _columns(data: Any) -> dict[str, Any]:
     raise UsageError(f"data: expected a DataFrame, a pyarrow Table or a mapping of columns, got {type(data).__name__}")
 
 
+# ---------------------------------------------------------------- the Grafana dashboard
+def grafana_dashboard_path() -> str:
+    """The shipped Grafana dashboard of tsweep's gauges (a JSON file to import)."""
+    from tsweep.orchestrator import grafana
+
+    return grafana.dashboard_path()
+
+
+def write_grafana_dashboard(path: str) -> str:
+    """A copy of the dashboard at ``path`` (written whole or not at all); the path."""
+    from tsweep.orchestrator import grafana
+
+    return grafana.write(path)
+
+
+def install_grafana_dashboard(wait_s: float = 60.0) -> str:
+    """On a Ray head: add the dashboard to those Ray's Grafana serves, once Ray has written its
+    own (waiting up to ``wait_s``); the file written."""
+    from tsweep.orchestrator import grafana
+
+    return grafana.install(wait_s=wait_s)
+
+
 __all__ = [
+    "DEFAULT_STORAGE",
+    "Sweep",
+    "SweepLayout",
     "SweepResults",
+    "UsageError",
+    "explain",
     "fit",
     "follow",
+    "format_advice",
+    "format_fit",
+    "gaps_csv",
+    "gaps_json",
+    "grafana_dashboard_path",
+    "install_grafana_dashboard",
+    "law_names",
     "load_sweep",
     "open_sweep",
     "plan",
+    "plan_table",
+    "read_table",
+    "reattach_command",
     "resolve",
+    "resolve_shipped",
     "run",
+    "shipped_sweep_path",
+    "status",
     "storage_override",
     "submit",
+    "without_query",
+    "write_grafana_dashboard",
 ]

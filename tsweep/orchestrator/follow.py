@@ -27,13 +27,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tsweep.core.errors import UsageError
 from tsweep.orchestrator.submit import SubmitError, auth_headers, check_address
 
-EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+EXIT_CODES: Mapping[str, int] = MappingProxyType({"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3})
 EXIT_STOPPED = EXIT_CODES["STOPPED"]
 EXIT_LOST = 4
 EXIT_DETACHED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
@@ -157,7 +161,7 @@ class Follower:
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
 
-def connect(address: str):
+def connect(address: str) -> JobSubmissionClient:
     """A Jobs API client for ``address`` with the cluster's token (:func:`auth_headers`), or a
     one-line :class:`SubmitError`."""
     from ray.exceptions import AuthenticationError

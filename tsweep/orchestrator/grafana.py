@@ -38,12 +38,12 @@ RAY_TEMP_DIR = "/tmp/ray"  # Ray's default temp dir (ray start --temp-dir)
 
 def dashboard_json() -> str:
     """The shipped dashboard's text."""
-    return resources.files("tsweep.orchestrator").joinpath("dashboards", FILENAME).read_text()
+    return (resources.files("tsweep.orchestrator") / "dashboards" / FILENAME).read_text()
 
 
 def dashboard_path() -> str:
     """The shipped dashboard's path on disk (an installed wheel keeps package data as files)."""
-    return str(resources.files("tsweep.orchestrator").joinpath("dashboards", FILENAME))
+    return str(resources.files("tsweep.orchestrator") / "dashboards" / FILENAME)
 
 
 def ray_dashboards_dir(temp_dir: str = RAY_TEMP_DIR) -> str:

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -46,12 +47,12 @@ SETTLE_S = 1.0
 
 def _process_start(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
 
 
-def _read(layout: SweepLayout) -> dict | None:
+def _read(layout: SweepLayout) -> dict[str, Any] | None:
     try:
         lease = json.loads(layout.files.read_text(layout.lease))
     except FileNotFoundError:
@@ -61,12 +62,12 @@ def _read(layout: SweepLayout) -> dict | None:
     return lease if isinstance(lease, dict) and isinstance(lease.get("token"), str) else None
 
 
-def current(layout: SweepLayout) -> dict | None:
+def current(layout: SweepLayout) -> dict[str, Any] | None:
     """The sweep folder's lease as it stands (live or stale), or None; reads ``lease.json`` only."""
     return _read(layout)
 
 
-def stale_reason(lease: dict, now: float | None = None) -> str | None:
+def stale_reason(lease: dict[str, Any], now: float | None = None) -> str | None:
     """Why ``lease`` no longer holds the sweep (its holder is gone, or silent); None while live."""
     now = time.time() if now is None else now
     beat = lease.get("heartbeat")
@@ -74,13 +75,13 @@ def stale_reason(lease: dict, now: float | None = None) -> str | None:
         return f"no heartbeat for {STALE_S:.0f} s"
     if lease.get("host") == socket.gethostname():
         pid, started = lease.get("pid"), lease.get("process_start")
-        alive = isinstance(pid, int) and _process_start(pid) is not None
-        if not alive or (started is not None and abs(_process_start(pid) - started) > 1):
+        now_started = _process_start(pid) if isinstance(pid, int) else None
+        if now_started is None or (started is not None and abs(now_started - started) > 1):
             return f"its process {pid} on this host has ended"
     return None
 
 
-def describe(lease: dict, now: float | None = None) -> str:
+def describe(lease: dict[str, Any], now: float | None = None) -> str:
     """``host:pid (since ..., last heartbeat N s ago)``: who holds a lease, for one-line messages."""
     now = time.time() if now is None else now
     started, beat = lease.get("started"), lease.get("heartbeat")
@@ -94,7 +95,7 @@ class Lease:
     """The lease a driver holds on a sweep folder; :meth:`release` gives it back."""
 
     layout: SweepLayout
-    record: dict
+    record: dict[str, Any]
     _stop: threading.Event
     _thread: threading.Thread | None = None
     lost: str | None = None  # set if another driver took it over while this one ran
@@ -123,7 +124,7 @@ class Lease:
     def __enter__(self) -> Lease:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -161,7 +162,7 @@ def acquire(layout: SweepLayout, *, settle_s: float = SETTLE_S) -> Lease:
     return lease
 
 
-def _busy(layout: SweepLayout, holder: dict) -> SweepBusy:
+def _busy(layout: SweepLayout, holder: dict[str, Any]) -> SweepBusy:
     return SweepBusy(
         f"sweep folder {without_query(layout.sweep_dir)} is being run by {describe(holder)}; wait for "
         f"it to end, or stop it (a lease without a heartbeat for {STALE_S:.0f} s is taken over)"

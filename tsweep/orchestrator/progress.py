@@ -12,7 +12,7 @@ Two Tune callbacks, both non-blocking (Ray's advice for callbacks):
   in a pipe or a log one line per finished job with the counts, an ETA and the latest gap
   estimates, and, when no line came for :data:`PERIODIC_S`, a line with each running job's
   latest eval loss, tokens and throughput, so a remote driver's log (what ``tsweep follow``
-  prints) says how far it is even while a long job runs.
+  prints) says how far it is even while a long job runs (``periodic_s``).
 
 Tune pickles its callbacks when the Tuner is built, so nothing unpicklable (the ``rich.live``
 display holds a lock; the gauges hold a metrics client) is made before the experiment starts:
@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ray.tune import Callback
 
@@ -35,6 +37,15 @@ from tsweep.core.layout import Files
 from tsweep.core.records import Progress
 from tsweep.core.units import duration
 
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+    from ray.tune.experiment import Trial
+    from ray.util.metrics import Gauge
+    from rich.console import Group
+    from rich.live import Live
+
+    from tsweep.analysis.actor import AnalysisActor
+
 MAX_RUNNING_ROWS = 8  # running jobs shown in the live table (and in a periodic line)
 REDRAW_S = 0.5
 # tsweep's choice: in a pipe, a line at least once a minute while jobs run (a finished job's
@@ -43,23 +54,27 @@ PERIODIC_S = 60.0
 
 
 class AnalysisFeed(Callback):
-    def __init__(self, actor):
+    """Asks the analysis ``actor`` for a refit whenever a trial completes."""
+
+    def __init__(self, actor: ActorHandle[AnalysisActor]) -> None:
         self.actor = actor
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self.actor.request.remote()  # fire and forget: it returns at once
 
 
 # The Prometheus gauges a sweep's driver exports (name: description, tag keys); Ray's metrics
 # agent adds the ``ray_`` prefix. tsweep/orchestrator/dashboards/tsweep.json plots them.
-GAUGES = {
-    "tsweep_jobs": ("Jobs of the running sweep by state", ("sweep", "state")),
-    "tsweep_tokens_per_second": ("Training tokens per second of running jobs", ("sweep",)),
-    "tsweep_transfer_gap": ("Latest transfer gap G per source", ("sweep", "source")),
-}
+GAUGES: Mapping[str, tuple[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "tsweep_jobs": ("Jobs of the running sweep by state", ("sweep", "state")),
+        "tsweep_tokens_per_second": ("Training tokens per second of running jobs", ("sweep",)),
+        "tsweep_transfer_gap": ("Latest transfer gap G per source", ("sweep", "source")),
+    }
+)
 
 
-def _gauges():
+def _gauges() -> dict[str, Gauge]:
     from ray.util.metrics import Gauge
 
     made = {name: Gauge(name, text, tag_keys=tags) for name, (text, tags) in GAUGES.items()}
@@ -68,7 +83,8 @@ def _gauges():
 
 class LiveProgress(Callback):
     """Counts, gauges and the view; ``live`` picks the redrawn table (a terminal) or progress
-    lines (``stream``, default stdout)."""
+    lines (``stream``, default stdout), with a line on the running jobs when none came for
+    ``periodic_s``."""
 
     def __init__(
         self,
@@ -79,7 +95,8 @@ class LiveProgress(Callback):
         live: bool = True,
         skipped: int = 0,
         stream: TextIO | None = None,
-    ):
+        periodic_s: float = PERIODIC_S,
+    ) -> None:
         self.sweep = sweep_name
         self.jobs = {j.job_id: j for j in jobs}
         self.total = len(jobs)
@@ -87,6 +104,7 @@ class LiveProgress(Callback):
         self.fits_path = fits_path
         self.want_live = live
         self.stream = stream
+        self.periodic_s = periodic_s
         self.running: dict[str, Progress | None] = {}
         self.labels: dict[str, str] = {}
         self.done = 0
@@ -97,30 +115,38 @@ class LiveProgress(Callback):
         self._last_draw = 0.0
         self._last_line = 0.0
         self._t0: float | None = None
-        self._gauges = None
-        self._live = None
+        self._gauges: dict[str, Gauge] | None = None
+        self._live: Live | None = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_gauges=None, _live=None, stream=None)
         return state
 
     # ----------------------------------------------------------- Tune hooks
-    def setup(self, **info):
+    def setup(
+        self,
+        stop: object = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         self._start()
 
-    def on_trial_start(self, iteration, trials, trial, **info):
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._start()
         job = Job.from_dict(trial.config["job"])
         self.labels[trial.trial_id] = job.label
         self.running[trial.trial_id] = None
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         progress = Progress.from_metrics(result)
         if progress is not None:
             self.running[trial.trial_id] = progress
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = self.running.pop(trial.trial_id, None)
         self.done += 1
         job = self.jobs.get(trial.config["job"]["job_id"]) if trial.config else None
@@ -128,21 +154,21 @@ class LiveProgress(Callback):
             self.flops_done += job.est_flops
         self._line("done", self.labels.get(trial.trial_id, str(trial)), last)
 
-    def on_trial_error(self, iteration, trials, trial, **info):
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
         self.failed += 1
         self._line("FAILED", self.labels.get(trial.trial_id, str(trial)), None)
 
-    def on_step_end(self, iteration, trials, **info):
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         now = time.monotonic()
         if now - self._last_draw < REDRAW_S:
             return
         self._last_draw = now
         self._refresh()
-        if self._live is None and self.running and now - self._last_line >= PERIODIC_S:
+        if self._live is None and self.running and now - self._last_line >= self.periodic_s:
             self._periodic_line()
 
-    def on_experiment_end(self, trials, **info):
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         self._refresh()
         if self._live is not None:
             self._live.stop()
@@ -249,8 +275,8 @@ class LiveProgress(Callback):
             flush=True,
         )
 
-    def render(self):
-        from rich.console import Group
+    def render(self) -> Group:
+        from rich.console import Group, RenderableType
         from rich.table import Table
 
         eta = self.eta_s()
@@ -266,7 +292,7 @@ class LiveProgress(Callback):
                 jobs.add_row(
                     label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}"
                 )
-        parts = [head, jobs]
+        parts: list[RenderableType] = [head, jobs]
         if self.latest_fit and self.latest_fit.sources:
             est = Table(box=None, header_style="dim")
             for col in ("source", "G (gap) [95% CI]", "multiplier", "runs"):

@@ -7,8 +7,10 @@ missing:
    (setting aside the ones that do not parse): jobs with a final summary and whole rows are
    skipped (content-addressed ids make this exact); a pre-training job whose p-checkpoint an
    unfinished fine-tune needs runs again if that checkpoint is missing or damaged.
-2. Start (or join) Ray: a local cluster listens on 127.0.0.1 only and keeps its token private
-   (:func:`init_ray`); start the named analysis actor (namespace ``tsweep``).
+2. Start (or join) Ray (:func:`init_ray`, which says whether the cluster is local): a local
+   cluster is a new one, even where ``ray start --head`` runs on the machine, listens on
+   127.0.0.1 only and keeps its token private; a job larger than a local cluster is refused
+   (:func:`check_capacity`). Start the named analysis actor (namespace ``tsweep``).
 3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
    job's own resources, retried from its checkpoint up to ``max_failures`` times.
 4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
@@ -20,9 +22,11 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from tsweep.analysis.actor import read_latest, start_analysis_actor
+from tsweep.analysis.actor import AnalysisActor, read_latest, start_analysis_actor
 from tsweep.analysis.plots import write_plots
 from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
@@ -35,6 +39,11 @@ from tsweep.orchestrator.scheduler import DependencySearcher
 from tsweep.sweeps import Sweep, dump_sweep
 from tsweep.workers import checkpoints
 from tsweep.workers.trainable import job_label, job_trainable
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+    from ray.tune import Callback, Tuner
+    from ray.tune.search import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,7 @@ class RunResult:
     failed: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
-    report: dict | None = None
+    report: dict[str, Any] | None = None  # the final refit's report (analysis actor's refit())
     dashboard_url: str | None = None
     plots: list[str] = field(default_factory=list)
 
@@ -73,8 +82,8 @@ def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[s
 def _changed_settings(old: Sweep, new: Sweep) -> list[str]:
     """Dotted paths of the settings in which two sweeps differ."""
 
-    def flat(d, prefix=""):
-        out = {}
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for k, v in d.items():
             if isinstance(v, dict) and v:
                 out.update(flat(v, f"{prefix}{k}."))
@@ -122,11 +131,6 @@ def save_sweep(sweep: Sweep, layout: SweepLayout) -> None:
     layout.files.write_text(layout.sweep_yaml, dump_sweep(sweep))
 
 
-# Whether this process started the Ray cluster it is connected to (a local one, which never
-# grows: a job larger than it would wait forever), as opposed to joining one.
-_local_cluster = False
-
-
 def private_token_file() -> None:
     """Ray's default token file (``~/.ray/auth_token``), readable by its owner only: created here
     with mode 0600 before Ray would create it world-readable, or tightened if it exists. Skipped
@@ -151,42 +155,78 @@ def private_token_file() -> None:
         f.write(secrets.token_hex(32))  # what Ray's own generator writes: 256 bits, hex
 
 
-def init_ray(address: str | None, num_cpus: int | None = None) -> str | None:
-    """Join ``address`` or start a local cluster; returns the dashboard URL.
+@dataclass(frozen=True)
+class RayCluster:
+    """The Ray cluster this process is connected to, as :func:`init_ray` found it."""
+
+    dashboard_url: str | None  # None when this process joined a cluster it did not start here
+    local: bool  # started by this process: it never grows, so a job larger than it would wait forever
+
+
+def _join(address: str) -> RayCluster:
+    import ray
+
+    try:
+        ctx = ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--address: cannot join the Ray cluster at {address!r}: {first}") from None
+    return RayCluster(_url(ctx), local=False)
+
+
+def _start_local(num_cpus: int | None) -> RayCluster:
+    import ray
+
+    private_token_file()
+    ctx = ray.init(
+        # "local": a new cluster. With no address Ray joins the cluster a `ray start --head` on
+        # this machine recorded in {temp}/ray_current_cluster, and then refuses num_cpus.
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        _node_ip_address="127.0.0.1",
+        namespace=NAMESPACE,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    return RayCluster(_url(ctx), local=True)
+
+
+def _url(ctx: object) -> str | None:
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and "://" not in url else url
+
+
+def _started_here() -> bool:
+    """Whether the Ray this process is already connected to is a cluster it started itself
+    (``ray.init()`` without an address, here or by :func:`init_ray` earlier). Ray records it only
+    on its private node object, read defensively: anything else counts as joined."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return bool(node is not None and getattr(node, "head", False))
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> RayCluster:
+    """Join ``address`` (else ``$RAY_ADDRESS``, which Ray sets for a submitted job's driver) or
+    start a new local cluster; the cluster's dashboard URL and whether it is local. A process
+    already connected to Ray keeps that connection.
 
     A local cluster's node IP and dashboard are 127.0.0.1 (the dashboard listens there only;
     GCS, raylet and agents of the installed Ray still listen on every interface, guarded by
     Ray's token: README, Security). Its token file is private (:func:`private_token_file`)."""
     import ray
 
-    global _local_cluster
     if ray.is_initialized():
-        return None
-    kwargs = dict(namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
-    address = address or os.environ.get("RAY_ADDRESS")  # set by Ray for drivers of submitted jobs
-    if address:
-        try:
-            ctx = ray.init(address=address, **kwargs)
-        except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"--address: cannot join the Ray cluster at {address!r}: {first}") from None
-    else:
-        private_token_file()
-        ctx = ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            _node_ip_address="127.0.0.1",
-            **kwargs,
-        )
-    _local_cluster = not address
-    url = getattr(ctx, "dashboard_url", None)
-    return f"http://{url}" if url and "://" not in url else url
+        return RayCluster(dashboard_url=None, local=_started_here())
+    address = address or os.environ.get("RAY_ADDRESS")
+    return _join(address) if address else _start_local(num_cpus)
 
 
-def check_capacity(jobs, total: dict[str, float]) -> None:
-    """A job larger than a local cluster (which never grows) would wait forever: refuse it, naming
-    the setting. Joined clusters may autoscale, so there it only warns."""
+def check_capacity(jobs: Iterable[Job], total: Mapping[str, float], *, local: bool) -> None:
+    """A job larger than a ``local`` cluster (which never grows) would wait forever: refuse it,
+    naming the setting. Joined clusters may autoscale, so there it only warns."""
     for job in jobs:
         for key, field_, per in (("CPU", "resources.cpus", job.cpus), ("GPU", "resources.gpus", job.gpus)):
             need = per * job.workers
@@ -195,7 +235,7 @@ def check_capacity(jobs, total: dict[str, float]) -> None:
                     f"resources.workers x {field_}: {job.label} needs {job.workers} x {per:g} = {need:g} {key}s but "
                     f"the cluster has {total.get(key, 0.0):g}"
                 )
-                if _local_cluster:
+                if local:
                     raise UsageError(f"{msg}; lower them, or run on a larger cluster (--address)")
                 log.warning("%s; it waits until the cluster grows", msg)
                 return
@@ -215,8 +255,8 @@ def analysis_actor_name(sweep: Sweep, layout: SweepLayout) -> str:
 COORDINATOR_MEMORY = 64 * 1024**2
 
 
-def _make_resources():
-    def resources(config: dict) -> dict:
+def _make_resources() -> Callable[[dict[str, Any]], dict[str, float]]:
+    def resources(config: dict[str, Any]) -> dict[str, float]:
         """A single-worker trial holds the job's devices; a multi-worker trial only coordinates (its
         Ray Train workers request the devices themselves, the Ray Train V2 way). The coordinator
         asks for no CPU at all: even 0.01 CPU would keep a job whose workers need every CPU of
@@ -236,12 +276,18 @@ def _make_resources():
 _resources = _make_resources()
 
 
-def max_pending_trials(jobs) -> int:
-    """How many of ``jobs`` the connected Ray cluster can run at once (the smallest job's
-    footprint against the cluster's CPUs and GPUs), and at least 2."""
+def cluster_resources() -> dict[str, float]:
+    """The connected Ray cluster's resource totals (``{"CPU": 8.0, "GPU": 1.0, ...}``)."""
     import ray
 
-    total = ray.cluster_resources()
+    total: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]  # unannotated in Ray
+    return total
+
+
+def max_pending_trials(jobs: Iterable[Job]) -> int:
+    """How many of ``jobs`` the connected Ray cluster can run at once (the smallest job's
+    footprint against the cluster's CPUs and GPUs), and at least 2."""
+    total = cluster_resources()
     most = 0
     for job in jobs:
         fits = [total.get("CPU", 0.0) / (job.cpus * job.workers)]
@@ -252,12 +298,19 @@ def max_pending_trials(jobs) -> int:
 
 
 def sweep_tuner(
-    trainable, searcher, *, num_samples: int, name: str, storage_path: str, max_failures: int, callbacks: list
-):
+    trainable: Any,
+    searcher: Searcher,
+    *,
+    num_samples: int,
+    name: str,
+    storage_path: str,
+    max_failures: int,
+    callbacks: list[Callback],
+) -> Tuner:
     """The Tune set-up every sweep runs under: one trial per job with the job's own resources,
     actors reused between trials, names from the job. Split out of :func:`run_sweep` so that
     ``benchmarks/scheduling.py`` and ``benchmarks/trial_overhead.py`` measure exactly this set-up
-    with stand-in trainables."""
+    with stand-in trainables (a function or a Trainable class)."""
     from ray import tune
 
     # Trials in flight (running, or taken from the searcher and waiting for an actor): as many as
@@ -267,7 +320,9 @@ def sweep_tuner(
     # ahead of the fine-tunes the searcher releases later, so its priority order would stop
     # deciding. ``max_concurrent_trials`` wraps the searcher in Tune's ConcurrencyLimiter, whose
     # limit Tune also takes as its pending-trial limit.
-    trainable = tune.with_resources(trainable, resources=_resources)
+    # Ray annotates ``resources`` as returning a PlacementGroupFactory; a function returning a resource
+    # dict is what its docstring shows and what Trial.default_resource_request converts.
+    trainable = tune.with_resources(trainable, resources=_resources)  # type: ignore[arg-type]
     if isinstance(trainable, type):  # Ray names an actor's class by its __qualname__, which Tune's
         trainable.__qualname__ = trainable.__name__  # wrapper leaves as with_resources.<locals>...
     return tune.Tuner(
@@ -293,18 +348,17 @@ def sweep_tuner(
 FINAL_REFIT_TRIES = 5  # a restarting actor answers ActorUnavailableError for a few seconds
 
 
-def final_refit(actor, layout: SweepLayout, sweep: Sweep):
+def final_refit(actor: ActorHandle[AnalysisActor], layout: SweepLayout, sweep: Sweep) -> dict[str, Any]:
     """The last refit, by the actor; while the actor is being restarted (its node was lost), try
     again; if it never comes back, the same refit in the driver (it reads the same store and
     writes the same ``fits/latest.json``), so a lost node never costs the sweep its report."""
     import ray
     from ray.exceptions import ActorUnavailableError, RayActorError
 
-    from tsweep.analysis.actor import AnalysisActor
-
     for attempt in range(FINAL_REFIT_TRIES):
         try:
-            return ray.get(actor.refit.remote())
+            report: dict[str, Any] = ray.get(actor.refit.remote())
+            return report
         except (ActorUnavailableError, RayActorError) as e:
             log.warning("analysis actor unavailable (%s); retrying the final refit", type(e).__name__)
             time.sleep(2.0 * (attempt + 1))
@@ -319,30 +373,47 @@ def run_sweep(
     address: str | None = None,
     num_cpus: int | None = None,
     live: bool = True,
-    on_start=None,
+    on_start: Callable[[str | None], object] | None = None,
 ) -> RunResult:
+    """Run (or finish) ``sweep`` under its folder's lease (module docstring); ``on_start`` is
+    called with the dashboard URL once the cluster is up and nothing was refused."""
     t0 = time.perf_counter()
     layout = layout or sweep.layout()
     with lease.acquire(layout):
-        return _run_sweep(sweep, layout, address=address, num_cpus=num_cpus, live=live, on_start=on_start, t0=t0)
+        graph = expand(sweep, layout)
+        refuse_foreign_results(sweep, graph, layout)  # before anything is written
+        trackers.check_installed(sweep.trackers)  # an optional package missing: say so before anything runs
+        cluster = init_ray(address, num_cpus)
+        check_capacity(graph.jobs, cluster_resources(), local=cluster.local)  # before anything is written
+        save_sweep(sweep, layout)
+        todo, available = jobs_to_run(graph, layout)
+        result = RunResult(
+            sweep_dir=layout.sweep_dir,
+            planned=len(graph.jobs),
+            skipped=len(graph.jobs) - len(todo),
+            ran=len(todo),
+            dashboard_url=cluster.dashboard_url,
+        )
+        if on_start is not None:
+            on_start(result.dashboard_url)
+        _run_jobs(sweep, layout, todo, available, result, live=live)
+        result.wall_time_s = time.perf_counter() - t0
+        return result
 
 
-def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on_start, t0) -> RunResult:
-    import ray
+def _run_jobs(
+    sweep: Sweep,
+    layout: SweepLayout,
+    todo: list[Job],
+    available: dict[str, set[int]],
+    result: RunResult,
+    *,
+    live: bool,
+) -> None:
+    """Steps 2 (the analysis actor) to 4 into ``result``: the Tune run of ``todo``, the final
+    refit, the trackers' gap run and the plots."""
+    from ray.actor import ActorHandle
 
-    graph = expand(sweep, layout)
-    refuse_foreign_results(sweep, graph, layout)  # before anything is written
-    trackers.check_installed(sweep.trackers)  # an optional package missing: say so before anything runs
-    dashboard_url = init_ray(address, num_cpus)
-    check_capacity(graph.jobs, ray.cluster_resources())  # before anything is written
-    save_sweep(sweep, layout)
-    todo, available = jobs_to_run(graph, layout)
-    skipped = len(graph.jobs) - len(todo)
-    result = RunResult(
-        sweep_dir=layout.sweep_dir, planned=len(graph.jobs), skipped=skipped, ran=len(todo), dashboard_url=dashboard_url
-    )
-    if on_start is not None:
-        on_start(result.dashboard_url)
     actor = start_analysis_actor(
         analysis_actor_name(sweep, layout),
         NAMESPACE,
@@ -350,10 +421,10 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         bootstrap=sweep.fit.bootstrap,
         seed=sweep.fit.seed,
     )
+    assert isinstance(actor, ActorHandle)  # Ray types .remote() as a handle or the class itself
     if todo:
-        searcher = DependencySearcher(todo, available, capacity=ray.cluster_resources())
-        progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=skipped)
-        feed = AnalysisFeed(actor)
+        searcher = DependencySearcher(todo, available, capacity=cluster_resources())
+        progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=result.skipped)
         tuner = sweep_tuner(
             job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
             searcher,
@@ -361,10 +432,10 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
             name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=layout.tune_dir,
             max_failures=sweep.max_failures,
-            callbacks=[progress, feed, *trackers.tune_callbacks(sweep.trackers, sweep.name)],
+            callbacks=[progress, AnalysisFeed(actor), *trackers.tune_callbacks(sweep.trackers, sweep.name)],
         )
         grid = tuner.fit()
-        for r in grid:
+        for r in (grid[i] for i in range(len(grid))):
             if r.error is not None:
                 result.failed.append(f"{job_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
@@ -374,5 +445,3 @@ def _run_sweep(sweep: Sweep, layout: SweepLayout, *, address, num_cpus, live, on
         if latest is not None:
             trackers.log_gaps(sweep.trackers, sweep.name, latest, layout.tune_dir)
     result.plots = write_plots(layout.sweep_dir)
-    result.wall_time_s = time.perf_counter() - t0
-    return result

@@ -19,6 +19,7 @@ in no particular order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ray.tune.search import Searcher
 
@@ -70,7 +71,9 @@ class DependencySearcher(Searcher):
                 keep.append(job)
         self.waiting = keep
 
-    def suggest(self, trial_id: str):
+    # Ray annotates suggest as returning a config or None; Searcher.FINISHED, the string its
+    # docstring tells a searcher to return when it has nothing left, is not in that annotation.
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         for i, job in enumerate(self.waiting):
             if self._ready(job) and self._room_for(job):
                 self.waiting.pop(i)
@@ -81,13 +84,13 @@ class DependencySearcher(Searcher):
         self._block_orphans()
         return Searcher.FINISHED if not self.waiting else None
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         job = self.by_trial.get(trial_id)
         progress = Progress.from_metrics(result)
         if job is not None and job.kind == "pretrain" and progress is not None and progress.saved_p:
             self.available.setdefault(job.job_id, set()).update(p for p in job.checkpoints if p <= progress.saved_p)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         self.multi_worker.pop(trial_id, None)
         job = self.by_trial.get(trial_id)
         if job is None or job.kind != "pretrain":

@@ -18,7 +18,11 @@ whole run when it has one evaluation.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+import pyarrow as pa
+
+from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.store import Store
 from tsweep.orchestrator import lease as leases
@@ -26,10 +30,10 @@ from tsweep.orchestrator.plan import expand
 from tsweep.sweeps import Sweep
 
 
-def latest_evals(evals) -> dict[str, dict]:
+def latest_evals(evals: pa.Table | None) -> dict[str, dict[str, Any]]:
     """Per job id: its latest eval row's ``step``, ``tokens_seen``, ``eval_loss``, and
     ``tokens_per_s`` (module docstring); from a table of eval rows (``EVAL_SCHEMA``)."""
-    by_job: dict[str, list[dict]] = {}
+    by_job: dict[str, list[dict[str, Any]]] = {}
     cols = ("job_id", "step", "tokens_seen", "eval_loss", "wall_time_s")
     for row in evals.select(list(cols)).to_pylist() if evals is not None else ():
         by_job.setdefault(row["job_id"], []).append(row)
@@ -54,7 +58,7 @@ def latest_evals(evals) -> dict[str, dict]:
     return out
 
 
-def driver_state(layout: SweepLayout) -> dict:
+def driver_state(layout: SweepLayout) -> dict[str, Any]:
     """``{"state": "running" | "stale" | "none", "holder", "reason"}`` from the sweep's lease."""
     held = leases.current(layout)
     if held is None:
@@ -67,79 +71,89 @@ def driver_state(layout: SweepLayout) -> dict:
     }
 
 
-def _progress_text(p: dict) -> str:
+def _progress_text(p: dict[str, Any]) -> str:
     tps = f", {p['tokens_per_s']:,.0f} tok/s" if p["tokens_per_s"] is not None else ""
     return f"eval {p['eval_loss']:.4f} at step {p['step']:,}, {p['tokens_seen']:,} tokens{tps}"
 
 
-def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict:
+def _state(
+    summary: dict[str, Any] | None, progress: dict[str, Any] | None, damaged: bool, driver: dict[str, Any]
+) -> tuple[str, str | None]:
+    """A planned job's state and why, from its summary row, its latest evaluation, whether a
+    shard of it is unreadable, and the driver's lease (module docstring)."""
+    if damaged:
+        return "damaged", "unreadable shard; resume re-runs it"
+    if summary is not None:
+        return summary["status"], summary["reason"]
+    if progress is None:
+        return "missing", None
+    if driver["state"] == "running":
+        return "running", _progress_text(progress)
+    gone = "no driver holds the sweep" if driver["state"] == "none" else f"its driver is gone: {driver['reason']}"
+    return "interrupted", f"{_progress_text(progress)}; {gone}"
+
+
+def _job_row(
+    job: Job, summary: dict[str, Any] | None, progress: dict[str, Any] | None, state: str, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "label": job.label,
+        "state": state,
+        "best_eval_loss": summary["best_eval_loss"] if summary else None,
+        "reason": reason,
+        "eval_loss": progress["eval_loss"] if progress else None,
+        "step": progress["step"] if progress else None,
+        "tokens_seen": progress["tokens_seen"] if progress else None,
+        "tokens_per_s": progress["tokens_per_s"] if progress else None,
+    }
+
+
+def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict[str, Any]:
+    """Every planned job's state (``jobs``), the ``counts`` by state, the ``driver``, the
+    ``unreadable`` and ``quarantined`` shards, and the ``text`` ``tsweep status`` prints."""
     graph = expand(sweep, layout)
     check = Store(layout.store_root).check()
     by_id = {r["job_id"]: r for r in check.summaries.to_pylist()}
     latest = latest_evals(check.evals)
     driver = driver_state(layout)
-    started = "running" if driver["state"] == "running" else "interrupted"
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     rows = []
     for job in graph.jobs:
-        r = by_id.get(job.job_id)
-        p = latest.get(job.job_id)
-        if job.job_id in check.damaged:
-            state, reason = "damaged", "unreadable shard; resume re-runs it"
-        elif r is not None:
-            state, reason = r["status"], r["reason"]
-        elif p is not None:
-            state = started
-            reason = _progress_text(p) + (
-                ""
-                if state == "running"
-                else "; no driver holds the sweep"
-                if driver["state"] == "none"
-                else f"; its driver is gone: {driver['reason']}"
-            )
-        else:
-            state, reason = "missing", None
+        summary, progress = by_id.get(job.job_id), latest.get(job.job_id)
+        state, reason = _state(summary, progress, job.job_id in check.damaged, driver)
         counts[state] += 1
-        rows.append(
-            {
-                "job_id": job.job_id,
-                "label": job.label,
-                "state": state,
-                "best_eval_loss": r["best_eval_loss"] if r else None,
-                "reason": reason,
-                "eval_loss": p["eval_loss"] if p else None,
-                "step": p["step"] if p else None,
-                "tokens_seen": p["tokens_seen"] if p else None,
-                "tokens_per_s": p["tokens_per_s"] if p else None,
-            }
-        )
-    unreadable = [without_query(p) for p in check.unreadable]
-    quarantined = [without_query(p) for p in check.quarantined]
-    text = [
-        f"{sweep.name}: {len(graph.jobs)} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-        f"store: {without_query(layout.store_root)}",
-    ]
-    if driver["state"] != "none":
-        text.append(f"driver: {driver['state']}: {driver['reason']}")
-    for row in rows:
-        if row["state"] not in ("ok", "missing"):
-            text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
-    if unreadable:
-        text.append(
-            f"  {len(unreadable)} unreadable shard(s): `tsweep resume {sweep.name}` sets them aside and "
-            f"re-runs their jobs"
-        )
-    if quarantined:
-        text.append(f"  {len(quarantined)} shard(s) set aside under store/quarantine")
-    unfinished = counts.get("missing", 0) + counts.get("interrupted", 0)
-    if unfinished and driver["state"] != "running":
-        text.append(f"  {unfinished} job(s) not finished: `tsweep resume {sweep.name}` runs only those")
-    return {
+        rows.append(_job_row(job, summary, progress, state, reason))
+    out = {
         "sweep": sweep.name,
         "counts": dict(counts),
         "jobs": rows,
         "driver": driver,
-        "unreadable": unreadable,
-        "quarantined": quarantined,
-        "text": "\n".join(text),
+        "unreadable": [without_query(p) for p in check.unreadable],
+        "quarantined": [without_query(p) for p in check.quarantined],
     }
+    return {**out, "text": _status_text(out, len(graph.jobs), without_query(layout.store_root))}
+
+
+def _status_text(status: dict[str, Any], n_jobs: int, store: str) -> str:
+    name, counts, driver = status["sweep"], status["counts"], status["driver"]
+    text = [
+        f"{name}: {n_jobs} jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        f"store: {store}",
+    ]
+    if driver["state"] != "none":
+        text.append(f"driver: {driver['state']}: {driver['reason']}")
+    for row in status["jobs"]:
+        if row["state"] not in ("ok", "missing"):
+            text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
+    if status["unreadable"]:
+        text.append(
+            f"  {len(status['unreadable'])} unreadable shard(s): `tsweep resume {name}` sets them aside and "
+            f"re-runs their jobs"
+        )
+    if status["quarantined"]:
+        text.append(f"  {len(status['quarantined'])} shard(s) set aside under store/quarantine")
+    unfinished = counts.get("missing", 0) + counts.get("interrupted", 0)
+    if unfinished and driver["state"] != "running":
+        text.append(f"  {unfinished} job(s) not finished: `tsweep resume {name}` runs only those")
+    return "\n".join(text)

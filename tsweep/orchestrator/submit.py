@@ -19,10 +19,14 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tsweep.core.errors import UsageError
 from tsweep.sweeps import Sweep, dump_sweep
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
 
 
 class SubmitError(UsageError):
@@ -77,7 +81,9 @@ def submit_job(sweep: Sweep, address: str, *, storage: str | None = None, sweep_
         raise SubmitError(f"cannot submit to Ray's Jobs API at {address}: {_first_line(exc)}") from None
 
 
-def _submit(client_cls, sweep: Sweep, address: str, storage: str | None, sweep_dir: str | None) -> str:
+def _submit(
+    client_cls: type[JobSubmissionClient], sweep: Sweep, address: str, storage: str | None, sweep_dir: str | None
+) -> str:
     client = client_cls(address, headers=auth_headers())
     with tempfile.TemporaryDirectory(prefix="tsweep-submit-") as tmp:
         with open(f"{tmp}/sweep.yaml", "w") as f:

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from tsweep.analysis.records import TransferReport
 from tsweep.core.errors import UsageError
 from tsweep.sweeps import TrackerSettings
+
+if TYPE_CHECKING:
+    from ray.tune import Callback
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,9 @@ GAP_KEYS = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
 
 
 # The package each tracker needs (the ``trackers`` extra of pyproject.toml), by its sweep setting.
-TRACKER_PACKAGES = {"tensorboard": "tensorboardX", "wandb_project": "wandb", "mlflow_tracking_uri": "mlflow"}
+TRACKER_PACKAGES: Mapping[str, str] = MappingProxyType(
+    {"tensorboard": "tensorboardX", "wandb_project": "wandb", "mlflow_tracking_uri": "mlflow"}
+)
 
 
 def check_installed(trackers: TrackerSettings) -> None:
@@ -51,13 +58,13 @@ def check_installed(trackers: TrackerSettings) -> None:
             ) from None
 
 
-def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list:
+def tune_callbacks(trackers: TrackerSettings, sweep_name: str) -> list[Callback]:
     """Ray Tune logger callbacks for the trackers the sweep asks for."""
-    out: list = []
+    out: list[Callback] = []
     if trackers.tensorboard:
         from ray.tune.logger import TBXLoggerCallback
 
-        out.append(TBXLoggerCallback())
+        out.append(TBXLoggerCallback())  # type: ignore[no-untyped-call]  # Ray leaves its __init__ unannotated
     if trackers.wandb_project:
         from ray.air.integrations.wandb import WandbLoggerCallback
 
@@ -118,7 +125,9 @@ def _wanted(trackers: TrackerSettings, name: str) -> bool:
     }[name]
 
 
-def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _tensorboard(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     from tensorboardX import SummaryWriter
 
     from tsweep.core.layout import join
@@ -128,7 +137,9 @@ def _tensorboard(trackers, sweep_name, metrics, params, tune_dir) -> None:
             w.add_scalar(f"gaps/{key}", value, global_step=params["n_jobs_finished"])
 
 
-def _wandb(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _wandb(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     import wandb
 
     run = wandb.init(
@@ -145,7 +156,9 @@ def _wandb(trackers, sweep_name, metrics, params, tune_dir) -> None:
         run.finish()
 
 
-def _mlflow(trackers, sweep_name, metrics, params, tune_dir) -> None:
+def _mlflow(
+    trackers: TrackerSettings, sweep_name: str, metrics: dict[str, float], params: dict[str, Any], tune_dir: str
+) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=trackers.mlflow_tracking_uri)
