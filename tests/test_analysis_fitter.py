@@ -85,7 +85,7 @@ def test_warm_start_reaches_the_cold_optimum_after_adding_a_run():
 def test_warns_when_an_axis_is_not_spanned():
     one_n = _hernandez_data(0, n=np.full(6, 1e7), df=DF[:6])
     res = fitter.fit("hernandez", one_n)
-    assert any("beta not identified: N takes 1 distinct value" in w for w in res.warnings), res.warnings
+    assert any("beta" in w and "not identified: N takes 1 distinct value" in w for w in res.warnings), res.warnings
     ok = fitter.fit("hernandez", _hernandez_data(0))
     assert not any("not identified" in w for w in ok.warnings)
 

@@ -240,7 +240,9 @@ class Hernandez(Law):
     formula = "D_T = k * D_F^alpha * N^beta"
     # Published (Hernandez et al. 2021, Fig. 1): text->python k = 1.9e4, alpha = 0.18, beta = 0.38.
     bounds = ((-60.0, 80.0), (-3.0, 3.0), (-3.0, 3.0))
-    spans = MappingProxyType({"alpha": ("D_F", 2), "beta": ("N", 2)})
+    # The N exponent read off two model sizes is never tested (any two points lie on a power
+    # law), so it needs three; k, the law extrapolated to N = 1, stands on that exponent.
+    spans = MappingProxyType({"alpha": ("D_F", 2), "beta": ("N", 3), "k": ("N", 3)})
 
     def grid(self) -> Array:
         # A linear model has one optimum; a few starts around the published values suffice.
