@@ -119,7 +119,7 @@ def _packed_worker(sweep_dict: dict, barrier, out) -> None:
     torch.set_num_threads(1)
     sweep = parse_sweep(sweep_dict)
     with tempfile.TemporaryDirectory() as d:
-        job = [j for j in expand(sweep, SweepLayout(d)).jobs if j.kind == "pretrain"][0]
+        job = next(j for j in expand(sweep, SweepLayout(d)).jobs if j.kind == "pretrain")
         barrier.wait(timeout=RUN_TIMEOUT_S)
         t0 = time.time()
         s = run_job(job, sweep, d)
@@ -160,7 +160,7 @@ def packing(*, smoke: bool = False, k: int | None = None) -> dict:
         sweep["pretrain"] = {"tokens": 20_000}
         sweep["resources"] = {"cpus": 1}
         sweep["corpora"] = {name: {**c, "documents": 200} for name, c in PACK_SWEEP["corpora"].items()}
-    k = k or int(round(1 / gpu_share(get_size(PACK_SIZE).n_params)))
+    k = k or round(1 / gpu_share(get_size(PACK_SIZE).n_params))
     SweepData(parse_sweep(sweep)).check()  # build the data cache outside the timings
     alone = _run_together(sweep, 1)
     packed = _run_together(sweep, k)

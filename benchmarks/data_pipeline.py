@@ -65,13 +65,13 @@ def cold(root: str) -> list[tuple[str, int, float, float]]:
     sd = SweepData(SWEEP, cache_dir=root)
     rows = []
     for name in ("python", "prose", "c"):
-        entry, dt = _timed(lambda: sd._corpus_entry(name))
+        entry, dt = _timed(lambda name=name: sd._corpus_entry(name))
         text_mb = (entry.meta["tokens"] - entry.meta["documents"]) / 1e6  # UTF-8 bytes: one token each
         rows.append((f"tokenize+pack {name}", entry.meta["tokens"], dt, text_mb))
     ev, dt = _timed(sd.eval_tokens)
     rows.append(("eval split (python)", len(ev.tokens), dt, 2 * len(ev.tokens) / 1e6))
     for name in ("python", "prose", "prose+c"):
-        n, dt = _timed(lambda: sd.available_tokens(name))
+        n, dt = _timed(lambda name=name: sd.available_tokens(name))
         rows.append((f"training stream {name}", n, dt, 2 * n / 1e6))  # uint16 tokens written
     docs, dt = _timed(lambda: list(generate(0, 0.3, 2000)))
     n = sum(len(d) for d in docs)
@@ -159,7 +159,8 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(
-        f"data pipeline benchmark (byte tokens, {torch.get_num_threads()} torch threads, Python {sys.version.split()[0]})"
+        f"data pipeline benchmark (byte tokens, {torch.get_num_threads()} torch threads, "
+        f"Python {sys.version.split()[0]})"
     )
     print()
     print("cold (fresh cache); MB/s: text read for tokenize+pack and generation, tokens written for splits")
@@ -169,7 +170,8 @@ def main() -> None:
     total_tok = sum(r[1] for r in rows[:3])
     total_dt = sum(r[2] for r in rows[:3])
     print(
-        f"{'tokenize+pack, all stdlib corpora':<36} {total_tok:>11,} {total_dt:>8.3f} {total_tok / total_dt / 1e6:>8.2f} "
+        f"{'tokenize+pack, all stdlib corpora':<36} {total_tok:>11,} {total_dt:>8.3f} "
+        f"{total_tok / total_dt / 1e6:>8.2f} "
         f"{sum(r[3] for r in rows[:3]) / total_dt:>8.2f}"
     )
     print()
@@ -185,7 +187,8 @@ def main() -> None:
     print(f"{'batch fetch (BatchStream.batch)':<52} {dw['fetch'] * 1e3:>8.3f} ms")
     print(f"{'job set-up (open cache, cut 1M tokens into sequences)':<52} {dw['setup'] * 1e3:>8.1f} ms")
     print(
-        f"{'  per step over one epoch of ' + str(dw['steps_per_epoch']) + ' steps':<52} {dw['setup'] / dw['steps_per_epoch'] * 1e3:>8.3f} ms"
+        f"{'  per step over one epoch of ' + str(dw['steps_per_epoch']) + ' steps':<52} "
+        f"{dw['setup'] / dw['steps_per_epoch'] * 1e3:>8.3f} ms"
     )
     print(f"{'forward + backward + AdamW step':<52} {dw['step'] * 1e3:>8.3f} ms")
     print(f"{'data wait / step':<52} {dw['fraction'] * 100:>7.2f} %")

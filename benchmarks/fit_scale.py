@@ -68,7 +68,8 @@ def main() -> None:
     for n, r in rows:
         e = r["fit"]["params"]["E"]
         print(
-            f"{n:>8,} {r['wall']:>8.1f} {r['peak_mib']:>9.0f}  {e['value']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
+            f"{n:>8,} {r['wall']:>8.1f} {r['peak_mib']:>9.0f}  "
+            f"{e['value']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
         )
     big = rows[-1][1]
     print(

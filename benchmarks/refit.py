@@ -71,10 +71,10 @@ def bench(law_name: str) -> dict[str, float]:
     cold_t, warm_t, gaps = [], [], []
     for i in range(max(COLD_REPEATS, WARM_REPEATS)):
         more = _add_run(law_name, data, i)
-        tw, warm = _time(lambda: fitter.fit(law_name, more, warm_start=previous))
+        tw, warm = _time(lambda more=more: fitter.fit(law_name, more, warm_start=previous))
         warm_t.append(tw)
         if i < COLD_REPEATS:
-            tc, cold = _time(lambda: fitter.fit(law_name, more))
+            tc, cold = _time(lambda more=more: fitter.fit(law_name, more))
             cold_t.append(tc)
             gaps.append((warm.loss - cold.loss) / cold.loss)
     tb, boot = _time(lambda: fitter.fit(law_name, _add_run(law_name, data, 0), bootstrap=N_BOOT, warm_start=previous))

@@ -50,7 +50,7 @@ SIZE, SOURCE = "nano", "prose"  # the demo's largest pre-training run
 def planned_job(sweep, sweep_dir: str):
     """The benchmarked job, planned into ``sweep_dir``."""
     graph = expand(sweep, SweepLayout(sweep_dir))
-    return [j for j in graph.jobs if j.kind == "pretrain" and j.size == SIZE and j.source == SOURCE][0]
+    return next(j for j in graph.jobs if j.kind == "pretrain" and j.size == SIZE and j.source == SOURCE)
 
 
 def worker_run(sweep) -> tuple[float, int]:

@@ -111,7 +111,7 @@ def summaries(layout: SweepLayout) -> dict[str, dict]:
 
 def eval_keys(layout: SweepLayout) -> set[tuple[str, int]]:
     ev = Store(layout.store_root).read_evals()
-    return set(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist()))
+    return set(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist(), strict=True))
 
 
 def read_latest(layout: SweepLayout) -> dict:
@@ -148,7 +148,7 @@ def assert_json_close(a, b, rel: float, path: str = "fit") -> None:
             assert_json_close(a[k], b[k], rel, f"{path}.{k}")
     elif isinstance(a, list) and isinstance(b, list):
         assert len(a) == len(b), f"{path}: {len(a)} vs {len(b)} items"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             assert_json_close(x, y, rel, f"{path}[{i}]")
     elif isinstance(a, float) or isinstance(b, float):
         assert a is not None and b is not None, f"{path}: {a!r} vs {b!r}"
@@ -169,7 +169,7 @@ def assert_sweep_matches_baseline(sweep, layout: SweepLayout, baseline: dict) ->
     assert {r["status"] for r in rows} == {"ok"}, [(r["job_id"], r["status"], r["reason"]) for r in rows]
     assert store.quarantined() == [], "unreadable shards left in the store"
     ev = store.read_evals()
-    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist()))
+    keys = list(zip(ev.column("job_id").to_pylist(), ev.column("step").to_pylist(), strict=True))
     assert len(keys) == len(set(keys)), "duplicate (job_id, step) eval rows"
     assert set(keys) == baseline["eval_keys"], "eval rows lost or added compared with an undisturbed run"
     for r in rows:

@@ -38,7 +38,7 @@ def _one_line(argv, capsys) -> str:
 # ------------------------------------------------------------------ plan: YAML and numbers
 _BASE = TINY.read_text()
 _BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 PLAN_CASES = [

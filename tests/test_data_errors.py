@@ -65,8 +65,8 @@ def test_pretrain_budget_larger_than_source(tmp_path):
     msg = str(err.value)
     have = sd.available_tokens("s")
     assert (
-        msg
-        == f"source 's': pretrain.tokens = 10,000,000 is more than pretrain.max_epochs = 4 passes over its training split of {have:,} tokens"
+        msg == "source 's': pretrain.tokens = 10,000,000 is more than pretrain.max_epochs = 4 passes over its "
+        f"training split of {have:,} tokens"
     )
 
 
@@ -162,4 +162,4 @@ def test_hf_tokenizer_offline_and_not_cached(tmp_path, monkeypatch):
     with pytest.raises(
         DataError, match=r"tokenizer 'no-such-org/no-such-tok' is not in the local cache and HF_HUB_OFFLINE=1"
     ):
-        sd.vocab_size
+        _ = sd.vocab_size

@@ -6,6 +6,8 @@ separator into documents and compared by content, independently of the implement
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -119,9 +121,9 @@ def test_dedupe_removes_exactly_the_eval_documents_from_a_copy_of_the_target(dat
 def test_budgets_exact_nested_and_deterministic(data, cache, tmp_path, corpus):
     sizes = [1, 777, 4_000, 10_000, data.available_tokens(corpus)]
     slices = [data.train_tokens(corpus, n) for n in sizes]
-    for n, s in zip(sizes, slices):
+    for n, s in zip(sizes, slices, strict=True):
         assert len(s.tokens) == n
-    for a, b in zip(slices, slices[1:]):
+    for a, b in itertools.pairwise(slices):
         assert np.array_equal(a.tokens, b.tokens[: len(a.tokens)])
         assert a.chars <= b.chars and a.documents <= b.documents
     fresh = SweepData(make_sweep(CORPORA, sources=SOURCES), cache_dir=str(tmp_path)).train_tokens(corpus, 10_000)

@@ -39,7 +39,7 @@ def data(cache):
 def _docs(tokens: np.ndarray) -> set[bytes]:
     cuts = np.flatnonzero(tokens == SEP)
     starts = np.concatenate([[0], cuts[:-1] + 1])
-    return {tokens[s:e].astype(np.uint8).tobytes() for s, e in zip(starts, cuts)}
+    return {tokens[s:e].astype(np.uint8).tobytes() for s, e in zip(starts, cuts, strict=True)}
 
 
 def test_check_reports_every_corpus(data):

@@ -95,9 +95,9 @@ def test_no_import_circles():
         state[n] = 1
         for t in graph[n]:
             if state[t] == 1:
-                cycles.append(" -> ".join(stack[stack.index(t) :] + [t]))
+                cycles.append(" -> ".join([*stack[stack.index(t) :], t]))
             elif state[t] == 0:
-                visit(t, stack + [t])
+                visit(t, [*stack, t])
         state[n] = 2
 
     for n in graph:
