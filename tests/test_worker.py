@@ -395,3 +395,31 @@ def test_results_are_pinned_bitwise(sweep, tmp_path):
     for kind, pinned in want["jobs"].items():
         for part, value in pinned.items():
             assert got[kind][part] == value, f"{kind}: {part} differs"
+
+
+def test_the_workers_modules_are_the_ones_their_package_names_and_import_what_it_says():
+    """``tsweep/workers/__init__.py`` names every module of the package with the package's
+    modules it may import; the code holds no other module and no other import (lazy ones too)."""
+    import ast
+    import re
+
+    import tsweep.workers
+
+    pkg = Path(tsweep.workers.__file__).parent
+    doc = tsweep.workers.__doc__ or ""
+    declared = {
+        name: {m.strip() for m in allowed.split(",") if m.strip()}
+        for name, allowed in re.findall(r"^- ``(\w+)``:.*?\[imports: ([^\]]*)\]", doc, re.M | re.S)
+    }
+    modules = {p.stem for p in pkg.glob("*.py")} - {"__init__"}
+    assert set(declared) == modules
+    for name in modules:
+        imported = set()
+        for node in ast.walk(ast.parse((pkg / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "tsweep.workers":
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tsweep.workers."):
+                imported.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[2] for a in node.names if a.name.startswith("tsweep.workers.")}
+        assert imported <= declared[name], f"{name} imports {sorted(imported - declared[name])} beyond its list"

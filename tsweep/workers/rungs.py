@@ -23,10 +23,17 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from tsweep.core.errors import SweepError
 from tsweep.core.sizes import ModelSize
+from tsweep.workers.hf import causal_lm_from_config, quiet
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from tsweep.sweeps.schema import ModelRung
 
 # Config keys that say how many positions a model can attend over, by architecture family.
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
@@ -40,7 +47,7 @@ class RungError(ValueError):
         self.field = field
 
 
-def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int):
+def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int) -> PretrainedConfig:
     """The transformers config of a declared rung, checked: a known causal-LM ``model_type``,
     only keys its config class has, heads that divide the width, the tokenizer's vocabulary and
     at least ``seq_len`` positions. Raises :class:`RungError`."""
@@ -58,9 +65,12 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
             "config.vocab_size",
             f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} (tsweep sets it; leave it out)",
         )
+
     # before transformers' own checks (which some configs run on construction, with messages
     # that do not name the key), and once more on the built config (derived values)
-    value = lambda key: config.get(key, getattr(defaults, key, None))  # noqa: E731
+    def value(key: str) -> Any:
+        return config.get(key, getattr(defaults, key, None))
+
     _check_heads(config, value("hidden_size"), value("num_attention_heads"), config.get("num_key_value_heads"))
     try:
         cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
@@ -86,7 +96,7 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     return cfg
 
 
-def _check_heads(config: dict[str, Any], width, heads, kv) -> None:
+def _check_heads(config: dict[str, Any], width: object, heads: object, kv: object) -> None:
     if not (isinstance(width, int) and isinstance(heads, int) and heads > 0):
         return
     if config.get("head_dim") is None and width % heads:
@@ -95,17 +105,16 @@ def _check_heads(config: dict[str, Any], width, heads, kv) -> None:
         raise RungError("config.num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
 
 
-def build_hf_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int):
+def build_hf_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> PreTrainedModel:
     """A declared transformers rung, randomly initialised (seeded), in float32: exactly what the
     sweep's config says (dropout included: tsweep changes no key but the vocabulary and the cache)."""
     import torch
-    import transformers
-    from transformers import AutoModelForCausalLM
 
+    assert size.config is not None, f"{size.name} is not a transformers rung"
     cfg = hf_config(size.model_type, json.loads(size.config), vocab_size, seq_len)
     torch.manual_seed(seed)
-    transformers.utils.logging.set_verbosity_error()
-    return AutoModelForCausalLM.from_config(cfg)
+    quiet()
+    return causal_lm_from_config(cfg)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -115,17 +124,20 @@ def _first_line(exc: BaseException) -> str:
 
 def _shape_of(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int) -> dict[str, int]:
     import torch
-    from transformers import AutoModelForCausalLM
 
     from tsweep.workers.pretrained import _count_non_embedding
 
     cfg = hf_config(model_type, config, vocab_size, seq_len)
     try:
         with torch.device("meta"):
-            AutoModelForCausalLM.from_config(cfg)
+            causal_lm_from_config(cfg)
     except Exception as exc:  # anything transformers raises building it: the rung is at fault
         raise RungError("config", f"transformers cannot build it: {type(exc).__name__}: {_first_line(exc)}") from None
-    get = lambda *names: next((getattr(cfg, n) for n in names if isinstance(getattr(cfg, n, None), int)), 0)  # noqa: E731
+
+    def get(*names: str) -> int:
+        value: int = next((getattr(cfg, n) for n in names if isinstance(getattr(cfg, n, None), int)), 0)
+        return value
+
     return {
         "n_layer": get("num_hidden_layers", "n_layer", "num_layers"),
         "d_model": get("hidden_size", "n_embd", "d_model"),
@@ -134,9 +146,9 @@ def _shape_of(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     }
 
 
-def _count_all(request: dict) -> dict:
+def _count_all(request: dict[str, Any]) -> dict[str, Any]:
     """The child process's work: every rung's shape, or the first bad rung's field and message."""
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for name, rung in request["rungs"].items():
         try:
             out[name] = _shape_of(rung["model_type"], rung["config"], request["vocab_size"], request["seq_len"])
@@ -150,7 +162,7 @@ def canonical(config: dict[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _count_in_child(request_json: str) -> dict:
+def _count_in_child(request_json: str) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "tsweep.workers.rungs"],
         input=request_json,
@@ -161,16 +173,18 @@ def _count_in_child(request_json: str) -> dict:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SweepError(f"models: cannot count the declared rungs' parameters: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    reply: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return reply
 
 
-def declared_sizes(models: dict, *, vocab_size: int, seq_len: int) -> dict[str, ModelSize]:
+def declared_sizes(models: Mapping[str, ModelRung], *, vocab_size: int, seq_len: int) -> dict[str, ModelSize]:
     """Every rung a sweep declares (``Sweep.models``) as a :class:`ModelSize`; the transformers
     ones checked and counted in one child process. Raises :class:`SweepError` naming the field."""
     sizes: dict[str, ModelSize] = {}
-    hf: dict[str, dict] = {}
+    hf: dict[str, dict[str, Any]] = {}
     for name, rung in models.items():
         if rung.model_type is None:
+            assert rung.n_layer and rung.d_model and rung.n_head, "the schema requires the whole GPT-2 shape"
             sizes[name] = ModelSize(name=name, n_layer=rung.n_layer, d_model=rung.d_model, n_head=rung.n_head)
         else:
             hf[name] = {"model_type": rung.model_type, "config": rung.config}
