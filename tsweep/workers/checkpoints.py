@@ -307,30 +307,10 @@ def load_resume(
     engine's weights or optimizer state, so the next try (or step 0) starts from a fresh one.
     Every rank tries the same tags in the same order and moves on together when any rank fails.
     """
-    import torch
-
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     for tag in resume_tags(resume):
         src = join(resume, tag)
-        state, why, touched = None, None, False
-        try:
-            with verified_dir(src) as local:
-                touched = True
-                # a folder named by its tag, wherever it lies: DeepSpeed reads {load_dir}/{tag}/
-                with weights_only(engine):
-                    path, client = engine.load_checkpoint(
-                        os.path.dirname(local), tag=os.path.basename(local), load_module_strict=True
-                    )
-                if path is None or not client or "tsweep_state" not in client:
-                    raise CorruptCheckpointError(f"{without_query(src)}: DeepSpeed found no checkpoint in it")
-                state = client["tsweep_state"]
-        except Exception as exc:
-            why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        ok = state is not None
-        if world > 1:  # every rank moves on together, and rebuilds together
-            flags = torch.tensor([0 if ok else 1, 1 if touched else 0])
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-            ok, touched = not flags[0].item(), bool(flags[1].item())
+        state, why, touched = _load_tag(engine, src)
+        ok, touched = _agreed(state is not None, touched)
         if ok:
             return state, engine
         log.warning(
@@ -339,6 +319,38 @@ def load_resume(
         if touched:
             engine = rebuild()
     return None, engine
+
+
+def _load_tag(engine: DeepSpeedEngine, src: str) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """Load the resume state at ``src`` into ``engine``: tsweep's loop state (None if it failed),
+    why it failed, and whether the engine was touched (a load began)."""
+    state, why, touched = None, None, False
+    try:
+        with verified_dir(src) as local:
+            touched = True
+            # a folder named by its tag, wherever it lies: DeepSpeed reads {load_dir}/{tag}/
+            with weights_only(engine):
+                path, client = engine.load_checkpoint(
+                    os.path.dirname(local), tag=os.path.basename(local), load_module_strict=True
+                )
+            if path is None or not client or "tsweep_state" not in client:
+                raise CorruptCheckpointError(f"{without_query(src)}: DeepSpeed found no checkpoint in it")
+            state = client["tsweep_state"]
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    return state, why, touched
+
+
+def _agreed(ok: bool, touched: bool) -> tuple[bool, bool]:
+    """Whether every rank loaded, and whether any touched its engine: every rank moves on
+    together, and rebuilds together (this rank's own answer when it is alone)."""
+    import torch
+
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+        return ok, touched
+    flags = torch.tensor([0 if ok else 1, 1 if touched else 0])
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    return not flags[0].item(), bool(flags[1].item())
 
 
 # DeepSpeed's records inside ZeRO optimizer states (found with torch.serialization.

@@ -51,14 +51,7 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     """The transformers config of a declared rung, checked: a known causal-LM ``model_type``,
     only keys its config class has, heads that divide the width, the tokenizer's vocabulary and
     at least ``seq_len`` positions. Raises :class:`RungError`."""
-    from transformers import CONFIG_MAPPING
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    if model_type not in CONFIG_MAPPING:
-        raise RungError("model_type", f"unknown transformers model_type {model_type!r} (e.g. llama, gpt_neox, qwen2)")
-    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise RungError("model_type", f"{model_type!r} has no causal-LM model in transformers")
-    cls = CONFIG_MAPPING[model_type]
+    cls = _config_class(model_type)
     defaults = cls()
     if config.get("vocab_size", vocab_size) != vocab_size:
         raise RungError(
@@ -76,24 +69,44 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
         cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
     except Exception as exc:  # TypeError, ValueError, huggingface_hub's validation errors: the rung is at fault
         raise RungError("config", f"transformers refuses it: {type(exc).__name__}: {_first_line(exc)}") from None
-    for key in config:
-        # A config keeps keys it does not know as plain attributes (a typo changes nothing), and
-        # consumes the legacy ones it converts (rope_theta into rope_parameters): unknown is kept
-        # but not among the class's own settings.
-        if not hasattr(defaults, key) and hasattr(cfg, key):
-            raise RungError(f"config.{key}", f"not a setting of transformers' {cls.__name__}")
+    _check_known_keys(config, defaults, cfg)
     _check_heads(
         config,
         getattr(cfg, "hidden_size", None),
         getattr(cfg, "num_attention_heads", None),
         getattr(cfg, "num_key_value_heads", None),
     )
+    _check_positions(cfg, seq_len)
+    return cfg
+
+
+def _config_class(model_type: str) -> type[PretrainedConfig]:
+    """The config class of a causal-LM ``model_type`` transformers knows."""
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING:
+        raise RungError("model_type", f"unknown transformers model_type {model_type!r} (e.g. llama, gpt_neox, qwen2)")
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise RungError("model_type", f"{model_type!r} has no causal-LM model in transformers")
+    return CONFIG_MAPPING[model_type]
+
+
+def _check_known_keys(config: dict[str, Any], defaults: PretrainedConfig, cfg: PretrainedConfig) -> None:
+    """Every key the rung sets is a setting of its config class. A config keeps keys it does not
+    know as plain attributes (a typo changes nothing), and consumes the legacy ones it converts
+    (rope_theta into rope_parameters): unknown is kept but not among the class's own settings."""
+    for key in config:
+        if not hasattr(defaults, key) and hasattr(cfg, key):
+            raise RungError(f"config.{key}", f"not a setting of transformers' {type(cfg).__name__}")
+
+
+def _check_positions(cfg: PretrainedConfig, seq_len: int) -> None:
+    """At least ``seq_len`` positions: a model with fewer fails on its first training step."""
     for key in _POSITION_KEYS:
         n = getattr(cfg, key, None)
         if isinstance(n, int) and n < seq_len:
-            # a model with fewer positions than a training sequence fails on its first step
             raise RungError(f"config.{key}", f"{n} positions, fewer than train.seq_len = {seq_len}")
-    return cfg
 
 
 def _check_heads(config: dict[str, Any], width: object, heads: object, kv: object) -> None:

@@ -125,11 +125,9 @@ def start(job: Job, sweep: Sweep, *, rows: StoredRows, data: SweepData | None = 
         _write_deepspeed_config(job, engine)
     state, engine = restore(job, rows, engine, build, lead=lead, attempt=attempt)
     if lead:
-        checkpoints.clear_scratch(job)
-        checkpoints.clear_stale_staging()
+        _clear_leftovers(job)
     training = Training(engine, sweep, stream, eval_x, eval_y, rank, world)
-    pace = Pace.of(job, sweep, stream.n_seq)
-    return Started(job, sweep, training, schedule, state, pace, attempt, train_slice.chars)
+    return Started(job, sweep, training, schedule, state, Pace.of(job, sweep, stream.n_seq), attempt, train_slice.chars)
 
 
 def _train_budget(job: Job, data: SweepData) -> int:
@@ -138,6 +136,12 @@ def _train_budget(job: Job, data: SweepData) -> int:
     if job.kind == "pretrain":
         return min(job.data_tokens, data.available_tokens(job.corpus))
     return job.data_tokens
+
+
+def _clear_leftovers(job: Job) -> None:
+    """What killed attempts left on this node (module docstring, step 5); none is in use now."""
+    checkpoints.clear_scratch(job)
+    checkpoints.clear_stale_staging()
 
 
 # ------------------------------------------------------------ model and engine
