@@ -47,9 +47,9 @@ class Strategy(ABC):
     :meth:`eval_divergence` and :meth:`after_evaluation`), :meth:`done`; :meth:`conclude` once at
     the end. Every kind answers every question (the module docstring's table, row by row)."""
 
-    def __init__(self, run: Started, outcome: Outcome):
-        self.run, self.outcome = run, outcome
-        self.job, self.sweep, self.state, self.schedule = run.job, run.sweep, run.state, run.schedule
+    def __init__(self, started: Started, outcome: Outcome):
+        self.started, self.outcome = started, outcome
+        self.job, self.sweep, self.state, self.schedule = started.job, started.sweep, started.state, started.schedule
 
     @abstractmethod
     def after_step(self, step: int) -> bool:
@@ -80,10 +80,10 @@ class Pretraining(Strategy):
     """One pass over the source budget with its final cooldown set from the start; a cooldown
     branch to every earlier p (``tsweep.workers.schedule``), the final p saved at the end."""
 
-    def __init__(self, run: Started, outcome: Outcome):
-        super().__init__(run, outcome)
-        self.training = run.training
-        self.evals_at = pretrain_eval_steps(interval=run.pace.interval, max_steps=self.job.max_steps)
+    def __init__(self, started: Started, outcome: Outcome):
+        super().__init__(started, outcome)
+        self.training = started.training
+        self.evals_at = pretrain_eval_steps(interval=started.pace.interval, max_steps=self.job.max_steps)
         self._cool_to_the_end()
         # the step at which each intermediate p's cooldown branch leaves the run
         self.branches = {
@@ -96,7 +96,7 @@ class Pretraining(Strategy):
         return [p for p in self.job.checkpoints if p not in self.state.saved_p]
 
     def _p_steps(self, p: int) -> int:
-        return max(1, round(p / self.run.pace.tokens_per_step))
+        return max(1, round(p / self.started.pace.tokens_per_step))
 
     def _cool_to_the_end(self) -> None:
         final = self.job.max_steps
@@ -162,9 +162,9 @@ class EarlyStopped(Strategy):
     cap) ends the stable phase, then a cooldown of ``train.cooldown`` of the steps so far; its
     score is its best evaluation."""
 
-    def __init__(self, run: Started, outcome: Outcome):
-        super().__init__(run, outcome)
-        pace, ev = run.pace, self.sweep.eval
+    def __init__(self, started: Started, outcome: Outcome):
+        super().__init__(started, outcome)
+        pace, ev = started.pace, self.sweep.eval
         self.patience = patience_steps(
             steps_per_epoch=pace.steps_per_epoch,
             patience_epochs=ev.patience_epochs,
@@ -184,7 +184,7 @@ class EarlyStopped(Strategy):
         return False
 
     def should_evaluate(self, step: int) -> bool:
-        return step % self.run.pace.interval == 0 or step == self.state.cool_end
+        return step % self.started.pace.interval == 0 or step == self.state.cool_end
 
     def eval_divergence(self, step: int, loss: float) -> str | None:
         """None: an eval loss that climbs while the training loss falls is over-fitting, which
@@ -223,13 +223,13 @@ class EarlyStopped(Strategy):
             self.outcome.reason = (
                 f"still improving when its stable phase reached train.max_epochs = "
                 f"{self.sweep.train.max_epochs:g} (best evaluation at epoch "
-                f"{st.best_step / self.run.pace.steps_per_epoch:.1f})"
+                f"{st.best_step / self.started.pace.steps_per_epoch:.1f})"
             )
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"pretrain": Pretraining, "finetune": EarlyStopped, "scratch": EarlyStopped}
 
 
-def strategy_for(run: Started, outcome: Outcome) -> Strategy:
+def strategy_for(started: Started, outcome: Outcome) -> Strategy:
     """The strategy of the started job's kind."""
-    return STRATEGIES[run.job.kind](run, outcome)
+    return STRATEGIES[started.job.kind](started, outcome)

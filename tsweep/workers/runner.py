@@ -80,12 +80,12 @@ class RowSink(StoredRows, Protocol):
     def write_summary(self, row: Mapping[str, Any]) -> Any: ...
 
 
-def _row_key(run: Started) -> dict[str, Any]:
+def _row_key(started: Started) -> dict[str, Any]:
     """The columns every row of the job carries."""
-    job = run.job
+    job = started.job
     return dict(
         schema_version=SCHEMA_VERSION,
-        sweep=run.sweep.name,
+        sweep=started.sweep.name,
         job_id=job.job_id,
         kind=job.kind,
         source=job.source,
@@ -94,22 +94,20 @@ def _row_key(run: Started) -> dict[str, Any]:
         n_params=job.n_params,
         data_tokens=job.data_tokens,
         pretrain_tokens=job.pretrain_tokens,
-        attempt=run.attempt,
+        attempt=started.attempt,
     )
 
 
 class JobRunner:
     """Trains one started job to completion (or divergence); see the module docstring."""
 
-    def __init__(
-        self, run: Started, strategy: Strategy, outcome: Outcome, *, rows: RowSink, report: ProgressSink | None = None
-    ):
-        self.job, self.sweep, self.state, self.pace = run.job, run.sweep, run.state, run.pace
-        self.training, self.data_chars = run.training, run.data_chars
-        self.strategy, self.outcome = strategy, outcome
+    def __init__(self, started: Started, strategy: Strategy, *, rows: RowSink, report: ProgressSink | None = None):
+        self.job, self.sweep, self.state, self.pace = started.job, started.sweep, started.state, started.pace
+        self.training, self.data_chars = started.training, started.data_chars
+        self.strategy, self.outcome = strategy, strategy.outcome
         self.rows, self.report = rows, report
-        self.lead = run.training.lead
-        self.key = _row_key(run)
+        self.lead = started.training.lead
+        self.key = _row_key(started)
         self.buffer: list[Mapping[str, Any]] = []
         self.last_train_loss: float | None = None
         self.t_start = time.perf_counter() - self.state.wall_time_s
@@ -125,9 +123,8 @@ class JobRunner:
         data: SweepData | None = None,
     ) -> JobRunner:
         """Start ``job`` (``tsweep.workers.startup``) and the runner of its kind."""
-        run = start(job, sweep, rows=rows, data=data)
-        outcome = Outcome()
-        return cls(run, strategy_for(run, outcome), outcome, rows=rows, report=report)
+        started = start(job, sweep, rows=rows, data=data)
+        return cls(started, strategy_for(started, Outcome()), rows=rows, report=report)
 
     # ------------------------------------------------------------ the loop
     def run(self, *, stop_after_steps: int | None = None) -> dict[str, Any]:
