@@ -38,7 +38,7 @@ def _sweep(stage: int, workers: int):
 
 
 def _pretrain(sweep, root):
-    return [j for j in expand(sweep, SweepLayout(str(root))).jobs if j.kind == "pretrain"][0]
+    return next(j for j in expand(sweep, SweepLayout(str(root))).jobs if j.kind == "pretrain")
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +89,11 @@ def test_two_worker_zero_job_matches_one_process(ray_cluster, one_process, tmp_p
     assert summary["status"] == "ok"
     evals = store.read_evals()
     steps = evals.column("step").to_pylist()
-    early = {s: v for s, v in zip(steps, evals.column("eval_loss").to_pylist()) if s <= EXACT_STEPS}
+    early = {s: v for s, v in zip(steps, evals.column("eval_loss").to_pylist(), strict=True) if s <= EXACT_STEPS}
     one_evals = Store(SweepLayout(one_dir).store_root).read_evals()
     one_early = {
         s: v
-        for s, v in zip(one_evals.column("step").to_pylist(), one_evals.column("eval_loss").to_pylist())
+        for s, v in zip(one_evals.column("step").to_pylist(), one_evals.column("eval_loss").to_pylist(), strict=True)
         if s <= EXACT_STEPS
     }
     assert early.keys() == one_early.keys() and len(early) >= 4

@@ -1,7 +1,7 @@
 """The tools that keep the house in order, run by the suite itself so that the README's test
 command (and CI, which runs exactly that) fails on a lint error, an unformatted file or a type
-error: ``ruff check``, ``ruff format --check`` and ``mypy`` (strict on ``tsweep.core`` and
-``tsweep.analysis``), each configured in pyproject.toml and pinned in the ``test`` extra so
+error: ``ruff check``, ``ruff format --check`` and ``mypy`` (strict, the whole package), each
+configured in pyproject.toml and pinned in the ``test`` extra so
 every machine gives the same verdict."""
 
 from __future__ import annotations

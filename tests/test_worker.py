@@ -1,5 +1,6 @@
 """One job's training, with no cluster: rows land in the store; a killed worker resumes exactly."""
 
+import json
 import os
 import signal
 import subprocess
@@ -57,8 +58,8 @@ def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_pat
         assert os.path.exists(os.path.join(pre.p_checkpoint(p), "model.safetensors"))
     assert not os.path.exists(pre.resume_dir)  # resume state is cleaned up
     graph = expand(sweep, layout)
-    ft = [j for j in graph.children(pre.job_id) if j.pretrain_tokens == max(pre.checkpoints)][0]
-    scratch = [j for j in graph.jobs if j.kind == "scratch" and j.data_tokens == ft.data_tokens][0]
+    ft = next(j for j in graph.children(pre.job_id) if j.pretrain_tokens == max(pre.checkpoints))
+    scratch = next(j for j in graph.jobs if j.kind == "scratch" and j.data_tokens == ft.data_tokens)
     s_ft = run_job(ft, sweep, str(tmp_path))
     s_sc = run_job(scratch, sweep, str(tmp_path))
     # Starting from pre-trained weights, the first evaluation is already better than random init.
@@ -140,7 +141,7 @@ def test_a_run_that_reaches_the_epoch_cap_still_improving_is_unconverged(sweep, 
     d = sweep.model_dump(mode="json")
     d["train"]["max_epochs"] = 1  # far too short to pass the minimum
     sw = parse_sweep(d)
-    _, summary, ev = _summary_and_evals(sw, tmp_path, "scratch", 2)  # the largest D
+    _, summary, _ev = _summary_and_evals(sw, tmp_path, "scratch", 2)  # the largest D
     assert summary["status"] == "unconverged" and "max_epochs" in summary["reason"]
     assert Store(SweepLayout(str(tmp_path)).store_root).finished_job_ids() == {
         summary["job_id"]
@@ -299,3 +300,126 @@ def test_staging_folders_of_dead_processes_are_cleared(tmp_path, monkeypatch):
     other.mkdir()
     checkpoints.clear_stale_staging()
     assert not gone.exists() and os.path.isdir(mine) and other.exists()
+
+
+# ------------------------------------------------------------------ pinned results
+GOLDEN = Path(__file__).parent / "data" / "worker_golden.json"
+
+
+def _platform() -> dict:
+    """What bitwise-equal losses depend on besides tsweep: the kernels' library versions and ISA."""
+    import deepspeed
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "deepspeed": deepspeed.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _exact(v):
+    """A float as its hex form (bitwise), anything else as JSON has it."""
+    return float.hex(v) if isinstance(v, float) else v
+
+
+def _pinned(store, job, summary, reports):
+    """A job's rows, summary, progress and p-checkpoint bytes, less wall-clock times."""
+    import hashlib
+
+    def clean(row, drop=("wall_time_s", "tokens_per_s")):
+        return {k: _exact(v) for k, v in sorted(row.items()) if k not in drop}
+
+    rows = sorted(store.read_evals([job.job_id]).to_pylist(), key=lambda r: (r["attempt"], r["step"]))
+    weights = {
+        str(p): hashlib.sha256(Path(job.p_checkpoint(p), "model.safetensors").read_bytes()).hexdigest()
+        for p in job.checkpoints
+    }
+    return {
+        "evals": [clean(r) for r in rows],
+        "summary": clean(summary),
+        "progress": [clean(vars(r)) for r in reports],
+        "p_checkpoints": weights,
+        "deepspeed.json": json.loads(Path(job.deepspeed_file).read_text()),
+        "attempts": Path(job.attempts_file).read_text(),
+        "resume_left": os.path.exists(job.resume_dir),
+    }
+
+
+def _record_jobs(sweep, root) -> dict:
+    """One tiny job of each kind, in process, one thread: pre-training (with a cooldown branch),
+    a fine-tune from its last p, a scratch run, and a scratch run stopped at step 60 and resumed."""
+    layout = SweepLayout(str(root))
+    store = Store(layout.store_root)
+    graph = expand(sweep, layout)
+    pre = next(j for j in graph.jobs if j.kind == "pretrain")
+    ft = next(j for j in graph.children(pre.job_id) if j.pretrain_tokens == max(pre.checkpoints))
+    scratch = next(j for j in graph.jobs if j.kind == "scratch")
+    out = {}
+    for name, job in (("pretrain", pre), ("finetune", ft), ("scratch", scratch)):
+        reports: list = []
+        summary = run_job(job, sweep, str(root), report=reports.append)
+        out[name] = _pinned(store, job, summary, reports)
+    resumed_root = root / "resumed"
+    job = next(j for j in expand(sweep, SweepLayout(str(resumed_root))).jobs if j.kind == "scratch")
+    reports = []
+    assert run_job(job, sweep, str(resumed_root), report=reports.append, stop_after_steps=60) == {}
+    tags = resume_tags(job.resume_dir)
+    summary = run_job(job, sweep, str(resumed_root), report=reports.append)
+    out["scratch_resumed"] = {
+        "tags": tags,
+        **_pinned(Store(SweepLayout(str(resumed_root)).store_root), job, summary, reports),
+    }
+    return out
+
+
+def test_results_are_pinned_bitwise(sweep, tmp_path):
+    """The eval rows (step, tokens, losses), summaries, progress reports and p-checkpoint bytes of
+    one tiny job of each kind, and of a stopped-and-resumed one, equal the recorded ones bit for
+    bit: a refactor of the worker changes none of them. Losses are bitwise only for the same
+    kernels, so the record holds the platform it was made on; elsewhere the test skips (record
+    anew with TSWEEP_RECORD_GOLDEN=1 on the commit before a change, then compare after it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if os.environ.get("TSWEEP_RECORD_GOLDEN") == "1":
+            GOLDEN.write_text(json.dumps({"platform": _platform(), "jobs": _record_jobs(sweep, tmp_path)}, indent=1))
+            pytest.skip(f"recorded {GOLDEN.name}")
+        want = json.loads(GOLDEN.read_text())
+        if want["platform"] != _platform():
+            pytest.skip(f"recorded on {want['platform']}, this is {_platform()}")
+        got = json.loads(json.dumps(_record_jobs(sweep, tmp_path)))
+    finally:
+        torch.set_num_threads(threads)
+    for kind, pinned in want["jobs"].items():
+        for part, value in pinned.items():
+            assert got[kind][part] == value, f"{kind}: {part} differs"
+
+
+def test_the_workers_modules_are_the_ones_their_package_names_and_import_what_it_says():
+    """``tsweep/workers/__init__.py`` names every module of the package with the package's
+    modules it may import; the code holds no other module and no other import (lazy ones too)."""
+    import ast
+    import re
+
+    import tsweep.workers
+
+    pkg = Path(tsweep.workers.__file__).parent
+    doc = tsweep.workers.__doc__ or ""
+    declared = {
+        name: {m.strip() for m in allowed.split(",") if m.strip()}
+        for name, allowed in re.findall(r"^- ``(\w+)``:.*?\[imports: ([^\]]*)\]", doc, re.M | re.S)
+    }
+    modules = {p.stem for p in pkg.glob("*.py")} - {"__init__"}
+    assert set(declared) == modules
+    for name in modules:
+        imported = set()
+        for node in ast.walk(ast.parse((pkg / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "tsweep.workers":
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tsweep.workers."):
+                imported.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[2] for a in node.names if a.name.startswith("tsweep.workers.")}
+        assert imported <= declared[name], f"{name} imports {sorted(imported - declared[name])} beyond its list"

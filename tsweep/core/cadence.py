@@ -1,6 +1,6 @@
 """When a job is evaluated, and how many steps it runs: pure functions of its kind and its data,
 shared by the worker (``tsweep.workers.runner``), the planner's cost estimate
-(``tsweep.orchestrator.plan``) and the sweep schema's checks (``tsweep.sweeps.schema``). Why
+(``tsweep.orchestrator.plan``) and the sweep models' checks (``tsweep.sweeps.models``). Why
 patience, a capped stable phase and cooldowns: ``tsweep.workers.schedule``. No torch here.
 """
 

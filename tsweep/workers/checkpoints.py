@@ -43,11 +43,16 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tsweep.core.job import Job
 from tsweep.core.layout import Files, join, local_path, without_query
+
+if TYPE_CHECKING:
+    import torch
+    from deepspeed import DeepSpeedEngine
 
 log = logging.getLogger(__name__)
 
@@ -171,18 +176,18 @@ def reading_dir(src: str) -> Iterator[str]:
 @contextmanager
 def verified_dir(src: str) -> Iterator[str]:
     """:func:`reading_dir` of a published checkpoint whose every byte matches its manifest;
-    :class:`CorruptCheckpoint` (naming the file) otherwise."""
+    :class:`CorruptCheckpointError` (naming the file) otherwise."""
     manifest = _manifest(src)
     if manifest is None:
-        raise CorruptCheckpoint(f"{without_query(src)}: no readable {MANIFEST} (never published, or damaged)")
+        raise CorruptCheckpointError(f"{without_query(src)}: no readable {MANIFEST} (never published, or damaged)")
     with reading_dir(src) as local:
         why = verify(local, manifest)
         if why is not None:
-            raise CorruptCheckpoint(f"{without_query(src)}: {why}")
+            raise CorruptCheckpointError(f"{without_query(src)}: {why}")
         yield local
 
 
-class CorruptCheckpoint(RuntimeError):
+class CorruptCheckpointError(RuntimeError):
     """A checkpoint whose files do not match its manifest."""
 
 
@@ -194,7 +199,7 @@ def unpublish(folder: str) -> None:
     files.delete_dir(folder)
 
 
-def scratch_dir(job) -> str:
+def scratch_dir(job: Job) -> str:
     """A folder every rank of ``job`` sees, for state kept for a moment (a pre-training branch's
     snapshot): beside the job's checkpoints when they are on a local or shared disk, else under
     the node's temporary folder (multi-node jobs then need a shared disk for this)."""
@@ -203,7 +208,7 @@ def scratch_dir(job) -> str:
     return path
 
 
-def _scratch_path(job) -> str:
+def _scratch_path(job: Job) -> str:
     return job.layout.local_branch_dir or os.path.join(tempfile.gettempdir(), "tsweep-branch", job.job_id)
 
 
@@ -232,7 +237,7 @@ def clear_stale_staging() -> None:
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def clear_scratch(job) -> None:
+def clear_scratch(job: Job) -> None:
     """Remove the snapshot an earlier attempt of ``job`` left in this node's :func:`scratch_dir`
     (a process killed mid-branch cannot remove its own); at a job's start none is in use."""
     shutil.rmtree(_scratch_path(job), ignore_errors=True)
@@ -253,11 +258,11 @@ def _tag_step(tag: str) -> int | None:
 
 def resume_tags(resume: str) -> list[str]:
     """Tags of the published resume states under ``resume``, newest first."""
-    tags = [t for t in Files(resume).list_dirs(resume) if _tag_step(t) is not None]
-    return sorted((t for t in tags if published(join(resume, t))), key=_tag_step, reverse=True)
+    steps = {t: s for t in Files(resume).list_dirs(resume) if (s := _tag_step(t)) is not None}
+    return sorted((t for t in steps if published(join(resume, t))), key=steps.__getitem__, reverse=True)
 
 
-def save_resume(engine, resume: str, step: int, state: dict[str, Any], *, lead: bool) -> None:
+def save_resume(engine: DeepSpeedEngine, resume: str, step: int, state: dict[str, Any], *, lead: bool) -> None:
     """Save the engine and tsweep's loop ``state`` as tag ``step{step}`` (a collective: every rank
     writes its part), publish it with a manifest, and keep the newest :data:`KEEP_RESUME`."""
     import torch
@@ -276,9 +281,9 @@ def save_resume(engine, resume: str, step: int, state: dict[str, Any], *, lead: 
         if not local:
             Files(resume).upload_dir(os.path.join(staging, tag), join(resume, tag))
         if world > 1:
-            parts: list = [None] * world
+            parts: list[dict[str, dict[str, Any]] | None] = [None] * world
             torch.distributed.all_gather_object(parts, mine)
-            mine = {k: v for part in parts for k, v in part.items()}
+            mine = {k: v for part in parts if part is not None for k, v in part.items()}
     finally:
         if not local:
             shutil.rmtree(staging, ignore_errors=True)
@@ -291,7 +296,9 @@ def save_resume(engine, resume: str, step: int, state: dict[str, Any], *, lead: 
                 files.delete_dir(join(resume, t))
 
 
-def load_resume(engine, resume: str, rebuild) -> tuple[dict[str, Any] | None, Any]:
+def load_resume(
+    engine: DeepSpeedEngine, resume: str, rebuild: Callable[[], DeepSpeedEngine]
+) -> tuple[dict[str, Any] | None, DeepSpeedEngine]:
     """The loop state of the newest resume state that verifies and loads, and the engine it was
     loaded into; ``(None, engine)`` when none does (the job starts from step 0).
 
@@ -299,30 +306,10 @@ def load_resume(engine, resume: str, rebuild) -> tuple[dict[str, Any] | None, An
     engine's weights or optimizer state, so the next try (or step 0) starts from a fresh one.
     Every rank tries the same tags in the same order and moves on together when any rank fails.
     """
-    import torch
-
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     for tag in resume_tags(resume):
         src = join(resume, tag)
-        state, why, touched = None, None, False
-        try:
-            with verified_dir(src) as local:
-                touched = True
-                # a folder named by its tag, wherever it lies: DeepSpeed reads {load_dir}/{tag}/
-                with weights_only(engine):
-                    path, client = engine.load_checkpoint(
-                        os.path.dirname(local), tag=os.path.basename(local), load_module_strict=True
-                    )
-                if path is None or not client or "tsweep_state" not in client:
-                    raise CorruptCheckpoint(f"{without_query(src)}: DeepSpeed found no checkpoint in it")
-                state = client["tsweep_state"]
-        except Exception as exc:
-            why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        ok = state is not None
-        if world > 1:  # every rank moves on together, and rebuilds together
-            flags = torch.tensor([0 if ok else 1, 1 if touched else 0])
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-            ok, touched = not flags[0].item(), bool(flags[1].item())
+        state, why, touched = _load_tag(engine, src)
+        ok, touched = _agreed(state is not None, touched)
         if ok:
             return state, engine
         log.warning(
@@ -331,6 +318,38 @@ def load_resume(engine, resume: str, rebuild) -> tuple[dict[str, Any] | None, An
         if touched:
             engine = rebuild()
     return None, engine
+
+
+def _load_tag(engine: DeepSpeedEngine, src: str) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """Load the resume state at ``src`` into ``engine``: tsweep's loop state (None if it failed),
+    why it failed, and whether the engine was touched (a load began)."""
+    state, why, touched = None, None, False
+    try:
+        with verified_dir(src) as local:
+            touched = True
+            # a folder named by its tag, wherever it lies: DeepSpeed reads {load_dir}/{tag}/
+            with weights_only(engine):
+                path, client = engine.load_checkpoint(
+                    os.path.dirname(local), tag=os.path.basename(local), load_module_strict=True
+                )
+            if path is None or not client or "tsweep_state" not in client:
+                raise CorruptCheckpointError(f"{without_query(src)}: DeepSpeed found no checkpoint in it")
+            state = client["tsweep_state"]
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    return state, why, touched
+
+
+def _agreed(ok: bool, touched: bool) -> tuple[bool, bool]:
+    """Whether every rank loaded, and whether any touched its engine: every rank moves on
+    together, and rebuilds together (this rank's own answer when it is alone)."""
+    import torch
+
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+        return ok, touched
+    flags = torch.tensor([0 if ok else 1, 1 if touched else 0])
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    return not flags[0].item(), bool(flags[1].item())
 
 
 # DeepSpeed's records inside ZeRO optimizer states (found with torch.serialization.
@@ -343,7 +362,7 @@ _DEEPSPEED_GLOBALS = (
 )
 
 
-def safe_torch_load(path, map_location=None):
+def safe_torch_load(path: str, map_location: Any = None) -> Any:
     """``torch.load`` that unpickles tensors, containers, numbers and the allowlisted DeepSpeed
     records only (``weights_only=True``): a checkpoint carrying any other object fails to load."""
     import importlib
@@ -356,7 +375,7 @@ def safe_torch_load(path, map_location=None):
 
 
 @contextmanager
-def weights_only(engine) -> Iterator[None]:
+def weights_only(engine: DeepSpeedEngine) -> Iterator[None]:
     """Route DeepSpeed's checkpoint reads through :func:`safe_torch_load`. DeepSpeed 0.19 reads
     every file of ``engine.load_checkpoint`` (module, ZeRO optimizer shards, client state)
     through ``engine.checkpoint_engine.load``, whose torch engine calls ``torch.load(...,
@@ -370,7 +389,7 @@ def weights_only(engine) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ attempts
-def next_attempt(job) -> int:
+def next_attempt(job: Job) -> int:
     """Count starts of a job (0 for the first); the counter lives beside its checkpoints. A
     counter that does not parse (a torn write) counts as 0 again, with a warning."""
     files = Files(job.attempts_file)
@@ -381,3 +400,34 @@ def next_attempt(job) -> int:
     n = int(text)
     files.write_text(job.attempts_file, str(n + 1))
     return n
+
+
+# ------------------------------------------------------------------ p-checkpoint weights
+def _full_state_dict(engine: DeepSpeedEngine) -> dict[str, torch.Tensor] | None:
+    """Full fp32 weights on the CPU; a collective under ZeRO-3 (sharded weights), after which
+    only rank 0 holds them (the others get None)."""
+    if engine.zero_optimization_partition_weights():
+        state = engine._zero3_consolidated_16bit_state_dict()
+    else:
+        state = engine.module.state_dict()
+    if state is None:
+        return None
+    return {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_weights(engine: DeepSpeedEngine, dest: str, lead: bool) -> None:
+    """The model at ``dest`` as a transformers folder (``save_pretrained``), published whole."""
+    state = _full_state_dict(engine)  # every rank joins the gather
+    if not lead:
+        return
+    with writing_dir(dest) as tmp:
+        engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+
+
+def load_weights(model: torch.nn.Module, src: str) -> None:
+    """Load a p-checkpoint written by :func:`save_weights` (safetensors: no code is unpickled),
+    every byte checked against its manifest first."""
+    from safetensors.torch import load_file
+
+    with verified_dir(src) as local:
+        model.load_state_dict(load_file(f"{local}/{WEIGHTS_FILE}"), strict=False)

@@ -18,12 +18,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tsweep.core.sizes import ModelSize
 from tsweep.sweeps import Sweep, deep_merge
+from tsweep.workers.hf import quiet
+
+if TYPE_CHECKING:
+    from deepspeed import DeepSpeedEngine
 
 
 def pick_device() -> str:
@@ -33,7 +39,8 @@ def pick_device() -> str:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def rank_world() -> tuple[int, int]:
@@ -69,7 +76,6 @@ def ensure_distributed() -> None:
 def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
     """A rung's model, randomly initialised (seeded): tsweep's GPT-2, or a transformers
     architecture the sweep declares (``tsweep.workers.rungs``)."""
-    import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
     if size.config is not None:
@@ -91,9 +97,9 @@ def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> to
         use_cache=False,
         loss_type="ForCausalLM",
         activation_function="gelu_pytorch_tanh",
-    )
+    )  # type: ignore[call-arg]  # loss_type: kept as an extra attribute, left out of GPT2Config's signature
     torch.manual_seed(seed)
-    transformers.utils.logging.set_verbosity_error()  # config chatter, not signal
+    quiet()  # config chatter, not signal
     model = GPT2LMHeadModel(cfg)
     if torch.cuda.is_available():
         model.config._attn_implementation = "sdpa"
@@ -118,13 +124,13 @@ def clips_in_torch(sweep: Sweep) -> bool:
     return sweep.deepspeed.zero_stage == 0 and sweep.deepspeed.precision == "fp32"
 
 
-def clip_gradients(engine, sweep: Sweep) -> None:
+def clip_gradients(engine: DeepSpeedEngine, sweep: Sweep) -> None:
     """Call between ``engine.backward`` and ``engine.step``."""
     if clips_in_torch(sweep):
         torch.nn.utils.clip_grad_norm_(engine.module.parameters(), sweep.train.grad_clip)
 
 
-def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
+def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict[str, Any]:
     ds = sweep.deepspeed
     base = json.loads((DEEPSPEED_CONFIGS / f"zero{ds.zero_stage}.json").read_text())
     for key in _OWNED_ELSEWHERE:
@@ -145,7 +151,9 @@ def deepspeed_config(sweep: Sweep, micro_batch: int, world_size: int) -> dict:
     }
 
 
-def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
+def build_engine(
+    model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule: Callable[[int], float]
+) -> DeepSpeedEngine:
     """A DeepSpeed engine around ``model`` with AdamW and ``schedule`` (step -> LR factor, a
     ``tsweep.workers.schedule.WSD``) as its LambdaLR."""
     import deepspeed
@@ -154,8 +162,9 @@ def build_engine(model: torch.nn.Module, sweep: Sweep, *, lr: float, schedule):
     world = torch.distributed.get_world_size()
     micro = max(1, sweep.train.batch_size // world)
     tr = sweep.train
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for p in model.parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

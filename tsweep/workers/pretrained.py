@@ -18,9 +18,14 @@ import json
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING, cast
 
 from tsweep.core.errors import ModelUnavailable
 from tsweep.core.sizes import ModelSize
+from tsweep.workers.hf import causal_lm_from_config, output_embeddings
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
 
 HF_PREFIX = "hf:"
 
@@ -36,16 +41,17 @@ def _offline() -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def load_config(model: str, revision: str | None = None):
+def load_config(model: str, revision: str | None = None) -> PretrainedConfig:
     from transformers import AutoConfig
 
     local = os.path.isdir(os.path.expanduser(model))
     try:
-        return AutoConfig.from_pretrained(
+        config: PretrainedConfig = AutoConfig.from_pretrained(
             os.path.expanduser(model) if local else model,
             revision=None if local else revision,
             local_files_only=local or _offline(),
         )
+        return config
     except (OSError, ValueError) as exc:
         where = "offline (HF_HUB_OFFLINE) and not in the local cache" if _offline() else "not reachable"
         raise ModelUnavailable(
@@ -54,19 +60,21 @@ def load_config(model: str, revision: str | None = None):
         ) from None
 
 
-def _count_non_embedding(config) -> int:
+def _count_non_embedding(config: PretrainedConfig) -> int:
     import torch
-    from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    total = sum(p.numel() for p in model.parameters())
+        model = causal_lm_from_config(config)
+    total: int = sum(p.numel() for p in model.parameters())
     seen: set[int] = set()
     emb = 0
-    for mod in (model.get_input_embeddings(), model.get_output_embeddings()):
-        if mod is not None and id(mod.weight) not in seen:
-            seen.add(id(mod.weight))
-            emb += mod.weight.numel()
+    for mod in (model.get_input_embeddings(), output_embeddings(model)):
+        if mod is None:
+            continue
+        weight = cast("torch.Tensor", mod.weight)  # a Module's attribute, which torch types loosely
+        if id(weight) not in seen:
+            seen.add(id(weight))
+            emb += weight.numel()
     for name, mod in model.named_modules():
         if (
             isinstance(mod, torch.nn.Embedding)
@@ -78,9 +86,13 @@ def _count_non_embedding(config) -> int:
     return total - emb
 
 
-def _shape(model: str) -> dict:
+def _shape(model: str) -> dict[str, int]:
     cfg = load_config(model)
-    get = lambda *names: next(getattr(cfg, n) for n in names if hasattr(cfg, n))  # noqa: E731
+
+    def get(*names: str) -> int:
+        value: int = next(getattr(cfg, n) for n in names if hasattr(cfg, n))
+        return value
+
     return {
         "n_layer": get("num_hidden_layers", "n_layer"),
         "d_model": get("hidden_size", "n_embd"),
@@ -107,7 +119,7 @@ def model_size(model: str) -> ModelSize:
     return ModelSize(name=size_name(model), **json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def load_model(model: str, revision: str | None, *, pretrained: bool, seed: int):
+def load_model(model: str, revision: str | None, *, pretrained: bool, seed: int) -> PreTrainedModel:
     """The model at ``revision`` (a fine-tune's start) or its architecture freshly initialised."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -115,7 +127,7 @@ def load_model(model: str, revision: str | None, *, pretrained: bool, seed: int)
     cfg = load_config(model, revision)
     if not pretrained:
         torch.manual_seed(seed)
-        return AutoModelForCausalLM.from_config(cfg)
+        return causal_lm_from_config(cfg)
     local = os.path.isdir(os.path.expanduser(model))
     try:
         return AutoModelForCausalLM.from_pretrained(

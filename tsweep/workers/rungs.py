@@ -23,10 +23,17 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from tsweep.core.errors import SweepError
 from tsweep.core.sizes import ModelSize
+from tsweep.workers.hf import causal_lm_from_config, quiet
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from tsweep.sweeps import ModelRung
 
 # Config keys that say how many positions a model can attend over, by architecture family.
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
@@ -40,10 +47,41 @@ class RungError(ValueError):
         self.field = field
 
 
-def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int):
+def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int) -> PretrainedConfig:
     """The transformers config of a declared rung, checked: a known causal-LM ``model_type``,
     only keys its config class has, heads that divide the width, the tokenizer's vocabulary and
     at least ``seq_len`` positions. Raises :class:`RungError`."""
+    cls = _config_class(model_type)
+    defaults = cls()
+    if config.get("vocab_size", vocab_size) != vocab_size:
+        raise RungError(
+            "config.vocab_size",
+            f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} (tsweep sets it; leave it out)",
+        )
+
+    # before transformers' own checks (which some configs run on construction, with messages
+    # that do not name the key), and once more on the built config (derived values)
+    def value(key: str) -> Any:
+        return config.get(key, getattr(defaults, key, None))
+
+    _check_heads(config, value("hidden_size"), value("num_attention_heads"), config.get("num_key_value_heads"))
+    try:
+        cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
+    except Exception as exc:  # TypeError, ValueError, huggingface_hub's validation errors: the rung is at fault
+        raise RungError("config", f"transformers refuses it: {type(exc).__name__}: {_first_line(exc)}") from None
+    _check_known_keys(config, defaults, cfg)
+    _check_heads(
+        config,
+        getattr(cfg, "hidden_size", None),
+        getattr(cfg, "num_attention_heads", None),
+        getattr(cfg, "num_key_value_heads", None),
+    )
+    _check_positions(cfg, seq_len)
+    return cfg
+
+
+def _config_class(model_type: str) -> type[PretrainedConfig]:
+    """The config class of a causal-LM ``model_type`` transformers knows."""
     from transformers import CONFIG_MAPPING
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -51,42 +89,27 @@ def hf_config(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
         raise RungError("model_type", f"unknown transformers model_type {model_type!r} (e.g. llama, gpt_neox, qwen2)")
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise RungError("model_type", f"{model_type!r} has no causal-LM model in transformers")
-    cls = CONFIG_MAPPING[model_type]
-    defaults = cls()
-    if config.get("vocab_size", vocab_size) != vocab_size:
-        raise RungError(
-            "config.vocab_size",
-            f"{config['vocab_size']} but the tokenizer's vocabulary is {vocab_size} (tsweep sets it; leave it out)",
-        )
-    # before transformers' own checks (which some configs run on construction, with messages
-    # that do not name the key), and once more on the built config (derived values)
-    value = lambda key: config.get(key, getattr(defaults, key, None))  # noqa: E731
-    _check_heads(config, value("hidden_size"), value("num_attention_heads"), config.get("num_key_value_heads"))
-    try:
-        cfg = cls(**{**config, "vocab_size": vocab_size, "use_cache": False})
-    except Exception as exc:  # TypeError, ValueError, huggingface_hub's validation errors: the rung is at fault
-        raise RungError("config", f"transformers refuses it: {type(exc).__name__}: {_first_line(exc)}") from None
+    return CONFIG_MAPPING[model_type]
+
+
+def _check_known_keys(config: dict[str, Any], defaults: PretrainedConfig, cfg: PretrainedConfig) -> None:
+    """Every key the rung sets is a setting of its config class. A config keeps keys it does not
+    know as plain attributes (a typo changes nothing), and consumes the legacy ones it converts
+    (rope_theta into rope_parameters): unknown is kept but not among the class's own settings."""
     for key in config:
-        # A config keeps keys it does not know as plain attributes (a typo changes nothing), and
-        # consumes the legacy ones it converts (rope_theta into rope_parameters): unknown is kept
-        # but not among the class's own settings.
         if not hasattr(defaults, key) and hasattr(cfg, key):
-            raise RungError(f"config.{key}", f"not a setting of transformers' {cls.__name__}")
-    _check_heads(
-        config,
-        getattr(cfg, "hidden_size", None),
-        getattr(cfg, "num_attention_heads", None),
-        getattr(cfg, "num_key_value_heads", None),
-    )
+            raise RungError(f"config.{key}", f"not a setting of transformers' {type(cfg).__name__}")
+
+
+def _check_positions(cfg: PretrainedConfig, seq_len: int) -> None:
+    """At least ``seq_len`` positions: a model with fewer fails on its first training step."""
     for key in _POSITION_KEYS:
         n = getattr(cfg, key, None)
         if isinstance(n, int) and n < seq_len:
-            # a model with fewer positions than a training sequence fails on its first step
             raise RungError(f"config.{key}", f"{n} positions, fewer than train.seq_len = {seq_len}")
-    return cfg
 
 
-def _check_heads(config: dict[str, Any], width, heads, kv) -> None:
+def _check_heads(config: dict[str, Any], width: object, heads: object, kv: object) -> None:
     if not (isinstance(width, int) and isinstance(heads, int) and heads > 0):
         return
     if config.get("head_dim") is None and width % heads:
@@ -95,17 +118,16 @@ def _check_heads(config: dict[str, Any], width, heads, kv) -> None:
         raise RungError("config.num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
 
 
-def build_hf_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int):
+def build_hf_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> PreTrainedModel:
     """A declared transformers rung, randomly initialised (seeded), in float32: exactly what the
     sweep's config says (dropout included: tsweep changes no key but the vocabulary and the cache)."""
     import torch
-    import transformers
-    from transformers import AutoModelForCausalLM
 
+    assert size.config is not None, f"{size.name} is not a transformers rung"
     cfg = hf_config(size.model_type, json.loads(size.config), vocab_size, seq_len)
     torch.manual_seed(seed)
-    transformers.utils.logging.set_verbosity_error()
-    return AutoModelForCausalLM.from_config(cfg)
+    quiet()
+    return causal_lm_from_config(cfg)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -115,17 +137,20 @@ def _first_line(exc: BaseException) -> str:
 
 def _shape_of(model_type: str, config: dict[str, Any], vocab_size: int, seq_len: int) -> dict[str, int]:
     import torch
-    from transformers import AutoModelForCausalLM
 
     from tsweep.workers.pretrained import _count_non_embedding
 
     cfg = hf_config(model_type, config, vocab_size, seq_len)
     try:
         with torch.device("meta"):
-            AutoModelForCausalLM.from_config(cfg)
+            causal_lm_from_config(cfg)
     except Exception as exc:  # anything transformers raises building it: the rung is at fault
         raise RungError("config", f"transformers cannot build it: {type(exc).__name__}: {_first_line(exc)}") from None
-    get = lambda *names: next((getattr(cfg, n) for n in names if isinstance(getattr(cfg, n, None), int)), 0)  # noqa: E731
+
+    def get(*names: str) -> int:
+        value: int = next((getattr(cfg, n) for n in names if isinstance(getattr(cfg, n, None), int)), 0)
+        return value
+
     return {
         "n_layer": get("num_hidden_layers", "n_layer", "num_layers"),
         "d_model": get("hidden_size", "n_embd", "d_model"),
@@ -134,9 +159,9 @@ def _shape_of(model_type: str, config: dict[str, Any], vocab_size: int, seq_len:
     }
 
 
-def _count_all(request: dict) -> dict:
+def _count_all(request: dict[str, Any]) -> dict[str, Any]:
     """The child process's work: every rung's shape, or the first bad rung's field and message."""
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for name, rung in request["rungs"].items():
         try:
             out[name] = _shape_of(rung["model_type"], rung["config"], request["vocab_size"], request["seq_len"])
@@ -150,7 +175,7 @@ def canonical(config: dict[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _count_in_child(request_json: str) -> dict:
+def _count_in_child(request_json: str) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "tsweep.workers.rungs"],
         input=request_json,
@@ -161,16 +186,18 @@ def _count_in_child(request_json: str) -> dict:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SweepError(f"models: cannot count the declared rungs' parameters: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    reply: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return reply
 
 
-def declared_sizes(models: dict, *, vocab_size: int, seq_len: int) -> dict[str, ModelSize]:
+def declared_sizes(models: Mapping[str, ModelRung], *, vocab_size: int, seq_len: int) -> dict[str, ModelSize]:
     """Every rung a sweep declares (``Sweep.models``) as a :class:`ModelSize`; the transformers
     ones checked and counted in one child process. Raises :class:`SweepError` naming the field."""
     sizes: dict[str, ModelSize] = {}
-    hf: dict[str, dict] = {}
+    hf: dict[str, dict[str, Any]] = {}
     for name, rung in models.items():
         if rung.model_type is None:
+            assert rung.n_layer and rung.d_model and rung.n_head, "the schema requires the whole GPT-2 shape"
             sizes[name] = ModelSize(name=name, n_layer=rung.n_layer, d_model=rung.d_model, n_head=rung.n_head)
         else:
             hf[name] = {"model_type": rung.model_type, "config": rung.config}

@@ -34,7 +34,7 @@ class WSD:
 
     def __call__(self, step: int) -> float:
         factor = (step + 1) / self.warmup if self.warmup and step < self.warmup else 1.0
-        if self.cool_start is not None and step >= self.cool_start:
+        if self.cool_start is not None and self.cool_end is not None and step >= self.cool_start:  # set together
             span = max(1, self.cool_end - self.cool_start)
             factor *= max(0.0, 1.0 - (step - self.cool_start) / span)
         return factor

@@ -27,23 +27,32 @@ are imported inside the trial (in the worker process), never in the driver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout
 from tsweep.core.store import Store
 from tsweep.sweeps import Sweep
 
+if TYPE_CHECKING:
+    from ray.tune.trainable import Trainable
 
-def _run(job: Job, sweep_dict: dict, sweep_dir: str, report) -> None:
+Metrics = dict[str, Any]
+
+
+def _run(job: Job, sweep_dict: dict[str, Any], sweep_dir: str, report: Callable[[Metrics], None]) -> None:
     import torch
 
     from tsweep.workers.runner import JobRunner
 
     torch.set_num_threads(max(1, int(job.cpus)))
     rows = Store(SweepLayout(sweep_dir).store_root)
-    JobRunner(job, Sweep.model_validate(sweep_dict), rows=rows, report=lambda p: report(p.to_metrics())).run()
+    sweep = Sweep.model_validate(sweep_dict)
+    JobRunner.start(job, sweep, rows=rows, report=lambda p: report(p.to_metrics())).run()
 
 
-def run_trial(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
+def run_trial(config: dict[str, Any], *, sweep_dict: dict[str, Any], sweep_dir: str) -> None:
     from ray import tune
 
     job = Job.from_dict(config["job"])
@@ -53,12 +62,12 @@ def run_trial(config: dict, *, sweep_dict: dict, sweep_dir: str) -> None:
     _run(job, sweep_dict, sweep_dir, tune.report)
 
 
-def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
+def _run_distributed(job: Job, sweep_dict: dict[str, Any], sweep_dir: str) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    def loop(cfg: dict) -> None:
+    def loop(cfg: dict[str, Any]) -> None:
         import ray.train
 
         _run(Job.from_dict(cfg["job"]), cfg["sweep"], cfg["sweep_dir"], ray.train.report)
@@ -76,13 +85,15 @@ def _run_distributed(job: Job, sweep_dict: dict, sweep_dir: str) -> None:
         run_config=RunConfig(
             name=job.job_id,
             **Files(sweep_dir).ray_storage(SweepLayout(sweep_dir).train_dir),
-            callbacks=[TuneReportCallback()],
+            # Train V2's RunConfig takes Train callbacks; mypy sees ray.train's V1 annotation (Tune's
+            # Callback), and TuneReportCallback's __init__ is unannotated
+            callbacks=[TuneReportCallback()],  # type: ignore[no-untyped-call,list-item]
         ),
     )
     trainer.fit()
 
 
-def job_label(config: dict | None, default: str) -> str:
+def job_label(config: dict[str, Any] | None, default: str) -> str:
     """A trial's readable name (``finetune/d0.6@125k/pico/DF=1k``). ``Job.to_dict()`` holds fields
     only (``label`` is a property), so the label is rebuilt from the job in the trial's config."""
     if not config or "job" not in config:
@@ -90,7 +101,7 @@ def job_label(config: dict | None, default: str) -> str:
     return Job.from_dict(config["job"]).label
 
 
-def job_trainable(sweep_dict: dict, sweep_dir: str, fn=run_trial):
+def job_trainable(sweep_dict: dict[str, Any], sweep_dir: str, fn: Callable[..., None] = run_trial) -> type[Trainable]:
     """The Tune trainable class every sweep runs: ``fn`` (``run_trial`` or a benchmark's stand-in
     with its signature) with the sweep passed once through the object store, as Tune's function
     trainable, whose actors are named by their job's label in the Ray dashboard (see the module
@@ -100,7 +111,7 @@ def job_trainable(sweep_dict: dict, sweep_dir: str, fn=run_trial):
 
     base = wrap_function(tune.with_parameters(fn, sweep_dict=sweep_dict, sweep_dir=sweep_dir))
 
-    class TsweepJob(base):
+    class TsweepJob(base):  # type: ignore[valid-type,misc]  # a class Tune builds at run time
         def __repr__(self) -> str:
             return job_label(getattr(self, "config", None), "tsweep job")
 
