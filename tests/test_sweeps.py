@@ -166,7 +166,11 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("path,value,expected", MALFORMED, ids=[(f"{m[0]} deleted" if m[1] is _DELETE else f"{m[0]}={m[1]!r}")[:40] for m in MALFORMED])
+@pytest.mark.parametrize(
+    "path,value,expected",
+    MALFORMED,
+    ids=[(f"{m[0]} deleted" if m[1] is _DELETE else f"{m[0]}={m[1]!r}")[:40] for m in MALFORMED],
+)
 def test_malformed_sweep_exit_2_one_line(path, value, expected, tmp_path, capsys, storage):
     d = copy.deepcopy(_base())
     _set(d, path, value)
