@@ -15,36 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_analysis_laws import CASES as LAW_CASES
+from test_analysis_laws import _grid_table
 
 from tsweep.analysis import _blas, fitter
 from tsweep.analysis.laws import get_law
 
-CASES = {
-    "hernandez": (
-        {"k": 1.9e4, "alpha": 0.18, "beta": 0.38},
-        {"N": np.geomspace(1e6, 1e8, 5), "D_F": np.geomspace(1e5, 1e8, 6)},
-    ),
-    "chinchilla": (
-        {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28},
-        {"N": np.geomspace(1e7, 1e10, 6), "D": np.geomspace(1e9, 1e12, 6)},
-    ),
-    "barnett": (
-        {"A": 3.16e5, "alpha": 0.5, "G": 40.0, "beta": 0.3, "E": 1.7},
-        {"p": np.geomspace(1e7, 1e10, 6), "f": np.geomspace(1e5, 1e8, 7)},
-    ),
-}
+# The laws' recovery tables (tests/test_analysis_laws.py), at the noise those tests use.
+CASES = {name: LAW_CASES[name] for name in ("hernandez", "chinchilla", "barnett")}
+NOISE = 0.005
 CHINCHILLA_CSV = Path(__file__).parent / "data" / "chinchilla" / "approach3_subset.csv"
 
 
 def _table(name: str, seed: int) -> dict:
-    law = get_law(name)
-    truth, axes = CASES[name]
-    a, b = law.inputs
-    ga, gb = np.meshgrid(axes[a], axes[b], indexing="ij")
-    data = {a: ga.ravel(), b: gb.ravel()}
-    y = law.predict(truth, **data)
-    data[law.response] = y * np.exp(0.005 * np.random.default_rng(seed).standard_normal(y.size))
-    return data
+    return _grid_table(name, NOISE, seed)[2]
 
 
 def _tables() -> list[tuple[str, dict, float]]:
