@@ -163,7 +163,13 @@ def _sizes(c: Columns, rows: Mask) -> list[str]:
 
 def interpolate_d_e(scratch_d: Array, scratch_loss: Array, loss: float) -> float:
     """D at which the measured scratch curve (one N) reaches ``loss``, NaN outside the measured
-    losses (no extrapolation).
+    losses (no extrapolation); :func:`interpolate_d_e_many` for one loss."""
+    return float(interpolate_d_e_many(scratch_d, scratch_loss, np.array([loss], dtype=float))[0])
+
+
+def interpolate_d_e_many(scratch_d: Array, scratch_loss: Array, losses: Array) -> Array:
+    """D at which the measured scratch curve (one N) reaches each of ``losses``, NaN outside the
+    measured losses (no extrapolation).
 
     A from-scratch curve L(D) bends (it flattens toward its plateau), so a straight line in
     log-log between the two bracketing runs overstates D_E: by up to 7% (3% on average) for
@@ -171,22 +177,27 @@ def interpolate_d_e(scratch_d: Array, scratch_loss: Array, loss: float) -> float
     D, the curve is a monotone cubic (Fritsch-Carlson PCHIP, scipy's ``PchipInterpolator``) of
     log D against -log L, which follows the bend without overshooting: under 2% off everywhere
     on the same curve (``tests/test_analysis_transfer.py``). A curve that does not fall strictly
-    (noise, an unconverged run) keeps the straight line between bracketing runs."""
+    (noise, an unconverged run) keeps the straight line between bracketing runs (the first
+    bracket in D order)."""
+    losses = np.asarray(losses, dtype=float)
+    out = np.full(losses.shape, np.nan)
     if scratch_d.size < 2:
-        return math.nan
+        return out
     order = np.argsort(scratch_d)
     ld, ll = np.log(scratch_d[order]), np.log(scratch_loss[order])
-    target = math.log(loss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = np.log(losses)
     if ld.size >= 3 and np.all(np.diff(ll) < 0) and np.all(np.diff(ld) > 0):
-        if not ll[-1] <= target <= ll[0]:
-            return math.nan
-        return float(math.exp(PchipInterpolator(-ll, ld, extrapolate=False)(-target)))
+        inside = (ll[-1] <= target) & (target <= ll[0])
+        out[inside] = np.exp(PchipInterpolator(-ll, ld, extrapolate=False)(-target[inside]))
+        return out
     for i in range(ld.size - 1):
         lo, hi = sorted((ll[i], ll[i + 1]))
-        if lo <= target <= hi and ll[i] != ll[i + 1]:
-            t = (target - ll[i]) / (ll[i + 1] - ll[i])
-            return float(math.exp(ld[i] + t * (ld[i + 1] - ld[i])))
-    return math.nan
+        todo = np.isnan(out) & (lo <= target) & (target <= hi)
+        if ll[i] != ll[i + 1] and todo.any():
+            t = (target[todo] - ll[i]) / (ll[i + 1] - ll[i])
+            out[todo] = np.exp(ld[i] + t * (ld[i + 1] - ld[i]))
+    return out
 
 
 def plateau_d_e(params: Mapping[str, float], loss: float) -> float:
@@ -587,13 +598,15 @@ def _dt_bootstrap(
         for size, c in curves.items()
     }
     run_noise = np.exp(noise * rng.standard_normal((bootstrap, len(ok))))
-    for j, r in enumerate(ok):
-        curve = curves[r.size]
-        d = np.asarray(curve.d)
+    loss, d_f = np.array([r.loss for r in ok]), np.array([r.d_f for r in ok])
+    for size in sorted({r.size for r in ok}):
+        cols = np.array([j for j, r in enumerate(ok) if r.size == size])
+        d = np.asarray(curves[size].d)
         for b in range(bootstrap):
-            d_e = interpolate_d_e(d, shaken[r.size][b], r.loss * run_noise[b, j])
-            if d_e > r.d_f:
-                logy[b, j], weights[b, j] = math.log(d_e - r.d_f), 1.0
+            d_e = interpolate_d_e_many(d, shaken[size][b], loss[cols] * run_noise[b, cols])
+            gain = d_e > d_f[cols]
+            logy[b, cols[gain]] = np.log(d_e[gain] - d_f[cols][gain])
+            weights[b, cols[gain]] = 1.0
     logx = {"N": np.log([r.n_params for r in ok]), "D_F": np.log([r.d_f for r in ok])}
     thetas = fitter.bootstrap_thetas(law, np.array(fit.theta), logx, logy, weights, seed=seed, delta=DT_HUBER_DELTA)
     used = weights > 0
