@@ -403,7 +403,7 @@ def ossification(p: Array, f: Array, loss: Array) -> str | None:
     )
 
 
-def _g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
+def g_estimates(gap: GapFit, source: str) -> tuple[Estimate, Estimate]:
     """(G, G f_ref^-beta) of one source from its size's joint fit.
 
     Two cases before the fitter's rule: a source whose pre-training term sits on a bound (A_s or
@@ -477,7 +477,7 @@ def _upper_bounds(gap: GapFit, s: int) -> tuple[Estimate, Estimate] | None:
 
 def _comparable(gap: GapFit, s: int) -> bool:
     """A source enters a comparison when its G is identified or bounded from above."""
-    g, _ = _g_estimates(gap, gap.sources[s])
+    g, _ = g_estimates(gap, gap.sources[s])
     return g.identified or g.upper is not None
 
 
@@ -802,7 +802,7 @@ def _headline_gap(
     for gap in reversed(gap_fits):
         if src not in gap.sources:
             continue
-        g, gl = _g_estimates(gap, src)
+        g, gl = g_estimates(gap, src)
         if g.identified:
             return g, gl, gap.size
         if g.upper is not None and bounded is None:
