@@ -22,8 +22,9 @@ holds the same table and fails on an import outside it):
   ``transfer``.
 - ``reporting``: a sweep's report read or refitted, and the files it becomes (gaps JSON/CSV,
   summary.md, report.html). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
-- ``advice``: more pre-training or more target data, read off the gap law. Imports ``laws``,
-  ``records``.
+- ``advice``: more pre-training, more target data or from scratch: the smallest budgets that
+  reach a target loss by each route, with bootstrap intervals and costs. Imports ``fitter``,
+  ``laws``, ``records``.
 - ``plots``: the PNGs under ``{sweep_dir}/plots/``; ``write_plots(sweep_dir)``. Imports
   ``actor``, ``fitter``, ``laws``, ``records``, ``transfer``.
 - ``synthetic``: summary tables generated from known laws, for tests and benchmarks. Imports
