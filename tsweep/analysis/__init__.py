@@ -3,7 +3,8 @@
 One job per module, and the analysis modules each may import (``tests/test_analysis_modules.py``
 holds the same table and fails on an import outside it):
 
-- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett, plateau, barnett_joint),
+- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett, plateau, barnett_joint,
+  data_constrained),
   one small class each. Imports no analysis module.
 - ``_blas``: single-threaded BLAS while fitting. Imports none.
 - ``fitter``: Chinchilla approach 3 (Huber on log values, L-BFGS-B from a grid of starts) with
