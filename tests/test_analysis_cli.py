@@ -213,29 +213,58 @@ def test_report_writes_plots_and_summary(sweep_dir, capsys):
     page = open(html).read()
     # one self-contained file: every figure embedded, nothing linked
     assert page.count("data:image/png;base64,") == 6 and 'src="plots/' not in page and "G [95% CI]" in page
+    # the advice, the same text as `tsweep advise`, in both
+    assert "More pre-training, more target data, or from scratch?" in text and "2x target data buys" in text
+    assert "2x target data buys" in page
+
+
+def _option(entry, route):
+    return next(o for o in entry["options"] if o["route"] == route)
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
     assert main(["advise", sweep_dir, "--target-loss", "2.0", "--json"]) == 0
     entries = {e["source"]: e for e in json.loads(capsys.readouterr().out)}
-    law = get_law("barnett")
-    text = entries["text"]
-    # G = 40 (Barnett-form truth): at this f the pre-training floor is above 2.0, fine-tuning data is the lever
-    assert text["better"] == "fine-tune data" and text["pretrain_tokens_needed"] is None
-    assert text["pretrain_floor_at_f"] > 2.0 and "no amount of pre-training" in text["note"]
     from tsweep.analysis.actor import read_latest
 
     latest = read_latest(sweep_dir)
-    prm = latest.gap_fit(latest.source("text").gap_size).source_params("text")
-    assert float(law.predict(prm, p=text["p"], f=text["finetune_tokens_needed"])) == pytest.approx(2.0, rel=1e-6)
+    text = entries["text"]
+    prm = latest.gap_fit(text["size"]).source_params("text")
+    # G = 40 (Barnett-form truth): at this f the floor no pre-training crosses is above 2.0
+    pre = _option(text, "pre-training")
+    floor = prm["G"] * text["f"] ** -prm["beta"] + prm["E"]
+    assert floor > 2.0 and pre["status"] == "unreachable" and pre["tokens"] is None and f"{floor:.4g}" in pre["reason"]
+    # more target data reaches it, but more than 4x past the largest measured f: no point value
+    ft = _option(text, "target data")
+    assert ft["status"] == "beyond the design" and ft["tokens"] is None and ft["ci95"][0] > 4 * text["f"]
+    assert text["cheapest"] is None and text["double"]["better"] == "target data"
+    code = entries["code"]
+    assert code["met"] and code["cheapest"] is not None
+    ft = _option(code, "target data")
+    cprm = latest.gap_fit(code["size"]).source_params("code")
+    assert float(get_law("barnett").predict(cprm, p=code["p"], f=ft["tokens"])) == pytest.approx(2.0, rel=1e-6)
     assert main(["advise", sweep_dir, "--target-loss", "2.0"]) == 0
-    assert "to reach 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "to reach 2" in out and "beyond the design" in out and "FLOPs" in out
 
 
 def test_advise_solves_for_pre_training_when_it_can_reach_the_target(sweep_dir, capsys):
     assert main(["advise", sweep_dir, "--json"]) == 0
     code = next(e for e in json.loads(capsys.readouterr().out) if e["source"] == "code")
-    target = (code["loss_now"] + code["pretrain_floor_at_f"]) / 2  # between now and the floor
+    assert "options" not in code and code["double"]["pre-training"]["value"] > 0
+    from tsweep.analysis.actor import read_latest
+
+    latest = read_latest(sweep_dir)
+    prm = latest.gap_fit(code["size"]).source_params("code")
+    floor = prm["G"] * code["f"] ** -prm["beta"] + prm["E"]
+    target = (code["loss_now"]["value"] + floor) / 2  # between now and the floor
     assert main(["advise", sweep_dir, "--json", "--target-loss", str(target)]) == 0
     code = next(e for e in json.loads(capsys.readouterr().out) if e["source"] == "code")
-    assert code["pretrain_tokens_needed"] > code["p"] and code["finetune_tokens_needed"] > code["f"]
+    pre, ft = _option(code, "pre-training"), _option(code, "target data")
+    for o in (pre, ft):
+        assert o["status"] in ("ok", "beyond the design")
+        assert o["ci95"][0] <= (o["tokens"] or o["ci95"][0]) <= o["ci95"][1]
+    assert pre["ci95"][0] > code["p"] and ft["ci95"][0] > code["f"]
+    if pre["status"] == "ok":
+        law = get_law("barnett")
+        assert float(law.predict(prm, p=pre["tokens"], f=code["f"])) == pytest.approx(target, rel=1e-6)

@@ -23,7 +23,7 @@ ALLOWED = {
     "rendering": {"records"},
     "actor": {"records", "transfer"},
     "reporting": {"actor", "records", "rendering", "transfer"},
-    "advice": {"laws", "records"},
+    "advice": {"fitter", "laws", "records"},
     "plots": {"actor", "fitter", "laws", "records", "transfer"},
     "synthetic": {"laws"},
 }

@@ -44,6 +44,7 @@ from tsweep.sweeps import load_sweep as _load_yaml
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from tsweep.analysis.advice import Device
     from tsweep.analysis.fitter import FitResult
     from tsweep.analysis.records import TransferReport
     from tsweep.orchestrator.plan import JobGraph
@@ -291,26 +292,36 @@ class SweepResults:
 
         return load_report(self.layout.sweep_dir, bootstrap=bootstrap)
 
-    def write_report(self, *, bootstrap: int | None = None) -> list[str]:
+    def write_report(self, *, bootstrap: int | None = None, target_loss: float | None = None) -> list[str]:
         """Write ``report.html`` (one self-contained file), ``summary.md`` and ``plots/*.png`` into
-        the sweep folder (``tsweep report``); the paths written, in that order."""
+        the sweep folder (``tsweep report``); the paths written, in that order. Both carry the
+        advice of :meth:`advice` (at ``target_loss`` when given)."""
+        from tsweep.analysis.advice import advice, format_advice
         from tsweep.analysis.plots import write_plots
         from tsweep.analysis.reporting import report_html, summary_markdown
 
         layout = self.layout
         table, report = self._table_and_report(bootstrap)
         plots = write_plots(layout.sweep_dir, table, report)
-        layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir))
-        layout.files.write_text(layout.report_html, report_html(report, plots, layout))
+        text = format_advice(advice(report, table, target_loss, device=self._device()), target_loss)
+        layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir, advice=text))
+        layout.files.write_text(layout.report_html, report_html(report, plots, layout, advice=text))
         return [layout.report_html, layout.summary_md, *plots]
 
-    def advice(self, target_loss: float | None = None) -> list[dict[str, Any]]:
-        """Per source: more pre-training or more target data (``tsweep advise``); with
-        ``target_loss``, also the tokens of each that reach it."""
+    def advice(self, target_loss: float | None = None, *, corpus_tokens: float | None = None) -> list[dict[str, Any]]:
+        """Per source: the smallest budgets that reach ``target_loss`` by more target data, more
+        pre-training and from scratch, with intervals and costs (``tsweep advise``); without a
+        target, what 2x of each kind of token buys. ``corpus_tokens``: the target corpus's training
+        tokens, past which an answer is beyond the design."""
         from tsweep.analysis.advice import advice
 
         table, report = self._table_and_report()
-        return advice(report, table, target_loss)
+        return advice(report, table, target_loss, device=self._device(), corpus_tokens=corpus_tokens)
+
+    def _device(self) -> Device:
+        from tsweep.analysis.advice import Device
+
+        return Device.of(self.sweep.resources)
 
 
 def open_sweep(ref: str, storage: str | None = None) -> SweepResults:

@@ -176,15 +176,23 @@ def _writable(path: str, flag: str) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
-    for path in api.open_sweep(args.sweep, args.storage).write_report(bootstrap=args.bootstrap):
+    _check_target(args.target_loss)
+    results = api.open_sweep(args.sweep, args.storage)
+    for path in results.write_report(bootstrap=args.bootstrap, target_loss=args.target_loss):
         print(without_query(path))
     return 0
 
 
+def _check_target(target_loss: float | None) -> None:
+    if target_loss is not None and not (math.isfinite(target_loss) and target_loss > 0):
+        raise UsageError(f"--target-loss: must be a positive finite loss (nats per token), got {target_loss}")
+
+
 def cmd_advise(args: argparse.Namespace) -> int:
-    if args.target_loss is not None and not (math.isfinite(args.target_loss) and args.target_loss > 0):
-        raise UsageError(f"--target-loss: must be a positive finite loss (nats per token), got {args.target_loss}")
-    entries = api.open_sweep(args.sweep, args.storage).advice(args.target_loss)
+    _check_target(args.target_loss)
+    if args.corpus_tokens is not None and not (math.isfinite(args.corpus_tokens) and args.corpus_tokens > 0):
+        raise UsageError(f"--corpus-tokens: must be a positive finite token count, got {args.corpus_tokens}")
+    entries = api.open_sweep(args.sweep, args.storage).advice(args.target_loss, corpus_tokens=args.corpus_tokens)
     print(json.dumps(entries) if args.json else api.format_advice(entries, args.target_loss))
     return 0
 
@@ -355,9 +363,27 @@ def _add_result_commands(sub: Subparsers) -> None:
         metavar="N",
         help="refit with N resamples (default: reuse the analysis actor's latest fit)",
     )
+    r.add_argument(
+        "--target-loss",
+        type=float,
+        default=None,
+        metavar="X",
+        help="the advice section solves for the budgets that reach X",
+    )
     a = _command(sub, "advise", cmd_advise, "per source: more pre-training or more fine-tuning data?")
     a.add_argument(
-        "--target-loss", type=float, default=None, metavar="X", help="also solve for the tokens that reach loss X"
+        "--target-loss",
+        type=float,
+        default=None,
+        metavar="X",
+        help="the smallest budgets that reach loss X by more target data, more pre-training and from scratch",
+    )
+    a.add_argument(
+        "--corpus-tokens",
+        type=float,
+        default=None,
+        metavar="N",
+        help="training tokens of the target corpus: an answer past them is beyond the design",
     )
     a.add_argument("--json", action="store_true")
 

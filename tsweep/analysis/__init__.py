@@ -3,7 +3,8 @@
 One job per module, and the analysis modules each may import (``tests/test_analysis_modules.py``
 holds the same table and fails on an import outside it):
 
-- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett, plateau, barnett_joint),
+- ``laws``: the law registry (chinchilla, kaplan, hernandez, barnett, plateau, barnett_joint,
+  data_constrained),
   one small class each. Imports no analysis module.
 - ``_blas``: single-threaded BLAS while fitting. Imports none.
 - ``fitter``: Chinchilla approach 3 (Huber on log values, L-BFGS-B from a grid of starts) with
@@ -22,8 +23,9 @@ holds the same table and fails on an import outside it):
   ``transfer``.
 - ``reporting``: a sweep's report read or refitted, and the files it becomes (gaps JSON/CSV,
   summary.md, report.html). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
-- ``advice``: more pre-training or more target data, read off the gap law. Imports ``laws``,
-  ``records``.
+- ``advice``: more pre-training, more target data or from scratch: the smallest budgets that
+  reach a target loss by each route, with bootstrap intervals and costs. Imports ``fitter``,
+  ``laws``, ``records``.
 - ``plots``: the PNGs under ``{sweep_dir}/plots/``; ``write_plots(sweep_dir)``. Imports
   ``actor``, ``fitter``, ``laws``, ``records``, ``transfer``.
 - ``synthetic``: summary tables generated from known laws, for tests and benchmarks. Imports

@@ -404,3 +404,106 @@ class BarnettJoint(Law):
         jac[:, rows, ial] = -w1 * lp
         jac[:, rows, ig] = w2
         return lse, jac
+
+
+def _repeat_gain(r: Array, log_star: Array) -> tuple[Array, Array]:
+    """log(1 + R*(1 - e^(-R/R*))) and its derivative in log R*: the repeated data (or excess
+    parameters) R counted at a value decaying with half-life ~R* (Muennighoff et al. 2023, eq. 5)."""
+    star = np.exp(log_star)
+    decay = np.exp(-r / star)
+    g = 1.0 + star * (1.0 - decay)
+    return np.log(g), star * (1.0 - decay - (r / star) * decay) / g
+
+
+class DataConstrained(Law):
+    """L = E + A / N'^alpha + B / D'^beta (Muennighoff et al. 2023, "Scaling Data-Constrained
+    Language Models", arXiv 2305.16264, eq. 5), with
+
+        D' = U_D + U_D R_D* (1 - e^(-R_D / R_D*)),  R_D = D / U_D - 1 (repeated epochs),
+        N' = U_N + U_N R_N* (1 - e^(-R_N / R_N*)),  R_N = N / U_N - 1 (excess parameters),
+
+    U_D the unique tokens and U_N = min(N, the compute-optimal N for U_D under the Chinchilla
+    coefficients), which the caller computes (the authors' notebook does the same). Optimiser
+    space (a, b, e, alpha, beta, r_D, r_N), A = e^a, B = e^b, E = e^e, R_D* = e^r_D, R_N* = e^r_N,
+    so log L = LSE(a - alpha log N', b - beta log D', e).
+
+    The authors fit it in two stages: A, B, E, alpha and beta on single-epoch runs, then R_D* and
+    R_N* with those held (their notebook ``utils/parametric_fit.ipynb``); :meth:`holding` builds
+    that second stage, a law of (R_D*, R_N*) alone.
+    """
+
+    name = "data_constrained"
+    inputs = ("N", "D", "U_N", "U_D")
+    response = "loss"
+    formula = "L = E + A/(U_N + U_N R_N*(1 - e^(-R_N/R_N*)))^alpha + B/(U_D + U_D R_D*(1 - e^(-R_D/R_D*)))^beta"
+    FULL = ("A", "B", "E", "alpha", "beta", "R_D_star", "R_N_star")
+
+    def __init__(self, held: Mapping[str, float] | None = None):
+        self.held = dict(held or {})
+        free = [i for i, p in enumerate(self.FULL) if p not in self.held]
+        self._free = free
+        self.params = tuple(self.FULL[i] for i in free)
+        opt = ("a", "b", "e", "alpha", "beta", "r_D", "r_N")
+        self.opt_names = tuple(opt[i] for i in free)
+        self.log_indices = tuple(j for j, i in enumerate(free) if i in (0, 1, 2, 5, 6))
+        # Chinchilla's bounds for its five; R* from e^-5 to e^10 (tsweep's choice: the authors'
+        # 15.4 and 5.3 sit mid-range).
+        full_bounds = (*Chinchilla.bounds, (-5.0, 10.0), (-5.0, 10.0))
+        self.bounds = tuple(full_bounds[i] for i in free)
+        spans = {"A": ("N", 3), "alpha": ("N", 3), "B": ("D", 3), "beta": ("D", 3), "E": ("D", 2)}
+        spans |= {"R_D_star": ("D", 3), "R_N_star": ("N", 3)}
+        self.spans = {p: spans[p] for p in self.params}
+        if self.held:
+            self.name = f"{self.name}|holding {','.join(sorted(self.held))}"
+
+    @classmethod
+    def holding(cls, **held: float) -> DataConstrained:
+        """The law with the named parameters (reported units) held at the given values."""
+        unknown = set(held) - set(cls.FULL)
+        if unknown:
+            raise KeyError(f"data_constrained: unknown parameters {sorted(unknown)}")
+        return cls(held)
+
+    @staticmethod
+    def unique_params(unique_tokens: npt.ArrayLike, n_params: npt.ArrayLike, c: Mapping[str, float]) -> Array:
+        """U_N = min(N, N_opt(U_D)): the compute-optimal size for U_D tokens under Chinchilla
+        coefficients ``c`` (A, B, alpha, beta; Hoffmann et al. 2022, eq. 4, as the authors'
+        notebook writes it): N_opt = G (G U_D)^(beta/alpha), G = (alpha A / (beta B))^(1/(alpha+beta))."""
+        g = (c["alpha"] * c["A"] / (c["beta"] * c["B"])) ** (1.0 / (c["alpha"] + c["beta"]))
+        u = np.asarray(unique_tokens, dtype=float)
+        out: Array = np.minimum(np.asarray(n_params, dtype=float), g * (g * u) ** (c["beta"] / c["alpha"]))
+        return out
+
+    def _full_theta(self, theta: Array) -> Array:
+        """(S, 7) optimiser-space points: the free columns of ``theta``, the held ones filled in."""
+        full = np.empty((theta.shape[0], len(self.FULL)))
+        for j, i in enumerate(self._free):
+            full[:, i] = theta[:, j]
+        for p, v in self.held.items():
+            i = self.FULL.index(p)
+            full[:, i] = math.log(v) if i in (0, 1, 2, 5, 6) else v
+        return full
+
+    def grid(self) -> Array:
+        # The authors' starts for R_D* and R_N* (np.linspace(0, 20, 4) without 0, where the law
+        # is 0/0); Chinchilla's grid for the rest.
+        stars = [math.log(20 / 3), math.log(40 / 3), math.log(20.0)]
+        full = [list(col) for col in Chinchilla().grid().T]
+        axes = [sorted(set(full[i])) for i in range(5)] + [stars, stars]
+        return _product(*[axes[i] for i in self._free])
+
+    def log_predict(self, theta: Array, logx: LogX) -> tuple[Array, Array]:
+        th = self._full_theta(theta)
+        a, b, e, al, be, rd, rn = (th[:, i : i + 1] for i in range(7))
+        lun, lud = logx["U_N"][None, :], logx["U_D"][None, :]
+        r_n = np.maximum(np.exp(logx["N"] - logx["U_N"]) - 1.0, 0.0)[None, :]
+        r_d = np.maximum(np.exp(logx["D"] - logx["U_D"]) - 1.0, 0.0)[None, :]
+        gn, dgn = _repeat_gain(r_n, rn)
+        gd, dgd = _repeat_gain(r_d, rd)
+        t1, t2 = a - al * (lun + gn), b - be * (lud + gd)
+        lse, (w1, w2, w3) = _softmax_terms([t1, t2, np.broadcast_to(e, t1.shape)])
+        jac = np.stack([w1, w2, w3, -w1 * (lun + gn), -w2 * (lud + gd), -w2 * be * dgd, -w1 * al * dgn], axis=-1)
+        return lse, jac[..., self._free]
+
+
+register(DataConstrained)

@@ -108,7 +108,8 @@ def _cell(x: Any) -> str:
     return "" if x is None else repr(float(x))
 
 
-def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str) -> str:
+def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str, *, advice: str | None = None) -> str:
+    """``summary.md``: the gap table, the laws, the advice (``tsweep advise``'s text) and the plots."""
     lines = [f"# Transfer report: {report.sweep or Path(sweep_dir.rstrip('/')).name}", ""]
     lines.append(
         f"{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
@@ -122,12 +123,14 @@ def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str) -
         "(Barnett 2024)."
     )
     lines.append("")
+    if advice is not None:
+        lines += ["## More pre-training, more target data, or from scratch?", "", "```", advice, "```", ""]
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
     return "\n".join(lines) + "\n"
 
 
-def report_html(report: TransferReport, plots: list[str], layout: SweepLayout) -> str:
+def report_html(report: TransferReport, plots: list[str], layout: SweepLayout, *, advice: str | None = None) -> str:
     """One self-contained page (the images embedded) that can be mailed or attached as one file."""
     title = html.escape(f"Transfer report: {report.sweep or layout.sweep_dir}")
     figures = []
@@ -150,6 +153,14 @@ def report_html(report: TransferReport, plots: list[str], layout: SweepLayout) -
                 f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
                 f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
                 f"<pre>{html.escape(format_table(report))}</pre>",
+                *(
+                    []
+                    if advice is None
+                    else [
+                        "<h2>More pre-training, more target data, or from scratch?</h2>",
+                        f"<pre>{html.escape(advice)}</pre>",
+                    ]
+                ),
                 *figures,
                 "</body></html>",
             ]
