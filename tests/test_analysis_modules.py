@@ -24,7 +24,8 @@ ALLOWED = {
     "actor": {"records", "transfer"},
     "reporting": {"actor", "records", "rendering", "transfer"},
     "advice": {"laws", "records"},
-    "plots": {"actor", "fitter", "laws", "records", "transfer"},
+    "plots": {"actor", "fitter", "laws", "records", "rendering", "transfer"},
+    "page": {"advice", "records", "rendering"},
     "synthetic": {"laws"},
 }
 # Imports inside one function, allowed by name: (module, function) -> modules.
