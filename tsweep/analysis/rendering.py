@@ -85,7 +85,7 @@ def _source_table(report: TransferReport) -> list[str]:
         "source",
         "runs",
         "G [95% CI] (size)",
-        f"G f^-beta at f={f_ref:.3g}" if f_ref else "G f^-beta",
+        f"G f^-beta at f={count(f_ref)}" if f_ref else "G f^-beta",
         "k",
         "alpha",
         "beta",
