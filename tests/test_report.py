@@ -35,6 +35,7 @@ from tsweep.analysis.page import GLOSSARY, report_html
 from tsweep.analysis.rendering import count, fmt, size_label
 from tsweep.analysis.transfer import transfer_report
 from tsweep.api import open_sweep
+from tsweep.core.store import SUMMARY_SCHEMA
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -231,6 +232,19 @@ def test_a_report_with_nothing_identified_says_so(tmp_path):
     answer = dom.text("answer")
     assert "multiplier is not identified" in answer and "no measurable gap" in answer
     assert "spend the next budget" in answer or "needs an identified gap law" in answer
+
+
+def test_an_empty_store_gives_a_page_figures_and_tables_that_say_so():
+    table = SUMMARY_SCHEMA.empty_table()
+    report = transfer_report(table, bootstrap=0)
+    answer = parse(report_html(report, table)).text("answer")
+    assert "No source has an ok fine-tune yet" in answer and "needs an identified gap law" in answer
+    made = plots.figures(table, report)
+    assert list(made) == list(plots.NAMES)
+    assert "no ok fine-tunes yet" in _texts(made["loss_vs_p"])
+    assert "no pretrain evaluations in the store" in _texts(made["learning_curves"])
+    assert report.to_pandas().empty and {"G", "G_lo", "G_reason"} <= set(report.to_pandas().columns)
+    assert report.transfer_table().empty and "D_T" in report.transfer_table().columns
 
 
 # ------------------------------------------------------------------ in a real browser

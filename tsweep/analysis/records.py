@@ -361,7 +361,9 @@ class TransferReport(Record):
             at = s.multiplier_at or {}
             row["multiplier_D_F"], row["multiplier_N"] = at.get("D_F"), at.get("N")
             rows.append(row)
-        return pd.DataFrame(rows)
+        columns = ["source", "n_runs", "n_dt_runs", "gap_size"]
+        columns += [c for name in ESTIMATES for c in estimate_columns(name, Estimate.missing("")).keys()]
+        return pd.DataFrame(rows, columns=[*columns, "multiplier_D_F", "multiplier_N"])
 
     def transfer_table(self) -> pd.DataFrame:
         """Every source's runs in one tidy table (:meth:`SourceTransfer.to_pandas`, stacked)."""
