@@ -88,7 +88,8 @@ def test_an_empty_store_gives_an_honest_empty_report(tmp_path):
     assert out["scratch"] is None and out["sources"] == [] and out["n_rows"] == 0
     assert any("no ok fine-tune runs yet" in w for w in out["warnings"])
     paths = write_plots(sweep_dir)
-    assert len(paths) == 6 and all(os.path.getsize(p) > 1000 for p in paths)
+    assert len(paths) == 7 and all(os.path.getsize(p) > 1000 for p in paths)
+    assert all(os.path.getsize(p[: -len("png")] + "svg") > 1000 for p in paths)
 
 
 def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
@@ -106,6 +107,7 @@ def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
         "gaps.png",
         "loss_vs_p.png",
         "gap_history.png",
+        "learning_curves.png",
     ]
     for p in paths:
         assert p.startswith(os.path.join(sweep_dir, "plots")) and os.path.getsize(p) > 5000

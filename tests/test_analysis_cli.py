@@ -206,13 +206,15 @@ def test_report_writes_plots_and_summary(sweep_dir, capsys):
     assert main(["report", sweep_dir]) == 0
     printed = capsys.readouterr().out.split()
     html, md = os.path.join(sweep_dir, "report.html"), os.path.join(sweep_dir, "summary.md")
-    assert printed[:2] == [html, md] and len(printed) == 8
+    # the page, the summary, then each of the 7 figures as a PNG and as an SVG
+    assert printed[:2] == [html, md] and len(printed) == 2 + 2 * 7
+    assert [p.rsplit(".", 1)[1] for p in printed[2:]] == ["png"] * 7 + ["svg"] * 7
     text = open(md).read()
     assert "G [95% CI]" in text and "plots/gap_history.png" in text
     assert all(os.path.getsize(p) > 1000 for p in printed[2:])
     page = open(html).read()
     # one self-contained file: every figure embedded, nothing linked
-    assert page.count("data:image/png;base64,") == 6 and 'src="plots/' not in page and "G [95% CI]" in page
+    assert page.count("data:image/svg+xml;base64,") == 7 and 'src="plots/' not in page and "G [95% CI]" in page
     # the advice, the same text as `tsweep advise`, in both
     assert "More pre-training, more target data, or from scratch?" in text and "2x target data buys" in text
     assert "2x target data buys" in page

@@ -24,7 +24,9 @@ ALLOWED = {
     "actor": {"records", "transfer"},
     "reporting": {"actor", "records", "rendering", "transfer"},
     "advice": {"fitter", "laws", "records"},
-    "plots": {"actor", "fitter", "laws", "records", "transfer"},
+    "plots": {"actor", "fitter", "laws", "records", "rendering", "transfer"},
+    "page": {"advice", "records", "rendering"},
+    "worlds": {"records", "transfer"},
     "synthetic": {"laws"},
 }
 # Imports inside one function, allowed by name: (module, function) -> modules.

@@ -12,6 +12,6 @@ The package, floor first (each layer imports only from the layers above it in th
 - ``tsweep.api`` (re-exported here) and ``tsweep.cli`` (the ``tsweep`` console script).
 """
 
-from tsweep.api import SweepResults, fit, follow, load_sweep, open_sweep, plan, resolve, run, submit
+from tsweep.api import SweepResults, advise, fit, follow, load_sweep, open_sweep, plan, resolve, run, submit
 
-__all__ = ["SweepResults", "fit", "follow", "load_sweep", "open_sweep", "plan", "resolve", "run", "submit"]
+__all__ = ["SweepResults", "advise", "fit", "follow", "load_sweep", "open_sweep", "plan", "resolve", "run", "submit"]

@@ -10,6 +10,9 @@
     res = tsweep.open_sweep("demo")                   # a finished (or running) sweep's results
     res.summaries().to_pandas(); res.evals()          # pyarrow Tables of the store
     report = res.report()                             # the typed transfer report (.to_json(), .sources)
+    report.to_pandas(); report.transfer_table()       # the gap table; one row per run (D_E, D_T, multiplier)
+    res.figures()["loss_vs_p"]                        # every figure of the report, a matplotlib Figure
+    tsweep.advise("demo")                             # more pre-training or more target data, per source
     tsweep.fit("barnett", df, map={"p": "pretrain_tokens", "f": "data_tokens", "loss": "best_eval_loss"})
 
 The ``tsweep`` console script is argument parsing and printing over the functions here: every
@@ -42,7 +45,9 @@ from tsweep.sweeps import Sweep, is_plain_name, loads_sweep, with_overrides
 from tsweep.sweeps import load_sweep as _load_yaml
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
+    from matplotlib.figure import Figure
 
     from tsweep.analysis.advice import Device
     from tsweep.analysis.fitter import FitResult
@@ -293,20 +298,53 @@ class SweepResults:
         return load_report(self.layout.sweep_dir, bootstrap=bootstrap)
 
     def write_report(self, *, bootstrap: int | None = None, target_loss: float | None = None) -> list[str]:
-        """Write ``report.html`` (one self-contained file), ``summary.md`` and ``plots/*.png`` into
-        the sweep folder (``tsweep report``); the paths written, in that order. Both carry the
-        advice of :meth:`advice` (at ``target_loss`` when given)."""
+        """Write ``report.html`` (one self-contained file), ``summary.md`` and every figure as
+        ``plots/*.png`` with an SVG beside each into the sweep folder (``tsweep report``); the
+        paths written: the page, the summary, the PNGs, the SVGs. Both carry the advice of
+        :meth:`advice` (at ``target_loss`` when given)."""
         from tsweep.analysis.advice import advice, format_advice
-        from tsweep.analysis.plots import write_plots
-        from tsweep.analysis.reporting import report_html, summary_markdown
+        from tsweep.analysis.page import report_html
+        from tsweep.analysis.plots import save_figure
+        from tsweep.analysis.reporting import summary_markdown
 
         layout = self.layout
         table, report = self._table_and_report(bootstrap)
-        plots = write_plots(layout.sweep_dir, table, report)
-        text = format_advice(advice(report, table, target_loss, device=self._device()), target_loss)
-        layout.files.write_text(layout.summary_md, summary_markdown(report, plots, layout.sweep_dir, advice=text))
-        layout.files.write_text(layout.report_html, report_html(report, plots, layout, advice=text))
-        return [layout.report_html, layout.summary_md, *plots]
+        made = self._figures(table, report)
+        saved = {name: save_figure(fig, layout.sweep_dir, name) for name, fig in made.items()}
+        pngs = [paths[0] for paths in saved.values()]
+        svgs = [(name, layout.files.read_bytes(paths[1])) for name, paths in saved.items()]
+        entries = advice(report, table, target_loss, device=self._device())
+        text = format_advice(entries, target_loss)
+        layout.files.write_text(layout.summary_md, summary_markdown(report, pngs, layout.sweep_dir, advice=text))
+        page = report_html(report, table, svgs, config_yaml=self._config_yaml(), advice=(entries, text))
+        layout.files.write_text(layout.report_html, page)
+        return [layout.report_html, layout.summary_md, *pngs, *(paths[1] for paths in saved.values())]
+
+    def figures(self, *, bootstrap: int | None = None) -> dict[str, Figure]:
+        """Every figure of ``tsweep report`` as a matplotlib Figure, by name (``loss_vs_finetune``,
+        ``scratch_curves``, ``dt_vs_df``, ``gaps``, ``loss_vs_p``, ``gap_history``,
+        ``learning_curves``): ``fig.savefig("x.pdf")`` for a paper. Writes nothing."""
+        return self._figures(*self._table_and_report(bootstrap))
+
+    def _figures(self, table: pa.Table, report: TransferReport) -> dict[str, Figure]:
+        from tsweep.analysis.actor import read_history
+        from tsweep.analysis.plots import figures
+
+        return figures(table, report, read_history(self.layout.sweep_dir), self.evals())
+
+    def transfer_table(self, *, bootstrap: int | None = None) -> pd.DataFrame:
+        """The per-run transfer table (pandas): one row per fine-tune from a final checkpoint,
+        with its source, size, N, p, D_F, loss, D_E, D_T, multiplier and flag
+        (``TransferReport.transfer_table``)."""
+        return self.report(bootstrap=bootstrap).transfer_table()
+
+    def _config_yaml(self) -> str:
+        layout = self.layout
+        if layout.files.is_file(layout.sweep_yaml):
+            return layout.files.read_text(layout.sweep_yaml)
+        from tsweep.sweeps import dump_sweep
+
+        return dump_sweep(self.sweep)
 
     def advice(self, target_loss: float | None = None, *, corpus_tokens: float | None = None) -> list[dict[str, Any]]:
         """Per source: the smallest budgets that reach ``target_loss`` by more target data, more
@@ -328,6 +366,19 @@ def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
     """The results of a sweep from its name, YAML, folder or URI."""
     sweep, layout = resolve(ref, storage)
     return SweepResults(sweep, layout)
+
+
+def advise(
+    sweep: str | SweepResults, target_loss: float | None = None, *, storage: str | None = None
+) -> list[dict[str, Any]]:
+    """More pre-training, more target data, or from scratch? ``tsweep advise`` as a list of dicts,
+    one per source (``tsweep.analysis.advice``): the loss its law gives now and what 2x of each
+    kind of token buys (``double``, with ``better`` where one buys more with 95% confidence), and
+    with ``target_loss`` every route's smallest budget with its interval and cost (``options``)
+    and the cheapest decided one (``cheapest``). ``sweep``: a reference (as :func:`open_sweep`
+    takes) or the results of one. ``pandas.DataFrame(tsweep.advise("demo", 2.4))`` for a table."""
+    results = sweep if isinstance(sweep, SweepResults) else open_sweep(sweep, storage)
+    return results.advice(target_loss)
 
 
 def gaps_json(report: TransferReport) -> dict[str, Any]:
@@ -441,6 +492,7 @@ __all__ = [
     "SweepLayout",
     "SweepResults",
     "UsageError",
+    "advise",
     "explain",
     "fit",
     "follow",

@@ -17,17 +17,25 @@ holds the same table and fails on an import outside it):
 - ``transfer``: the estimation behind the report (scratch curves, D_E / D_T, the gap fits, the
   comparisons); ``transfer_report(table, ...) -> TransferReport``. Imports ``fitter``, ``laws``,
   ``records``.
-- ``rendering``: the report as a terminal table. Imports ``records``.
+- ``rendering``: the report as a terminal table, and the one way counts and sizes are written
+  (``count``, ``size_label``). Imports ``records``.
 - ``actor``: ``AnalysisActor`` (refit on every finished job; fits/latest.json, history.jsonl)
   and ``start_analysis_actor``, the only Ray import in this package. Imports ``records``,
   ``transfer``.
 - ``reporting``: a sweep's report read or refitted, and the files it becomes (gaps JSON/CSV,
-  summary.md, report.html). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
+  summary.md). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
 - ``advice``: more pre-training, more target data or from scratch: the smallest budgets that
   reach a target loss by each route, with bootstrap intervals and costs. Imports ``fitter``,
   ``laws``, ``records``.
-- ``plots``: the PNGs under ``{sweep_dir}/plots/``; ``write_plots(sweep_dir)``. Imports
-  ``actor``, ``fitter``, ``laws``, ``records``, ``transfer``.
+- ``plots``: the figures, as matplotlib Figures (``figure_*``, ``figures``) and as a PNG and
+  an SVG each under ``{sweep_dir}/plots/`` (``write_plots(sweep_dir)``). Imports ``actor``,
+  ``fitter``, ``laws``, ``records``, ``rendering``, ``transfer``.
+- ``page``: ``report.html``, the report as one self-contained page (the answer first, tables,
+  glossary, advice, figures, every run, compute, configuration). Imports ``advice``,
+  ``records``, ``rendering``.
+- ``worlds``: simulated sweeps whose answers are known (the demo's laws as measured, and the
+  demo broken each way the laws cannot follow), every printed number scored against its truth:
+  what an interval's coverage is measured on. Imports ``records``, ``transfer``.
 - ``synthetic``: summary tables generated from known laws, for tests and benchmarks. Imports
   ``laws``.
 - ``tables``: a CSV or Parquet file as columns, for ``tsweep fit``. Imports none.

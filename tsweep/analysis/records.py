@@ -20,12 +20,15 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tsweep.analysis import fitter
 from tsweep.analysis.fitter import FitResult
 from tsweep.analysis.laws import Array, BarnettJoint
 from tsweep.core.jsonio import num
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The per-source quantities a report leads with, in the gap table, the history and the gauges.
 HEADLINE_KEYS = ("G", "G_loss", "gap_size", "k", "alpha", "beta", "multiplier", "multiplier_at", "n_runs", "n_dt_runs")
@@ -265,6 +268,16 @@ class SourceTransfer(Record):
         """The per-source numbers of HEADLINE_KEYS, as JSON values."""
         return {k: v for k, v in self.to_json().items() if k in HEADLINE_KEYS}
 
+    def to_pandas(self) -> pd.DataFrame:
+        """This source's runs as a tidy table, one row per fine-tune from a final checkpoint:
+        :data:`RUN_COLUMNS` (``N`` parameters, ``p`` pre-training tokens, ``D_F`` fine-tune
+        tokens, ``loss``, ``D_E`` the from-scratch data for that loss, ``D_T = D_E - D_F``,
+        ``multiplier = D_E / D_F``, ``flag``: ``ok`` when the run is in the D_T law)."""
+        import pandas as pd
+
+        table = pd.DataFrame([run_row(self.source, r) for r in self.runs], columns=list(RUN_COLUMNS))
+        return table.sort_values(["N", "D_F"], kind="stable").reset_index(drop=True)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Comparison(Record):
@@ -330,3 +343,66 @@ class TransferReport(Record):
         from tsweep.analysis.rendering import format_table  # rendering reads records: import at call time
 
         return format_table(self)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The gap table as a DataFrame, one row per source: ``n_runs``, ``n_dt_runs``,
+        ``gap_size``, then for each of :data:`ESTIMATES` its value, 95% interval ends and the
+        reason when it is not identified (``G``, ``G_lo``, ``G_hi``, ``G_reason``; a one-sided
+        bound in ``G_upper``), and where the multiplier is read (``multiplier_D_F``,
+        ``multiplier_N``)."""
+        import pandas as pd
+
+        rows = []
+        for s in self.sources:
+            row: dict[str, Any] = {"source": s.source, "n_runs": s.n_runs, "n_dt_runs": s.n_dt_runs}
+            row["gap_size"] = s.gap_size
+            for name in ESTIMATES:
+                row.update(estimate_columns(name, getattr(s, name)))
+            at = s.multiplier_at or {}
+            row["multiplier_D_F"], row["multiplier_N"] = at.get("D_F"), at.get("N")
+            rows.append(row)
+        columns = ["source", "n_runs", "n_dt_runs", "gap_size"]
+        columns += [c for name in ESTIMATES for c in estimate_columns(name, Estimate.missing("")).keys()]
+        return pd.DataFrame(rows, columns=[*columns, "multiplier_D_F", "multiplier_N"])
+
+    def transfer_table(self) -> pd.DataFrame:
+        """Every source's runs in one tidy table (:meth:`SourceTransfer.to_pandas`, stacked)."""
+        import pandas as pd
+
+        parts = [s.to_pandas() for s in self.sources]
+        if not parts:
+            return pd.DataFrame(columns=list(RUN_COLUMNS))
+        return pd.concat(parts, ignore_index=True)
+
+
+# ------------------------------------------------------------------ tables for pandas
+# The per-source estimates of the gap table, in its column order.
+ESTIMATES = ("G", "G_loss", "k", "alpha", "beta", "multiplier")
+# The tidy per-run transfer table's columns (SourceTransfer.to_pandas).
+RUN_COLUMNS = (
+    "source", "size", "N", "p", "D_F", "loss", "D_E", "D_T", "multiplier", "basis", "flag", "job_id"
+)  # fmt: skip
+
+
+def run_row(source: str, r: RunTransfer) -> dict[str, Any]:
+    """One row of the per-run transfer table (NaN where a run has no D_E)."""
+    return {
+        "source": source,
+        "size": r.size,
+        "N": r.n_params,
+        "p": r.pretrain_tokens,
+        "D_F": r.d_f,
+        "loss": r.loss,
+        "D_E": r.d_e,
+        "D_T": r.d_t,
+        "multiplier": r.multiplier,
+        "basis": r.basis,
+        "flag": r.flag,
+        "job_id": r.job_id,
+    }
+
+
+def estimate_columns(name: str, e: Estimate) -> dict[str, Any]:
+    """An estimate as flat columns: value, interval ends, one-sided bound, reason (None where absent)."""
+    lo, hi = e.ci95 if e.ci95 is not None else (None, None)
+    return {name: e.value, f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_upper": e.upper, f"{name}_reason": e.reason}

@@ -3,11 +3,38 @@
 Reads the typed records of ``tsweep.analysis.records`` and computes nothing: every number and
 every reason it prints is in the report already. A number that is not identified is printed as
 "not identified", never as a number on a bound, and the reason is listed below the table.
+
+It also holds the one way tsweep writes a count and a model size, which the table, the report
+page and every figure share (a reader matches "mini (N=150k)" and "p = 4M" across all three):
+:func:`count` (three significant digits with k, M, B, T: ``16k``, ``12.8k``, ``4M``) and
+:func:`size_label` (``mini (N=150k)``).
 """
 
 from __future__ import annotations
 
+import math
+
 from tsweep.analysis.records import Estimate, SourceTransfer, TransferReport
+
+# Decimal prefixes for counts of tokens and parameters, as papers write them (Hoffmann et al. 2022:
+# "70B parameters", "1.4T tokens"); B, not G, for billions.
+_COUNT_UNITS = (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3))
+
+
+def count(x: float) -> str:
+    """A token or parameter count, three significant digits and a prefix: ``16000 -> 16k``,
+    ``12768 -> 12.8k``, ``4e6 -> 4M``, ``950 -> 950``; not finite -> ``-``."""
+    if not math.isfinite(x):
+        return "-"
+    for unit, div in _COUNT_UNITS:
+        if abs(x) >= div * 0.9995:  # 999.6k rounds to 1M at three digits, not to "1e+03k"
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def size_label(size: str, n_params: int | float) -> str:
+    """A model size as every output names it: ``mini (N=150k)``."""
+    return f"{size} (N={count(n_params)})"
 
 
 def fmt(e: Estimate | None) -> str:
@@ -58,17 +85,17 @@ def _source_table(report: TransferReport) -> list[str]:
         "source",
         "runs",
         "G [95% CI] (size)",
-        f"G f^-beta at f={f_ref:.3g}" if f_ref else "G f^-beta",
+        f"G f^-beta at f={count(f_ref)}" if f_ref else "G f^-beta",
         "k",
         "alpha",
         "beta",
-        "multiplier @ (D_F, N)",
+        "multiplier @ D_F, N",
     ]
     rows = [header]
     for s in report.sources:
         mult = fmt(s.multiplier)
         if s.multiplier.identified and s.multiplier_at:
-            mult += f"x @ ({s.multiplier_at['D_F']:.3g}, {s.multiplier_at['N']:.3g})"
+            mult += f"x @ D_F={count(s.multiplier_at['D_F'])}, N={count(s.multiplier_at['N'])}"
         rows.append(
             [
                 s.source,

@@ -3,14 +3,13 @@
 The summary table comes from the store; the report from the analysis actor's
 ``fits/latest.json`` while it covers every finished job (and the asked-for bootstrap), else it
 is refitted here, its previous fits joining the starts. ``tsweep gaps`` and ``tsweep report``
-print and write what this module returns; JSON exists only at those boundaries.
+print and write what this module returns; JSON exists only at those boundaries. The HTML page is
+``tsweep.analysis.page``'s.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 from dataclasses import replace
 from pathlib import Path
@@ -128,42 +127,3 @@ def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str, *
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
     return "\n".join(lines) + "\n"
-
-
-def report_html(report: TransferReport, plots: list[str], layout: SweepLayout, *, advice: str | None = None) -> str:
-    """One self-contained page (the images embedded) that can be mailed or attached as one file."""
-    title = html.escape(f"Transfer report: {report.sweep or layout.sweep_dir}")
-    figures = []
-    for path in plots:
-        data = base64.b64encode(layout.files.read_bytes(path)).decode("ascii")
-        name = html.escape(Path(path).stem.replace("_", " "))
-        figures.append(
-            f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
-        )
-    return (
-        "\n".join(
-            [
-                "<!doctype html>",
-                '<html lang="en"><head><meta charset="utf-8">',
-                f"<title>{title}</title>",
-                "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-                "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
-                "figure{margin:2em 0}figcaption{color:#555;font-size:13px}</style></head><body>",
-                f"<h1>{title}</h1>",
-                f"<p>{report.n_jobs_finished if report.n_jobs_finished is not None else '?'} jobs finished; "
-                f"{report.n_used} of {report.n_rows} summary rows in fits; {report.bootstrap} bootstrap resamples.</p>",
-                f"<pre>{html.escape(format_table(report))}</pre>",
-                *(
-                    []
-                    if advice is None
-                    else [
-                        "<h2>More pre-training, more target data, or from scratch?</h2>",
-                        f"<pre>{html.escape(advice)}</pre>",
-                    ]
-                ),
-                *figures,
-                "</body></html>",
-            ]
-        )
-        + "\n"
-    )

@@ -89,7 +89,7 @@ class World:
         """The run-to-run noise of a run on f target tokens (scratch runs: f = D, clipped to
         the fine-tune range)."""
         f = min(max(f, min(self.f_axis)), max(self.f_axis))
-        return self.within * (f / min(self.f_axis)) ** self.noise_slope
+        return float(self.within * (f / min(self.f_axis)) ** self.noise_slope)
 
     def finetune_loss(self, size: Size, source: str, p: float, f: float) -> float:
         """The noiseless fine-tuned loss."""
@@ -97,10 +97,10 @@ class World:
         f_mid = math.sqrt(min(self.f_axis) * max(self.f_axis))
         beta = size.beta + self.bend * math.log(f / f_mid)
         loss = (s.A * p**-s.alpha + s.G) * f**-beta + size.E
-        return loss * (p / min(self.p_axis)) ** s.rise
+        return float(loss * (p / min(self.p_axis)) ** s.rise)
 
     def scratch_loss(self, size: Size, d: float) -> float:
-        return size.E + size.B * d**-size.b
+        return float(size.E + size.B * d**-size.b)
 
 
 def _row(job_id: str, kind: str, source: str, size: Size, d: float, p: float, loss: float) -> dict[str, Any]:
@@ -173,9 +173,9 @@ def truths(world: World, report: TransferReport | None = None) -> dict[str, floa
     largest = max(world.sizes, key=lambda s: s.n_params)
     for src in world.source_names:
         at = None if report is None else next((s.multiplier_at for s in report.sources if s.source == src), None)
-        n = float(at["N"]) if at else float(largest.n_params)
+        n_at = float(at["N"]) if at else float(largest.n_params)
         f = float(at["D_F"]) if at else min(world.f_axis)
-        size = next(s for s in world.sizes if s.n_params == n)
+        size = next(s for s in world.sizes if s.n_params == n_at)
         if src not in size.sources:
             continue
         loss = world.finetune_loss(size, src, max(world.p_axis), f)
@@ -255,6 +255,7 @@ def tally(scores: Sequence[Mapping[str, str]]) -> dict[str, Tally]:
     """Per quantity, the count of each outcome over ``scores`` (one per draw)."""
     keys = sorted({q for s in scores for q in s})
     return {q: Tally({o: n for o in OUTCOMES if (n := sum(s.get(q) == o for s in scores))}) for q in keys}
+
 
 # ------------------------------------------------------------------ the worlds
 # The demo as measured (tsweep/sweeps/demo.yaml, a run on a 2-core AMD EPYC, 2026-12-07): the joint
