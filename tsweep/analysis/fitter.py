@@ -333,6 +333,28 @@ def stationarity(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delt
     return float(np.sqrt(max(float(step @ hf @ step), 0.0) / sigma2))
 
 
+def pinned_excess(
+    law: Law, theta: Array, logx: LogX, logy: Array, w: Array, index: int, value: float, delta: float = HUBER_DELTA
+) -> float:
+    """How much worse the fit gets with parameter ``index`` pinned at ``value`` (optimiser space)
+    and the others refitted, as a likelihood-ratio statistic: twice the rise of the Huber
+    objective over the fit's residual variance (:func:`_gauss_newton`), chi-square with one
+    degree of freedom in the quadratic regime (half of it at zero when ``value`` is a bound,
+    Self & Liang 1987). ``inf`` where the fit's prediction is not finite."""
+    theta = np.asarray(theta, dtype=float)
+    gn = _gauss_newton(law, theta, logx, logy, w, delta)
+    if gn is None:
+        return math.inf
+    sigma2 = gn[4]
+    free_f = float(objective(law, theta[None, :], logx, logy, w, delta)[0])
+    start = theta.copy()
+    start[index] = value
+    mask = np.zeros(theta.size, dtype=bool)
+    mask[index] = True
+    _, f, _ = batch_refine(law, start, logx, logy, w[None, :], delta=delta, fixed=mask)
+    return float(max(0.0, 2.0 * (float(f[0]) - free_f) / sigma2))
+
+
 def ridge_starts(law: Law, theta: Array, logx: LogX, logy: Array, w: Array, delta: float = HUBER_DELTA) -> Array:
     """(2, P): ``theta`` moved ``RIDGE_STEP_SE`` standard errors either way along the fit's
     weakest direction (the smallest eigenvalue of the free parameters' Gauss-Newton curvature),
@@ -563,8 +585,10 @@ def batch_refine(
     *,
     delta: float = HUBER_DELTA,
     max_iter: int = LM_MAX_ITER,
+    fixed: Mask | None = None,
 ) -> tuple[Array, Array, Mask]:
-    """Minimise many weighted Huber problems at once, from ``theta0``: (P,) shared, or (S, P).
+    """Minimise many weighted Huber problems at once, from ``theta0``: (P,) shared, or (S, P);
+    parameters where ``fixed`` is set keep their starting values (a constrained fit).
 
     ``weights`` is (S, n), one problem per row; ``logy`` is (n,) or (S, n) (a resample may carry
     its own responses, e.g. D_T re-derived under a resampled scratch law; give such rows weight
@@ -607,6 +631,8 @@ def batch_refine(
             step = -np.linalg.solve(damped, grad[..., None])[..., 0]
         except np.linalg.LinAlgError:
             step = -np.stack([np.linalg.lstsq(m, g, rcond=None)[0] for m, g in zip(damped, grad, strict=True)])
+        if fixed is not None:
+            step[:, fixed] = 0.0
         trial = np.clip(theta[a] + step, lo, hi)
         f_new, jac_new, res_new = evaluate(trial, a)
         ok = f_new < f[a]

@@ -60,6 +60,9 @@ def format_table(report: TransferReport) -> str:
     lines += _source_table(report)
     lines.append("runs = ok fine-tunes / runs behind the D_T law; G from the largest size where it is identified")
     for cmp in report.comparisons:
+        if cmp.d_G.reason is not None and cmp.d_G.reason.startswith(("one-sided", "both gaps one-sided")):
+            lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {cmp.d_G.reason}")
+            continue
         verdict = ("apart" if cmp.resolved else "not resolved") if cmp.d_G.identified else "not identified"
         lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {fmt(cmp.d_G)} ({verdict})")
     plateaus = [f"{cv.size} {fmt(cv.plateau)}" for cv in report.curves]

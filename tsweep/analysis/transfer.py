@@ -55,14 +55,16 @@ otherwise it is null with the reason. The steps, each a pure function of the tab
    sizes spanning a few x rarely do).
 
 The noise scale: 1.4826 x the median absolute residual of the gap fits (a robust standard
-deviation of the loss in log space), pooled over sizes; the plateau fits (a handful of points
-each) and the D_T bootstrap use it.
+deviation of the loss in log space), pooled over sizes and corrected for the degrees of freedom
+the fits used (sqrt(n / (n - P))); the plateau fits (a handful of points each) and the D_T
+bootstrap use it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, TypedDict, overload
 
 import numpy as np
@@ -114,6 +116,12 @@ OSSIFICATION_T = 2.5
 # MIN_READ_RUNS readings (tsweep's choices: a majority, and one run is no evidence).
 NO_TRANSFER_SHARE = 0.5
 MIN_READ_RUNS = 3
+# A source's G is told apart from zero when pinning it there raises the gap fit's objective by a
+# likelihood ratio over 2.71: the 5% test of a parameter on the boundary of its space, whose null
+# distribution is half chi-square(1), half zero (Self & Liang 1987, JASA 82:605), so chi-square(1)'s
+# 90% quantile. Below it the report prints a one-sided bound, "G < u".
+NO_GAP_LR = 2.71
+NO_GAP = "no measurable gap"
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
 Strings = npt.NDArray[np.object_]  # a text column, missing values as ""
@@ -368,16 +376,38 @@ def _joint_gap_fit(
     code = np.array([sources.index(s) for s in c["source"][use]])
     law = BarnettJoint.of(len(sources))
     p, f = c["pretrain_tokens"][use], c["data_tokens"][use]
+    data = {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]}
     fit = fitter.fit(
         law,
-        {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]},
+        data,
         bootstrap=bootstrap,
         seed=seed,
         resample="parametric",
         groups=code * 1e15 + p,
         warm_start=_warm(warm, f"gap/{size}"),
     )
+    fit = _no_measurable_gaps(fit, law, data, sources)
     return GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
+
+
+def _no_measurable_gaps(fit: FitResult, law: BarnettJoint, data: Mapping[str, Array], sources: list[str]) -> FitResult:
+    """The joint fit with every G_s that a zero gap explains as well marked "no measurable gap"
+    (:data:`NO_GAP`): pinning G_s at its lower bound and refitting the rest raises the objective
+    by less than ``NO_GAP_LR`` (a likelihood-ratio test at 5%, :func:`fitter.pinned_excess`).
+    A bootstrap cannot say this: it resamples around the fitted G, which is never zero, so its
+    interval for a source as good as target data excludes the truth."""
+    logx, logy, _, _ = fitter.prepare(law, data)
+    theta = np.asarray(fit.theta, dtype=float)
+    w = np.ones(logy.size)
+    marks = dict(fit.not_identified)
+    for s, src in enumerate(sources):
+        i = law.params.index(f"G_{s}")
+        lr = fitter.pinned_excess(law, theta, logx, logy, w, i, law.bounds[i][0])
+        if lr < NO_GAP_LR:
+            marks[f"G_{s}"] = (
+                f"{NO_GAP}: a zero gap fits {src}'s runs as well (likelihood ratio {lr:.2g} < {NO_GAP_LR:g}, 5% level)"
+            )
+    return replace(fit, not_identified=marks)
 
 
 def ossification(p: Array, f: Array, loss: Array) -> str | None:
@@ -459,14 +489,18 @@ def _upper_bounds(gap: GapFit, s: int) -> tuple[Estimate, Estimate] | None:
         return None
     draws = fit.boot_params[:, i]
     on_floor = float(np.mean(draws <= floor))
-    if not (fit.params[f"G_{s}"] <= floor or on_floor > (1 - fitter.CI_LEVEL) / 2):
+    no_gap = fit.not_identified.get(f"G_{s}", "").startswith(NO_GAP)
+    if not (no_gap or fit.params[f"G_{s}"] <= floor or on_floor > (1 - fitter.CI_LEVEL) / 2):
         return None
     if draws.size < fitter.MIN_BOOT_SUCCESS * fit.n_bootstrap:
         return None
     beta = fit.boot_params[:, law.params.index("beta")]
     q = 100 * fitter.CI_LEVEL
+    test = (
+        fit.not_identified[f"G_{s}"] if no_gap else f"G on its lower bound in {100 * on_floor:.0f}% of bootstrap refits"
+    )
     why = (
-        f"G sits on its lower bound at {gap.size} (no measurable gap in {100 * on_floor:.0f}% of bootstrap refits): "
+        f"{NO_GAP} at {gap.size} ({test}): "
         f"{gap.sources[s]} is as good as target data within this design's resolution; one-sided {q:.0f}% bound"
     )
     return (
@@ -479,6 +513,27 @@ def _comparable(gap: GapFit, s: int) -> bool:
     """A source enters a comparison when its G is identified or bounded from above."""
     g, _ = g_estimates(gap, gap.sources[s])
     return g.identified or g.upper is not None
+
+
+def _one_sided(gap: GapFit, a: str, b: str) -> str | None:
+    """Why a pair with a one-sided gap ("G < u") has no two-sided difference, and what the bound
+    says: the other source's gap is larger when the lower end of its interval passes u. A
+    difference drawn from the bootstrap would exclude the truth there: the refits scatter around
+    the fitted gap, never around zero. None when neither gap is one-sided."""
+    ga, gb = g_estimates(gap, a)[0], g_estimates(gap, b)[0]
+    if ga.upper is None and gb.upper is None:
+        return None
+    if ga.upper is not None and gb.upper is not None:
+        return f"both gaps one-sided at {gap.size} (G({a}) < {ga.upper:.3g}, G({b}) < {gb.upper:.3g}): not resolved"
+    low, high = (a, gb) if ga.upper is not None else (b, ga)
+    bound = (ga if ga.upper is not None else gb).upper
+    other = b if low == a else a
+    if high.ci95 is not None and bound is not None and high.ci95[0] > bound:
+        return (
+            f"one-sided: G({low}) < {bound:.3g} < {high.ci95[0]:.3g}, the lower end of G({other})'s interval: "
+            f"{low} transfers better at {gap.size}"
+        )
+    return f"one-sided: G({low}) < {bound:.3g} does not clear G({other})'s interval at {gap.size}: not resolved"
 
 
 def _comparisons(gap: GapFit) -> list[Comparison]:
@@ -494,6 +549,7 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
             b = gap.sources[j]
             ga, gb = f"G_{i}", f"G_{j}"
             why = next((f"{n} not identified" for n, k in ((ga, i), (gb, j)) if not _comparable(gap, k)), None)
+            why = why or _one_sided(gap, a, b)
             diff = bp[:, names.index(ga)] - bp[:, names.index(gb)]
             scale = gap.f_ref ** -bp[:, names.index("beta")]
             point = fit.params[ga] - fit.params[gb]
@@ -512,11 +568,30 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
 
 def _noise(gap_fits: list[GapFit]) -> float | None:
     """The loss noise of the module docstring: a robust scale of the gap fits' residuals."""
-    res = [g.fit.residuals for g in gap_fits if g.fit.residuals is not None and g.fit.residuals.size > len(g.fit.theta)]
-    if not res:
+    fits = [g.fit for g in gap_fits if g.fit.residuals is not None and g.fit.residuals.size > len(g.fit.theta)]
+    if not fits:
         return None
-    r = np.concatenate(res)
-    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+    r = np.concatenate([f.residuals for f in fits if f.residuals is not None])
+    n, used = r.size, sum(len(f.theta) for f in fits)
+    # a fit's residuals are smaller than its noise by the degrees of freedom it used: sqrt(n / (n - P))
+    return float(1.4826 * np.median(np.abs(r - np.median(r))) * math.sqrt(n / (n - used)))
+
+
+def _checkpoint_noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> float:
+    """The offset shared by every fine-tune of one checkpoint, in log loss: the random-effects
+    split of the gap fits' residuals (``fitter.noise_components``), pooled over sizes. The
+    fine-tunes behind a source's D_T law all start from its final checkpoint, so they share it."""
+    shares = []
+    for g in gap_fits:
+        if g.fit.residuals is None:
+            continue
+        use = ft_rows & (c["pretrain_tokens"] > 0) & (c["size"] == g.size) & np.isin(c["source"], g.sources)
+        if int(use.sum()) != g.fit.residuals.size:
+            continue
+        code = np.array([g.sources.index(s) for s in c["source"][use]])
+        groups = code * 1e15 + c["pretrain_tokens"][use]
+        shares.append(fitter.noise_components(g.fit.residuals, len(g.fit.theta), groups)[1])
+    return float(np.sqrt(np.mean(np.square(shares)))) if shares else 0.0
 
 
 def _dt_law(
@@ -527,6 +602,7 @@ def _dt_law(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
+    between: float = 0.0,
 ) -> tuple[FitResult | None, Estimate, dict[str, Any] | None, list[str]]:
     """The Hernandez law of one source on its ok runs, with the parametric bootstrap of the
     module docstring; (fit, headline multiplier, where it is read, warnings)."""
@@ -556,7 +632,7 @@ def _dt_law(
     point = 1.0 + h["k"] * f_star ** (h["alpha"] - 1.0) * n_star ** h["beta"]
     if bootstrap <= 0:
         return fit, Estimate.missing("no bootstrap"), at, []
-    thetas = _dt_bootstrap(fit, ok, curves, noise, bootstrap, seed)
+    thetas = _dt_bootstrap(fit, ok, curves, noise, bootstrap, seed, between)
     fit = fitter.with_intervals(
         fit,
         law,
@@ -585,7 +661,13 @@ def _measured_multiplier(ok: list[RunTransfer]) -> tuple[Estimate, dict[str, Any
 
 
 def _dt_bootstrap(
-    fit: FitResult, ok: list[RunTransfer], curves: Mapping[str, ScratchCurve], noise: float, bootstrap: int, seed: int
+    fit: FitResult,
+    ok: list[RunTransfer],
+    curves: Mapping[str, ScratchCurve],
+    noise: float,
+    bootstrap: int,
+    seed: int,
+    between: float = 0.0,
 ) -> Array:
     """Hernandez refits on resampled worlds: every scratch and fine-tune loss times exp(noise *
     z), D_E re-interpolated, runs whose flag changes dropped (weight 0) from that resample."""
@@ -598,6 +680,10 @@ def _dt_bootstrap(
         for size, c in curves.items()
     }
     run_noise = np.exp(noise * rng.standard_normal((bootstrap, len(ok))))
+    # the runs of one size start from one checkpoint: they share its offset
+    sizes = sorted({r.size for r in ok})
+    offsets = between * rng.standard_normal((bootstrap, len(sizes)))
+    run_noise *= np.exp(offsets[:, [sizes.index(r.size) for r in ok]])
     loss, d_f = np.array([r.loss for r in ok]), np.array([r.d_f for r in ok])
     for size in sorted({r.size for r in ok}):
         cols = np.array([j for j, r in enumerate(ok) if r.size == size])
@@ -636,6 +722,7 @@ def transfer_report(
     warnings += gap_warnings
     warnings += [f"gap law at {g.size}: {w}" for g in gap_fits for w in g.fit.warnings]
     noise = _noise(gap_fits)
+    between = _checkpoint_noise(gap_fits, c, ft_rows)
     if noise is None:
         warnings.append(
             f"no gap fit yet: the noise scale of the scratch and D_T intervals is a placeholder "
@@ -668,6 +755,7 @@ def transfer_report(
                 bootstrap,
                 seed + 10 + i,
                 warm,
+                between,
             )
         )
     if not ft_rows.any():
@@ -726,6 +814,7 @@ def _source_report(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
+    between: float = 0.0,
 ) -> SourceTransfer:
     """Steps 2-4 for one source, and its headline gap (``excluded``: size -> why the source
     was left out of that size's joint gap fit)."""
@@ -735,7 +824,7 @@ def _source_report(
     counts = {f: sum(r.flag == f for r in runs) for f in FLAGS[1:] if any(r.flag == f for r in runs)}
     if counts:
         warnings.append("left out of the D_T law: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    hern, multiplier, mult_at, dt_warnings = _dt_law(src, runs, curves, noise, bootstrap, seed, warm)
+    hern, multiplier, mult_at, dt_warnings = _dt_law(src, runs, curves, noise, bootstrap, seed, warm, between)
     warnings += dt_warnings
     G, G_loss, gap_size = _headline_gap(src, gap_fits, excluded)
     worse = _no_better_than_scratch(src, runs)

@@ -331,13 +331,14 @@ def design_worlds() -> dict[str, World]:
                 "sizes": _with_source(DEMO_SIZES, "flat", lambda s: Source(1e-9, 0.5, 2.5 * d09[s.name].G)),
             }
         ),
-        # a third source whose loss rises with p (3.6% from 125k to 4M): no G exists
+        # a third source whose loss rises with p, 3.6% from 125k to 4M (the unrelated source of a
+        # ground-truth sweep rose 2.75 -> 2.85): no G exists
         World(
             **{
                 **base.__dict__,
                 "name": "a rising source",
                 "sizes": _with_source(
-                    DEMO_SIZES, "rising", lambda s: Source(d09[s.name].A, d09[s.name].alpha, d09[s.name].G, rise=0.0103)
+                    DEMO_SIZES, "rising", lambda s: Source(1e-9, 0.5, 2.5 * d09[s.name].G, rise=0.0103)
                 ),
                 "misspecified": True,
             }
