@@ -286,17 +286,15 @@ def _replicate_jobs(plan: _Planner, runs: dict[tuple[str, str], tuple[Job, str]]
     if pretrain is None or not reps.any:  # the sweep requires pre-training for any replicate
         return []
     jobs: list[Job] = []
-    if reps.finetune is not None:
-        b = reps.finetune
-        run, traj = runs[b.source, b.size]
-        jobs += [_finetune_of_run(plan, run, traj, c.p, c.f, r) for r in range(1, b.runs + 1) for c in b.cells]
-    if reps.pretrain is not None:
-        b = reps.pretrain
-        p_axis = tuple(sorted({c.p for c in b.cells} | {pretrain.tokens}))
-        for r in range(1, b.runs + 1):
-            traj = pretrain_trajectory(sweep, b.source, b.size, pretrain.tokens, replicate=r)
-            run = _pretrain_job(plan, pretrain.tokens, p_axis, b.source, b.size, traj, replicate=r)
-            jobs += [run, *(_finetune_of_run(plan, run, traj, c.p, c.f, r) for c in b.cells)]
+    if (ft := reps.finetune) is not None:
+        run, traj = runs[ft.source, ft.size]
+        jobs += [_finetune_of_run(plan, run, traj, c.p, c.f, r) for r in range(1, ft.runs + 1) for c in ft.cells]
+    if (pt := reps.pretrain) is not None:
+        p_axis = tuple(sorted({c.p for c in pt.cells} | {pretrain.tokens}))
+        for r in range(1, pt.runs + 1):
+            traj = pretrain_trajectory(sweep, pt.source, pt.size, pretrain.tokens, replicate=r)
+            run = _pretrain_job(plan, pretrain.tokens, p_axis, pt.source, pt.size, traj, replicate=r)
+            jobs += [run, *(_finetune_of_run(plan, run, traj, c.p, c.f, r) for c in pt.cells)]
     return jobs
 
 

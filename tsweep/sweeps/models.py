@@ -671,29 +671,8 @@ class Sweep(_Model):
         of the grid; FieldError naming the field."""
         blocks = {"finetune": self.replicates.finetune, "pretrain": self.replicates.pretrain}
         for key, block in blocks.items():
-            if block is None:
-                continue
-            where = f"replicates.{key}"
-            if block.source not in self.pretrain_sources:
-                raise FieldError(
-                    f"{where}.source",
-                    f"{block.source!r} is not a source this sweep pre-trains (one of {self.pretrain_sources})",
-                )
-            if block.size not in self.model_sizes:
-                raise FieldError(f"{where}.size", f"{block.size!r} is not one of model_sizes {self.model_sizes}")
-            assert self.pretrain is not None  # a pre-training source requires it (_references)
-            for i, cell in enumerate(block.cells):
-                if cell.p not in self.pretrain.p_axis:
-                    raise FieldError(
-                        f"{where}.cells[{i}].p",
-                        f"{cell.p:,} is not a checkpoint of the grid (pretrain.checkpoints and pretrain.tokens: "
-                        f"{', '.join(f'{p:,}' for p in self.pretrain.p_axis)})",
-                    )
-                if cell.f not in self.finetune_tokens:
-                    raise FieldError(
-                        f"{where}.cells[{i}].f",
-                        f"{cell.f:,} is not one of finetune_tokens ({', '.join(f'{f:,}' for f in self.finetune_tokens)})",
-                    )
+            if block is not None:
+                _check_replicate_block(f"replicates.{key}", block, self)
 
     def _checkpoints_are_steps(self) -> None:
         """Every p at least one optimizer step, no two p on the same step (the worker saves p at
@@ -746,6 +725,26 @@ class Sweep(_Model):
 
     def sweep_dir(self, storage_root: str | None = None) -> str:
         return self.layout(storage_root).sweep_dir
+
+
+def _check_replicate_block(where: str, block: FinetuneReplicates | PretrainReplicates, sweep: Sweep) -> None:
+    """A replicate block's source, size and cells against ``sweep``'s grid; FieldError naming the field."""
+    if block.source not in sweep.pretrain_sources:
+        known = sweep.pretrain_sources
+        raise FieldError(f"{where}.source", f"{block.source!r} is not a source this sweep pre-trains (one of {known})")
+    if block.size not in sweep.model_sizes:
+        raise FieldError(f"{where}.size", f"{block.size!r} is not one of model_sizes {sweep.model_sizes}")
+    p_axis = sweep.pretrain.p_axis if sweep.pretrain is not None else ()  # a pre-training source requires it
+    for i, cell in enumerate(block.cells):
+        if cell.p not in p_axis:
+            grid = ", ".join(f"{p:,}" for p in p_axis)
+            raise FieldError(
+                f"{where}.cells[{i}].p",
+                f"{cell.p:,} is not a checkpoint of the grid (pretrain.checkpoints and pretrain.tokens: {grid})",
+            )
+        if cell.f not in sweep.finetune_tokens:
+            grid = ", ".join(f"{f:,}" for f in sweep.finetune_tokens)
+            raise FieldError(f"{where}.cells[{i}].f", f"{cell.f:,} is not one of finetune_tokens ({grid})")
 
 
 def _check_rung(name: str, rung: ModelRung) -> None:
