@@ -437,7 +437,7 @@ def test_replicate_jobs_repeat_their_cell_with_another_seed_and_the_right_parent
             assert job.parent == twin.parent and job.init_from == twin.init_from and job.replicate == 1
         else:  # from the replicate pre-training run of its lineage
             assert parent.replicate == job.lineage == job.replicate and job.init_from != twin.init_from
-    assert sum(j.kind == "finetune" and j.lineage for j in both.jobs) == 2 * 3
+    assert sum(j.kind == "finetune" and j.lineage > 0 for j in both.jobs) == 2 * 3
 
 
 def test_plan_shows_the_replicates_and_their_share_of_the_grid(tmp_path, capsys):
