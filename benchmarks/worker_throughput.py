@@ -95,6 +95,7 @@ def main() -> None:
     torch.set_num_threads(1)
     d = load_sweep(DEMO).model_dump(mode="json")
     d["pretrain"] = {"tokens": 1_000_000, "checkpoints": []}
+    d.pop("replicates")  # its cells name the demo's checkpoints, which this run does not save
     sweep = parse_sweep(d)
     job = planned_job(sweep, tempfile.gettempdir())
     SweepData(sweep).check()  # build the data cache outside the timings

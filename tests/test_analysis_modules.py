@@ -17,6 +17,7 @@ ALLOWED = {
     "_blas": set(),
     "laws": set(),
     "tables": set(),
+    "noise": set(),
     "fitter": {"_blas", "laws"},
     "records": {"fitter", "laws"},
     "transfer": {"fitter", "laws", "records"},

@@ -1,7 +1,9 @@
 """The tiny sweep end to end, run as users run it: the ``tsweep`` console script on a real local
 Ray cluster (plan, Tune, DeepSpeed workers, the Arrow store, the analysis actor, gaps), once in a
 pipe, where it must print a progress line per finished job, and once in a pseudo-terminal, where
-it must draw the live table. Then a resume that runs nothing."""
+it must draw the live table. Then a resume that runs nothing. The piped run adds replicates to the
+tiny sweep (a fine-tune re-run from its checkpoint, a pre-training run re-run with one fine-tune):
+they run through the same scheduler, and the store tells them apart."""
 
 import json
 import os
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tsweep.analysis.actor import read_latest
+from tsweep.analysis.noise import replicate_noise
 from tsweep.analysis.transfer import transfer_report
 from tsweep.cli import main
 from tsweep.core.layout import SweepLayout
@@ -24,6 +27,13 @@ from tsweep.sweeps import load_sweep
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 TIMEOUT_S = 600
+# One cell re-run from the grid's last checkpoint, and the same cell from a replicate pre-training
+# run that saves that checkpoint only: 3 jobs more than the tiny sweep's 8, each a second or two.
+REPLICATES = """
+replicates:
+  finetune: {source: prose, size: nano, cells: [{p: 96k, f: 2k}]}
+  pretrain: {source: prose, size: nano, cells: [{p: 96k, f: 2k}]}
+"""
 
 pytestmark = pytest.mark.cluster
 
@@ -34,22 +44,25 @@ def _env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def piped(tmp_path_factory):
-    """`tsweep submit tests/data/tiny.yaml` with its output in a pipe: (result, storage root)."""
+    """`tsweep submit` of the tiny sweep with replicates, its output in a pipe: (result, storage
+    root, sweep file)."""
     root = tmp_path_factory.mktemp("runs")
+    path = root / "tiny.yaml"
+    path.write_text(TINY.read_text() + REPLICATES)
     proc = subprocess.run(
-        ["tsweep", "submit", str(TINY), "--storage", str(root)],
+        ["tsweep", "submit", str(path), "--storage", str(root)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         env=_env(),
     )
-    return proc, root
+    return proc, root, path
 
 
 def test_the_console_script_runs_the_sweep_and_prints_progress_lines(piped):
-    proc, _ = piped
+    proc, _, path = piped
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    sweep = load_sweep(TINY)
+    sweep = load_sweep(path)
     n_jobs = len(expand(sweep).jobs)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"[{sweep.name}] done ")]
     assert len(lines) == n_jobs, proc.stdout  # a line per finished job instead of silence
@@ -60,8 +73,8 @@ def test_the_console_script_runs_the_sweep_and_prints_progress_lines(piped):
 
 
 def test_the_store_holds_one_summary_per_job_and_no_duplicate_eval_rows(piped):
-    _, root = piped
-    sweep = load_sweep(TINY)
+    _, root, path = piped
+    sweep = load_sweep(path)
     layout = sweep.layout(str(root))
     graph = expand(sweep, layout)
     store = Store(layout.store_root)
@@ -75,13 +88,21 @@ def test_the_store_holds_one_summary_per_job_and_no_duplicate_eval_rows(piped):
     for job in graph.pretrain:
         for p in job.checkpoints:
             assert os.path.isfile(os.path.join(job.p_checkpoint(p), "model.safetensors"))
+    # the replicates ran, each row saying which run of its cell it is
+    by_id = {j.job_id: j for j in graph.jobs}
+    assert len(graph.replicates) == 3
+    for r in summaries:
+        job = by_id[r["job_id"]]
+        assert (r["seed"], r["replicate"], r["lineage"]) == (job.seed, job.replicate, job.lineage)
+    noise = replicate_noise(store.read_summaries())
+    assert noise is not None and noise.within is not None and noise.within.df == 1
 
 
 def test_the_live_fit_equals_a_cold_refit_and_scratch_curves_never_rise(piped):
-    _, root = piped
-    layout = load_sweep(TINY).layout(str(root))
+    _, root, path = piped
+    layout = load_sweep(path).layout(str(root))
     live = read_latest(layout.sweep_dir)
-    assert live is not None and live.n_jobs_finished == len(expand(load_sweep(TINY)).jobs)
+    assert live is not None and live.n_jobs_finished == len(expand(load_sweep(path)).jobs)
     cold = transfer_report(Store(layout.store_root).read_summaries(), bootstrap=live.bootstrap, seed=live.seed)
     assert [s.source for s in live.sources] == [s.source for s in cold.sources]
     for a, b in zip(live.sources, cold.sources, strict=True):
@@ -96,8 +117,8 @@ def test_the_live_fit_equals_a_cold_refit_and_scratch_curves_never_rise(piped):
 
 
 def test_gaps_json_and_a_resume_that_runs_nothing(piped, capsys):
-    _, root = piped
-    sweep = load_sweep(TINY)
+    _, root, path = piped
+    sweep = load_sweep(path)
     assert main(["gaps", sweep.name, "--storage", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {s["source"] for s in out["sources"]} == {"prose"}

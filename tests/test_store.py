@@ -6,6 +6,7 @@ import os
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, SUMMARY_SCHEMA, Store
@@ -244,8 +245,8 @@ def test_schema_version_gate(tmp_path):
 
     # another schema version
     full = pa.Table.from_pylist([_summary("k") | {"finished_at": 0}], schema=SUMMARY_SCHEMA)
-    _write_raw(path, full.replace_schema_metadata({**SUMMARY_SCHEMA.metadata, b"tsweep.schema_version": b"2"}))
-    with pytest.raises(StoreError, match="store schema version '2'; this tsweep reads version 1"):
+    _write_raw(path, full.replace_schema_metadata({**SUMMARY_SCHEMA.metadata, b"tsweep.schema_version": b"3"}))
+    with pytest.raises(StoreError, match="store schema version '3'; this tsweep reads versions 1 and 2"):
         st.read_summaries()
 
     # not a tsweep shard at all
@@ -262,4 +263,32 @@ def test_schema_version_gate(tmp_path):
     bad = full.set_column(full.schema.get_field_index("flops"), "flops", pa.array(["lots"]))
     _write_raw(path, bad.replace_schema_metadata(SUMMARY_SCHEMA.metadata))
     with pytest.raises(StoreError, match="column 'flops' is string, expected double"):
+        st.read_summaries()
+
+
+def test_a_version_1_store_still_reads_and_its_runs_are_runs_of_the_grid(tmp_path):
+    """The demo's results as tsweep wrote them before replicates (store schema version 1, no
+    seed, replicate or lineage column) read back whole, those columns null (a run of the grid);
+    a version-1 shard whose rows claim a later version is refused."""
+    from pathlib import Path
+
+    from tsweep.core.errors import StoreError
+
+    old = pq.read_table(Path(__file__).parent / "data" / "demo" / "summary.parquet")
+    assert old.schema.metadata[b"tsweep.schema_version"] == b"1" and "replicate" not in old.column_names
+    st = Store(str(tmp_path))
+    for i in range(old.num_rows):
+        _write_raw(str(tmp_path / "summary" / f"{i}.parquet"), old.slice(i, 1))
+    t = st.read_summaries()
+    assert t.num_rows == old.num_rows and not st.unreadable
+    losses = dict(zip(old.column("job_id").to_pylist(), old.column("best_eval_loss").to_pylist(), strict=True))
+    assert dict(zip(t.column("job_id").to_pylist(), t.column("best_eval_loss").to_pylist(), strict=True)) == losses
+    for name in ("seed", "replicate", "lineage"):
+        assert t.column(name).null_count == t.num_rows, name
+    st.write_summary(_summary("new") | {"seed": 7, "replicate": 1, "lineage": 0})
+    row = next(r for r in st.read_summaries().to_pylist() if r["job_id"] == "new")
+    assert (row["schema_version"], row["seed"], row["replicate"], row["lineage"]) == (SCHEMA_VERSION, 7, 1, 0)
+    lying = old.slice(0, 1).set_column(0, "schema_version", pa.array([2], pa.int16()))
+    _write_raw(str(tmp_path / "summary" / "0.parquet"), lying.replace_schema_metadata(old.schema.metadata))
+    with pytest.raises(StoreError, match="rows of store schema version \\[2\\] in a version-1 shard"):
         st.read_summaries()

@@ -82,7 +82,7 @@ def test_the_demo_job_ids_and_seeds_are_pinned(tmp_path):
     sweep = load_sweep(next(p for p in SHIPPED if p.name == "demo.yaml"))
     g = expand(sweep, sweep.layout(str(tmp_path)))
     jobs = {j.label: j for j in g.jobs}
-    assert len(jobs) == len(g.jobs) == 94
+    assert len(jobs) == len(g.jobs) and len(g.jobs) - len(g.replicates) == 94
     for label, (job_id, seed, init_from) in DEMO_IDS.items():
         j = jobs[label]
         assert (j.job_id, j.seed) == (job_id, seed), label
@@ -163,6 +163,63 @@ MALFORMED = [
     ("corpora.web", {"kind": "ftp"}, "corpora.web"),
     ("corpora.prose+c.weights", {"prose": 0.5, "cobol": 0.5}, "unknown corpus 'cobol'"),
     ("corpora.prose+c.weights", {"prose": -1, "c": 0.5}, "weight of 'prose' must be positive"),
+    (
+        "replicates.finetune",
+        {"source": "python", "size": "nano", "cells": [{"p": "7M", "f": "16k"}]},
+        "replicates.finetune.source: 'python' is not a source this sweep pre-trains",
+    ),
+    (
+        "replicates.finetune",
+        {"source": "scratch", "size": "nano", "cells": [{"p": "7M", "f": "16k"}]},
+        "replicates.finetune.source: 'scratch' is not a source",
+    ),
+    (
+        "replicates.pretrain",
+        {"source": "prose", "size": "huge", "cells": [{"p": "7M", "f": "16k"}]},
+        "replicates.pretrain.size: 'huge' is not one of model_sizes",
+    ),
+    (
+        "replicates.pretrain",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}, {"p": "1M", "f": "16k"}]},
+        "replicates.pretrain.cells[1].p: 1,000,000 is not a checkpoint of the grid",
+    ),
+    (
+        "replicates.finetune",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "32k"}]},
+        "replicates.finetune.cells[0].f: 32,000 is not one of finetune_tokens",
+    ),
+    (
+        "replicates.finetune",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}, {"p": 7e6, "f": 16000}]},
+        "replicates.finetune.cells[1]: repeats the cell p = 7,000,000, f = 16,000",
+    ),
+    ("replicates.finetune", {"source": "prose", "size": "nano", "cells": []}, "replicates.finetune.cells"),
+    (
+        "replicates.finetune",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M"}]},
+        "replicates.finetune.cells[0].f: required field is missing",
+    ),
+    (
+        "replicates.finetune",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": -2}]},
+        "replicates.finetune.cells[0].f",
+    ),
+    (
+        "replicates.finetune",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}], "runs": 9},
+        "replicates.finetune.runs: Input should be less than or equal to 4",
+    ),
+    (
+        "replicates.pretrain",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}], "runs": 0},
+        "replicates.pretrain.runs",
+    ),
+    (
+        "replicates.pretrain",
+        {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}], "seed": 3},
+        "replicates.pretrain.seed: unknown key",
+    ),
+    ("replicates.scratch", {}, "replicates.scratch: unknown key"),
 ]
 
 
@@ -325,3 +382,88 @@ def test_a_hub_corpus_named_by_a_relative_local_folder_is_resolved_against_the_s
     sweep = parse_sweep(d, base_dir=str(tmp_path))
     assert sweep.corpora["mine"].name == str(tmp_path / "data" / "mine")
     assert sweep.corpora["remote"].name == "org/some-dataset"
+
+
+# ------------------------------------------------------------------ replicates
+def _with_replicates(runs=1):
+    d = _base()
+    d["replicates"] = {
+        "finetune": {"source": "prose", "size": "mini", "cells": [{"p": "7M", "f": f} for f in ("16k", "64k", "256k")]},
+        "pretrain": {
+            "source": "prose+c",
+            "size": "nano",
+            "runs": runs,
+            "cells": [{"p": "218.75k", "f": "16k"}, {"p": "875k", "f": "16k"}, {"p": "875k", "f": "64k"}],
+        },
+    }
+    return d
+
+
+def test_replicates_leave_the_grid_as_it_was():
+    """Adding a replicates section changes no job of the grid: the same ids, seeds, parents and
+    checkpoints (resume keeps every finished job), and adds only jobs marked as replicates."""
+    grid = expand(parse_sweep(_base()))
+    both = expand(parse_sweep(_with_replicates()))
+    assert not grid.replicates
+    originals = [j for j in both.jobs if not j.replicate]
+    assert [j.to_dict() for j in originals] == [j.to_dict() for j in grid.jobs]
+    assert len(both.jobs) == len(grid.jobs) + 3 + 1 + 3
+    assert len({j.job_id for j in both.jobs}) == len(both.jobs)
+    assert len({j.label for j in both.jobs}) == len(both.jobs)  # trial names stay apart
+
+
+def test_replicate_jobs_repeat_their_cell_with_another_seed_and_the_right_parent():
+    both = expand(parse_sweep(_with_replicates(runs=2)))
+    grid = {(j.kind, j.source, j.size, j.pretrain_tokens, j.data_tokens): j for j in both.jobs if not j.replicate}
+    pre = [j for j in both.replicates if j.kind == "pretrain"]
+    assert [(j.replicate, j.lineage, j.source, j.size) for j in pre] == [
+        (1, 1, "prose+c", "nano"),
+        (2, 2, "prose+c", "nano"),
+    ]
+    original = grid["pretrain", "prose+c", "nano", 0, 7_000_000]
+    for run in pre:
+        # the same run again from another seed, saving only what its cells start from
+        assert run.seed != original.seed and run.data_tokens == original.data_tokens
+        assert run.checkpoints == (218_750, 875_000, 7_000_000) and run.est_flops < original.est_flops
+    seeds = {j.seed for j in both.jobs if not j.replicate}
+    for job in both.replicates:
+        twin = grid[job.kind, job.source, job.size, job.pretrain_tokens, job.data_tokens]
+        assert job.seed not in seeds and job.max_steps == twin.max_steps and job.est_flops <= twin.est_flops
+        if job.kind != "finetune":
+            continue
+        parent = both.by_id[job.parent]
+        assert job.init_from == parent.p_checkpoint(job.pretrain_tokens) and job.pretrain_tokens in parent.checkpoints
+        if job.lineage == 0:  # a fine-tune replicate: the grid's own checkpoint
+            assert job.parent == twin.parent and job.init_from == twin.init_from and job.replicate == 1
+        else:  # from the replicate pre-training run of its lineage
+            assert parent.replicate == job.lineage == job.replicate and job.init_from != twin.init_from
+    assert sum(j.kind == "finetune" and j.lineage > 0 for j in both.jobs) == 2 * 3
+
+
+def test_plan_shows_the_replicates_and_their_share_of_the_grid(tmp_path, capsys):
+    f = tmp_path / "reps.yaml"
+    f.write_text(yaml.safe_dump(_with_replicates()))
+    assert main(["plan", str(f)]) == 0
+    out = capsys.readouterr().out
+    graph = expand(load_sweep(f))
+    grid = sum(j.est_flops for j in graph.jobs if not j.replicate)
+    extra = sum(j.est_flops for j in graph.replicates)
+    line = re.search(r"^replicates: (\d+) jobs \(1 pretrain, 6 finetune\), \+([\d.]+)% compute", out, flags=re.M)
+    assert line and int(line.group(1)) == 7
+    assert float(line.group(2)) == pytest.approx(100 * extra / grid, abs=0.05)
+    assert "pretrain/prose+c/nano/r1" in out and "finetune/prose+c@875k~r1/nano/DF=64k/r1" in out
+    assert "finetune/prose@7M/mini/DF=16k/r1" in out
+    assert main(["plan", str(SHIPPED[0].parent / "prose_to_python.yaml")]) == 0
+    assert "replicates:" not in capsys.readouterr().out  # none by default
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "synthetic_distance.yaml"])
+def test_the_shipped_synthetic_sweeps_measure_their_noise_for_at_most_a_tenth_more_compute(name):
+    """Both noise scales need a fine-tune replicate and a pre-training replicate; the YAML's comment
+    promises at most 10% more compute than its grid."""
+    graph = expand(load_sweep(next(p for p in SHIPPED if p.name == name)))
+    kinds = {(j.kind, j.lineage > 0) for j in graph.replicates}
+    assert kinds == {("finetune", False), ("pretrain", True), ("finetune", True)}
+    assert len({j.data_tokens for j in graph.replicates if j.kind == "finetune" and not j.lineage}) >= 2  # over f
+    grid = sum(j.est_flops for j in graph.jobs if not j.replicate)
+    assert sum(j.est_flops for j in graph.replicates) <= 0.10 * grid

@@ -83,6 +83,44 @@ def test_pretrain_saves_checkpoints_and_finetune_starts_from_them(sweep, tmp_pat
     assert lo not in available.get(pre.job_id, set()) and hi in available.get(pre.job_id, set())
 
 
+def test_replicates_run_from_the_checkpoint_they_name_and_their_rows_say_which(sweep, tmp_path):
+    """The tiny sweep with one fine-tune replicate and one pre-training replicate, run in process:
+    a fine-tune replicate starts from the very weights of its cell's grid run (the same first
+    evaluation, bit for bit) and then differs (another data order); a fine-tune of the replicate
+    pre-training run starts from other weights. Their rows carry seed, replicate and lineage, and
+    the noise module reads within and between off them."""
+    from tsweep.analysis.noise import replicate_noise
+
+    d = sweep.model_dump(mode="json")
+    d["pretrain"] = {"tokens": 24_000, "checkpoints": []}  # two pre-training runs: short ones
+    cell = {"p": 24_000, "f": 2_000}
+    d["replicates"] = {
+        "finetune": {"source": "prose", "size": "nano", "cells": [cell]},
+        "pretrain": {"source": "prose", "size": "nano", "cells": [cell]},
+    }
+    reps = parse_sweep(d)
+    layout = SweepLayout(str(tmp_path))
+    graph = expand(reps, layout)
+    runs = [j for j in graph.jobs if j.kind == "pretrain"]
+    fts = [j for j in graph.jobs if j.kind == "finetune" and (j.pretrain_tokens, j.data_tokens) == (24_000, 2_000)]
+    assert sorted((j.replicate, j.lineage) for j in runs) == [(0, 0), (1, 1)]
+    assert sorted((j.replicate, j.lineage) for j in fts) == [(0, 0), (1, 0), (1, 1)]
+    for job in runs + fts:
+        assert run_job(job, reps, str(tmp_path))["status"] == "ok", job.label
+    store = Store(layout.store_root)
+    first = {r["job_id"]: r["eval_loss"] for r in store.read_evals().to_pylist() if r["step"] == 0}
+    rows = {(r["replicate"], r["lineage"]): r for r in store.read_summaries().to_pylist() if r["kind"] == "finetune"}
+    by_key = {(j.replicate, j.lineage): j for j in fts}
+    for key, job in by_key.items():
+        assert (rows[key]["job_id"], rows[key]["seed"]) == (job.job_id, job.seed)
+    grid, same, other = (by_key[k].job_id for k in ((0, 0), (1, 0), (1, 1)))
+    assert first[same] == first[grid] and first[other] != first[grid]
+    assert rows[1, 0]["best_eval_loss"] != rows[0, 0]["best_eval_loss"]
+    noise = replicate_noise(store.read_summaries())
+    assert noise is not None and noise.within is not None and noise.within.df == 1 and noise.within.sd > 0
+    assert noise.between is not None and noise.between.df == 1
+
+
 def test_eval_schedule_is_dense_for_early_stopping_and_doubling_for_pretraining():
     assert eval_interval(kind="finetune", interval_steps=16, steps_per_epoch=100, per_epoch=2) == 16
     assert eval_interval(kind="scratch", interval_steps=16, steps_per_epoch=10, per_epoch=2) == 5

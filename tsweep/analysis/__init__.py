@@ -39,6 +39,8 @@ holds the same table and fails on an import outside it):
 - ``synthetic``: summary tables generated from known laws, for tests and benchmarks. Imports
   ``laws``.
 - ``tables``: a CSV or Parquet file as columns, for ``tsweep fit``. Imports none.
+- ``noise``: the run-to-run and per-checkpoint noise measured from a sweep's replicate runs;
+  ``replicate_noise(table) -> ReplicateNoise | None``. Imports none.
 
 Ray-free except ``actor.start_analysis_actor``: everything here runs and tests with no cluster.
 """

@@ -7,6 +7,10 @@ The job graph (built by ``tsweep.orchestrator.plan``)::
       -> finetune(S, N, p, D_F) starts from pretrain(S, N)'s checkpoint at p tokens
     scratch(N, D)               from random init on the target: the baseline law L(N, D)
 
+Replicates are ordinary jobs with another seed (``replicate`` r >= 1): a fine-tune re-run from the
+grid's checkpoint, or a pre-training run re-run with the fine-tunes of some of its cells (their
+``lineage`` is r too).
+
 A :class:`Job` carries everything a worker needs and nothing it must work out: its size's shape,
 where it starts from (``init_from``: the parent's checkpoint at p, or ``model`` at ``revision``)
 and where it writes (``job_dir``). Its ``job_id`` is a content address over the fields that
@@ -57,6 +61,12 @@ class Job:
     revision: str | None = None  # its revision a fine-tune starts from
     max_steps: int
     seed: int = 0  # initialisation and data order (a pre-training run's depends on its trajectory only)
+    # Replicates (the sweep's ``replicates:``): 0 for a run of the grid, r >= 1 for the r-th re-run of
+    # its cell with another seed. ``lineage`` is the replicate index of the pre-training run behind
+    # the job (its own for a pre-training run, its parent's for a fine-tune): two fine-tunes of one
+    # cell and one lineage start from the same checkpoint.
+    replicate: int = 0
+    lineage: int = 0
     tokens_per_step: int
     est_flops: float
     cpus: float
@@ -73,13 +83,16 @@ class Job:
 
     @property
     def label(self) -> str:
-        """A name that says what the job is (trial names, dashboard, logs)."""
+        """A name that says what the job is (trial names, dashboard, logs). A replicate ends in
+        ``/r1``; a fine-tune from a replicate pre-training run's checkpoint says so at its p
+        (``finetune/d0.6@4M~r1/pico/DF=1k/r1``)."""
+        again = f"/r{self.replicate}" if self.replicate else ""
         if self.kind == "pretrain":
-            return f"pretrain/{self.source}/{self.size}"
+            return f"pretrain/{self.source}/{self.size}{again}"
         if self.kind == "finetune":
-            at = self.revision or short_tokens(self.pretrain_tokens)
-            return f"finetune/{self.source}@{at}/{self.size}/DF={short_tokens(self.data_tokens)}"
-        return f"scratch/{self.size}/D={short_tokens(self.data_tokens)}"
+            at = (self.revision or short_tokens(self.pretrain_tokens)) + (f"~r{self.lineage}" if self.lineage else "")
+            return f"finetune/{self.source}@{at}/{self.size}/DF={short_tokens(self.data_tokens)}{again}"
+        return f"scratch/{self.size}/D={short_tokens(self.data_tokens)}{again}"
 
     @property
     def layout(self) -> JobLayout:

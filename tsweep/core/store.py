@@ -27,10 +27,11 @@ shard is left out of what a reader returns and listed in :attr:`Store.unreadable
 driver, through :meth:`Store.check` with ``set_aside=True``, moves it under ``quarantine/``
 (and its job then re-runs). ``status``, ``gaps`` and the analysis actor change nothing.
 
-The schema version is a gate: a shard written under another ``SCHEMA_VERSION``, a file that is
-not a tsweep shard, or one that lacks a non-nullable column (or holds one of another type) is a
-one-line :class:`StoreError` naming the file, never rows read back as nulls. Nullable columns a
-shard lacks read back as null: that is how a later version may add one.
+The schema version is a gate: a shard written under a version this tsweep does not read (a later
+one, :data:`READABLE_VERSIONS`), a file that is not a tsweep shard, or one that lacks a
+non-nullable column (or holds one of another type) is a one-line :class:`StoreError` naming the
+file, never rows read back as nulls. Nullable columns a shard lacks read back as null: that is how
+a later version adds one (version 2's replicate columns read back as null from version 1).
 
 Ray-free: workers, the analysis code and tests call it with no cluster.
 """
@@ -56,10 +57,16 @@ from tsweep.core.paths import join, without_query
 
 log = logging.getLogger(__name__)
 
-# The version every shard is written under and the only one this tsweep reads. Bump it when a
-# column is removed, renamed or changes type or meaning; a new nullable column needs no bump (old
-# shards read it back as null). 1 is the first and so far only version.
-SCHEMA_VERSION = 1
+# The version every shard is written under. Bump it when a column is removed, renamed or changes
+# type or meaning, or when rows an older tsweep would misread appear; a new nullable column alone
+# needs no bump (old shards read it back as null).
+# 1: the first.
+# 2: seed, replicate and lineage: a store may hold several runs of one cell (replicates), which
+#    a version-1 reader would take for separate points of the grid.
+SCHEMA_VERSION = 2
+# The versions this tsweep reads: a version-1 shard has no replicate columns, and reads back with
+# a null seed (not recorded) and null replicate and lineage, which mean 0: a run of the grid.
+READABLE_VERSIONS = (1, 2)
 
 _KEY_FIELDS = [
     pa.field("schema_version", pa.int16(), nullable=False),
@@ -75,6 +82,13 @@ _KEY_FIELDS = [
     # Barnett's p: pre-training tokens behind the starting checkpoint (0 for scratch and pretrain).
     pa.field("pretrain_tokens", pa.int64(), nullable=False),
     pa.field("attempt", pa.int32(), nullable=False),
+    # version 2, null in version-1 shards: the job's seed (initialisation and data order), its
+    # replicate index (0 a run of the grid, r >= 1 the r-th re-run of its cell with another seed)
+    # and the replicate index of the pre-training run behind it (two fine-tunes of one cell and
+    # one lineage start from the same checkpoint); null replicate and lineage mean 0
+    pa.field("seed", pa.int64()),
+    pa.field("replicate", pa.int32()),
+    pa.field("lineage", pa.int32()),
 ]
 
 EVAL_SCHEMA = pa.schema(
@@ -116,21 +130,27 @@ FINAL_STATUSES = frozenset({"ok", "diverged", "unconverged"})
 
 def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     """``table`` (a whole shard) as ``schema``, or a one-line :class:`StoreError` naming ``where``
-    when it is not a shard of this kind, is of another schema version, or lacks a column that
-    cannot be null (or holds one of another type, or nulls in it)."""
-    _check_version(table, schema, where)
+    when it is not a shard of this kind, is of a schema version this tsweep does not read, or
+    lacks a column that cannot be null (or holds one of another type, or nulls in it). Columns
+    that came after the shard's version read back as null."""
+    version = _check_version(table, schema, where)
     columns = [_column(table, f, where) for f in schema]
     versions = pc.unique(table.column("schema_version")).to_pylist()
-    if any(v != SCHEMA_VERSION for v in versions):
+    if any(v not in READABLE_VERSIONS or v > version for v in versions):
         raise StoreError(
-            f"{where}: rows of store schema version {versions}; this tsweep reads version {SCHEMA_VERSION}"
+            f"{where}: rows of store schema version {versions} in a version-{version} shard; "
+            f"this tsweep reads versions {_versions()}"
         )
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _check_version(table: pa.Table, schema: pa.Schema, where: str) -> None:
-    """A :class:`StoreError` unless ``table``'s metadata says it is a shard of ``schema``'s kind
-    written under :data:`SCHEMA_VERSION`."""
+def _versions() -> str:
+    return " and ".join(str(v) for v in READABLE_VERSIONS)
+
+
+def _check_version(table: pa.Table, schema: pa.Schema, where: str) -> int:
+    """The schema version ``table``'s metadata says it was written under; a :class:`StoreError`
+    unless it is a shard of ``schema``'s kind and of a version in :data:`READABLE_VERSIONS`."""
     meta = table.schema.metadata or {}
     kind = schema.metadata[b"tsweep.table"].decode()
     version = meta.get(b"tsweep.schema_version")
@@ -138,11 +158,13 @@ def _check_version(table: pa.Table, schema: pa.Schema, where: str) -> None:
         raise StoreError(
             f"{where}: not a tsweep {kind} shard (no tsweep schema in its metadata); move it out of the store"
         )
-    if version != str(SCHEMA_VERSION).encode():
+    readable = {str(v).encode(): v for v in READABLE_VERSIONS}
+    if version not in readable:
         raise StoreError(
             f"{where}: written under store schema version {version.decode(errors='replace')!r}; this "
-            f"tsweep reads version {SCHEMA_VERSION}: read it with the tsweep that wrote it"
+            f"tsweep reads versions {_versions()}: read it with the tsweep that wrote it"
         )
+    return readable[version]
 
 
 def _column(table: pa.Table, f: pa.Field, where: str) -> pa.ChunkedArray | pa.Array:

@@ -8,6 +8,13 @@ The graph, one builder function per kind of job, all around one constructor (``_
     finetune(M, rev, D_F)        _finetune_of_model: starts from an existing model M at a revision
     scratch(N, D)                _scratch_job: from random init on the target, the baseline L(N, D)
                                  (at M's own architecture too)
+    replicates                   _replicate_jobs: cells of the grid re-run with another seed, from
+                                 the same checkpoint or from a replicate pre-training run
+
+A replicate is an ordinary job: its id hashes its replicate index r (a pre-training replicate's
+trajectory does, so its fine-tunes' ids follow) and its seed lies in band r of SEED_BAND seeds.
+The grid's jobs hash no index, so a ``replicates:`` section leaves every id and seed of the grid
+as it was.
 
 A job's id hashes exactly the fields that change its result (corpus specs, tokenizer, size,
 budgets, training and eval settings, precision, seed), never the sweep's name or the resources,
@@ -41,7 +48,7 @@ from tsweep.core.dataspec import MixtureCorpus
 from tsweep.core.job import RECIPE_VERSION, SCRATCH, Job, JobKind
 from tsweep.core.layout import SweepLayout
 from tsweep.core.sizes import ModelSize, get_size
-from tsweep.sweeps import PretrainedModel, PretrainSettings, Sweep
+from tsweep.sweeps import PretrainedModel, Sweep
 from tsweep.workers.pretrained import HF_PREFIX, model_size, size_name
 from tsweep.workers.rungs import declared_sizes
 
@@ -57,6 +64,11 @@ class JobGraph:
     @property
     def pretrain(self) -> list[Job]:
         return [j for j in self.jobs if j.kind == "pretrain"]
+
+    @property
+    def replicates(self) -> list[Job]:
+        """The jobs the sweep's ``replicates:`` adds to its grid."""
+        return [j for j in self.jobs if j.replicate]
 
     def children(self, job_id: str) -> list[Job]:
         return [j for j in self.jobs if j.parent == job_id]
@@ -111,9 +123,22 @@ def resolve_sizes(sweep: Sweep) -> dict[str, ModelSize]:
     return {name: size_of(name, declared) for name in [*sweep.model_sizes, *_model_sizes(sweep)]}
 
 
-def _seed(sweep: Sweep, key: str) -> int:
-    """A job's seed: the sweep's, offset by a content hash (so jobs differ, and re-runs agree)."""
-    return sweep.train.seed + int(key[:8], 16) % 10_000
+# A job's seed is the sweep's plus a content hash modulo SEED_BAND; replicate r adds r bands
+# (tsweep's choice: 10,000 seeds a band, so the grid's jobs rarely share one, and a replicate's
+# seed lies in a band of its own and never equals the seed of the run it repeats).
+SEED_BAND = 10_000
+
+
+def _seed(sweep: Sweep, key: str, replicate: int = 0) -> int:
+    """A job's seed: the sweep's, plus ``replicate`` bands, offset by a content hash (so jobs
+    differ, and re-runs agree)."""
+    return sweep.train.seed + replicate * SEED_BAND + int(key[:8], 16) % SEED_BAND
+
+
+def _again(replicate: int) -> dict[str, int]:
+    """What a replicate adds to the hash of its id: nothing for a run of the grid, so that its id
+    is the same with or without a ``replicates:`` section."""
+    return {"replicate": replicate} if replicate else {}
 
 
 def _digest(obj: dict[str, Any]) -> str:
@@ -150,9 +175,10 @@ def _size_fingerprint(sweep: Sweep, size: str) -> dict[str, Any]:
     return {"size": size, **({"rung": rung.model_dump(mode="json")} if rung is not None else {})}
 
 
-def pretrain_trajectory(sweep: Sweep, source: str, size: str, tokens: int) -> str:
+def pretrain_trajectory(sweep: Sweep, source: str, size: str, tokens: int, replicate: int = 0) -> str:
     """The hash of a pre-training run's trajectory over ``tokens``: everything that shapes its
-    weights, not the checkpoints it saves (so a fine-tune's id survives a new checkpoint)."""
+    weights (a replicate's seed too), not the checkpoints it saves (so a fine-tune's id survives
+    a new checkpoint)."""
     return _digest(
         {
             **_common(sweep),
@@ -160,6 +186,7 @@ def pretrain_trajectory(sweep: Sweep, source: str, size: str, tokens: int) -> st
             "source": _corpus_fingerprint(sweep, source),
             **_size_fingerprint(sweep, size),
             "tokens": tokens,
+            **_again(replicate),
         }
     )
 
@@ -169,11 +196,13 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     resolved against the sweep's folder (default: ``sweep.layout()``)."""
     plan = _Planner.of(sweep, layout)
     jobs: list[Job] = []
+    runs: dict[tuple[str, str], tuple[Job, str]] = {}  # (source, size) -> the grid's run, its trajectory
     if sweep.pretrain is not None:  # None only when no source is a corpus (the sweep checks it)
         for source in sweep.pretrain_sources:
             for size in sweep.model_sizes:
                 traj = pretrain_trajectory(sweep, source, size, sweep.pretrain.tokens)
-                run = _pretrain_job(plan, sweep.pretrain, source, size, traj)
+                run = _pretrain_job(plan, sweep.pretrain.tokens, sweep.pretrain.p_axis, source, size, traj)
+                runs[source, size] = run, traj
                 jobs.append(run)
                 jobs += [
                     _finetune_of_run(plan, run, traj, p, d_f)
@@ -190,6 +219,7 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
     models = _model_sizes(sweep)
     scratch_sizes = [*sweep.model_sizes, *(s for s in models if s not in sweep.model_sizes)]
     jobs += [_scratch_job(plan, size, models.get(size), d) for size in scratch_sizes for d in sweep.scratch_axis]
+    jobs += _replicate_jobs(plan, runs)
     # Pre-training first, then the longest jobs: the order a scheduler should prefer (a stable sort).
     order = {"pretrain": 0, "finetune": 1, "scratch": 1}
     jobs.sort(key=lambda j: (order[j.kind], -j.est_flops))
@@ -197,28 +227,34 @@ def expand(sweep: Sweep, layout: SweepLayout | None = None) -> JobGraph:
 
 
 # ------------------------------------------------------------------ one builder per kind of job
-def _pretrain_job(plan: _Planner, pretrain: PretrainSettings, source: str, size: str, traj: str) -> Job:
-    """Pre-training on ``source`` at ``size``: one pass over its budget, an annealed checkpoint
-    (a cooldown branch off the stable run) at every p of the p axis. Its id adds the checkpoints to
-    its trajectory; its seed is the trajectory's alone, so an extra checkpoint leaves the run as
-    it was."""
-    branch_tokens = sum(round(plan.sweep.train.cooldown * p) for p in pretrain.p_axis[:-1])
+def _pretrain_job(
+    plan: _Planner, tokens: int, p_axis: tuple[int, ...], source: str, size: str, traj: str, replicate: int = 0
+) -> Job:
+    """Pre-training on ``source`` at ``size``: one pass over its ``tokens``, an annealed checkpoint
+    (a cooldown branch off the stable run) at every p of ``p_axis`` (``tokens`` the last). Its id
+    adds the checkpoints to its trajectory; its seed is the trajectory's alone, so an extra
+    checkpoint leaves the run as it was."""
+    branch_tokens = sum(round(plan.sweep.train.cooldown * p) for p in p_axis[:-1])
     return plan.job(
         kind="pretrain",
-        job_id=_digest({"trajectory": traj, "checkpoints": pretrain.p_axis}),
+        job_id=_digest({"trajectory": traj, "checkpoints": p_axis}),
         seed_key=traj,
         source=source,
         size=size,
-        data_tokens=pretrain.tokens,
+        data_tokens=tokens,
         branch_tokens=branch_tokens,
-        checkpoints=pretrain.p_axis,
+        checkpoints=p_axis,
+        replicate=replicate,
+        lineage=replicate,
     )
 
 
-def _finetune_of_run(plan: _Planner, run: Job, traj: str, p: int, d_f: int) -> Job:
+def _finetune_of_run(plan: _Planner, run: Job, traj: str, p: int, d_f: int, replicate: int = 0) -> Job:
     """A fine-tune on ``d_f`` target tokens from pre-training ``run``'s checkpoint at ``p`` tokens;
-    its id hashes the run's trajectory, not the run's id (module docstring)."""
-    fid = _digest({**_common(plan.sweep), "kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f})
+    its id hashes the run's trajectory, not the run's id (module docstring), and its replicate
+    index when it is a re-run of its cell."""
+    key = {"kind": "finetune", "trajectory": traj, "p": p, "tokens": d_f, **_again(replicate)}
+    fid = _digest({**_common(plan.sweep), **key})
     return plan.job(
         kind="finetune",
         job_id=fid,
@@ -229,7 +265,37 @@ def _finetune_of_run(plan: _Planner, run: Job, traj: str, p: int, d_f: int) -> J
         pretrain_tokens=p,
         parent=run.job_id,
         init_from=run.p_checkpoint(p),
+        replicate=replicate,
+        lineage=run.lineage,
     )
+
+
+def _replicate_jobs(plan: _Planner, runs: dict[tuple[str, str], tuple[Job, str]]) -> list[Job]:
+    """The jobs of the sweep's ``replicates:`` (``runs``: the grid's pre-training runs and their
+    trajectories by (source, size)).
+
+    - Fine-tune replicate r of a cell: the grid's fine-tune again, from the grid's own checkpoint,
+      with seed band r (another data order): its difference from the grid's run is run-to-run
+      noise alone.
+    - Pre-training replicate r: the grid's run again with seed band r (another initialisation
+      and data order), saving only the checkpoints its cells start from (and its budget); its
+      cells' fine-tunes start from it (lineage r), so their difference from the grid's cells
+      carries the per-checkpoint offset as well.
+    """
+    sweep, reps, pretrain = plan.sweep, plan.sweep.replicates, plan.sweep.pretrain
+    if pretrain is None or not reps.any:  # the sweep requires pre-training for any replicate
+        return []
+    jobs: list[Job] = []
+    if (ft := reps.finetune) is not None:
+        run, traj = runs[ft.source, ft.size]
+        jobs += [_finetune_of_run(plan, run, traj, c.p, c.f, r) for r in range(1, ft.runs + 1) for c in ft.cells]
+    if (pt := reps.pretrain) is not None:
+        p_axis = tuple(sorted({c.p for c in pt.cells} | {pretrain.tokens}))
+        for r in range(1, pt.runs + 1):
+            traj = pretrain_trajectory(sweep, pt.source, pt.size, pretrain.tokens, replicate=r)
+            run = _pretrain_job(plan, pretrain.tokens, p_axis, pt.source, pt.size, traj, replicate=r)
+            jobs += [run, *(_finetune_of_run(plan, run, traj, c.p, c.f, r) for c in pt.cells)]
+    return jobs
 
 
 def _finetune_of_model(plan: _Planner, source: str, spec: PretrainedModel, revision: str, p: int, d_f: int) -> Job:
@@ -299,6 +365,8 @@ class _Planner:
         init_from: str | None = None,
         model: str | None = None,
         revision: str | None = None,
+        replicate: int = 0,
+        lineage: int = 0,
     ) -> Job:
         """The one constructor of a job: the fields its builder decides, and those that follow
         from the sweep (steps, seed, cost, resources, shape, folder)."""
@@ -319,7 +387,9 @@ class _Planner:
             model=model,
             revision=revision,
             max_steps=steps,
-            seed=_seed(self.sweep, seed_key),
+            seed=_seed(self.sweep, seed_key, replicate),
+            replicate=replicate,
+            lineage=lineage,
             tokens_per_step=self.tokens_per_step,
             est_flops=self.est_flops(shape, steps, kind, data_tokens, branch_tokens),
             cpus=res.cpus,

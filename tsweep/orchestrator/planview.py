@@ -94,6 +94,18 @@ def wall_estimate(graph: JobGraph, cpus: float, gpus: float) -> float:
     return max([busy, *chains, 0.0])
 
 
+def replicate_cost(graph: JobGraph) -> str:
+    """The jobs the sweep's ``replicates:`` adds, and their est. FLOPs as a share of the grid's."""
+    extra = graph.replicates
+    grid = sum(j.est_flops for j in graph.jobs if not j.replicate)
+    added = sum(j.est_flops for j in extra)
+    kinds = ", ".join(f"{n} {k}" for k in ("pretrain", "finetune") if (n := sum(j.kind == k for j in extra)))
+    return (
+        f"replicates: {len(extra)} jobs ({kinds}), +{100 * added / grid:.1f}% compute "
+        f"({si(added)} est FLOPs over the grid's {si(grid)})"
+    )
+
+
 def format_plan(
     graph: JobGraph,
     available: dict[str, int],
@@ -131,6 +143,8 @@ def format_plan(
     unit = device_hours(graph.jobs[0])[0] if graph.jobs else "CPU core"
     hours = sum(device_hours(j)[1] for j in graph.jobs)
     lines.append(f"{'total':10} {len(graph.jobs):>5} {si(total_flops):>10} {hours:>12.3g} {unit}-h")
+    if graph.replicates:
+        lines.append(replicate_cost(graph))
     wall = wall_estimate(graph, cluster_cpus, cluster_gpus)
     lines += [
         "",

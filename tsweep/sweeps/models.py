@@ -54,10 +54,14 @@ __all__ = [
     "DeepSpeedSettings",
     "EvalSettings",
     "FieldError",
+    "FinetuneReplicates",
     "FitSettings",
     "ModelRung",
+    "PretrainReplicates",
     "PretrainSettings",
     "PretrainedModel",
+    "ReplicateCell",
+    "ReplicateSettings",
     "Resources",
     "Sweep",
     "TokenCount",
@@ -387,6 +391,100 @@ class FitSettings(_Model):
     )
 
 
+# Replicates (tsweep's bounds): a pre-training replicate is a whole pre-training run, so at most 3
+# of one (source, size); a cell re-run more than 4 times spends on one point what spreading the
+# pairs over more cells and more f buys for the same noise estimate (the analysis pools pairs
+# over cells); at most 64 cells a block, more than any shipped grid has at one (source, size).
+MAX_FINETUNE_REPLICATES = 4
+MAX_PRETRAIN_REPLICATES = 3
+MAX_REPLICATE_CELLS = 64
+
+
+def _unique_cells(cells: list[ReplicateCell]) -> list[ReplicateCell]:
+    """``cells`` unchanged; ValueError naming the first cell that repeats and its index."""
+    seen: set[tuple[int, int]] = set()
+    for i, c in enumerate(cells):
+        if (c.p, c.f) in seen:
+            raise ValueError(f"[{i}] repeats the cell p = {c.p:,}, f = {c.f:,}")
+        seen.add((c.p, c.f))
+    return cells
+
+
+class ReplicateCell(_Model):
+    """One cell (p, f) of the grid at a replicate block's source and size."""
+
+    p: TokenCount = Field(
+        description="pre-training tokens behind the checkpoint the fine-tune starts from: one of "
+        "pretrain.checkpoints or pretrain.tokens"
+    )
+    f: TokenCount = Field(description="fine-tune tokens D_F: one of finetune_tokens")
+
+
+class FinetuneReplicates(_Model):
+    """Fine-tunes re-run from the grid's own checkpoint with another seed (another data order):
+    their difference from the grid's run of the same cell is run-to-run noise alone."""
+
+    source: str = Field(description="a source tsweep pre-trains on (a corpus among sources)")
+    size: str = Field(description="one of model_sizes")
+    cells: list[ReplicateCell] = Field(
+        min_length=1,
+        max_length=MAX_REPLICATE_CELLS,
+        description="the (p, f) cells re-run; spread them over f (the noise may change with f, and "
+        "the analysis fits that from pairs at two f or more)",
+    )
+    runs: int = Field(
+        default=1, ge=1, le=MAX_FINETUNE_REPLICATES, description="re-runs of each cell, each with its own seed"
+    )
+
+    @field_validator("cells")
+    @classmethod
+    def _cells_unique(cls, v: list[ReplicateCell]) -> list[ReplicateCell]:
+        return _unique_cells(v)
+
+
+class PretrainReplicates(_Model):
+    """One (source, size) pre-trained again with another seed, and some of its cells fine-tuned
+    from the new run's checkpoints: their difference from the grid's cells carries run-to-run
+    noise and the per-checkpoint offset. The replicate saves only the checkpoints its cells
+    start from (and its budget), so at the smallest size it costs a small share of the grid."""
+
+    source: str = Field(description="a source tsweep pre-trains on (a corpus among sources)")
+    size: str = Field(description="one of model_sizes; the smallest is the cheapest")
+    cells: list[ReplicateCell] = Field(
+        min_length=1,
+        max_length=MAX_REPLICATE_CELLS,
+        description="the (p, f) cells fine-tuned from the replicate's checkpoints; spread them over p "
+        "(each p is another checkpoint, another draw of its offset)",
+    )
+    runs: int = Field(
+        default=1, ge=1, le=MAX_PRETRAIN_REPLICATES, description="replicate pre-training runs, each with its own seed"
+    )
+
+    @field_validator("cells")
+    @classmethod
+    def _cells_unique(cls, v: list[ReplicateCell]) -> list[ReplicateCell]:
+        return _unique_cells(v)
+
+
+class ReplicateSettings(_Model):
+    """Replicate runs, so the analysis measures the noise of its points instead of inferring it
+    from its own fit's residuals. None by default: the grid's jobs and their ids are the same
+    with or without this section."""
+
+    finetune: FinetuneReplicates | None = Field(
+        default=None, description="fine-tunes re-run from the same checkpoint: the run-to-run noise"
+    )
+    pretrain: PretrainReplicates | None = Field(
+        default=None,
+        description="a pre-training run repeated with another seed, and cells fine-tuned from it: "
+        "run-to-run plus per-checkpoint noise",
+    )
+
+    @property
+    def any(self) -> bool:
+        return self.finetune is not None or self.pretrain is not None
+
+
 class PretrainedModel(_Model):
     """An existing pre-trained model as a source (a hub name or a local directory).
 
@@ -480,6 +578,10 @@ class Sweep(_Model):
     trackers: TrackerSettings = Field(
         default=TrackerSettings(), description="experiment trackers every job is mirrored to, and the final gaps"
     )
+    replicates: ReplicateSettings = Field(
+        default=ReplicateSettings(),
+        description="cells re-run with other seeds, to measure the noise of a point (none by default)",
+    )
     storage_root: str = Field(
         default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI (s3://, gs://, file://)"
     )
@@ -561,7 +663,16 @@ class Sweep(_Model):
         if not any(s != SCRATCH for s in self.sources):
             raise FieldError("sources", "needs at least one pre-training source besides 'scratch'")
         self._checkpoints_are_steps()
+        self._replicates_in_grid()
         return self
+
+    def _replicates_in_grid(self) -> None:
+        """Every replicate block names a source tsweep pre-trains, a size of the grid, and cells
+        of the grid; FieldError naming the field."""
+        blocks = {"finetune": self.replicates.finetune, "pretrain": self.replicates.pretrain}
+        for key, block in blocks.items():
+            if block is not None:
+                _check_replicate_block(f"replicates.{key}", block, self)
 
     def _checkpoints_are_steps(self) -> None:
         """Every p at least one optimizer step, no two p on the same step (the worker saves p at
@@ -614,6 +725,26 @@ class Sweep(_Model):
 
     def sweep_dir(self, storage_root: str | None = None) -> str:
         return self.layout(storage_root).sweep_dir
+
+
+def _check_replicate_block(where: str, block: FinetuneReplicates | PretrainReplicates, sweep: Sweep) -> None:
+    """A replicate block's source, size and cells against ``sweep``'s grid; FieldError naming the field."""
+    if block.source not in sweep.pretrain_sources:
+        known = sweep.pretrain_sources
+        raise FieldError(f"{where}.source", f"{block.source!r} is not a source this sweep pre-trains (one of {known})")
+    if block.size not in sweep.model_sizes:
+        raise FieldError(f"{where}.size", f"{block.size!r} is not one of model_sizes {sweep.model_sizes}")
+    p_axis = sweep.pretrain.p_axis if sweep.pretrain is not None else ()  # a pre-training source requires it
+    for i, cell in enumerate(block.cells):
+        if cell.p not in p_axis:
+            grid = ", ".join(f"{p:,}" for p in p_axis)
+            raise FieldError(
+                f"{where}.cells[{i}].p",
+                f"{cell.p:,} is not a checkpoint of the grid (pretrain.checkpoints and pretrain.tokens: {grid})",
+            )
+        if cell.f not in sweep.finetune_tokens:
+            grid = ", ".join(f"{f:,}" for f in sweep.finetune_tokens)
+            raise FieldError(f"{where}.cells[{i}].f", f"{cell.f:,} is not one of finetune_tokens ({grid})")
 
 
 def _check_rung(name: str, rung: ModelRung) -> None:

@@ -10,12 +10,33 @@ Imports: pydantic's ``BaseModel``, ``tsweep.core.dataspec`` (the corpus kinds) a
 
 from __future__ import annotations
 
+from typing import Any, get_args, get_origin
+
 from pydantic import BaseModel
 
 from tsweep.core import dataspec
-from tsweep.sweeps.models import ModelRung, PretrainSettings, Sweep
+from tsweep.sweeps.models import ModelRung, Sweep
 
 __all__ = ["explain"]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _section(annotation: Any) -> tuple[type[BaseModel], str] | None:
+    """The model a field holds and the suffix its settings' paths take: a section (``""``), also
+    an optional one (``PretrainSettings | None`` is a section a sweep may leave out), or a list of
+    entries (``"[]"``); None for a plain setting (a mapping by name is explained apart)."""
+    if _is_model(annotation):
+        return annotation, ""
+    args = get_args(annotation)
+    if get_origin(annotation) is list and args and _is_model(args[0]):
+        return args[0], "[]"
+    models = [a for a in args if _is_model(a)]
+    if len(models) == 1 and type(None) in args:
+        return models[0], ""
+    return None
 
 
 def explain(model: type[BaseModel] | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
@@ -25,14 +46,10 @@ def explain(model: type[BaseModel] | None = None, prefix: str = "") -> list[tupl
     rows: list[tuple[str, str, str]] = []
     for name, f in model.model_fields.items():
         default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
-        sub: type[BaseModel] | None = (
-            f.annotation if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) else None
-        )
-        if sub is None and name == "pretrain":  # PretrainSettings | None: optional, but a section
-            sub = PretrainSettings
-        if sub is not None:
+        section = _section(f.annotation)
+        if section is not None:
             rows.append((prefix + name, "", f.description or ""))
-            rows += explain(sub, f"{prefix}{name}.")
+            rows += explain(section[0], f"{prefix}{name}{section[1]}.")
         else:
             rows.append((prefix + name, default if len(default) < 40 else "...", f.description or ""))
     if model is Sweep:

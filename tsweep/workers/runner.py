@@ -95,6 +95,9 @@ def _row_key(started: Started) -> dict[str, Any]:
         data_tokens=job.data_tokens,
         pretrain_tokens=job.pretrain_tokens,
         attempt=started.attempt,
+        seed=job.seed,
+        replicate=job.replicate,
+        lineage=job.lineage,
     )
 
 

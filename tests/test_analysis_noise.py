@@ -1,0 +1,175 @@
+"""Noise measured from replicate runs (tsweep.analysis.noise) on simulated summary tables whose
+noise is known: a per-run term (within) and an offset per annealed checkpoint (between) shared by
+all of that checkpoint's fine-tunes, on the demo's grid with the demo's replicate design."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tsweep.analysis.noise import replicate_noise
+from tsweep.sweeps import load_sweep, shipped_sweeps
+
+DEMO = next(p for p in shipped_sweeps() if p.name == "demo.yaml")
+P = [125_000, 500_000, 1_000_000, 2_000_000, 4_000_000]
+F = [1_000, 2_000, 4_000, 16_000]
+TABLES = 200
+
+
+def _demo_design() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The shipped demo's replicate cells (fine-tune replicates, pre-training replicate's cells)."""
+    reps = load_sweep(DEMO).replicates
+    assert reps.finetune is not None and reps.pretrain is not None
+    return [(c.p, c.f) for c in reps.finetune.cells], [(c.p, c.f) for c in reps.pretrain.cells]
+
+
+def simulate(rng, within, between, *, gamma=0.0, ft_cells=None, pt_cells=None, f0=4_000.0) -> pa.Table:
+    """A summary table of the demo's grid at one (source, size) plus replicates: log loss =
+    a transfer law + the checkpoint's offset (between) + the run's noise (within (f/f0)^gamma)."""
+    ft, pt = _demo_design()
+    ft, pt = (ft if ft_cells is None else ft_cells), (pt if pt_cells is None else pt_cells)
+    offset = {(p, k): rng.normal(0, between) for p in P for k in (0, 1)}
+    rows, seed = [], 0
+
+    def run(p, f, lineage, replicate, status="ok"):
+        nonlocal seed
+        seed += 1
+        y = math.log(2.0 + 3 * p**-0.3 + 50 / f**0.5) + offset[p, lineage]
+        y += rng.normal(0, within * (f / f0) ** gamma)
+        rows.append(
+            dict(
+                kind="finetune", source="d0.6", size="pico", pretrain_tokens=p, data_tokens=f, status=status,
+                best_eval_loss=math.exp(y), seed=seed, replicate=replicate, lineage=lineage,
+            )
+        )  # fmt: skip
+
+    for p in P:
+        for f in F:
+            run(p, f, 0, 0)
+    for p, f in ft:
+        run(p, f, 0, 1)
+    for p, f in pt:
+        run(p, f, 1, 1)
+    return pa.Table.from_pylist(rows)
+
+
+def _covers(ci, truth) -> bool:
+    return ci[0] <= truth <= ci[1]
+
+
+@pytest.mark.parametrize(
+    "within,between",
+    [(0.0047, 0.002), (0.004, 0.008), (0.005, 0.0)],
+    ids=["demo-like: between small", "between large", "no checkpoint offsets"],
+)
+def test_the_intervals_cover_the_truth_over_many_simulated_sweeps(within, between):
+    """On 200 tables the 95% intervals of within (chi-square) and between (modified large-sample)
+    cover the noise the tables were drawn with at least 90% of the time, and within's estimates
+    average to it."""
+    rng = np.random.default_rng(1)
+    results = [replicate_noise(simulate(rng, within, between)) for _ in range(TABLES)]
+    assert all(r is not None and r.within is not None and r.between is not None for r in results)
+    w_cover = np.mean([_covers(r.within.ci95, within) for r in results])
+    b_cover = np.mean([_covers(r.between.ci95, between) for r in results])
+    assert w_cover >= 0.90 and b_cover >= 0.90, (w_cover, b_cover)
+    assert np.mean([r.within.sd**2 for r in results]) == pytest.approx(within**2, rel=0.1)
+    # the demo's design: 8 same-checkpoint pairs and 5 of the replicate's interaction; one
+    # degree of freedom of between per p of the replicate pre-training run
+    assert {(r.within.df, r.between.df) for r in results} == {(13, 5)}
+
+
+def test_a_checkpoint_offset_shared_across_f_is_not_counted_as_independent_pairs():
+    """The replicate's cells at f = 1k and 4k of one p share that checkpoint's offset. Counting
+    them as 10 independent cross pairs would make between's interval too narrow; the unit is the
+    checkpoint, and the interval covers where a pair-count one would not."""
+    rng = np.random.default_rng(2)
+    results = [replicate_noise(simulate(rng, 0.002, 0.01)) for _ in range(TABLES)]
+    cover = np.mean([_covers(r.between.ci95, 0.01) for r in results])
+    assert cover >= 0.90, cover
+    # five degrees of freedom, not ten: an sd's 95% upper end is 2.45x its estimate at chi-square(5),
+    # 1.75x at chi-square(10)
+    assert np.median([r.between.ci95[1] / r.between.sd for r in results]) > 2.1
+
+
+def test_noise_that_changes_with_f_is_fitted_as_a_slope():
+    """sigma(f) = sigma0 (f/f0)^gamma: gamma recovered within 1.96 standard errors in most tables
+    (a Wald interval over eight pairs at four f), its estimates centred on the truth, and sigma0
+    read at the pairs' geometric mean f."""
+    rng = np.random.default_rng(3)
+    gamma, within = -0.4, 0.006
+    results = [replicate_noise(simulate(rng, within, 0.002, gamma=gamma)) for _ in range(TABLES)]
+    slopes = [r.f_slope for r in results]
+    assert all(s is not None and s.n_f == 4 for s in slopes)
+    cover = np.mean([abs(s.gamma - gamma) <= 1.96 * s.gamma_se for s in slopes])
+    assert cover >= 0.85, cover
+    assert np.median([s.gamma for s in slopes]) == pytest.approx(gamma, abs=0.08)
+    f0 = slopes[0].f0
+    assert f0 == pytest.approx(math.exp(np.mean(np.log([f for _, f in _demo_design()[0]]))))
+    truth_at_f0 = within * (f0 / 4_000) ** gamma
+    assert np.median([s.sigma0 for s in slopes]) == pytest.approx(truth_at_f0, rel=0.15)
+    # flat noise: gamma's interval holds 0
+    flat = [replicate_noise(simulate(rng, within, 0.002)).f_slope for _ in range(TABLES)]
+    assert np.mean([abs(s.gamma) <= 1.96 * s.gamma_se for s in flat]) >= 0.85
+
+
+def test_between_is_clamped_at_zero_with_a_note():
+    """Where the replicate checkpoint's cells differ less than runs of one checkpoint do, between
+    is 0, its interval starts at 0, and the result says why."""
+    rng = np.random.default_rng(4)
+    clamped = [r for r in (replicate_noise(simulate(rng, 0.005, 0.0)) for _ in range(60)) if r.between.sd == 0]
+    assert clamped
+    for r in clamped:
+        assert r.between.ci95[0] == 0 and r.between.ci95[1] > 0
+        assert any("between clamped at 0" in n for n in r.notes)
+
+
+def test_what_each_kind_of_replicate_measures_on_its_own():
+    rng = np.random.default_rng(5)
+    # fine-tune replicates alone: within and its slope, no between
+    only_ft = replicate_noise(simulate(rng, 0.005, 0.003, pt_cells=[]))
+    assert only_ft.within.df == 8 and only_ft.between is None and only_ft.f_slope is not None
+    # a pre-training replicate at one f per p: the difference carries both, which it cannot split
+    one_f = replicate_noise(simulate(rng, 0.005, 0.003, ft_cells=[], pt_cells=[(p, 4_000) for p in P]))
+    assert one_f.within is None and one_f.between is None
+    assert any("not separable" in n for n in one_f.notes)
+    # at two f per p it measures within from the interaction, though not its change with f
+    two_f = replicate_noise(simulate(rng, 0.005, 0.003, ft_cells=[]))
+    assert two_f.within.df == 5 and two_f.between.df == 5 and two_f.f_slope is None
+
+
+def test_only_runs_of_one_cell_pair_and_only_finished_fine_tunes_count():
+    rng = np.random.default_rng(6)
+    grid = simulate(rng, 0.005, 0.003, ft_cells=[], pt_cells=[])
+    assert replicate_noise(grid) is None  # every cell once: nothing to measure
+    # a replicate that ended unconverged, or a pre-training row, pairs with nothing
+    extra = grid.slice(0, 2).to_pylist()
+    extra[0] |= {"status": "unconverged", "seed": 999, "replicate": 1}
+    extra[1] |= {"kind": "pretrain", "seed": 998, "replicate": 1}
+    assert replicate_noise(pa.concat_tables([grid, pa.Table.from_pylist(extra, schema=grid.schema)])) is None
+    # the same run twice (one seed) is no pair either
+    assert replicate_noise(pa.concat_tables([grid, grid.slice(0, 1)])) is None
+
+
+def test_log_losses_make_the_scales_relative():
+    """Scaling every loss by a constant (another tokenizer's units) leaves every scale as it is."""
+    table = simulate(np.random.default_rng(7), 0.005, 0.004)
+    scaled = table.set_column(
+        table.schema.get_field_index("best_eval_loss"),
+        "best_eval_loss",
+        pa.array([3.7 * v for v in table.column("best_eval_loss").to_pylist()]),
+    )
+    a, b = replicate_noise(table), replicate_noise(scaled)
+    assert a.within.sd == pytest.approx(b.within.sd) and a.between.sd == pytest.approx(b.between.sd, abs=1e-12)
+
+
+def test_a_store_written_before_replicates_has_none():
+    """Summary tables without seed, replicate and lineage (store schema version 1, the demo's
+    recorded run) are one run a cell: no replicate noise, and no error."""
+    demo = pq.read_table(Path(__file__).parent / "data" / "demo" / "summary.parquet")
+    assert "seed" not in demo.column_names
+    assert replicate_noise(demo) is None
