@@ -52,3 +52,12 @@ def storage(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     monkeypatch.setenv("TSWEEP_STORAGE", str(root))
     return root
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--coverage-draws",
+        type=int,
+        default=0,
+        help="draws per world of the full coverage measurement (tests/test_coverage.py); 0 skips it",
+    )

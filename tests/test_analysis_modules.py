@@ -20,7 +20,7 @@ ALLOWED = {
     "noise": set(),
     "fitter": {"_blas", "laws"},
     "records": {"fitter", "laws"},
-    "transfer": {"fitter", "laws", "records"},
+    "transfer": {"fitter", "laws", "noise", "records"},
     "rendering": {"records"},
     "actor": {"records", "transfer"},
     "reporting": {"actor", "records", "rendering", "transfer"},

@@ -16,7 +16,7 @@ holds the same table and fails on an import outside it):
   ``TransferReport.format_table`` only).
 - ``transfer``: the estimation behind the report (scratch curves, D_E / D_T, the gap fits, the
   comparisons); ``transfer_report(table, ...) -> TransferReport``. Imports ``fitter``, ``laws``,
-  ``records``.
+  ``noise``, ``records``.
 - ``rendering``: the report as a terminal table, and the one way counts and sizes are written
   (``count``, ``size_label``). Imports ``records``.
 - ``actor``: ``AnalysisActor`` (refit on every finished job; fits/latest.json, history.jsonl)

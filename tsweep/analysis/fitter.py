@@ -554,11 +554,15 @@ def parametric_responses(
     seed: int,
     groups: Array | None = None,
     noise: float | None = None,
+    floor: tuple[float, float] | None = None,
 ) -> Array:
     """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
-    per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given)."""
+    per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given), each
+    at least its ``floor`` (within, between) where one was measured apart (replicate runs)."""
     rng = np.random.default_rng(seed)
     within, between = (noise, 0.0) if noise else noise_components(residuals, n_params, groups)
+    if floor is not None:
+        within, between = max(within, floor[0]), max(between, floor[1])
     out = fitted[None, :] + within * rng.standard_normal((n_boot, fitted.size))
     if between > 0 and groups is not None:
         inv = np.unique(np.asarray(groups), return_inverse=True)[1]
@@ -849,6 +853,7 @@ def fit(
     noise: float | None = None,
     delta: float = HUBER_DELTA,
     n_refine: int = N_REFINE,
+    noise_floor: tuple[float, float] | None = None,
 ) -> FitResult:
     """Fit ``law`` to ``data`` (variable name -> column); see the module docstring.
 
@@ -858,7 +863,8 @@ def fit(
     ``parametric`` (the fit plus Gaussian noise: a per-row term and a shared offset per ``groups``
     at the scales its residuals show, or ``noise`` per row when given: for fits with too few
     points to measure their own noise, the scale comes from larger fits of the same runs).
-    ``weights`` (one per row) weights the objective.
+    ``weights`` (one per row) weights the objective. ``noise_floor``: (within, between) scales
+    the parametric noise is at least (measured apart, on replicate runs).
     """
     law = get_law(law) if isinstance(law, str) else law
     if resample not in ("rows", "wild", "parametric"):
@@ -906,7 +912,9 @@ def fit(
         if resample == "wild":
             ys = wild_responses(pred[0], leverage_adjusted(law, theta, logx, logy - pred[0]), bootstrap, seed, groups)
         else:
-            ys = parametric_responses(pred[0], logy - pred[0], law.n_params, bootstrap, seed, groups, noise)
+            ys = parametric_responses(
+                pred[0], logy - pred[0], law.n_params, bootstrap, seed, groups, noise, noise_floor
+            )
         thetas = bootstrap_thetas(
             law, theta, logx, ys, np.tile(w, (bootstrap, 1)), delta=delta, seed=seed, starts=ridge
         )

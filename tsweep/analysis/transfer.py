@@ -75,6 +75,7 @@ from scipy.interpolate import PchipInterpolator
 from tsweep.analysis import fitter
 from tsweep.analysis.fitter import FitResult, Mask
 from tsweep.analysis.laws import Array, BarnettJoint, get_law
+from tsweep.analysis.noise import ReplicateNoise, replicate_noise
 from tsweep.analysis.records import (
     Comparison,
     Estimate,
@@ -140,6 +141,7 @@ class Columns(TypedDict):
     data_tokens: Array
     pretrain_tokens: Array
     best_eval_loss: Array
+    replicate: Array  # 0: a run of the grid; r > 0: its r-th replicate (stores before schema 2: 0)
 
 
 # ------------------------------------------------------------------ pure pieces
@@ -161,6 +163,9 @@ def _columns(table: pa.Table) -> Columns:
         data_tokens=number("data_tokens"),
         pretrain_tokens=number("pretrain_tokens"),
         best_eval_loss=number("best_eval_loss"),
+        replicate=(
+            np.nan_to_num(number("replicate")) if "replicate" in table.column_names else np.zeros(table.num_rows)
+        ),
     )
 
 
@@ -319,7 +324,12 @@ def _d_n(fit: FitResult | None) -> tuple[Estimate, float | None]:
 
 
 def _gap_fits(
-    c: Columns, ft_rows: Mask, bootstrap: int, seed: int, warm: WarmStarts | None
+    c: Columns,
+    ft_rows: Mask,
+    bootstrap: int,
+    seed: int,
+    warm: WarmStarts | None,
+    floor: tuple[float, float] | None = None,
 ) -> tuple[list[GapFit], list[str], dict[str, dict[str, str]]]:
     """Step 5: per size, the joint gap law over the sources with enough fine-tunes there. A
     source whose loss rises with p (:func:`ossification`) is left out of the joint fit, so that
@@ -348,7 +358,7 @@ def _gap_fits(
                     f"gap law: {src} at size {size} has {n_p} distinct p and {n_f} distinct f; needs >= 3 of each"
                 )
         while sources:
-            gap = _joint_gap_fit(c, rows, sources, size, f_ref, bootstrap, seed, warm)
+            gap = _joint_gap_fit(c, rows, sources, size, f_ref, bootstrap, seed, warm, floor)
             flat = {s: why for s, why in ((s, _flat_reason(gap, i)) for i, s in enumerate(sources)) if why}
             if not flat or len(flat) == len(sources):
                 fits.append(gap)
@@ -370,8 +380,11 @@ def _joint_gap_fit(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
+    floor: tuple[float, float] | None = None,
 ) -> GapFit:
-    """The joint gap law of ``sources`` on their fine-tunes at one size (module docstring, step 5)."""
+    """The joint gap law of ``sources`` on their fine-tunes at one size (module docstring, step 5);
+    ``floor``: the (within, between) noise measured on replicate runs, below which the bootstrap's
+    noise does not go."""
     use = rows & np.isin(c["source"], sources)
     code = np.array([sources.index(s) for s in c["source"][use]])
     law = BarnettJoint.of(len(sources))
@@ -385,6 +398,7 @@ def _joint_gap_fit(
         resample="parametric",
         groups=code * 1e15 + p,
         warm_start=_warm(warm, f"gap/{size}"),
+        noise_floor=floor,
     )
     fit = _no_measurable_gaps(fit, law, data, sources)
     return GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
@@ -718,11 +732,20 @@ def transfer_report(
     scratch_rows, ft_rows, left_out, warnings = _select(c)
 
     # 5. gap fits first: their residuals give the noise scale the rest uses
-    gap_fits, gap_warnings, excluded = _gap_fits(c, ft_rows, bootstrap, seed, warm)
+    measured = replicate_noise(table)
+    floor = _floor(measured)
+    if floor is not None:
+        warnings.append(
+            f"noise measured on replicate runs: {100 * floor[0]:.2g}% per run, {100 * floor[1]:.2g}% per checkpoint "
+            f"(log loss); every bootstrap draws at least these"
+        )
+    gap_fits, gap_warnings, excluded = _gap_fits(c, ft_rows, bootstrap, seed, warm, floor)
     warnings += gap_warnings
     warnings += [f"gap law at {g.size}: {w}" for g in gap_fits for w in g.fit.warnings]
     noise = _noise(gap_fits)
     between = _checkpoint_noise(gap_fits, c, ft_rows)
+    if floor is not None:
+        noise, between = max(noise or 0.0, floor[0]) or None, max(between, floor[1])
     if noise is None:
         warnings.append(
             f"no gap fit yet: the noise scale of the scratch and D_T intervals is a placeholder "
@@ -778,6 +801,16 @@ def transfer_report(
     )
 
 
+def _floor(measured: ReplicateNoise | None) -> tuple[float, float] | None:
+    """(within, between) measured on replicate runs (0 where not measured), or None."""
+    if measured is None or (measured.within is None and measured.between is None):
+        return None
+    return (
+        measured.within.sd if measured.within is not None else 0.0,
+        measured.between.sd if measured.between is not None else 0.0,
+    )
+
+
 def _select(c: Columns) -> tuple[Mask, Mask, dict[str, int], list[str]]:
     """(scratch rows, fine-tune rows, rows left out by reason, warnings): the rows that enter a fit."""
     warnings: list[str] = []
@@ -799,6 +832,10 @@ def _select(c: Columns) -> tuple[Mask, Mask, dict[str, int], list[str]]:
     leave("no finite best_eval_loss", no_loss)
     ok = ~not_ok & ~no_loss
     leave("pretrain job (enters only through its fine-tunes)", ok & (c["kind"] == "pretrain"))
+    leave(
+        "replicate (measures the noise; tsweep.analysis.noise)", ok & (c["replicate"] > 0) & (c["kind"] != "pretrain")
+    )
+    ok &= c["replicate"] == 0
     leave("unknown kind", ok & ~np.isin(c["kind"], ["pretrain", "finetune", "scratch"]))
     return ok & (c["kind"] == "scratch"), ok & (c["kind"] == "finetune"), left_out, warnings
 
