@@ -5,8 +5,8 @@ Rules: a VALUE is read as YAML (``--set model_sizes=[pico,nano]``) by the loader
 reader, except that a scalar set on a text field keeps the text the user typed (``--set
 name=2024`` names a sweep ``"2024"``, not the integer): the field's type is read off the models'
 annotations. A path's dotted part is kept whole where the sweep holds such a key (``--set
-corpora.d0.6.distance=0.3`` sets corpus ``d0.6``'s distance). The overridden sweep goes through :func:`~tsweep.sweeps.loader.parse_sweep`, so a
-bad override is named like a bad YAML field, in one line.
+corpora.d0.6.distance=0.3`` sets corpus ``d0.6``'s distance). The overridden sweep goes through
+:func:`~tsweep.sweeps.loader.parse_sweep`, so a bad override is named like a bad YAML field, in one line.
 
 Imports: PyYAML, pydantic's ``BaseModel`` (to walk the annotations), ``tsweep.core``,
 :mod:`tsweep.sweeps.models` and :mod:`tsweep.sweeps.loader`.
