@@ -71,9 +71,9 @@ def first_line(exc: BaseException) -> str:
 # which catches one or two transposed or dropped letters ("dmeo" -> "demo", "trian" -> "train",
 # "finetune_token" -> "finetune_tokens") and leaves unrelated words alone.
 SUGGEST_CUTOFF = 0.6
-# The most of a user's own text an error message quotes (a 300-character sweep name is still a
-# line of a terminal): tsweep's choice.
-QUOTE_CHARS = 60
+# The most of a user's own text an error message quotes whole (a path is rarely longer; a
+# 300-character sweep name is still quoted within a line of a terminal or two): tsweep's choice.
+QUOTE_CHARS = 120
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -91,8 +91,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def quoted(text: str) -> str:
-    """``text`` as a message quotes it: ``repr``, cut to :data:`QUOTE_CHARS` characters with its
-    full length named when longer."""
+    """``text`` as a message quotes it: ``repr``, or, past :data:`QUOTE_CHARS` characters, its
+    start and end (where a path's file name is) with its full length named."""
     if len(text) <= QUOTE_CHARS:
         return repr(text)
-    return f"{text[:QUOTE_CHARS]!r}... ({len(text)} characters)"
+    half = QUOTE_CHARS // 2 - 10
+    return f"{text[:half] + '...' + text[-half:]!r} ({len(text)} characters)"

@@ -111,7 +111,7 @@ def _must_be(err: ErrorDetails) -> str:
     if kind in _MUST_BE:
         return _MUST_BE[kind]
     if kind in ("literal_error", "enum"):
-        return f"one of {ctx.get('expected')}"
+        return str(ctx.get("expected"))  # pydantic's own list of them: "'fp32' or 'bf16'"
     bound = next((k for k in _BOUNDS if k in ctx and kind.startswith(("greater", "less"))), None)
     if bound is not None:
         return _BOUNDS[bound].format(ctx[bound])
@@ -169,7 +169,7 @@ def _describe_union(first: ErrorDetails, errors: list[ErrorDetails]) -> str | No
     ]
     if len(same) < 2 or not all(_MEMBER_TAG.match(str(e["loc"][-1])) for e in same):
         return None
-    wants = list(dict.fromkeys(_must_be(e).removeprefix("one of ") for e in same))
+    wants = list(dict.fromkeys(_must_be(e) for e in same))
     return f"{_format_loc(loc[:-1])}: must be {' or '.join(wants)}{_got(first)}"
 
 
