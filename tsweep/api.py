@@ -28,6 +28,7 @@ name its ``sweep.yaml`` holds (a copied or renamed folder never writes into the 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tsweep.core.errors import UsageError
+from tsweep.core.errors import UsageError, did_you_mean, quoted
 from tsweep.core.layout import Files, SweepLayout, is_uri, without_query
+from tsweep.core.paths import join, local_path, resolve_root
 from tsweep.core.store import Store
 from tsweep.sweeps import Sweep, is_plain_name, loads_sweep, with_overrides
 from tsweep.sweeps import load_sweep as _load_yaml
@@ -72,6 +74,84 @@ def shipped_sweep_path(name: str) -> Path | None:
     return Path(str(path)) if path.is_file() else None
 
 
+def shipped_sweep_names() -> list[str]:
+    """The names of the sweeps shipped with tsweep, sorted."""
+    from tsweep.sweeps import shipped_sweeps
+
+    return [p.stem for p in shipped_sweeps()]
+
+
+def _stored_names(root: str) -> list[str]:
+    """The folders under a storage root (one listing), for a did-you-mean; none when it cannot
+    be listed (the error being raised says what was not found, not why a listing failed)."""
+    try:
+        return Files(root).list_dirs(resolve_root(root))
+    except (UsageError, OSError):
+        return []
+
+
+def storage_root(storage: str | None = None) -> str:
+    """The storage root a command reads: ``storage``, else ``$TSWEEP_STORAGE``, else the default
+    (:data:`DEFAULT_STORAGE`), ``~`` expanded."""
+    return resolve_root(storage_override(storage) or DEFAULT_STORAGE)
+
+
+def check_storage(layout: SweepLayout, storage: str | None = None) -> None:
+    """For a command that reads results: when they are looked for under a storage root the user
+    chose (``storage`` or ``$TSWEEP_STORAGE``) and that root is a local path, it must be an
+    existing folder, else one line naming it ("missing 94" under a root that does not exist
+    would read as lost results). A URI is not checked: an object store has no folders, only keys
+    under a prefix."""
+    chosen = storage_override(storage)
+    folder = None if chosen is None else local_path(chosen)
+    if folder is None or os.path.dirname(layout.sweep_dir.rstrip("/")) != folder.rstrip("/"):
+        return
+    if not os.path.isdir(folder):
+        where = "--storage" if storage else "$TSWEEP_STORAGE"
+        raise UsageError(f"{where} {quoted(chosen or '')}: no such folder (a storage root holds one folder per sweep)")
+
+
+@dataclass(frozen=True)
+class SweepEntry:
+    """One sweep :func:`list_sweeps` found: its name, where it is, its description (shipped) or
+    the jobs with a summary in its store (stored), and the sweep name its ``sweep.yaml`` holds."""
+
+    name: str
+    where: str
+    description: str = ""
+    jobs_with_summary: int | None = None
+    sweep_name: str | None = None
+
+
+def list_sweeps(storage: str | None = None) -> tuple[list[SweepEntry], list[SweepEntry], str]:
+    """(shipped sweeps, sweeps under the storage root, that root): what ``tsweep list`` prints.
+    A folder under the root counts when it holds a readable ``sweep.yaml``; each is read once and
+    its store listed once (no shard is read)."""
+    shipped = [
+        SweepEntry(
+            name,
+            str(shipped_sweep_path(name)),
+            description=_load_yaml(shipped_sweep_path(name) or "").description or "",
+        )
+        for name in shipped_sweep_names()
+    ]
+    root = storage_root(storage)
+    stored = [e for e in (_stored_entry(root, name) for name in _stored_names(root)) if e is not None]
+    return shipped, stored, root
+
+
+def _stored_entry(root: str, name: str) -> SweepEntry | None:
+    folder = join(root, name)
+    try:
+        sweep = _from_folder(folder)
+    except UsageError:  # a damaged sweep.yaml: listed, so the user sees the folder exists
+        return SweepEntry(name, without_query(folder), description="(its sweep.yaml does not validate)")
+    if sweep is None:
+        return None
+    jobs = len(Store(SweepLayout(folder).store_root).summary_job_ids())
+    return SweepEntry(name, without_query(folder), sweep.description or "", jobs, sweep.name)
+
+
 def _from_folder(folder: str) -> Sweep | None:
     layout = SweepLayout(folder)
     if not layout.files.is_file(layout.sweep_yaml):
@@ -100,6 +180,7 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     if not ref or not ref.strip():
         raise UsageError("SWEEP: empty; give a sweep name, a YAML file, a sweep folder or a URI")
     path = Path(os.path.expanduser(ref))
+    _probe_path(path, ref)
     if is_uri(ref) and without_query(ref).endswith((".yaml", ".yml")):
         files = Files(ref)
         if not files.is_file(ref):
@@ -119,24 +200,40 @@ def _resolve(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     return _by_name(ref, storage)
 
 
+def _probe_path(path: Path, ref: str, what: str = "SWEEP") -> None:
+    """Refuse a reference no filesystem can hold (a name past the OS's file-name length) in one
+    line, before anything looks for it; other errors are the answers of the checks that follow."""
+    try:
+        path.exists()
+    except OSError as exc:
+        raise UsageError(f"{what} {quoted(ref)}: not a usable path or name ({exc.strerror or exc})") from None
+
+
 def _by_name(ref: str, storage: str | None) -> tuple[Sweep, SweepLayout]:
     """A sweep under the storage root by that name, else the shipped sweep of that name."""
     root = storage_override(storage) or DEFAULT_STORAGE
+    if "/" in ref or os.sep in ref:
+        raise UsageError(f"{without_query(ref)}: no such sweep file or folder")
     if not is_plain_name(ref):
         raise UsageError(
-            f"sweep name {ref!r} must be a plain name (letters, digits, '_', '.', '+', '-', starting "
-            f"with a letter or digit)"
+            f"sweep name {quoted(ref)} must be a plain name (at most 64 letters, digits, '_', '.', '+', "
+            f"'-', starting with a letter or digit)"
         )
+    folder = local_path(root)
+    if folder is not None:
+        _probe_path(Path(folder), root, "storage root")
     stored = SweepLayout.under(root, ref)
     found = _from_folder(stored.sweep_dir)
     if found is not None:
         return found, stored
-    shipped = shipped_sweep_path(ref) if "/" not in ref and os.sep not in ref else None
+    shipped = shipped_sweep_path(ref)
     if shipped is not None:
         sweep = _load_yaml(shipped)
         return sweep, sweep.layout(storage_override(storage))
+    hint = did_you_mean(ref, [*shipped_sweep_names(), *_stored_names(root)])
     raise UsageError(
-        f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under {without_query(root)}"
+        f"no sweep named {ref!r}: not a shipped sweep, a YAML file, a folder, or a sweep under "
+        f"{without_query(root)}{hint} (`tsweep list` shows them)"
     )
 
 
@@ -260,10 +357,13 @@ def reattach_command(job_id: str, address: str) -> str:
 def status(sweep: Sweep | str, storage: str | None = None, *, layout: SweepLayout | None = None) -> dict[str, Any]:
     """What a sweep's store and lease say about each planned job (``tsweep status``): ``jobs``,
     ``counts`` by state, ``driver``, damaged shards, and the ``text`` the command prints.
-    Reads only."""
+    Reads only; a storage root the user chose must exist (:func:`check_storage`)."""
     from tsweep.orchestrator.status import sweep_status
 
-    return sweep_status(*_sweep_and_layout(sweep, storage, layout))
+    sweep, found = _sweep_and_layout(sweep, storage, layout)
+    if layout is None:
+        check_storage(found, storage)
+    return sweep_status(sweep, found)
 
 
 # ---------------------------------------------------------------- results
@@ -302,12 +402,14 @@ class SweepResults:
         ``plots/*.png`` with an SVG beside each into the sweep folder (``tsweep report``); the
         paths written: the page, the summary, the PNGs, the SVGs. Both carry the advice of
         :meth:`advice` (at ``target_loss`` when given)."""
+        from tsweep.analysis.actor import read_history
         from tsweep.analysis.advice import advice, format_advice
         from tsweep.analysis.page import report_html
         from tsweep.analysis.plots import save_figure
         from tsweep.analysis.reporting import summary_markdown
 
         layout = self.layout
+        read_history(layout.sweep_dir)  # a damaged history refuses the report before anything is written
         table, report = self._table_and_report(bootstrap)
         made = self._figures(table, report)
         saved = {name: save_figure(fig, layout.sweep_dir, name) for name, fig in made.items()}
@@ -363,8 +465,10 @@ class SweepResults:
 
 
 def open_sweep(ref: str, storage: str | None = None) -> SweepResults:
-    """The results of a sweep from its name, YAML, folder or URI."""
+    """The results of a sweep from its name, YAML, folder or URI (a storage root the user chose
+    must exist: :func:`check_storage`)."""
     sweep, layout = resolve(ref, storage)
+    check_storage(layout, storage)
     return SweepResults(sweep, layout)
 
 
@@ -417,16 +521,28 @@ def read_table(path: str) -> dict[str, np.ndarray]:
     return _read_table(path)
 
 
-def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap: int = 0, seed: int = 0) -> FitResult:
+def fit(
+    law: str,
+    data: Any,
+    *,
+    map: Mapping[str, str] | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    delta: float | None = None,
+) -> FitResult:
     """Fit a registered law (``chinchilla``, ``kaplan``, ``hernandez``, ``barnett``) to any table:
     a pandas DataFrame, a pyarrow Table or a mapping of columns; ``map`` names the column of each
-    law variable (default: the column of its own name). A FitResult (``.params``, ``.ci95``,
+    law variable (default: the column of its own name). ``delta`` is the Huber loss's delta on
+    log residuals (default: the fitter's ``HUBER_DELTA``; ``1e-3`` is the published Chinchilla
+    procedure, Hoffmann et al. 2022). A FitResult (``.params``, ``.ci95``, ``.not_identified``,
     ``.to_json()``)."""
     from tsweep.analysis import fitter
     from tsweep.analysis.laws import LAWS, get_law
 
     if law not in LAWS:
-        raise UsageError(f"law: unknown law {law!r}; known laws: {', '.join(sorted(LAWS))}")
+        raise UsageError(f"law: unknown law {law!r}; known laws: {', '.join(sorted(LAWS))}{did_you_mean(law, LAWS)}")
+    if delta is not None and not (math.isfinite(delta) and delta > 0):
+        raise UsageError(f"delta: must be a positive finite number (the Huber loss's delta), got {delta!r}")
     spec = get_law(law)
     columns = _columns(data)
     for var in map or {}:
@@ -443,14 +559,57 @@ def fit(law: str, data: Any, *, map: Mapping[str, str] | None = None, bootstrap:
             values[var] = np.asarray(columns[col], dtype=float)
         except (TypeError, ValueError):
             raise UsageError(f"column {col!r} (variable {var}) is not numeric") from None
-    return fitter.fit(spec, values, bootstrap=bootstrap, seed=seed)
+    return fitter.fit(
+        spec, values, bootstrap=bootstrap, seed=seed, delta=fitter.HUBER_DELTA if delta is None else delta
+    )
+
+
+# The fitter's reason for a parameter of a fit without a bootstrap (no interval to judge it by):
+# such a point estimate is printed, the parameters the design or a bound rules out are not.
+_NO_INTERVAL = "no bootstrap interval"
+
+
+def _unidentified(result: FitResult) -> dict[str, str]:
+    """The parameters to print as "not identified", with why (``_NO_INTERVAL`` aside)."""
+    return {p: why for p, why in result.not_identified.items() if not (result.ci95 is None and why == _NO_INTERVAL)}
 
 
 def format_fit(result: FitResult) -> str:
-    """A fit as the table ``tsweep fit`` prints."""
+    """A fit as the table ``tsweep fit`` prints: a parameter the data cannot identify (too few
+    rows or distinct values, an estimate on its bound, an interval that says nothing) is printed
+    as "not identified" with the reason, never as a number."""
     from tsweep.analysis.fitter import format_fit as _format_fit
 
-    return _format_fit(result)
+    lines = _format_fit(result).splitlines()  # a header, then one line per parameter
+    unidentified = _unidentified(result)
+    for i, name in enumerate(result.params, start=1):
+        if name in unidentified and lines[i].split("=")[0].strip() == name:
+            lines[i] = f"  {name:>8} = not identified: {unidentified[name]}"
+    if result.ci95 is None:
+        lines.insert(len(result.params) + 1, "  intervals: none (--bootstrap N for 95% intervals and their verdict)")
+    return "\n".join(lines)
+
+
+def fit_json(result: FitResult) -> dict[str, Any]:
+    """The ``tsweep fit --json`` contract: the fit's JSON, where a parameter is not identified
+    its ``value`` and ``ci95`` null and its ``reason`` given (as ``tsweep gaps --json`` does)."""
+    out = result.to_json()
+    for name, why in _unidentified(result).items():
+        entry = out["params"][name]
+        entry.update(value=None, reason=why)
+        if "ci95" in entry:
+            entry["ci95"] = None
+    return out
+
+
+def law_help() -> list[tuple[str, str, list[tuple[str, str]], tuple[str, ...]]]:
+    """(name, formula, [(variable, meaning)], parameters) of every law :func:`fit` knows."""
+    from tsweep.analysis.laws import LAWS, VARIABLE_MEANINGS
+
+    return [
+        (name, law.formula, [(v, VARIABLE_MEANINGS.get(v, "")) for v in law.variables], law.params)
+        for name, law in sorted(LAWS.items())
+    ]
 
 
 def _columns(data: Any) -> dict[str, Any]:
@@ -489,12 +648,16 @@ def install_grafana_dashboard(wait_s: float = 60.0) -> str:
 __all__ = [
     "DEFAULT_STORAGE",
     "Sweep",
+    "SweepEntry",
     "SweepLayout",
     "SweepResults",
     "UsageError",
     "advise",
+    "check_storage",
+    "did_you_mean",
     "explain",
     "fit",
+    "fit_json",
     "follow",
     "format_advice",
     "format_fit",
@@ -502,19 +665,24 @@ __all__ = [
     "gaps_json",
     "grafana_dashboard_path",
     "install_grafana_dashboard",
+    "law_help",
     "law_names",
+    "list_sweeps",
     "load_sweep",
     "open_sweep",
     "plan",
     "plan_table",
+    "quoted",
     "read_table",
     "reattach_command",
     "resolve",
     "resolve_shipped",
     "run",
+    "shipped_sweep_names",
     "shipped_sweep_path",
     "status",
     "storage_override",
+    "storage_root",
     "submit",
     "without_query",
     "write_grafana_dashboard",

@@ -19,21 +19,79 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tsweep import api
-from tsweep.api import UsageError, without_query
+from tsweep.api import UsageError, did_you_mean, quoted, without_query
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandLineError(UsageError):
+    """A command line argparse refuses, as one line that names the command (``prog``)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without its usage dump: a mistake is one line, with the nearest known command
+    or choice when one is close (``tsweep gapz`` -> did you mean 'gaps'?)."""
+
+    def error(self, message: str) -> NoReturn:
+        if "required: COMMAND" in message:
+            message = f"give a command: {', '.join(_commands(self))} (`tsweep --help` says what each does)"
+        raise CommandLineError(self.prog, message)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(
+                None, f"unknown command {value!r}{did_you_mean(str(value), names)} (commands: {', '.join(names)})"
+            )
+        raise argparse.ArgumentError(
+            action, f"{value!r} is not one of {', '.join(names)}{did_you_mean(str(value), names)}"
+        )
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The command names of a parser with subcommands (none without)."""
+    return [name for a in parser._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> CommandLineError:
+    """Arguments a command does not take, with the nearest option it has for a mistyped one."""
+    sub = next(
+        (
+            p
+            for a in parser._actions
+            if isinstance(a, argparse._SubParsersAction)
+            for n, p in a.choices.items()
+            if n == command
+        ),
+        parser,
+    )
+    options = [o for a in sub._actions for o in a.option_strings]
+    first = extras[0]
+    if first.startswith("-"):
+        flag = first.split("=", 1)[0]
+        known = f" (`{sub.prog} --help` lists them)"
+        return CommandLineError(sub.prog, f"unknown option {flag}{did_you_mean(flag, options)}{known}")
+    return CommandLineError(sub.prog, f"unexpected argument {quoted(first)}: `{sub.prog} --help` says what it takes")
 
 
 def _sets(args: argparse.Namespace) -> list[str]:
@@ -126,7 +184,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     _jobs_api(args)
-    return _dispatch(*api.resolve(args.sweep, args.storage), args)
+    sweep, layout = api.resolve(args.sweep, args.storage)
+    api.check_storage(layout, args.storage)  # finishing a sweep needs the root it ran under
+    return _dispatch(sweep, layout, args)
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -140,6 +200,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     sweep, layout = api.resolve(args.sweep, args.storage)
+    api.check_storage(layout, args.storage)
     st = api.status(sweep, layout=layout)
     print(json.dumps(st, indent=2) if args.json else st["text"])
     return 0
@@ -201,8 +262,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     mapping = _parse_map(args.map)
-    result = api.fit(args.law, api.read_table(args.data), map=mapping, bootstrap=args.bootstrap, seed=args.seed)
-    print(json.dumps(result.to_json()) if args.json else api.format_fit(result))
+    table = api.read_table(args.data)
+    result = api.fit(args.law, table, map=mapping, bootstrap=args.bootstrap, seed=args.seed, delta=args.delta)
+    print(json.dumps(api.fit_json(result)) if args.json else api.format_fit(result))
     return 0
 
 
@@ -215,6 +277,27 @@ def _parse_map(groups: list[list[str]] | None) -> dict[str, str]:
             raise UsageError(f"--map: expected VAR=COLUMN, got {item!r}")
         mapping[var] = column
     return mapping
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    shipped, stored, root = api.list_sweeps(args.storage)
+    if args.json:
+        print(
+            json.dumps(
+                {"shipped": [vars(e) for e in shipped], "storage_root": root, "stored": [vars(e) for e in stored]}
+            )
+        )
+        return 0
+    width = max(len(e.name) for e in [*shipped, *stored])
+    print("shipped sweeps (tsweep plan NAME shows the jobs; tsweep submit NAME runs one):")
+    for e in shipped:
+        print(f"  {e.name:<{width}}  {e.description}")
+    print(f"\nsweeps under {without_query(root)}:" if stored else f"\nno sweeps under {without_query(root)} yet")
+    for e in stored:
+        named = f" (its sweep.yaml names {e.sweep_name!r})" if e.sweep_name not in (None, e.name) else ""
+        jobs = "" if e.jobs_with_summary is None else f"{e.jobs_with_summary} job(s) with a summary; "
+        print(f"  {e.name:<{width}}  {jobs}{e.description}{named}")
+    return 0
 
 
 def cmd_grafana(args: argparse.Namespace) -> int:
@@ -243,7 +326,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsweep", description="Scaling laws for transfer, measured at cluster scale.")
+    p = Parser(prog="tsweep", description="Scaling laws for transfer, measured at cluster scale.")
     p.add_argument("--version", action="version", version=f"tsweep {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
@@ -253,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_result_commands(sub)
     _add_grafana(sub)
     _add_fit(sub)
+    _add_list(sub)
     return p
 
 
@@ -413,12 +497,31 @@ def _add_grafana(sub: Subparsers) -> None:
     gr.set_defaults(handler=cmd_grafana)
 
 
+def _add_list(sub: Subparsers) -> None:
+    help_ = "the shipped sweeps, and the sweeps under the storage root"
+    ls = _command(sub, "list", cmd_list, help_, sweep=False)
+    ls.add_argument("--json", action="store_true", help="print them as JSON")
+
+
+def _laws_epilog() -> str:
+    """Every law ``fit`` knows: its formula, its variables (the columns it reads) and parameters."""
+    lines = ["laws (--law NAME; a variable is read from the column of its name, or --map VAR=COLUMN):"]
+    for name, formula, variables, params in api.law_help():
+        lines.append(f"  {name:<11} {formula}")
+        lines += [f"  {'':<11}   {var:<5} {meaning}" for var, meaning in variables]
+        lines.append(f"  {'':<11}   fitted: {', '.join(params)}")
+    return "\n".join(lines)
+
+
 def _add_fit(sub: Subparsers) -> None:
     f = sub.add_parser(
         "fit",
         help="fit a scaling law to any table (.csv or .parquet)",
-        description="Fit a scaling law to a table: Huber loss on log values, L-BFGS-B from a grid "
-        "of starts (Hoffmann et al. 2022, approach 3).",
+        description="Fit a scaling law to a table: Huber loss on log values, L-BFGS-B from a grid\n"
+        "of starts (Hoffmann et al. 2022, approach 3). A parameter the table cannot identify\n"
+        "is printed as 'not identified' with the reason, never as a number.",
+        epilog=_laws_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     f.add_argument("--law", required=True, metavar="NAME", help=f"one of: {', '.join(api.law_names())}")
     f.add_argument("--data", required=True, metavar="FILE", help="a .csv or .parquet table")
@@ -431,13 +534,27 @@ def _add_fit(sub: Subparsers) -> None:
     )
     f.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for 95%% intervals")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument(
+        "--delta",
+        type=float,
+        default=None,
+        metavar="X",
+        help="the Huber loss's delta on log residuals (default 0.01, tsweep's, for a few dozen runs with "
+        "1-3%% loss noise); 1e-3 is the published Chinchilla procedure (Hoffmann et al. 2022)",
+    )
     f.add_argument("--json", action="store_true", help="print the JSON contract")
     f.set_defaults(handler=cmd_fit)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise _unrecognized(parser, args.command, extras)
+    except CommandLineError as exc:
+        print(f"{exc.prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     handler: Handler = args.handler
     try:
         return int(handler(args) or 0)
@@ -452,10 +569,46 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+# Commands that start, join and contact no Ray cluster and leave nothing running behind them:
+# console() ends their process with os._exit once the output is flushed. (demo, submit, resume
+# and follow exit the ordinary way: Ray's own exit hooks stop the cluster a run started.)
+READ_COMMANDS = frozenset({"plan", "status", "gaps", "report", "advise", "fit", "list", "grafana"})
+
+
+def console() -> NoReturn:
+    """The console script (``tsweep``, ``python -m tsweep``): :func:`main`, then the exit.
+
+    A read command ends with ``os._exit`` once stdout, stderr and the log handlers are flushed,
+    skipping the interpreter's teardown: that is where native libraries can abort a finished
+    command (exit -6 after its output was printed). pyarrow finalizes its S3 subsystem in an
+    ``atexit`` hook while S3 clients cached by :mod:`tsweep.core.files` are still alive, and
+    Arrow's and OpenBLAS's thread pools and jemalloc's background thread are torn down by C++
+    static destructors racing the interpreter's own finalization on a loaded machine. A read
+    command has nothing left to release by then: every file it writes is written whole (or
+    not at all) before :func:`main` returns. ``tests/test_cli.py`` runs one in a loop."""
+    argv = sys.argv[1:]
+    rc = main(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in READ_COMMANDS:
+        sys.exit(rc)
+    _flush()
+    os._exit(rc)
+
+
+def _flush() -> None:
+    """Flush what a command printed and logged (a reader that went away is no error here)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -41,8 +41,9 @@ import pyarrow as pa
 
 from tsweep.analysis.records import TransferReport
 from tsweep.analysis.transfer import transfer_report
+from tsweep.core.errors import StoreError
 from tsweep.core.jsonio import dumps, finite
-from tsweep.core.layout import SweepLayout
+from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.store import FINAL_STATUSES, Store
 
 if TYPE_CHECKING:
@@ -63,11 +64,22 @@ def history_line(report: TransferReport) -> dict[str, Any]:
 
 
 def read_history(sweep_dir: str) -> list[dict[str, Any]]:
+    """The refits recorded in fits/history.jsonl, oldest first; a line cut short by a crash is
+    left out. A file that is not UTF-8 text was damaged some other way: StoreError, one line
+    naming it (``tsweep report`` reads it before it writes anything, so it exits 2 with nothing
+    half-written)."""
     layout = SweepLayout(sweep_dir)
     if not layout.files.exists(layout.fit_history):
         return []
+    try:
+        text = layout.files.read_text(layout.fit_history)
+    except UnicodeDecodeError as exc:
+        raise StoreError(
+            f"{without_query(layout.fit_history)}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+            "it should hold one JSON line per refit: move it aside to write the report without the gap history"
+        ) from None
     out = []
-    for line in layout.files.read_text(layout.fit_history).splitlines():
+    for line in text.splitlines():
         try:
             out.append(json.loads(line))
         except ValueError:  # a line cut short by a crash mid-append

@@ -38,6 +38,22 @@ LogX = Mapping[str, Array | Codes]  # a law's inputs by name: logs, or codes whe
 
 LAWS: dict[str, Law] = {}
 
+# What each variable of the registered laws means (``tsweep fit --help``, :func:`tsweep.api.law_help`);
+# every law that uses a name uses it in this sense (U_D and U_N: the data-constrained law's).
+VARIABLE_MEANINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "N": "model size, non-embedding parameters",
+        "D": "training tokens",
+        "loss": "evaluation loss, nats per token",
+        "p": "pre-training tokens",
+        "f": "fine-tuning tokens",
+        "D_F": "fine-tuning tokens",
+        "D_T": "effective data transferred, tokens (Hernandez et al. 2021)",
+        "U_D": "unique training tokens (Muennighoff et al. 2023)",
+        "U_N": "the parameters U_D trains compute-optimally, at most N (Muennighoff et al. 2023)",
+    }
+)
+
 
 def register(cls: type[Law]) -> type[Law]:
     LAWS[cls.name] = cls()

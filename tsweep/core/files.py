@@ -15,6 +15,7 @@ path. A missing file is never retried: it is an answer, not a failure.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -54,11 +55,18 @@ _PERMANENT_AWS = re.compile(
 )
 
 
+# Errors of a path itself that no retry fixes (the operating system's errno, which pyarrow's
+# local filesystem passes on): a name past the file-name length, a symlink loop, a read-only
+# filesystem, a path through a file.
+_PERMANENT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
+
+
 def is_transient(exc: BaseException) -> bool:
     """An I/O error that a retry may fix (throttling, a dropped connection, a timeout)."""
     return (
         isinstance(exc, OSError)
         and not isinstance(exc, (*_ANSWERS, PermissionError))
+        and exc.errno not in _PERMANENT_ERRNOS
         and not _PERMANENT_AWS.search(str(exc))
     )
 

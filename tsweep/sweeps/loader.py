@@ -29,14 +29,16 @@ Imports: PyYAML, pydantic's errors, ``tsweep.core``, :mod:`tsweep.sweeps.models`
 from __future__ import annotations
 
 import os
+import re
+import types
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from tsweep.core.errors import SweepError
+from tsweep.core.errors import SweepError, closest
 from tsweep.sweeps.models import FieldError, Sweep
 from tsweep.sweeps.paths import inline_files, resolve_paths
 
@@ -44,10 +46,13 @@ __all__ = [
     "MAX_YAML_BYTES",
     "MAX_YAML_NODES",
     "StrictLoader",
+    "describe_errors",
     "dump_sweep",
+    "known_keys",
     "load_sweep",
     "load_yaml",
     "loads_sweep",
+    "members",
     "parse_sweep",
 ]
 
@@ -72,6 +77,57 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "sweep"
 
 
+# pydantic's error types in the words a sweep's author reads (no validation-library wording):
+# what the value must be, from the error's own context where it has one.
+_MUST_BE: dict[str, str] = {
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of settings",
+    "model_attributes_type": "a mapping of settings",
+    "none_required": "empty (null)",
+}
+_BOUNDS = {"gt": "> {}", "ge": ">= {}", "lt": "< {}", "le": "<= {}"}
+# A union member's tag in an error location: a type name (``float``, ``literal['auto']``,
+# ``list[int]``, ``function-after[...]``), never a sweep field (fields hold no brackets or dashes,
+# and the type names below are no field's name).
+_MEMBER_TAG = re.compile(r"^(float|int|str|bool|none|[a-z_-]+\[.*\])$")
+
+
+def _must_be(err: ErrorDetails) -> str:
+    """What the value at an error's location must be, in plain words (``a number``, ``> 0``)."""
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind in _MUST_BE:
+        return _MUST_BE[kind]
+    if kind in ("literal_error", "enum"):
+        return str(ctx.get("expected"))  # pydantic's own list of them: "'fp32' or 'bf16'"
+    bound = next((k for k in _BOUNDS if k in ctx and kind.startswith(("greater", "less"))), None)
+    if bound is not None:
+        return _BOUNDS[bound].format(ctx[bound])
+    if kind == "too_short":
+        return f"at least {ctx.get('min_length')} item(s) long"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} item(s) long"
+    msg = err["msg"]
+    return msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
+
+
+def _got(err: ErrorDetails) -> str:
+    got = err.get("input")
+    return "" if isinstance(got, (dict, list)) else f", got {got!r}"
+
+
 def _describe(err: ErrorDetails) -> str:
     """One pydantic error as the one line a user reads: ``path: message``."""
     path = _format_loc(err["loc"])
@@ -86,13 +142,99 @@ def _describe(err: ErrorDetails) -> str:
         return f"{path}: unknown key"
     if err["type"] == "missing":
         return f"{path}: required field is missing"
+    if err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx") or {}
+        return f"{path}: {ctx.get('discriminator')} must be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
+    if err["type"] == "union_tag_not_found":
+        return f"{path}: needs a {(err.get('ctx') or {}).get('discriminator')} key"
     if msg.startswith("["):  # a list validator naming its own index
         idx, _, rest = msg.partition("] ")
         return f"{path}{idx}]: {rest}"
-    got = err.get("input")
-    if err["type"] not in {"value_error", "assertion_error"} and not isinstance(got, (dict, list)):
-        msg = f"{msg}, got {got!r}"
-    return f"{path}: {msg}"
+    if err["type"] in {"value_error", "assertion_error"}:
+        return f"{path}: {msg}"
+    return f"{path}: must be {_must_be(err)}{_got(err)}"
+
+
+def _describe_union(first: ErrorDetails, errors: list[ErrorDetails]) -> str | None:
+    """One line for a value that matched no member of a union (``float | Literal['auto']``):
+    every member's error sits at the same location plus the member's tag, with the same input.
+    ``train.lr: must be a number or 'auto', got 'fast'``; None when ``first`` is no such error."""
+    loc = first["loc"]
+    if not loc or not isinstance(loc[-1], str) or not _MEMBER_TAG.match(loc[-1]):
+        return None
+    same = [
+        e
+        for e in errors
+        if e["loc"][:-1] == loc[:-1] and isinstance(e["loc"][-1], str) and e.get("input") == first.get("input")
+    ]
+    if len(same) < 2 or not all(_MEMBER_TAG.match(str(e["loc"][-1])) for e in same):
+        return None
+    wants = list(dict.fromkeys(_must_be(e) for e in same))
+    return f"{_format_loc(loc[:-1])}: must be {' or '.join(wants)}{_got(first)}"
+
+
+def _describe_unknown(err: ErrorDetails) -> str:
+    """An unknown key, with the nearest key the schema has there: ``finetune_token: unknown key;
+    did you mean 'finetune_tokens'?`` (a misspelled key is also why a required one is missing, so
+    it is named first)."""
+    loc = err["loc"]
+    key = str(loc[-1])
+    near = closest(key, known_keys(loc[:-1]))
+    parent = _format_loc(loc[:-1])
+    hint = "" if near is None else f"; did you mean {near if parent == 'sweep' else f'{parent}.{near}'!r}?"
+    return f"{_format_loc(loc)}: unknown key{hint} (`tsweep plan --explain` lists every setting)"
+
+
+def describe_errors(errors: list[ErrorDetails]) -> str:
+    """The one line a failed validation is reported as: an unknown key first, with the nearest
+    known key; else the first error, a union's members' errors merged into one."""
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    if unknown:
+        return _describe_unknown(unknown[0])
+    return _describe_union(errors[0], errors) or _describe(errors[0])
+
+
+def members(annotation: Any) -> list[Any]:
+    """The types a field's annotation admits: ``Annotated`` unwrapped, unions split, None dropped."""
+    if get_origin(annotation) is Annotated:
+        return members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in members(a)]
+    return [] if annotation is type(None) else [annotation]
+
+
+def _literals(model: type[BaseModel]) -> set[Any]:
+    """Every Literal value a model's fields admit (a discriminated union's tag is one)."""
+    return {
+        v
+        for f in model.model_fields.values()
+        for m in members(f.annotation)
+        if get_origin(m) is Literal
+        for v in get_args(m)
+    }
+
+
+def known_keys(loc: tuple[int | str, ...], annotation: Any = Sweep) -> set[str]:
+    """The keys the schema has at a location (an error's ``loc`` without its last part): the
+    fields of every model reachable there, through mappings, lists and union tags."""
+    out: set[str] = set()
+    for m in members(annotation):
+        model = m if isinstance(m, type) and issubclass(m, BaseModel) else None
+        if not loc:
+            out |= set(model.model_fields) if model is not None else set()
+            continue
+        head, rest = loc[0], loc[1:]
+        if model is not None:
+            f = model.model_fields.get(str(head))
+            if f is not None:
+                out |= known_keys(rest, f.annotation)
+            elif head in _literals(model):  # the discriminated union's tag
+                out |= known_keys(rest, model)
+        elif get_origin(m) is dict:
+            out |= known_keys(rest, get_args(m)[1])
+        elif get_origin(m) in (list, tuple):
+            out |= known_keys(rest, get_args(m)[0])
+    return out
 
 
 def parse_sweep(data: Any, *, origin: str = "sweep", base_dir: str | None = None) -> Sweep:
@@ -105,7 +247,7 @@ def parse_sweep(data: Any, *, origin: str = "sweep", base_dir: str | None = None
     try:
         return Sweep.model_validate(resolve_paths(data, base_dir))
     except ValidationError as exc:
-        raise SweepError(_describe(exc.errors()[0])) from None
+        raise SweepError(describe_errors(exc.errors())) from None
 
 
 # PyYAML ships no type stubs here (types-PyYAML is not a dependency): SafeLoader is Any to mypy.

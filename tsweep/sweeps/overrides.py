@@ -4,8 +4,9 @@ validated as a whole.
 Rules: a VALUE is read as YAML (``--set model_sizes=[pico,nano]``) by the loader's strict YAML
 reader, except that a scalar set on a text field keeps the text the user typed (``--set
 name=2024`` names a sweep ``"2024"``, not the integer): the field's type is read off the models'
-annotations. The overridden sweep goes through :func:`~tsweep.sweeps.loader.parse_sweep`, so a
-bad override is named like a bad YAML field, in one line.
+annotations. A path's dotted part is kept whole where the sweep holds such a key (``--set
+corpora.d0.6.distance=0.3`` sets corpus ``d0.6``'s distance). The overridden sweep goes through
+:func:`~tsweep.sweeps.loader.parse_sweep`, so a bad override is named like a bad YAML field, in one line.
 
 Imports: PyYAML, pydantic's ``BaseModel`` (to walk the annotations), ``tsweep.core``,
 :mod:`tsweep.sweeps.models` and :mod:`tsweep.sweeps.loader`.
@@ -13,14 +14,13 @@ Imports: PyYAML, pydantic's ``BaseModel`` (to walk the annotations), ``tsweep.co
 
 from __future__ import annotations
 
-import types
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
 
 from tsweep.core.errors import SweepError
-from tsweep.sweeps.loader import StrictLoader, load_yaml, parse_sweep
+from tsweep.sweeps.loader import StrictLoader, load_yaml, members, parse_sweep
 from tsweep.sweeps.models import Sweep
 
 __all__ = ["with_overrides"]
@@ -42,6 +42,7 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
         parts = key.strip().split(".")
         if not sep or not all(parts):
             raise SweepError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3 (give SWEEP before --set)")
+        parts = _key_path(data, parts)
         try:
             value = load_yaml(raw, f"--set {key}") if raw.strip() else None
             value = _as_typed(value, raw, _string_kind(Sweep, parts))
@@ -63,13 +64,19 @@ def with_overrides(sweep: Sweep, overrides: list[str] | tuple[str, ...]) -> Swee
     return parse_sweep(data, origin="--set")
 
 
-def _members(annotation: Any) -> list[Any]:
-    """The types a field's annotation admits: ``Annotated`` unwrapped, unions split, None dropped."""
-    if get_origin(annotation) is Annotated:
-        return _members(get_args(annotation)[0])
-    if get_origin(annotation) in (Union, types.UnionType):
-        return [m for a in get_args(annotation) for m in _members(a)]
-    return [] if annotation is type(None) else [annotation]
+def _key_path(data: dict[str, Any], parts: list[str]) -> list[str]:
+    """The keys a dotted ``--set`` path names, a dotted key kept whole where the sweep holds one
+    (``corpora.d0.6.distance``: the corpus is ``d0.6``)."""
+    out: list[str] = []
+    node: Any = data
+    i = 0
+    while i < len(parts):
+        held = node if isinstance(node, dict) else {}
+        j = next((j for j in range(len(parts), i + 1, -1) if ".".join(parts[i:j]) in held), i + 1)
+        out.append(".".join(parts[i:j]))
+        node = held.get(out[-1])
+        i = j
+    return out
 
 
 def _string_kind(model: Any, parts: list[str]) -> TextKind:
@@ -77,11 +84,11 @@ def _string_kind(model: Any, parts: list[str]) -> TextKind:
     annotation admits agreeing), else None: an override's YAML scalar for such a field is kept as
     the text the user typed (``--set name=2024`` names a sweep ``"2024"``, not the integer)."""
     kinds: set[TextKind] = set()
-    for m in _members(model):
+    for m in members(model):
         if not parts:
             if m is str:
                 kinds.add("str")
-            elif get_origin(m) is list and _members(get_args(m)[0]) == [str]:
+            elif get_origin(m) is list and members(get_args(m)[0]) == [str]:
                 kinds.add("list[str]")
             else:
                 kinds.add(None)
