@@ -291,8 +291,9 @@ class Comparison(Record):
 
     @property
     def resolved(self) -> bool:
-        """The interval of the difference excludes zero: one source transfers better."""
-        ci = self.d_G.ci95
+        """The interval of the difference excludes zero (of G, or where G is withdrawn, of the
+        difference in loss at f_ref, which needs no floor): one source transfers better."""
+        ci = self.d_G.ci95 if self.d_G.identified else self.d_G_loss.ci95
         return ci is not None and (ci[0] > 0 or ci[1] < 0)
 
 

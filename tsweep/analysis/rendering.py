@@ -63,6 +63,13 @@ def format_table(report: TransferReport) -> str:
         if cmp.d_G.reason is not None and cmp.d_G.reason.startswith(("one-sided", "both gaps one-sided")):
             lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {cmp.d_G.reason}")
             continue
+        if not cmp.d_G.identified and cmp.d_G_loss.identified:
+            verdict = "apart" if cmp.resolved else "not resolved"
+            lines.append(
+                f"G({cmp.a}) - G({cmp.b}) at {cmp.size}, in loss at the largest f: {fmt(cmp.d_G_loss)} ({verdict}; "
+                f"G itself: {cmp.d_G.reason})"
+            )
+            continue
         verdict = ("apart" if cmp.resolved else "not resolved") if cmp.d_G.identified else "not identified"
         lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {fmt(cmp.d_G)} ({verdict})")
     plateaus = [f"{cv.size} {fmt(cv.plateau)}" for cv in report.curves]

@@ -123,6 +123,12 @@ MIN_READ_RUNS = 3
 # 90% quantile. Below it the report prints a one-sided bound, "G < u".
 NO_GAP_LR = 2.71
 NO_GAP = "no measurable gap"
+# Misfit: a quadratic trend of the gap fit's residuals in log f (or, per source, in log p) whose
+# chi-square on 2 degrees of freedom passes 13.8, the 99.9% quantile (a false alarm in 0.1% of
+# tests at the noise level, fewer since a fit's residuals are smaller than its noise; tsweep's
+# choice: a misfit verdict withdraws numbers, so it must be rare where the law holds).
+MISFIT_CHI2 = 13.82
+FLOOR_MISFIT = "floors disagree"
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
 Strings = npt.NDArray[np.object_]  # a text column, missing values as ""
@@ -400,8 +406,77 @@ def _joint_gap_fit(
         warm_start=_warm(warm, f"gap/{size}"),
         noise_floor=floor,
     )
+    fit = _misfit(fit, law, data, sources, floor)
     fit = _no_measurable_gaps(fit, law, data, sources)
     return GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
+
+
+def _trend_chi2(x: Array, y: Array, sigma: float) -> float:
+    """The chi-square statistic (degrees of freedom: x's columns) of a regression of ``y`` on the
+    columns of ``x``, both already centred, with a known noise ``sigma`` per element of y."""
+    xtx = x.T @ x
+    if sigma <= 0 or not np.all(np.isfinite(xtx)) or np.linalg.matrix_rank(xtx) < x.shape[1]:
+        return 0.0
+    coef = np.linalg.solve(xtx, x.T @ y)
+    return float(coef @ xtx @ coef) / sigma**2
+
+
+def _misfit(
+    fit: FitResult,
+    law: BarnettJoint,
+    data: Mapping[str, Array],
+    sources: list[str],
+    floor: tuple[float, float] | None,
+) -> FitResult:
+    """The joint fit with the gaps its residuals contradict marked "misfit" (module docstring,
+    misfit). Two tests on the residuals, each a chi-square with 2 degrees of freedom of a
+    quadratic trend at known noise (the fit's random-effects split, at least the replicates'):
+
+    - in f, pooled over the size's sources, within each checkpoint (which removes the checkpoint's
+      offset): a curve the shared f^-beta cannot follow makes every G of the size a misreading;
+    - in p, per source, on each checkpoint's mean residual (its noise: between^2 + within^2 / n_f):
+      a pre-training curve the A p^-alpha term cannot follow.
+    """
+    if fit.residuals is None or fit.residuals.size != np.asarray(data["loss"]).size:
+        return fit
+    r = np.asarray(fit.residuals, dtype=float)
+    code, p = np.asarray(data["source"], dtype=int), np.asarray(data["p"], dtype=float)
+    lf = np.log(np.asarray(data["f"], dtype=float))
+    groups = code * 1e15 + p
+    within, between = fitter.noise_components(r, len(fit.theta), groups)
+    if floor is not None:
+        within, between = max(within, floor[0]), max(between, floor[1])
+    marks = dict(fit.not_identified)
+    _, inv = np.unique(groups, return_inverse=True)
+
+    def demean(v: Array) -> Array:
+        return v - (np.bincount(inv, weights=v) / np.bincount(inv))[inv]
+
+    xf = np.column_stack([demean(lf), demean(lf**2)])
+    chi_f = _trend_chi2(xf, demean(r), within)
+    if chi_f > MISFIT_CHI2:
+        for s in range(len(sources)):
+            marks[f"G_{s}"] = (
+                f"misfit: the size's fine-tune curves bend away from the shared f^-beta (residual trend in f, "
+                f"chi-square {chi_f:.3g} > {MISFIT_CHI2:g} on 2 degrees of freedom)"
+            )
+    for s, src in enumerate(sources):
+        mine = code == s
+        ps = np.unique(p[mine])
+        if ps.size < 4:
+            continue
+        m = np.array([r[mine & (p == v)].mean() for v in ps])
+        n_f = np.array([np.count_nonzero(mine & (p == v)) for v in ps])
+        x = np.log(ps)
+        xp = np.column_stack([x - x.mean(), x**2 - (x**2).mean()])
+        sigma = math.sqrt(between**2 + within**2 / float(np.mean(n_f)))
+        chi_p = _trend_chi2(xp, m - m.mean(), sigma)
+        if chi_p > MISFIT_CHI2 and f"G_{s}" not in marks:
+            marks[f"G_{s}"] = (
+                f"misfit: {src}'s fine-tuned loss does not follow A p^-alpha + G over the checkpoints (residual "
+                f"trend in p, chi-square {chi_p:.3g} > {MISFIT_CHI2:g} on 2 degrees of freedom)"
+            )
+    return replace(fit, not_identified=marks)
 
 
 def _no_measurable_gaps(fit: FitResult, law: BarnettJoint, data: Mapping[str, Array], sources: list[str]) -> FitResult:
@@ -415,6 +490,8 @@ def _no_measurable_gaps(fit: FitResult, law: BarnettJoint, data: Mapping[str, Ar
     w = np.ones(logy.size)
     marks = dict(fit.not_identified)
     for s, src in enumerate(sources):
+        if marks.get(f"G_{s}", "").startswith("misfit"):
+            continue
         i = law.params.index(f"G_{s}")
         lr = fitter.pinned_excess(law, theta, logx, logy, w, i, law.bounds[i][0])
         if lr < NO_GAP_LR:
@@ -523,6 +600,47 @@ def _upper_bounds(gap: GapFit, s: int) -> tuple[Estimate, Estimate] | None:
     )
 
 
+def _floors_agree(gap_fits: list[GapFit], curves: Mapping[str, ScratchCurve]) -> tuple[list[GapFit], list[str]]:
+    """The gap fits with every G of a size marked :data:`FLOOR_MISFIT` where the gap law's floor
+    E and the from-scratch plateau of the same size disagree (the 95% interval of their
+    difference, over paired bootstrap draws, excludes zero), and a warning saying so.
+
+    Both are the loss a model of that size reaches on unlimited target data, whatever it was
+    pre-trained on, so they must agree; where they do not, the f range cannot pin the floor (a
+    bend in the f-curve, say, is absorbed into E and beta) and G, read off f^-beta's extrapolation
+    to E, is a misreading. A difference between two sources' G in loss units at the same f
+    (``d_G_loss``) holds: the floor cancels in it."""
+    out, warnings = [], []
+    for gap in gap_fits:
+        curve = curves.get(gap.size)
+        fit, plateau = gap.fit, None if curve is None else curve.fit
+        if plateau is None or fit.boot_params is None or plateau.boot_params is None:
+            out.append(gap)
+            continue
+        n = min(fit.boot_params.shape[0], plateau.boot_params.shape[0])
+        e_gap = fit.boot_params[:n, list(fit.params).index("E")]
+        e_scratch = plateau.boot_params[:n, list(plateau.params).index("E")]
+        ci = fitter.percentile_ci(e_gap - e_scratch)
+        if ci is None or ci[0] <= 0 <= ci[1]:
+            out.append(gap)
+            continue
+        why = (
+            f"{FLOOR_MISFIT} at {gap.size}: the gap law's E = {fit.params['E']:.4g} and the from-scratch plateau "
+            f"{plateau.params['E']:.4g} differ by [{ci[0]:.3g}, {ci[1]:.3g}] (95%), so the f range does not pin the "
+            f"floor G is read against; the difference of two sources' G in loss at f = {gap.f_ref:.3g} holds"
+        )
+        warnings.append(why)
+        marks = dict(fit.not_identified)
+        marks.update({f"G_{s}": why for s in range(len(gap.sources)) if f"G_{s}" not in marks})
+        out.append(replace(gap, fit=replace(fit, not_identified=marks)))
+    return out, warnings
+
+
+def _floor_only(gap: GapFit, s: int) -> bool:
+    """The source's G is withdrawn only because the floors disagree (:func:`_floors_agree`)."""
+    return gap.fit.not_identified.get(f"G_{s}", "").startswith(FLOOR_MISFIT)
+
+
 def _comparable(gap: GapFit, s: int) -> bool:
     """A source enters a comparison when its G is identified or bounded from above."""
     g, _ = g_estimates(gap, gap.sources[s])
@@ -564,6 +682,8 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
             ga, gb = f"G_{i}", f"G_{j}"
             why = next((f"{n} not identified" for n, k in ((ga, i), (gb, j)) if not _comparable(gap, k)), None)
             why = why or _one_sided(gap, a, b)
+            # the floor cancels in a difference in loss at one f: a floor misfit alone leaves it
+            why_loss = None if why is not None and _floor_only(gap, i) and _floor_only(gap, j) else why
             diff = bp[:, names.index(ga)] - bp[:, names.index(gb)]
             scale = gap.f_ref ** -bp[:, names.index("beta")]
             point = fit.params[ga] - fit.params[gb]
@@ -574,7 +694,7 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
                     b=b,
                     size=gap.size,
                     d_G=Estimate.from_samples(point, diff, positive=False, reason=why),
-                    d_G_loss=Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why),
+                    d_G_loss=Estimate.from_samples(point_loss, diff * scale, positive=False, reason=why_loss),
                 )
             )
     return out
@@ -755,6 +875,8 @@ def transfer_report(
     curves, curve_warnings = _scratch_curves(c, scratch_rows, noise or FALLBACK_NOISE, bootstrap, seed + 1, warm)
     warnings += curve_warnings
     by_size = {cv.size: cv for cv in curves}
+    gap_fits, floor_warnings = _floors_agree(gap_fits, by_size)
+    warnings += floor_warnings
     # 6. the global scratch law, for reference
     scratch_fit = None
     sn, sd, sl = c["n_params"][scratch_rows], c["data_tokens"][scratch_rows], c["best_eval_loss"][scratch_rows]

@@ -78,6 +78,11 @@ class World:
     noise_slope: float = 0.0
     bend: float = 0.0
     misspecified: bool = False  # the report's laws cannot follow it (the coverage bar is 90%, not 93%)
+    # replicate runs as the sweep declares them (tsweep.analysis.noise): (source, size, p, f) cells
+    # re-run from the same checkpoint, and (source, size, f values) of a second pre-training lineage
+    # whose every checkpoint is fine-tuned at those f
+    replicate_cells: tuple[tuple[str, str, float, float], ...] = ()
+    replicate_lineage: tuple[str, str, tuple[float, ...]] | None = None
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -103,7 +108,17 @@ class World:
         return float(size.E + size.B * d**-size.b)
 
 
-def _row(job_id: str, kind: str, source: str, size: Size, d: float, p: float, loss: float) -> dict[str, Any]:
+def _row(
+    job_id: str,
+    kind: str,
+    source: str,
+    size: Size,
+    d: float,
+    p: float,
+    loss: float,
+    replicate: int = 0,
+    lineage: int = 0,
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "job_id": job_id,
@@ -127,26 +142,45 @@ def _row(job_id: str, kind: str, source: str, size: Size, d: float, p: float, lo
         "wall_time_s": 1.0,
         "flops": 6.0 * size.n_params * d,
         "finished_at": _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc),
+        "seed": 10_000 * replicate,
+        "replicate": replicate,
+        "lineage": lineage,
     }
 
 
 def draw(world: World, seed: int) -> pa.Table:
-    """One simulated summary table of ``world``: every scratch run and every fine-tune, with
-    multiplicative log-normal noise (a term per run at :meth:`World.sigma`, and an offset per
-    checkpoint)."""
+    """One simulated summary table of ``world``: every scratch run, every fine-tune and every
+    replicate, with multiplicative log-normal noise (a term per run at :meth:`World.sigma`, and
+    an offset per checkpoint, which a replicate of the same checkpoint shares)."""
     rng = np.random.default_rng(seed)
     rows = []
+    offsets: dict[tuple[str, str, float], float] = {}
+
+    def finetune(size: Size, src: str, p: float, f: float, replicate: int = 0, lineage: int = 0) -> None:
+        key = (src, size.name, p) if lineage == 0 else (f"{src}~{lineage}", size.name, p)
+        if key not in offsets:
+            offsets[key] = world.between * rng.standard_normal()
+        noise = offsets[key] + world.sigma(f) * rng.standard_normal()
+        loss = world.finetune_loss(size, src, p, f) * math.exp(noise)
+        job = f"f-{src}-{size.name}-{p:.0f}-{f:.0f}-r{replicate}"
+        rows.append(_row(job, "finetune", src, size, f, p, loss, replicate, lineage))
+
     for size in world.sizes:
         for d in world.scratch_d:
             loss = world.scratch_loss(size, d) * math.exp(world.sigma(d) * rng.standard_normal())
             rows.append(_row(f"s-{size.name}-{d:.0f}", "scratch", "scratch", size, d, 0, loss))
         for src in sorted(size.sources):
             for p in world.p_axis:
-                offset = world.between * rng.standard_normal()
                 for f in world.f_axis:
-                    noise = offset + world.sigma(f) * rng.standard_normal()
-                    loss = world.finetune_loss(size, src, p, f) * math.exp(noise)
-                    rows.append(_row(f"f-{src}-{size.name}-{p:.0f}-{f:.0f}", "finetune", src, size, f, p, loss))
+                    finetune(size, src, p, f)
+    by_name = {s.name: s for s in world.sizes}
+    for src, size_name, p, f in world.replicate_cells:
+        finetune(by_name[size_name], src, p, f, replicate=1)
+    if world.replicate_lineage is not None:
+        src, size_name, fs = world.replicate_lineage
+        for p in world.p_axis:
+            for f in fs:
+                finetune(by_name[size_name], src, p, f, replicate=1, lineage=1)
     return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
 
@@ -162,14 +196,16 @@ def truths(world: World, report: TransferReport | None = None) -> dict[str, floa
     for size in world.sizes:
         out[f"plateau/{size.name}"] = size.E
         gaps = {n: s.G for n, s in size.sources.items() if s.rise == 0}
+        # the f exponent at f_ref, with the world's bend
+        beta_ref = size.beta + world.bend * math.log(f_ref / math.sqrt(min(world.f_axis) * f_ref))
         for n, g in gaps.items():
             out[f"G/{n}/{size.name}"] = g
-            out[f"G_loss/{n}/{size.name}"] = g * f_ref**-size.beta
+            out[f"G_loss/{n}/{size.name}"] = g * f_ref**-beta_ref
         names = sorted(gaps)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 out[f"dG/{a}-{b}/{size.name}"] = gaps[a] - gaps[b]
-                out[f"dG_loss/{a}-{b}/{size.name}"] = (gaps[a] - gaps[b]) * f_ref**-size.beta
+                out[f"dG_loss/{a}-{b}/{size.name}"] = (gaps[a] - gaps[b]) * f_ref**-beta_ref
     largest = max(world.sizes, key=lambda s: s.n_params)
     for src in world.source_names:
         at = None if report is None else next((s.multiplier_at for s in report.sources if s.source == src), None)
@@ -290,6 +326,12 @@ DEMO_AXES = {
     "p_axis": (125e3, 500e3, 1e6, 2e6, 4e6),
     "f_axis": (1e3, 2e3, 4e3, 16e3),
 }
+# The demo's replicates (tsweep/sweeps/demo.yaml): d0.6 at pico re-run at p = 125k and 4M for every
+# f, and pre-trained again with every checkpoint fine-tuned at f = 1k and 4k.
+DEMO_REPLICATES = {
+    "replicate_cells": tuple(("d0.6", "pico", p, f) for p in (125e3, 4e6) for f in (1e3, 2e3, 4e3, 16e3)),
+    "replicate_lineage": ("d0.6", "pico", (1e3, 4e3)),
+}
 # The demo's noise: the gap fits' residual scale corrected for degrees of freedom, 0.48% (mini) and
 # 0.74% (pico); a checkpoint offset of 0.2% (a fifth of the run-to-run variance, tsweep's choice
 # where no replicate measured it).
@@ -304,7 +346,7 @@ def _with_source(sizes: tuple[Size, ...], name: str, make: Any) -> tuple[Size, .
 def design_worlds() -> dict[str, World]:
     """The worlds the coverage test runs: the demo as measured, and the demo broken in each way
     the report's laws cannot follow or its users will bring (module docstring)."""
-    base = World(name="demo", sizes=DEMO_SIZES, **DEMO_AXES, **DEMO_NOISE)  # type: ignore[arg-type]
+    base = World(name="demo", sizes=DEMO_SIZES, **DEMO_AXES, **DEMO_NOISE, **DEMO_REPLICATES)  # type: ignore[arg-type]
     d06 = {s.name: s.sources["d0.6"] for s in DEMO_SIZES}
     d09 = {s.name: s.sources["d0.9"] for s in DEMO_SIZES}
     worlds = [
