@@ -76,8 +76,24 @@ def tsweep_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "tsweep"]
 
 
+def torch_extensions_dir() -> str:
+    """Where torch keeps the C++ ops it builds for this Python and torch (DeepSpeed's shared-memory
+    all-reduce among them): ``$TORCH_EXTENSIONS_DIR``, else the default root and torch's
+    ``py<version>_<cpu|cu<version>>`` folder (``torch.utils.cpp_extension._get_build_directory``)."""
+    import torch
+    from torch.utils.cpp_extension import get_default_build_root
+
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        return os.environ["TORCH_EXTENSIONS_DIR"]
+    cu = "cpu" if torch.version.cuda is None else f"cu{torch.version.cuda.replace('.', '')}"
+    return os.path.join(get_default_build_root(), f"py{sys.version_info.major}{sys.version_info.minor}_{cu}")
+
+
 def main(warm_cache: bool = False, tiny: bool = False) -> dict:
-    """``tsweep demo`` from a fresh HOME (``tiny``: with ``--set TINY_SETS``)."""
+    """``tsweep demo`` from a fresh HOME (``tiny``: with ``--set TINY_SETS``). ``warm_cache``
+    keeps this user's data cache; ``tiny`` keeps this user's built torch ops (a fresh HOME makes
+    the first two jobs build DeepSpeed's shared-memory op, about a minute on a loaded 2-core
+    machine, which the full run counts and the suite need not)."""
     machine = _machine.reference(tiny=tiny)
     argv = tsweep_command() + ["demo"] + (["--set", *TINY_SETS] if tiny else [])
     with tempfile.TemporaryDirectory(prefix="tsweep-demo-home-") as home:
@@ -85,6 +101,8 @@ def main(warm_cache: bool = False, tiny: bool = False) -> dict:
         env.update(HOME=home, TERM=env.get("TERM", "xterm"), PYTHONUNBUFFERED="1")
         if warm_cache:
             env["TSWEEP_DATA_CACHE"] = os.path.expanduser("~/.cache/tsweep/data")
+        if tiny:
+            env["TORCH_EXTENSIONS_DIR"] = torch_extensions_dir()
         code, drawn, wall = run_in_pty(argv, env)
         if code != 0:
             print(drawn[-4000:])

@@ -36,8 +36,15 @@ import _machine
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO / "tests" / "data" / "tiny.yaml"
-# The suite's size: one pre-training, its two fine-tunes at 2k, one scratch run (tsweep's choice).
-TINY_CUT = ["finetune_tokens=[2k]", "scratch_tokens=[2k]"]
+# The suite's size: one pre-training of 32k tokens, its two fine-tunes at 2k, one scratch run,
+# 5 bootstrap resamples in the live fits (tsweep's choice).
+TINY_CUT = [
+    "finetune_tokens=[2k]",
+    "scratch_tokens=[2k]",
+    "pretrain.tokens=32k",
+    "pretrain.checkpoints=[8k]",
+    "fit.bootstrap=5",
+]
 CPUS = 2
 ROUNDS = 1
 BUCKET = "bench"
