@@ -172,6 +172,9 @@ def check_worker_throughput(capsys, monkeypatch):
     assert ratio == pytest.approx(w["tokens_per_s"] / bare["tokens_per_s"], abs=1e-3)
     # the worker does the bare loop's work and more: not much faster, and not several times slower
     assert 0.25 <= ratio <= 1.5
+    (cpu_ratio,) = res["cpu_ratios"]  # the same per CPU-second, start-up included on both sides
+    assert cpu_ratio == pytest.approx(w["tokens_per_cpu_s"] / bare["tokens_per_cpu_s"])
+    assert 0.1 <= cpu_ratio <= 1.5
 
 
 def test_worker_throughput_fails_when_the_job_it_looks_up_is_gone(monkeypatch):
