@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _machine
 
 GOAL_S = 600.0
+# What a launcher (torchrun, or tsweep's own one-rank group in this process) sets: a newcomer's
+# shell has none of them, and a job that inherited them would join this process's group.
+LAUNCHER_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
 # The suite's size (tsweep's choice): one source, one size, one fine-tune budget, two scratch
 # budgets, a 32k-token pre-training with one p, corpora of 300 documents, 10 bootstrap resamples.
 TINY_SETS = [
@@ -97,7 +100,7 @@ def main(warm_cache: bool = False, tiny: bool = False) -> dict:
     machine = _machine.reference(tiny=tiny)
     argv = tsweep_command() + ["demo"] + (["--set", *TINY_SETS] if tiny else [])
     with tempfile.TemporaryDirectory(prefix="tsweep-demo-home-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TSWEEP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TSWEEP_") and k not in LAUNCHER_VARS}
         env.update(HOME=home, TERM=env.get("TERM", "xterm"), PYTHONUNBUFFERED="1")
         if warm_cache:
             env["TSWEEP_DATA_CACHE"] = os.path.expanduser("~/.cache/tsweep/data")
