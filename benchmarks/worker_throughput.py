@@ -72,6 +72,7 @@ TINY_SCALE, TINY_ROUNDS = 1 / 64, 1  # 62.5k tokens: seconds a side, the branche
 def demo_sweep(scale: float) -> Sweep:
     """The shipped demo with its pre-training budget and checkpoints scaled by ``scale``."""
     d = load_sweep(shipped_sweep_path(DEMO)).model_dump(mode="json")
+    d.pop("replicates", None)  # replicate runs name the full grid's p; the benchmarked job is not one
     pre = d["pretrain"]
     pre["tokens"] = round(pre["tokens"] * scale)
     pre["checkpoints"] = [round(p * scale) for p in pre["checkpoints"]]

@@ -361,7 +361,7 @@ def check_demo_walltime(capsys, monkeypatch):
     res = run.main(capsys)
     wall = run.figure("demo_wall_time_s")
     over = float(run.out.strip().splitlines()[-2].split()[-1])
-    planned = expand(with_overrides(load_sweep(shipped_sweep_path("demo")), run.bench.TINY_SETS)).jobs
+    planned = expand(with_overrides(load_sweep(shipped_sweep_path("demo")), run.bench.tiny_sets())).jobs
     assert res["jobs"] == len(planned)  # every job of the cut demo ran and wrote its summary
     assert wall == pytest.approx(res["wall_s"], abs=0.06)
     assert over == pytest.approx(res["wall_s"] / (res["job_s"] / res["cores"]), abs=1e-3)
