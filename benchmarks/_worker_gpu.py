@@ -1,4 +1,4 @@
-"""The GPU figures of ``benchmarks/worker_throughput.py``, measured when a CUDA device is present.
+"""The measuring code of ``benchmarks/gpu_checks.py`` (MFU, packed jobs), run there when a CUDA device is present.
 
 1. MFU of the largest ladder rung: the worker's training step (``workers.engine.build_engine``:
    DeepSpeed, bf16, the sweep's ZeRO stage, sdpa attention) on random tokens, model FLOPs per

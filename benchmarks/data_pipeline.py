@@ -18,6 +18,9 @@ Runs with no arguments on a 2-core CPU in about a minute or two:
 
 The last line is ``data_wait_fraction VALUE`` = (median fetch + set-up / steps) / median step;
 the goal is <= 0.05.
+
+Run: ``python benchmarks/data_pipeline.py [--tiny]`` (``--tiny``, the suite's size: the same cold
+build, 2 warm repeats, a 200-document synthetic corpus and 20 timed steps).
 """
 
 from __future__ import annotations
@@ -27,14 +30,21 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _machine
 
 from tsweep.data import SweepData, cache
 from tsweep.data.synthetic import generate
 from tsweep.sweeps import parse_sweep
 
 SEQ, BATCH, BUDGET = 64, 16, 1_000_000
+SYNTH_DOCS, WARM_REPEATS, STEPS = 2000, 7, 200
+TINY = {"docs": 200, "repeats": 2, "steps": 20}  # the suite's size, tsweep's choice
 SWEEP = parse_sweep(
     dict(
         name="bench",
@@ -60,7 +70,7 @@ def _timed(fn):
     return out, time.perf_counter() - t
 
 
-def cold(root: str) -> list[tuple[str, int, float, float]]:
+def cold(root: str, synth_docs: int = SYNTH_DOCS) -> list[tuple[str, int, float, float]]:
     """(stage, tokens, seconds, text MB) for each cold build stage."""
     sd = SweepData(SWEEP, cache_dir=root)
     rows = []
@@ -73,13 +83,13 @@ def cold(root: str) -> list[tuple[str, int, float, float]]:
     for name in ("python", "prose", "prose+c"):
         n, dt = _timed(lambda name=name: sd.available_tokens(name))
         rows.append((f"training stream {name}", n, dt, 2 * n / 1e6))  # uint16 tokens written
-    docs, dt = _timed(lambda: list(generate(0, 0.3, 2000)))
+    docs, dt = _timed(lambda: list(generate(0, 0.3, synth_docs)))
     n = sum(len(d) for d in docs)
-    rows.append(("synthetic generation (2000 docs)", n, dt, n / 1e6))  # ASCII text
+    rows.append((f"synthetic generation ({synth_docs} docs)", n, dt, n / 1e6))  # ASCII text
     return rows
 
 
-def warm(root: str, repeats: int = 7) -> list[tuple[str, float]]:
+def warm(root: str, repeats: int = WARM_REPEATS) -> list[tuple[str, float]]:
     job, plan = [], []
     for _ in range(repeats):
         _forget_open_entries()
@@ -97,7 +107,7 @@ def warm(root: str, repeats: int = 7) -> list[tuple[str, float]]:
     ]
 
 
-def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
+def data_wait(root: str, steps: int = STEPS, warmup: int = 10) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
@@ -147,15 +157,18 @@ def data_wait(root: str, steps: int = 200, warmup: int = 10) -> dict:
     }
 
 
-def main() -> None:
+def main(tiny: bool = False) -> dict:
+    """Cold, warm and the data wait; ``tiny`` is the suite's size (``TINY``)."""
+    machine = _machine.reference(tiny=tiny)
+    docs, repeats, steps = (TINY["docs"], TINY["repeats"], TINY["steps"]) if tiny else (SYNTH_DOCS, WARM_REPEATS, STEPS)
     # One torch thread: a sweep's CPU jobs ask for one core each (resources.cpus: 1) and run
     # side by side; two threads per job on two shared cores mostly measure OpenMP contention.
     torch.set_num_threads(1)
     root = tempfile.mkdtemp(prefix="tsweep-bench-data-")
     try:
-        rows = cold(root)
-        warm_rows = warm(root)
-        dw = data_wait(root)
+        rows = cold(root, docs)
+        warm_rows = warm(root, repeats)
+        dw = data_wait(root, steps)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(
@@ -175,14 +188,15 @@ def main() -> None:
         f"{sum(r[3] for r in rows[:3]) / total_dt:>8.2f}"
     )
     print()
-    print(f"{'warm cache (median of 7)':<52} {'ms':>8}")
+    print(f"{f'warm cache (median of {repeats})':<52} {'ms':>8}")
     for label, dt in warm_rows:
         print(f"{label:<52} {dt * 1e3:>8.1f}")
     job_dt = warm_rows[0][1]
     print(f"{'  = effective warm throughput (tokens served / s)':<52} {(BUDGET + 32_000) / job_dt / 1e6:>7.0f}M")
     print()
     print(
-        f"data wait vs training step (batch {BATCH} x seq {SEQ}, GPT-2 2 layers x 64, medians of 200 interleaved steps)"
+        f"data wait vs training step (batch {BATCH} x seq {SEQ}, GPT-2 2 layers x 64, medians of {steps} "
+        "interleaved steps)"
     )
     print(f"{'batch fetch (BatchStream.batch)':<52} {dw['fetch'] * 1e3:>8.3f} ms")
     print(f"{'job set-up (open cache, cut 1M tokens into sequences)':<52} {dw['setup'] * 1e3:>8.1f} ms")
@@ -192,8 +206,10 @@ def main() -> None:
     )
     print(f"{'forward + backward + AdamW step':<52} {dw['step'] * 1e3:>8.3f} ms")
     print(f"{'data wait / step':<52} {dw['fraction'] * 100:>7.2f} %")
+    _machine.report(machine)
     print(f"data_wait_fraction {dw['fraction']:.4f}")
+    return {"cold": rows, "warm": warm_rows, "wait": dw}
 
 
 if __name__ == "__main__":
-    main()
+    main(tiny="--tiny" in sys.argv[1:])

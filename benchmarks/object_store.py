@@ -9,7 +9,11 @@ checkpoint, lease, fit and Tune's experiment state going through ``pyarrow.fs`` 
 Each round runs both sides, the order alternating, each into a fresh folder or prefix; one
 warm-up sweep first (worker processes, imports, the data cache) is not counted.
 
-Run: ``python benchmarks/object_store.py [ROUNDS]`` (about 3 minutes for one round on 2 CPU cores).
+Both sides train the same jobs from the same seeds, so their results are equal: the table gives
+the largest difference of a job's best held-out loss between the two stores.
+
+Run: ``python benchmarks/object_store.py [ROUNDS] [--tiny]`` (about 3 minutes for one round on 2
+CPU cores; ``--tiny``, the suite's size: the tiny sweep cut to 4 jobs, one round, no warm-up).
 Last line: ``object_store_walltime_ratio VALUE`` (median bucket wall time over median local
 wall time).
 """
@@ -26,8 +30,21 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _machine
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
+TINY_YAML = REPO / "tests" / "data" / "tiny.yaml"
+# The suite's size: one pre-training of 32k tokens, its two fine-tunes at 2k, one scratch run,
+# 5 bootstrap resamples in the live fits (tsweep's choice).
+TINY_CUT = [
+    "finetune_tokens=[2k]",
+    "scratch_tokens=[2k]",
+    "pretrain.tokens=32k",
+    "pretrain.checkpoints=[8k]",
+    "fit.bootstrap=5",
+]
 CPUS = 2
 ROUNDS = 1
 BUCKET = "bench"
@@ -65,30 +82,40 @@ def start_bucket() -> tuple[subprocess.Popen, str]:
     return proc, f"s3://{BUCKET}/tsweep?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
 
 
-def run_once(sweep, root: str, name: str) -> float:
+def run_once(sweep, root: str, name: str) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one whole sweep into ``root``, and each job's best held-out loss by label."""
+    from tsweep.core.store import Store
     from tsweep.orchestrator.run import run_sweep
     from tsweep.sweeps import parse_sweep
 
     renamed = parse_sweep({**sweep.model_dump(mode="json"), "name": name})
+    layout = renamed.layout(root)
     t0 = time.perf_counter()
-    res = run_sweep(renamed, layout=renamed.layout(root), live=False)
+    res = run_sweep(renamed, layout=layout, live=False)
     wall = time.perf_counter() - t0
     assert res.failed == [] and res.blocked == {} and res.ran == res.planned, (res.failed, res.blocked)
-    return wall
+    rows = Store(layout.store_root).read_summaries().select(["job_id", "best_eval_loss"]).to_pylist()
+    return wall, {r["job_id"]: r["best_eval_loss"] for r in rows}
 
 
-def main(rounds: int = ROUNDS, warmup: bool = True) -> dict:
+def main(rounds: int = ROUNDS, warmup: bool = True, tiny: bool = False) -> dict:
+    """``rounds`` of both sides after one warm-up sweep; ``tiny`` is the suite's size (one round,
+    no warm-up, the sweep cut by ``TINY_CUT``)."""
     import ray
 
     from tsweep.orchestrator.plan import expand
     from tsweep.orchestrator.run import init_ray
-    from tsweep.sweeps import load_sweep
+    from tsweep.sweeps import load_sweep, with_overrides
 
     logging.getLogger("tsweep").setLevel(logging.ERROR)
-    load0 = os.getloadavg()[0]
-    sweep = load_sweep(TINY)
+    machine = _machine.reference(tiny=tiny)
+    sweep = load_sweep(TINY_YAML)
+    if tiny:
+        sweep, rounds, warmup = with_overrides(sweep, TINY_CUT), 1, False
     server, uri = start_bucket()
     walls: dict[str, list[float]] = {"local": [], "bucket": []}
+    best: dict[str, list[dict[str, float]]] = {"local": [], "bucket": []}
+    started = not ray.is_initialized()  # a cluster already joined (the suite's) is kept
     try:
         init_ray(None, num_cpus=CPUS)
         with tempfile.TemporaryDirectory(prefix="tsweep-objstore-") as tmp:
@@ -99,11 +126,19 @@ def main(rounds: int = ROUNDS, warmup: bool = True) -> dict:
                 if r % 2:
                     sides.reverse()
                 for side, root in sides:
-                    walls[side].append(run_once(sweep, root, f"{sweep.name}-{side}-{r}"))
+                    wall, losses = run_once(sweep, root, f"{sweep.name}-{side}-{r}")
+                    walls[side].append(wall)
+                    best[side].append(losses)
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
         server.kill()
         server.wait()
+    gap = max(
+        abs(a[k] - b[k]) if a.keys() == b.keys() else float("inf")
+        for a, b in zip(best["local"], best["bucket"], strict=True)
+        for k in a
+    )
 
     med = {k: statistics.median(v) for k, v in walls.items()}
     print(
@@ -112,14 +147,13 @@ def main(rounds: int = ROUNDS, warmup: bool = True) -> dict:
     print(f"{'storage':10} {'wall (s)':>9}   all rounds")
     for side in ("local", "bucket"):
         print(f"{side:10} {med[side]:>9.1f}   {', '.join(f'{w:.1f}' for w in walls[side])}")
-    print(
-        f"\nload average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"(well above the core count, other work is in the figures)"
-    )
+    print(f"same results: best held-out losses of the two stores differ by at most {gap:.1e}")
+    _machine.report(machine)
     ratio = med["bucket"] / med["local"]
     print(f"object_store_walltime_ratio {ratio:.3f}")
-    return {"ratio": ratio, "walls": walls}
+    return {"ratio": ratio, "walls": walls, "best": best, "loss_gap": gap}
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS)
+    numbers = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    main(numbers[0] if numbers else ROUNDS, tiny="--tiny" in sys.argv[1:])

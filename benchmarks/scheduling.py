@@ -21,7 +21,8 @@ Measured side by side:
 - the lower bound ``max(critical path, total work / slots)``, and a zero-overhead simulation
   of the same priority rule (what the policy alone would give; the rest is Tune's per-trial cost).
 
-Run: ``python benchmarks/scheduling.py`` (about 5 minutes on 2 CPU cores).
+Run: ``python benchmarks/scheduling.py [--tiny]`` (about 5 minutes on 2 CPU cores; ``--tiny``,
+the suite's size: a 7-job graph, a 2 s lower bound on 2 slots, in under a minute).
 Last line: ``scheduling_makespan_ratio VALUE`` (tsweep makespan / lower bound; goal <= 1.15).
 """
 
@@ -35,6 +36,9 @@ import tempfile
 import time
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _machine
 
 from tsweep.core.job import Job
 from tsweep.orchestrator.plan import expand
@@ -57,7 +61,7 @@ SWEEP = {
     "resources": {"cpus": 1},
 }
 
-# For the smoke test: 1 pre-training, 4 fine-tunes, 2 scratch runs.
+# The suite's size: 1 pre-training, 4 fine-tunes, 2 scratch runs.
 TINY_SWEEP = {
     **SWEEP,
     "sources": ["scratch", "prose"],
@@ -66,6 +70,7 @@ TINY_SWEEP = {
     "scratch_tokens": ["8k", "64k"],
     "pretrain": {"tokens": "1M", "checkpoints": ["250k"]},
 }
+TINY = {"scale": 0.02, "sweep": TINY_SWEEP, "slots": 2}  # a 2 s lower bound on the suite's 2-CPU cluster
 
 
 # ------------------------------------------------------------------ the graph and its bounds
@@ -177,13 +182,6 @@ def _pickle_by_value() -> None:
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def _load_line(load0: float) -> str:
-    return (
-        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"(well above the core count, other work is in the figures)"
-    )
-
-
 def stub_analysis_actor():
     """A do-nothing analysis actor, so the benchmarks time scheduling, not fitting."""
     import ray
@@ -234,12 +232,16 @@ def tune_run(
 
 
 # ------------------------------------------------------------------ the benchmark
-def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naive: bool = True) -> dict:
+def main(
+    scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naive: bool = True, tiny: bool = False
+) -> dict:
     """Run both plans on ``slots`` logical CPUs; ``scale`` multiplies the lower bound (``LB_S``);
-    ``naive=False`` skips the two-phase runs (the smoke test)."""
+    ``naive=False`` skips the two-phase runs; ``tiny`` is the suite's size (``TINY``)."""
     import ray
 
-    load0 = os.getloadavg()[0]
+    if tiny:
+        scale, sweep, slots = TINY["scale"], TINY["sweep"], TINY["slots"]
+    machine = _machine.reference(tiny=tiny)
     jobs = build_jobs(sweep or SWEEP)
     lb_s = LB_S * scale
     dur = durations(jobs, lb_s, slots)
@@ -318,7 +320,7 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
         f"{(ts['wall'] - sim_tsweep) * slots / len(jobs):.3f} slot-s"
     )
     print(f"naive two-phase / tsweep: {naive_wall / ts['wall']:.3f}   goal for tsweep / lower bound: <= {GOAL}")
-    print(_load_line(load0))
+    _machine.report(machine)
     ratio = ts["wall"] / lb
     print(f"scheduling_makespan_ratio {ratio:.3f}")
     return {
@@ -332,4 +334,4 @@ def main(scale: float = 1.0, sweep: dict | None = None, slots: int = SLOTS, naiv
 
 
 if __name__ == "__main__":
-    main()
+    main(tiny="--tiny" in sys.argv[1:])

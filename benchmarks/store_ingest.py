@@ -15,7 +15,8 @@ does). Its reads, failures and latencies are counted.
 Side by side in one run, alternating, ``ROUNDS`` each, every phase on a fresh store: ingest with
 no reader, ingest with the reader. Medians.
 
-Run: ``python benchmarks/store_ingest.py`` (about 2 minutes on 2 CPU cores).
+Run: ``python benchmarks/store_ingest.py [--tiny]`` (about 2 minutes on 2 CPU cores; ``--tiny``,
+the suite's size: one writer of 20 shards, one round, in seconds).
 Last line: ``store_ingest_rows_per_s VALUE`` (median ingest rate with the reader running).
 """
 
@@ -24,8 +25,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _machine
 
 from tsweep.core.store import EVAL_SCHEMA, SCHEMA_VERSION, Store
 from tsweep.sweeps import TrainSettings
@@ -37,6 +44,7 @@ ROWS_PER_SHARD = TrainSettings().checkpoint_interval_evals
 ROUNDS = 2
 EVAL_INTERVAL = 20
 TOKENS_PER_STEP = 16 * 64
+TINY = {"shards": 20, "rounds": 1, "writers": 1, "jobs": 4}  # the suite's size, tsweep's choice
 
 
 def _rows(job_id: str, kind: str, first_eval: int, n: int) -> list[dict]:
@@ -153,9 +161,16 @@ def phase(with_reader: bool, writers: int, shards: int, jobs: int) -> dict:
 
 
 def main(
-    shards: int = SHARDS_PER_WRITER, rounds: int = ROUNDS, writers: int = WRITERS, jobs: int = JOBS_PER_WRITER
+    shards: int = SHARDS_PER_WRITER,
+    rounds: int = ROUNDS,
+    writers: int = WRITERS,
+    jobs: int = JOBS_PER_WRITER,
+    tiny: bool = False,
 ) -> dict:
-    load0 = os.getloadavg()[0]
+    """``rounds`` of both phases; ``tiny`` is the suite's size (``TINY``)."""
+    if tiny:
+        shards, rounds, writers, jobs = TINY["shards"], TINY["rounds"], TINY["writers"], TINY["jobs"]
+    machine = _machine.reference(tiny=tiny)
     alone, shared, readers = [], [], []
     for r in range(rounds):
         order = [False, True] if r % 2 == 0 else [True, False]
@@ -186,13 +201,10 @@ def main(
     for rd in readers:
         for e in rd["errors"]:
             print(f"  e.g. {e}")
-    print(
-        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"(well above the core count, other work is in the figures)"
-    )
+    _machine.report(machine)
     print(f"store_ingest_rows_per_s {s:.1f}")
     return {"rows_per_s": s, "rows_per_s_alone": a, "read_failures": fails, "quarantined": quarantined}
 
 
 if __name__ == "__main__":
-    main()
+    main(tiny="--tiny" in sys.argv[1:])

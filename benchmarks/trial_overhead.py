@@ -14,7 +14,8 @@ alternating) at ``SMALL`` and ``N`` trials on 4 logical CPUs; one warm-up round 
 Per trial = wall time of ``fit()`` / trials (fixed start-up amortised over N trials); the
 marginal cost per trial (slope between the two sizes) is shown beside it.
 
-Run: ``python benchmarks/trial_overhead.py`` (about 3 minutes on 2 CPU cores).
+Run: ``python benchmarks/trial_overhead.py [--tiny]`` (about 3 minutes on 2 CPU cores; ``--tiny``,
+the suite's size: one round of 2 and 4 trials a side, no warm-up, in seconds).
 Last line: ``trial_overhead_ratio VALUE`` (median tsweep s/trial over median raw s/trial at N
 trials; goal <= 1.3).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _machine
 from scheduling import stub_analysis_actor
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -40,6 +42,7 @@ SLOTS = 4
 N = 60
 SMALL = 20
 ROUNDS = 3
+TINY = {"n": 4, "small": 2, "rounds": 1, "warmup": False}  # the suite's size, tsweep's choice
 
 RESULT = {"best_eval_loss": 5.0, "saved_p": 0, "done": True}
 
@@ -130,11 +133,14 @@ def _pickle_by_value() -> None:
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bool = True) -> dict:
-    """Both sides at ``small`` (None: skip) and ``n`` trials, ``rounds`` times; one warm-up round first."""
+def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bool = True, tiny: bool = False) -> dict:
+    """Both sides at ``small`` (None: skip) and ``n`` trials, ``rounds`` times; one warm-up round
+    first; ``tiny`` is the suite's size (``TINY``)."""
     import ray
 
-    load0 = os.getloadavg()[0]
+    if tiny:
+        n, small, rounds, warmup = TINY["n"], TINY["small"], TINY["rounds"], TINY["warmup"]
+    machine = _machine.reference(tiny=tiny)
     _pickle_by_value()
     started = not ray.is_initialized()
     if started:
@@ -183,14 +189,11 @@ def main(n: int = N, small: int | None = SMALL, rounds: int = ROUNDS, warmup: bo
         f"\nall rounds, {n} trials: raw {', '.join(f'{w:.2f}' for w in walls[('raw', n)])}; "
         f"tsweep {', '.join(f'{w:.2f}' for w in walls[('tsweep', n)])}   goal ratio <= {GOAL}"
     )
-    print(
-        f"load average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"(well above the core count, other work is in the figures)"
-    )
+    _machine.report(machine)
     ratio = per["tsweep"] / per["raw"]
     print(f"trial_overhead_ratio {ratio:.3f}")
     return {"ratio": ratio, "per_trial": per, "marginal": marginal}
 
 
 if __name__ == "__main__":
-    main()
+    main(tiny="--tiny" in sys.argv[1:])
