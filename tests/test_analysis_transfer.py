@@ -54,9 +54,7 @@ def test_multiplier_matches_the_generating_law(hern_report):
     t = HERNANDEZ_TRUTH["text"]
     at = s.multiplier_at
     assert at["basis"] == "measured"  # the run's own reading, its interval from the bootstrap worlds
-    assert at["N"] == max(r.n_params for r in s.runs if r.flag == "ok") and at["N"] == max(
-        r.n_params for r in s.runs if r.flag == "ok"
-    )
+    assert at["N"] == max(r.n_params for r in s.runs if r.flag == "ok")
     true_m = 1 + t["k"] * at["D_F"] ** (t["alpha"] - 1) * at["N"] ** t["beta"]
     lo, hi = s.multiplier.ci95
     assert lo <= true_m <= hi and s.multiplier.value == pytest.approx(true_m, rel=0.15)
