@@ -113,7 +113,7 @@ def test_the_live_fit_equals_a_cold_refit_and_scratch_curves_never_rise(piped):
                 assert ea.value == pytest.approx(eb.value, rel=1e-3)
     for curve in live.curves:  # the best loss for more data is never worse (runs reach their minimum)
         assert curve.monotone, (curve.size, curve.loss)
-    assert len(list(Path(layout.plots_dir).glob("*.png"))) == 6
+    assert len(list(Path(layout.plots_dir).glob("*.png"))) == 7  # one per figure, learning curves among them
 
 
 def test_gaps_json_and_a_resume_that_runs_nothing(piped, capsys):

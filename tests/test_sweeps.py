@@ -207,7 +207,7 @@ MALFORMED = [
     (
         "replicates.finetune",
         {"source": "prose", "size": "nano", "cells": [{"p": "7M", "f": "16k"}], "runs": 9},
-        "replicates.finetune.runs: Input should be less than or equal to 4",
+        "replicates.finetune.runs: must be <= 4, got 9",
     ),
     (
         "replicates.pretrain",
