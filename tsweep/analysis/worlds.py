@@ -355,7 +355,7 @@ def design_worlds() -> dict[str, World]:
         World(**{**base.__dict__, "name": "noise grows with f", "within": 0.004, "noise_slope": 0.33}),
         # the f-exponent drifts by 0.03 per e-fold of f: a curve the power law in f cannot follow
         World(**{**base.__dict__, "name": "bent f-curve", "bend": 0.03, "misspecified": True}),
-        # checkpoint luck three times the run-to-run noise
+        # checkpoint luck twice the run-to-run noise (four times its variance)
         World(**{**base.__dict__, "name": "checkpoint offsets", "within": 0.003, "between": 0.006}),
         # a third source as good as target data (G = 0) with d0.6's pre-training term
         World(
