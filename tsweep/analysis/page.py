@@ -30,7 +30,7 @@ import pyarrow as pa
 from tsweep.analysis.advice import advice as advice_entries
 from tsweep.analysis.advice import format_advice
 from tsweep.analysis.records import Comparison, Estimate, SourceTransfer, TransferReport
-from tsweep.analysis.rendering import count, fmt, size_label
+from tsweep.analysis.rendering import count, fmt, gap_table_header, size_label
 
 # What each figure shows and how to read it, by its name in tsweep.analysis.plots.NAMES.
 CAPTIONS: Mapping[str, tuple[str, str]] = {
@@ -276,17 +276,7 @@ def _answer(report: TransferReport, entries: Sequence[Mapping[str, Any]], n_of: 
 
 # ------------------------------------------------------------------ the tables
 def _gap_table(report: TransferReport) -> str:
-    f_ref = next((g.f_ref for g in report.gap_fits), None)
-    header = [
-        "source",
-        "runs",
-        "G [95% CI] (size)",
-        f"G f^-beta at f={count(f_ref)}" if f_ref else "G f^-beta",
-        "alpha",
-        "beta",
-        "k",
-        "multiplier @ D_F, N",
-    ]
+    header = gap_table_header(report)
     rows = []
     for s in report.sources:
         mult = _estimate(s.multiplier, "x")
@@ -298,9 +288,9 @@ def _gap_table(report: TransferReport) -> str:
                 f"{s.n_runs}/{s.n_dt_runs}",
                 _estimate(s.G) + (f" ({_e(s.gap_size)})" if s.gap_size else ""),
                 _estimate(s.G_loss),
+                _estimate(s.k),
                 _estimate(s.alpha),
                 _estimate(s.beta),
-                _estimate(s.k),
                 mult,
             ]
         )

@@ -88,10 +88,10 @@ def format_table(report: TransferReport) -> str:
     return "\n".join(lines)
 
 
-def _source_table(report: TransferReport) -> list[str]:
-    """One row per source under a header, columns padded to their widest cell."""
+def gap_table_header(report: TransferReport) -> list[str]:
+    """The columns of the per-source gap table, the terminal's and the page's."""
     f_ref = next((g.f_ref for g in report.gap_fits), None)
-    header = [
+    return [
         "source",
         "runs",
         "G [95% CI] (size)",
@@ -101,6 +101,11 @@ def _source_table(report: TransferReport) -> list[str]:
         "beta",
         "multiplier @ D_F, N",
     ]
+
+
+def _source_table(report: TransferReport) -> list[str]:
+    """One row per source under a header, columns padded to their widest cell."""
+    header = gap_table_header(report)
     rows = [header]
     for s in report.sources:
         mult = fmt(s.multiplier)

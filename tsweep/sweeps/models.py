@@ -420,7 +420,16 @@ class ReplicateCell(_Model):
     f: TokenCount = Field(description="fine-tune tokens D_F: one of finetune_tokens")
 
 
-class FinetuneReplicates(_Model):
+class _ReplicateBlock(_Model):
+    """What every replicate block checks: its cells are distinct."""
+
+    @field_validator("cells", check_fields=False)
+    @classmethod
+    def _cells_unique(cls, v: list[ReplicateCell]) -> list[ReplicateCell]:
+        return _unique_cells(v)
+
+
+class FinetuneReplicates(_ReplicateBlock):
     """Fine-tunes re-run from the grid's own checkpoint with another seed (another data order):
     their difference from the grid's run of the same cell is run-to-run noise alone."""
 
@@ -436,13 +445,8 @@ class FinetuneReplicates(_Model):
         default=1, ge=1, le=MAX_FINETUNE_REPLICATES, description="re-runs of each cell, each with its own seed"
     )
 
-    @field_validator("cells")
-    @classmethod
-    def _cells_unique(cls, v: list[ReplicateCell]) -> list[ReplicateCell]:
-        return _unique_cells(v)
 
-
-class PretrainReplicates(_Model):
+class PretrainReplicates(_ReplicateBlock):
     """One (source, size) pre-trained again with another seed, and some of its cells fine-tuned
     from the new run's checkpoints: their difference from the grid's cells carries run-to-run
     noise and the per-checkpoint offset. The replicate saves only the checkpoints its cells
@@ -459,11 +463,6 @@ class PretrainReplicates(_Model):
     runs: int = Field(
         default=1, ge=1, le=MAX_PRETRAIN_REPLICATES, description="replicate pre-training runs, each with its own seed"
     )
-
-    @field_validator("cells")
-    @classmethod
-    def _cells_unique(cls, v: list[ReplicateCell]) -> list[ReplicateCell]:
-        return _unique_cells(v)
 
 
 class ReplicateSettings(_Model):
