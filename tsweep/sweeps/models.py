@@ -484,6 +484,65 @@ class ReplicateSettings(_Model):
         return self.finetune is not None or self.pretrain is not None
 
 
+# The adaptive design's defaults (tsweep's choices): a relative 95% half-width of 0.5 is what the
+# demo's grid reaches for each source's G at its largest size (3.91 [2.03, 5.74] and 5.73 [3.50,
+# 8.67]: 0.47 and 0.45), so by default an adaptive run asks for the grid's precision.
+DEFAULT_GAP_HALF_WIDTH = 0.5
+
+
+class DesignGoal(_Model):
+    """What an adaptive design must learn before it stops (``tsweep.analysis.design``)."""
+
+    gap_sizes: list[str] | None = Field(
+        default=None,
+        description="model sizes at which every source's transfer gap G is wanted (default: the largest "
+        "of model_sizes, where the report reads its headline G)",
+    )
+    gap_half_width: float = Field(
+        default=DEFAULT_GAP_HALF_WIDTH,
+        gt=0,
+        le=10,
+        description="each G's 95% interval half-width relative to G (0.5: G within +-50%); a gap bounded "
+        "from above (no measurable gap) or withdrawn for a reason more runs of this grid cannot fix "
+        "(ossification, a flat source) counts as settled",
+    )
+    order: bool = Field(
+        default=True,
+        description="also every pair of sources' gaps at those sizes resolved (one transfers better), or "
+        "declared unresolvable because even every remaining job of the grid would not resolve it",
+    )
+
+
+class DesignSettings(_Model):
+    """How the sweep spends its compute: the whole grid, or an adaptive design that the analysis
+    actor's refits steer and that stops when its goal is met or its budget is spent."""
+
+    mode: Literal["grid", "adaptive"] = Field(
+        default="grid",
+        description="grid: every job of the grid; adaptive: a seed design that identifies the gap law, "
+        "then the jobs that narrow the goal's intervals most per FLOP, chosen from the grid",
+    )
+    goal: DesignGoal = Field(default=DesignGoal(), description="what an adaptive design must learn")
+    budget: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="the most an adaptive design spends, as a share of the grid's estimated FLOPs "
+        "(the plan's upper bounds, so the share is known before anything runs)",
+    )
+    batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="jobs an adaptive design chooses at one refit, so the cluster is never idle while the "
+        "analysis actor refits (default: the number of jobs the cluster runs at once)",
+    )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.mode == "adaptive"
+
+
 class PretrainedModel(_Model):
     """An existing pre-trained model as a source (a hub name or a local directory).
 
@@ -581,6 +640,10 @@ class Sweep(_Model):
         default=ReplicateSettings(),
         description="cells re-run with other seeds, to measure the noise of a point (none by default)",
     )
+    design: DesignSettings = Field(
+        default=DesignSettings(),
+        description="the whole grid (default) or an adaptive design that stops when it has learnt its goal",
+    )
     storage_root: str = Field(
         default="~/tsweep_runs", description="where the sweep's folder goes: a path or a URI (s3://, gs://, file://)"
     )
@@ -663,7 +726,16 @@ class Sweep(_Model):
             raise FieldError("sources", "needs at least one pre-training source besides 'scratch'")
         self._checkpoints_are_steps()
         self._replicates_in_grid()
+        self._design_sizes()
         return self
+
+    def _design_sizes(self) -> None:
+        """The adaptive goal names sizes of the grid; FieldError naming the entry."""
+        for i, size in enumerate(self.design.goal.gap_sizes or []):
+            if size not in self.model_sizes:
+                raise FieldError(
+                    f"design.goal.gap_sizes[{i}]", f"{size!r} is not one of model_sizes {self.model_sizes}"
+                )
 
     def _replicates_in_grid(self) -> None:
         """Every replicate block names a source tsweep pre-trains, a size of the grid, and cells

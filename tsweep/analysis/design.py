@@ -1,0 +1,471 @@
+"""The adaptive design: which jobs of the grid to run next, read off the analysis actor's refit.
+
+A grid spends every job whatever the first ones already said. An adaptive design spends its
+compute where the report is still unsure. Its pool is the grid itself (the same jobs and content
+ids), and its goal is what the sweep's ``design.goal`` asks:
+
+- every source's transfer gap G at the goal's sizes with a relative 95% half-width under
+  ``gap_half_width``, or settled another way: bounded from above (no measurable gap) or withdrawn
+  for a reason more runs of the grid cannot fix (a loss that rises or stays flat in p);
+- with ``order``, every pair of those gaps resolved (one source transfers better), or
+  *unresolvable*: conditioning on every remaining job of the grid would still leave the pair's
+  difference under one projected standard deviation.
+
+How it chooses, in three steps:
+
+1. **A seed design** (:func:`seed_design`) that can identify the joint gap law at every goal size:
+   each source's pre-training run there, and fine-tunes at the smallest, middle and largest p
+   crossed with the smallest and largest f (six points per source against its three parameters,
+   plus the shared beta and E). The replicates the sweep declares run in the seed too: they
+   measure the noise every interval rests on.
+2. **Then, at every refit** (:func:`choose`), the next ``batch`` jobs by the expected shrinkage of
+   the open targets' variance per FLOP. The uncertainty model is the one the report already has:
+   the bootstrap ensemble of the joint gap fit (``FitResult.boot_params``), not a second one. In
+   each ensemble member the targets (log G per source, G_a - G_b per pair) and every candidate's
+   log loss are computed; their joint covariance gives, for a candidate observed with the
+   report's noise, the linear-Gaussian reduction of each target's variance,
+   Cov(T, y)^2 / (Var(y) + sigma^2) (a V-optimal design read off an ensemble, as the ensemble
+   Kalman filter does). Each open target's reduction counts relative to its current variance;
+   the sum is divided by the candidate's estimated FLOPs, its pre-training run's included when
+   that has not run. After each pick the covariance is conditioned on it (a rank-one update), so
+   a batch does not pick the same information twice.
+3. **It stops** (:func:`stop_reason`) when every target is settled ("goal met"), when the next
+   job would pass the budget ("budget spent"), or when no remaining job narrows an open target
+   ("nothing left narrows the goal").
+
+Every function is pure: the same report and pool give the same choice, which is what lets
+``tsweep resume`` continue a design from its decision log. ``benchmarks/adaptive_design.py``
+measures, on simulated worlds at the demo's measured laws and noise, what share of the grid's
+compute the design needs for the grid's precision, against a random order, cheapest-first, the
+grid's order and a D-optimal design.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tsweep.analysis.laws import BarnettJoint
+from tsweep.analysis.records import GapFit, TransferReport
+from tsweep.analysis.transfer import g_estimates
+from tsweep.core.job import Job
+
+# The least ensemble a choice is read off (tsweep's choice: a covariance of 8 + candidates
+# dimensions from fewer draws is mostly noise); below it the design fills the (log p, log f)
+# square instead (:func:`_spread`).
+MIN_ENSEMBLE = 20
+# A z-score of 1.96: a pair resolved at 95% needs |G_a - G_b| > 1.96 sd.
+Z95 = 1.959964
+# A pair is unresolvable when, with every remaining job of the grid observed, its difference would
+# still be under this many projected standard deviations (tsweep's choice: 1, not 1.96, so that a
+# pair near the line keeps the design going; the projection is linear and early ensembles are wide).
+UNRESOLVABLE_Z = 1.0
+# The noise assumed for a candidate before any fit has measured one: the demo's run-to-run noise
+# in log loss (0.48-0.74% on its gap fits, tsweep/analysis/worlds.py's DEMO_NOISE).
+DEFAULT_NOISE = 0.006
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A job of the grid as the design sees it: where it sits on the law and what it costs."""
+
+    job_id: str
+    label: str
+    kind: str  # pretrain | finetune | scratch
+    source: str
+    size: str
+    p: float  # pre-training tokens of a fine-tune's checkpoint (0 otherwise)
+    f: float  # its data tokens (D_F, D, or the pre-training budget)
+    cost: float  # estimated FLOPs (the plan's upper bound)
+    parent: str | None = None
+    replicate: int = 0
+
+    @classmethod
+    def of(cls, job: Job) -> Candidate:
+        return cls(
+            job_id=job.job_id,
+            label=job.label,
+            kind=job.kind,
+            source=job.source,
+            size=job.size,
+            p=float(job.pretrain_tokens),
+            f=float(job.data_tokens),
+            cost=float(job.est_flops),
+            parent=job.parent,
+            replicate=job.replicate,
+        )
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What the design must learn (the sweep's ``design.goal``) and what it may spend."""
+
+    sizes: tuple[str, ...]
+    half_width: float
+    order: bool
+    budget: float  # FLOPs
+
+    @classmethod
+    def of(cls, settings: Any, model_sizes: Sequence[str], pool: Iterable[Candidate]) -> Goal:
+        """From the sweep's ``design`` settings: its sizes (default: the largest, the last of
+        ``model_sizes``), and its budget as a share of the pool's estimated FLOPs."""
+        sizes = tuple(settings.goal.gap_sizes or [model_sizes[-1]])
+        grid = sum(c.cost for c in pool)
+        return cls(sizes, float(settings.goal.gap_half_width), bool(settings.goal.order), settings.budget * grid)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing the goal asks, and where the latest refit leaves it."""
+
+    name: str  # "G(d0.6)@mini" or "G(d0.6)-G(d0.9)@mini"
+    size: str
+    sources: tuple[str, ...]
+    state: str  # open | met | bounded | withdrawn | unresolvable
+    width: float | None = None  # relative 95% half-width of a G; |difference| / (1.96 sd) of a pair
+    why: str = ""
+
+    @property
+    def settled(self) -> bool:
+        return self.state != "open"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "width": self.width, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One job the design chose, and why."""
+
+    job_id: str
+    label: str
+    reason: str
+    gain: float  # relative variance reduction of the open targets per PFLOP (0 in the seed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "label": self.label, "reason": self.reason, "gain": self.gain}
+
+
+# ------------------------------------------------------------------ the seed
+def _spread_three(values: Sequence[float]) -> list[float]:
+    """The smallest, middle and largest of ``values`` (fewer when there are fewer)."""
+    v = sorted(set(values))
+    return sorted({v[0], v[len(v) // 2], v[-1]})
+
+
+def seed_design(pool: Sequence[Candidate], goal: Goal) -> list[Candidate]:
+    """The jobs that can identify the joint gap law at every goal size (module docstring, step
+    1), in the order they should run: pre-training first, then fine-tunes, then replicates."""
+    chosen: dict[str, Candidate] = {}
+    by_id = {c.job_id: c for c in pool}
+    for size in goal.sizes:
+        tunes = [c for c in pool if c.kind == "finetune" and c.size == size and c.replicate == 0]
+        for source in sorted({c.source for c in tunes}):
+            mine = [c for c in tunes if c.source == source]
+            ps, fs = _spread_three([c.p for c in mine]), sorted({c.f for c in mine})
+            corners = {(p, f) for p in ps for f in {fs[0], fs[-1]}}
+            for c in mine:
+                if (c.p, c.f) in corners:
+                    chosen.setdefault(c.job_id, c)
+    for c in pool:
+        if c.replicate > 0:
+            chosen.setdefault(c.job_id, c)
+    for c in list(chosen.values()):  # every chosen fine-tune's pre-training run
+        parent = by_id.get(c.parent or "")
+        while parent is not None and parent.job_id not in chosen:
+            chosen[parent.job_id] = parent
+            parent = by_id.get(parent.parent or "")
+    rank = {"pretrain": 0, "finetune": 1, "scratch": 2}
+    return sorted(chosen.values(), key=lambda c: (c.replicate > 0, rank[c.kind], -c.cost, c.label))
+
+
+# ------------------------------------------------------------------ the ensemble
+@dataclass(frozen=True)
+class Ensemble:
+    """The joint gap fit's bootstrap draws at one size, as the design reads them."""
+
+    gap: GapFit
+    draws: np.ndarray  # (members, params) in reported units, finite rows only
+
+    def column(self, name: str) -> np.ndarray:
+        return self.draws[:, list(self.gap.fit.params).index(name)]
+
+    def source(self, source: str, key: str) -> np.ndarray:
+        return self.column(f"{key}_{self.gap.sources.index(source)}")
+
+    def log_loss(self, c: Candidate) -> np.ndarray:
+        """Every member's predicted log loss of fine-tune ``c`` (Barnett's law)."""
+        a, alpha, g = (self.source(c.source, k) for k in ("A", "alpha", "G"))
+        loss = (a * c.p**-alpha + g) * c.f ** -self.column("beta") + self.column("E")
+        out: np.ndarray = np.log(np.maximum(loss, 1e-12))
+        return out
+
+
+def ensemble(report: TransferReport, size: str) -> Ensemble | None:
+    """The bootstrap ensemble of ``size``'s joint gap fit, or None when it has fewer than
+    :data:`MIN_ENSEMBLE` finite members."""
+    gap = report.gap_fit(size)
+    if gap is None or gap.fit.boot_params is None:
+        return None
+    bp = np.asarray(gap.fit.boot_params, dtype=float)
+    if bp.ndim != 2 or bp.shape[1] != len(BarnettJoint.of(len(gap.sources)).params):
+        return None
+    bp = bp[np.all(np.isfinite(bp), axis=1)]
+    return Ensemble(gap, bp) if len(bp) >= MIN_ENSEMBLE else None
+
+
+# ------------------------------------------------------------------ the targets
+def _gap_target(report: TransferReport, size: str, source: str, goal: Goal) -> Target:
+    name = f"G({source})@{size}"
+    gap = report.gap_fit(size)
+    if gap is None or source not in gap.sources:
+        why = _left_out(report, size, source)
+        if why is not None:
+            return Target(name, size, (source,), "withdrawn", why=why)
+        return Target(name, size, (source,), "open", why="not fitted yet")
+    g, _ = g_estimates(gap, source)
+    if g.upper is not None:
+        return Target(name, size, (source,), "bounded", why=f"G < {g.upper:.3g}")
+    if g.identified and g.ci95 is not None and g.value:
+        width = (g.ci95[1] - g.ci95[0]) / (2 * abs(g.value))
+        state = "met" if width <= goal.half_width else "open"
+        return Target(name, size, (source,), state, width=width)
+    reason = g.reason or "not identified"
+    if "on its bound" in reason or "on their bounds" in reason:  # flat in p: more of this grid cannot help
+        return Target(name, size, (source,), "withdrawn", why=reason)
+    return Target(name, size, (source,), "open", why=reason)
+
+
+def _left_out(report: TransferReport, size: str, source: str) -> str | None:
+    """Why a source with fine-tunes at ``size`` was taken out of its joint fit (ossification, a
+    flat curve), from the report's reason; None when it was not (it has too few runs yet)."""
+    for s in report.sources:
+        if s.source == source and s.G.reason and f"{size}:" in s.G.reason:
+            for part in s.G.reason.split("; "):
+                if part.startswith(f"{size}:") and ("rises" in part or "ossif" in part or "flat" in part):
+                    return part
+    return None
+
+
+def _pair_target(report: TransferReport, size: str, a: str, b: str) -> Target:
+    name = f"G({a})-G({b})@{size}"
+    for c in report.comparisons:
+        if c.size == size and {c.a, c.b} == {a, b}:
+            if c.resolved:
+                return Target(name, size, (a, b), "met", why="resolved")
+            return Target(name, size, (a, b), "open", why=c.d_G.reason or "interval spans zero")
+    return Target(name, size, (a, b), "open", why="no comparison yet")
+
+
+def targets(
+    report: TransferReport | None, goal: Goal, pool: Sequence[Candidate], remaining: Sequence[Candidate]
+) -> list[Target]:
+    """Every target of ``goal`` as the latest refit leaves it; a pair no remaining job can
+    resolve is ``unresolvable`` (module docstring)."""
+    out: list[Target] = []
+    for size in goal.sizes:
+        sources = sorted({c.source for c in pool if c.kind == "finetune" and c.size == size and c.replicate == 0})
+        gaps = [
+            _gap_target(report, size, s, goal) if report is not None else Target(f"G({s})@{size}", size, (s,), "open")
+            for s in sources
+        ]
+        out += gaps
+        if not goal.order:
+            continue
+        comparable = [t.sources[0] for t in gaps if t.state in ("open", "met", "bounded")]
+        ens = ensemble(report, size) if report is not None else None
+        left = [c for c in remaining if _informs(c, size, ens)]
+        for i, a in enumerate(comparable):
+            for b in comparable[i + 1 :]:
+                pair = (
+                    _pair_target(report, size, a, b)
+                    if report is not None
+                    else Target(f"G({a})-G({b})@{size}", size, (a, b), "open")
+                )
+                if pair.state == "open" and ens is not None and _hopeless(ens, a, b, left, report):
+                    pair = Target(
+                        pair.name,
+                        size,
+                        (a, b),
+                        "unresolvable",
+                        why="every remaining job of the grid "
+                        f"would leave the difference under {UNRESOLVABLE_Z:g} projected sd",
+                    )
+                out.append(pair)
+    return out
+
+
+def _informs(c: Candidate, size: str, ens: Ensemble | None) -> bool:
+    return c.kind == "finetune" and c.size == size and c.replicate == 0 and (ens is None or c.source in ens.gap.sources)
+
+
+def _noise(report: TransferReport | None) -> float:
+    return float(report.noise) if report is not None and report.noise else DEFAULT_NOISE
+
+
+def _hopeless(ens: Ensemble, a: str, b: str, left: Sequence[Candidate], report: TransferReport | None) -> bool:
+    """Whether observing every job in ``left`` would still leave G_a - G_b under
+    :data:`UNRESOLVABLE_Z` projected standard deviations."""
+    diff = ens.source(a, "G") - ens.source(b, "G")
+    point = ens.gap.source_params(a)["G"] - ens.gap.source_params(b)["G"]
+    if not left:
+        return abs(point) < UNRESOLVABLE_Z * float(np.std(diff))
+    y = np.column_stack([ens.log_loss(c) for c in left])
+    z = np.column_stack([diff, y])
+    cov = np.atleast_2d(np.cov(z, rowvar=False))
+    c_ty, c_yy = cov[0, 1:], cov[1:, 1:] + _noise(report) ** 2 * np.eye(len(left))
+    post = cov[0, 0] - c_ty @ np.linalg.solve(c_yy, c_ty)
+    return abs(point) < UNRESOLVABLE_Z * math.sqrt(max(post, 0.0))
+
+
+# ------------------------------------------------------------------ the choice
+def _target_draws(ens: Ensemble, open_targets: Sequence[Target]) -> np.ndarray:
+    """(members, targets): log G for a gap, G_a - G_b for a pair."""
+    cols = []
+    for t in open_targets:
+        if len(t.sources) == 1:
+            cols.append(np.log(np.maximum(ens.source(t.sources[0], "G"), 1e-12)))
+        else:
+            cols.append(ens.source(t.sources[0], "G") - ens.source(t.sources[1], "G"))
+    return np.column_stack(cols)
+
+
+def _cost(c: Candidate, ran: set[str], by_id: Mapping[str, Candidate]) -> float:
+    """``c``'s FLOPs plus its pre-training run's where that has not run or been chosen."""
+    parent = by_id.get(c.parent or "")
+    return c.cost + (parent.cost if parent is not None and parent.job_id not in ran else 0.0)
+
+
+def choose(
+    report: TransferReport | None,
+    goal: Goal,
+    pool: Sequence[Candidate],
+    chosen: Iterable[str],
+    *,
+    batch: int,
+    spent: float,
+) -> tuple[list[Decision], str | None]:
+    """The next jobs, up to ``batch``, and why the design stops when it chooses none (module
+    docstring, steps 2-3). ``chosen``: job ids already run or committed; ``spent``: their FLOPs."""
+    taken = set(chosen)
+    by_id = {c.job_id: c for c in pool}
+    remaining = [c for c in pool if c.job_id not in taken]
+    state = targets(report, goal, pool, remaining)
+    if all(t.settled for t in state):
+        return [], "goal met"
+    seed = [c for c in seed_design(pool, goal) if c.job_id not in taken]
+    if seed:
+        return _within_budget(
+            [Decision(c.job_id, c.label, "seed design: identifies the gap law", 0.0) for c in seed], by_id, goal, spent
+        )
+    picks: list[Decision] = []
+    for size in goal.sizes:
+        open_here = [t for t in state if t.size == size and not t.settled]
+        if not open_here:
+            continue
+        ens = ensemble(report, size) if report is not None else None
+        cands = [c for c in remaining if _informs(c, size, ens)]
+        if ens is None:
+            picks += _spread(cands, pool, taken, batch)
+        else:
+            picks += _greedy(ens, open_here, cands, taken, by_id, batch, _noise(report))
+    picks = sorted(picks, key=lambda d: -d.gain)[:batch]
+    if not picks:
+        return [], "nothing left narrows the goal"
+    return _within_budget(picks, by_id, goal, spent)
+
+
+def _within_budget(
+    picks: list[Decision], by_id: Mapping[str, Candidate], goal: Goal, spent: float
+) -> tuple[list[Decision], str | None]:
+    """The leading ``picks`` whose FLOPs fit the budget; "budget spent" when not even the first does."""
+    out = []
+    for d in picks:
+        cost = by_id[d.job_id].cost
+        if spent + cost > goal.budget * (1 + 1e-9):
+            break
+        out.append(d)
+        spent += cost
+    return (out, None) if out else ([], "budget spent")
+
+
+def _greedy(
+    ens: Ensemble,
+    open_targets: Sequence[Target],
+    cands: Sequence[Candidate],
+    taken: set[str],
+    by_id: Mapping[str, Candidate],
+    batch: int,
+    noise: float,
+) -> list[Decision]:
+    """Up to ``batch`` of ``cands`` by relative variance reduction of the open targets per FLOP,
+    conditioning the ensemble covariance on each pick (module docstring, step 2)."""
+    if not cands:
+        return []
+    t = _target_draws(ens, open_targets)
+    y = np.column_stack([ens.log_loss(c) for c in cands])
+    m = t.shape[1]
+    cov = np.atleast_2d(np.cov(np.column_stack([t, y]), rowvar=False))
+    var0 = np.maximum(np.diag(cov)[:m], 1e-300)
+    ran = set(taken)
+    out: list[Decision] = []
+    free = list(range(len(cands)))
+    for _ in range(min(batch, len(cands))):
+        best, best_score, best_gain = -1, 0.0, np.zeros(m)
+        for i in free:
+            col = cov[:, m + i]
+            denom = col[m + i] + noise**2
+            gain = col[:m] ** 2 / denom / var0
+            score = float(gain.sum()) / _cost(cands[i], ran, by_id)
+            if score > best_score:
+                best, best_score, best_gain = i, score, gain
+        if best < 0:
+            break
+        c = cands[best]
+        col = cov[:, m + best].copy()
+        cov -= np.outer(col, col) / (col[m + best] + noise**2)
+        free.remove(best)
+        ran |= {c.job_id, c.parent or ""}
+        top = int(np.argmax(best_gain))
+        out.append(
+            Decision(
+                c.job_id,
+                c.label,
+                f"narrows {open_targets[top].name} most per FLOP: its variance by "
+                f"{100 * best_gain[top]:.0f}% ({100 * float(best_gain.sum()):.0f}% over {m} open target(s))",
+                best_score * 1e15,
+            )
+        )
+    return out
+
+
+def _spread(cands: Sequence[Candidate], pool: Sequence[Candidate], taken: set[str], batch: int) -> list[Decision]:
+    """Without an ensemble (the fit is not bootstrapped yet): the candidates farthest, in
+    (log p, log f), from the runs of their source already taken, so the design fills its square."""
+    have = [c for c in pool if c.job_id in taken and c.kind == "finetune"]
+    out: list[Decision] = []
+    left = list(cands)
+    for _ in range(min(batch, len(left))):
+
+        def distance(c: Candidate) -> float:
+            mine = [h for h in have if h.source == c.source and h.size == c.size]
+            if not mine:
+                return math.inf
+            return min(math.hypot(math.log(c.p / h.p), math.log(c.f / h.f)) for h in mine)
+
+        pick = max(left, key=lambda c: (distance(c), -c.cost, c.label))
+        left.remove(pick)
+        have.append(pick)
+        out.append(Decision(pick.job_id, pick.label, "no bootstrap ensemble yet: fills the (p, f) square", 0.0))
+    return out
+
+
+def describe(t: Target, goal: Goal) -> str:
+    """One line per target for the live view and the report: its width against the goal."""
+    if t.width is not None and len(t.sources) == 1:
+        return f"{t.name}: +-{100 * t.width:.0f}% (goal +-{100 * goal.half_width:.0f}%) {t.state}"
+    return f"{t.name}: {t.state}" + (f" ({t.why})" if t.why and t.state != "met" else "")
