@@ -645,6 +645,13 @@ def install_grafana_dashboard(wait_s: float = 60.0) -> str:
     return grafana.install(wait_s=wait_s)
 
 
+def design_line(state: Mapping[str, Any]) -> str:
+    """One line on an adaptive design's state (``fits/design.json``): why it stopped, its spend."""
+    from tsweep.analysis.design import design_line as line
+
+    return line(state)
+
+
 __all__ = [
     "DEFAULT_STORAGE",
     "Sweep",
@@ -654,6 +661,7 @@ __all__ = [
     "UsageError",
     "advise",
     "check_storage",
+    "design_line",
     "did_you_mean",
     "explain",
     "fit",

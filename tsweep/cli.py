@@ -128,6 +128,8 @@ def _run_here(sweep: api.Sweep, layout: api.SweepLayout, args: argparse.Namespac
         f"\n{sweep.name}: {res.planned} jobs planned, {res.skipped} already done, {res.ran} run "
         f"in {res.wall_time_s:.0f} s; results in {without_query(res.sweep_dir)}"
     )
+    if res.design is not None:
+        print(f"  {api.design_line(res.design)}")
     for f in res.failed:
         print(f"  failed: {f}")
     for job_id, why in res.blocked.items():

@@ -42,6 +42,7 @@ grid's order and a D-optimal design.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from tsweep.analysis.laws import BarnettJoint
 from tsweep.analysis.records import GapFit, TransferReport
 from tsweep.analysis.transfer import g_estimates
 from tsweep.core.job import Job
+from tsweep.core.layout import SweepLayout
 
 # The least ensemble a choice is read off (tsweep's choice: a covariance of 8 + candidates
 # dimensions from fewer draws is mostly noise); below it the design fills the (log p, log f)
@@ -360,7 +362,11 @@ def choose(
     seed = [c for c in seed_design(pool, goal) if c.job_id not in taken]
     if seed:
         return _within_budget(
-            [Decision(c.job_id, c.label, "seed design: identifies the gap law", 0.0) for c in seed], by_id, goal, spent
+            [Decision(c.job_id, c.label, "seed design: identifies the gap law", 0.0) for c in seed],
+            by_id,
+            taken,
+            goal,
+            spent,
         )
     picks: list[Decision] = []
     for size in goal.sizes:
@@ -376,20 +382,22 @@ def choose(
     picks = sorted(picks, key=lambda d: -d.gain)[:batch]
     if not picks:
         return [], "nothing left narrows the goal"
-    return _within_budget(picks, by_id, goal, spent)
+    return _within_budget(picks, by_id, taken, goal, spent)
 
 
 def _within_budget(
-    picks: list[Decision], by_id: Mapping[str, Candidate], goal: Goal, spent: float
+    picks: list[Decision], by_id: Mapping[str, Candidate], taken: set[str], goal: Goal, spent: float
 ) -> tuple[list[Decision], str | None]:
-    """The leading ``picks`` whose FLOPs fit the budget; "budget spent" when not even the first does."""
-    out = []
+    """The leading ``picks`` whose FLOPs, with those of pre-training runs not yet taken, fit the
+    budget; "budget spent" when not even the first does."""
+    out, ran = [], set(taken)
     for d in picks:
-        cost = by_id[d.job_id].cost
+        cost = _cost(by_id[d.job_id], ran, by_id)
         if spent + cost > goal.budget * (1 + 1e-9):
             break
         out.append(d)
         spent += cost
+        ran |= {d.job_id, by_id[d.job_id].parent or ""}
     return (out, None) if out else ([], "budget spent")
 
 
@@ -469,3 +477,38 @@ def describe(t: Target, goal: Goal) -> str:
     if t.width is not None and len(t.sources) == 1:
         return f"{t.name}: +-{100 * t.width:.0f}% (goal +-{100 * goal.half_width:.0f}%) {t.state}"
     return f"{t.name}: {t.state}" + (f" ({t.why})" if t.why and t.state != "met" else "")
+
+
+def design_line(state: Mapping[str, Any]) -> str:
+    """One line for a person: where the adaptive design stands or why it stopped, and its spend."""
+    why = f"stopped: {state['stopped']}" if state.get("stopped") else "still choosing"
+    budget = state.get("budget_flops") or 0.0
+    grid = state.get("grid_flops") or 0.0
+    return (
+        f"adaptive design {why}; {state.get('chosen', 0)} of {state.get('pool', 0)} grid jobs chosen, "
+        f"{100 * float(state.get('share', 0.0)):.0f}% of the grid's est. FLOPs"
+        + (f" (budget {100 * budget / grid:.0f}%)" if grid else "")
+    )
+
+
+# ------------------------------------------------------------------ the design's files
+def read_decisions(layout: SweepLayout) -> list[dict[str, Any]]:
+    """The design log's lines, oldest first (a line cut short by a crash is left out)."""
+    if not layout.files.exists(layout.design_log):
+        return []
+    out = []
+    for line in layout.files.read_text(layout.design_log).splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def read_design_state(layout: SweepLayout) -> dict[str, Any] | None:
+    """The design's latest state (``fits/design.json``), or None for a grid sweep."""
+    try:
+        state: dict[str, Any] = json.loads(layout.files.read_text(layout.design_state))
+        return state
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None

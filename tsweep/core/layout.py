@@ -129,6 +129,16 @@ class SweepLayout:
         return self.path("fits", "history.jsonl")
 
     @property
+    def design_log(self) -> str:
+        """An adaptive design's decisions, one JSON line each (``tsweep.orchestrator.adaptive``)."""
+        return self.path("fits", "design.jsonl")
+
+    @property
+    def design_state(self) -> str:
+        """An adaptive design's latest state: its targets, its spend, why it stopped."""
+        return self.path("fits", "design.json")
+
+    @property
     def plots_dir(self) -> str:
         return self.path("plots")
 

@@ -96,10 +96,15 @@ class LiveProgress(Callback):
         skipped: int = 0,
         stream: TextIO | None = None,
         periodic_s: float = PERIODIC_S,
+        design_path: str | None = None,
     ) -> None:
         self.sweep = sweep_name
         self.jobs = {j.job_id: j for j in jobs}
-        self.total = len(jobs)
+        self.grid_total = len(jobs)
+        self.design_path = design_path  # an adaptive design's fits/design.json, polled like the fit
+        self.design: dict[str, Any] | None = None
+        self._design_stamp: Any = None
+        self._choices_shown: set[tuple[str, float]] = set()
         self.skipped = skipped
         self.fits_path = fits_path
         self.want_live = live
@@ -190,9 +195,18 @@ class LiveProgress(Callback):
 
     def _refresh(self) -> None:
         self._poll_fit()
+        self._poll_design()
         self._export()
         if self._live is not None:
             self._live.update(self.render())
+
+    @property
+    def total(self) -> int:
+        """The jobs this run will run: every job it was given, or those the adaptive design has
+        chosen so far (less those done before this run)."""
+        if self.design is None:
+            return self.grid_total
+        return max(self.done + self.failed + len(self.running), int(self.design.get("chosen", 0)) - self.skipped)
 
     @property
     def pending(self) -> int:
@@ -204,6 +218,31 @@ class LiveProgress(Callback):
             return None
         left = sum(j.est_flops for j in self.jobs.values()) - self.flops_done
         return max(0.0, left) * (time.monotonic() - self._t0) / self.flops_done
+
+    def _poll_design(self) -> None:
+        """Read the design's state when it changed; in a pipe, one line per new choice and a line
+        when it stops."""
+        if self.design_path is None:
+            return
+        files = Files(self.design_path)
+        try:
+            info = files.fs.get_file_info(files.fs_path(self.design_path))
+            stamp = (info.mtime_ns, info.size)
+            if info.size is None or stamp == self._design_stamp:
+                return
+            state = json.loads(files.read_text(self.design_path))
+            self._design_stamp = stamp
+        except (OSError, ValueError):
+            return  # not written yet, or mid-replace: next poll
+        stopped_before = self.design is not None and self.design.get("stopped")
+        self.design = state
+        for choice in state.get("recent", []):
+            key = (str(choice.get("job_id")), float(choice.get("time", 0.0)))
+            if key not in self._choices_shown:
+                self._choices_shown.add(key)
+                self._print(f"design chose {choice.get('label')}: {choice.get('reason')}", poll=False)
+        if state.get("stopped") and not stopped_before:
+            self._print(f"design stopped: {state['stopped']}", poll=False)
 
     def _poll_fit(self) -> None:
         files = Files(self.fits_path)
@@ -236,9 +275,13 @@ class LiveProgress(Callback):
 
     # ----------------------------------------------------------- views
     def counts(self) -> str:
+        chosen = (
+            "" if self.design is None else f" chosen ({100 * float(self.design.get('share', 0)):.0f}% of grid FLOPs)"
+        )
         return (
-            f"{self.done + self.failed}/{self.total} jobs: {len(self.running)} running, {self.pending} pending, "
-            f"{self.failed} failed" + (f" ({self.skipped} already done)" if self.skipped else "")
+            f"{self.done + self.failed}/{self.total} jobs{chosen}: {len(self.running)} running, "
+            f"{self.pending} pending, {self.failed} failed"
+            + (f" ({self.skipped} already done)" if self.skipped else "")
         )
 
     def gap_summary(self) -> str:
@@ -264,8 +307,11 @@ class LiveProgress(Callback):
         more = len(self.running) - len(jobs)
         self._print("running: " + "; ".join(jobs) + (f"; +{more} more" if more > 0 else ""))
 
-    def _print(self, what: str) -> None:
-        self._poll_fit()
+    def _print(self, what: str, *, poll: bool = True) -> None:
+        if self._live is not None:
+            return
+        if poll:
+            self._poll_fit()
         self._last_line = time.monotonic()
         eta = self.eta_s()
         print(
@@ -300,7 +346,18 @@ class LiveProgress(Callback):
             for s in self.latest_fit.sources:
                 est.add_row(s.source, fmt(s.G), fmt(s.multiplier), str(s.n_runs))
             parts += ["latest estimates", est]
+        if self.design is not None:
+            parts += ["adaptive design", *self._design_rows()]
         return Group(*parts)
+
+    def _design_rows(self) -> list[str]:
+        """The design's targets against their goal, its last choices and why it stopped."""
+        state = self.design or {}
+        rows = [f"  {t.get('line', t.get('name'))}" for t in state.get("targets", [])]
+        rows += [f"  chose {c.get('label')}: {c.get('reason')}" for c in state.get("recent", [])[-3:]]
+        if state.get("stopped"):
+            rows.append(f"  stopped: {state['stopped']}")
+        return rows
 
 
 def _loss(x: float | None) -> str:

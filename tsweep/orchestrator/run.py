@@ -33,6 +33,7 @@ from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.store import Store
 from tsweep.orchestrator import lease, trackers
+from tsweep.orchestrator.adaptive import AdaptiveSearcher
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
@@ -62,6 +63,7 @@ class RunResult:
     report: dict[str, Any] | None = None  # the final refit's report (analysis actor's refit())
     dashboard_url: str | None = None
     plots: list[str] = field(default_factory=list)
+    design: dict[str, Any] | None = None  # an adaptive design's final state (fits/design.json)
 
 
 def jobs_to_run(graph: JobGraph, layout: SweepLayout) -> tuple[list[Job], dict[str, set[int]]]:
@@ -396,14 +398,33 @@ def run_sweep(
         )
         if on_start is not None:
             on_start(result.dashboard_url)
-        _run_jobs(sweep, layout, todo, available, result, live=live)
+        _run_jobs(sweep, layout, list(graph.jobs), todo, available, result, live=live)
         result.wall_time_s = time.perf_counter() - t0
         return result
+
+
+def _searcher(
+    sweep: Sweep, layout: SweepLayout, todo: list[Job], available: dict[str, set[int]], pool: list[Job]
+) -> DependencySearcher:
+    """The grid's searcher (every job in ``todo``), or the adaptive design's over the whole grid."""
+    if not sweep.design.adaptive:
+        return DependencySearcher(todo, available, capacity=cluster_resources())
+    return AdaptiveSearcher(
+        todo,
+        available,
+        pool=pool,
+        goal_settings=sweep.design,
+        model_sizes=sweep.model_sizes,
+        layout=layout,
+        batch=sweep.design.batch or max_pending_trials(pool),
+        capacity=cluster_resources(),
+    )
 
 
 def _run_jobs(
     sweep: Sweep,
     layout: SweepLayout,
+    graph_jobs: list[Job],
     todo: list[Job],
     available: dict[str, set[int]],
     result: RunResult,
@@ -422,24 +443,34 @@ def _run_jobs(
         seed=sweep.fit.seed,
     )
     assert isinstance(actor, ActorHandle)  # Ray types .remote() as a handle or the class itself
-    if todo:
-        searcher = DependencySearcher(todo, available, capacity=cluster_resources())
-        progress = LiveProgress(sweep.name, todo, layout.latest_fit, live=live, skipped=result.skipped)
+    searcher = _searcher(sweep, layout, todo, available, graph_jobs)
+    if searcher.waiting:
+        progress = LiveProgress(
+            sweep.name,
+            todo,
+            layout.latest_fit,
+            live=live,
+            skipped=result.skipped,
+            design_path=layout.design_state if sweep.design.adaptive else None,
+        )
         tuner = sweep_tuner(
             job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
             searcher,
-            num_samples=len(todo),
+            num_samples=max(1, len(todo)),
             name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=layout.tune_dir,
             max_failures=sweep.max_failures,
             callbacks=[progress, AnalysisFeed(actor), *trackers.tune_callbacks(sweep.trackers, sweep.name)],
         )
         grid = tuner.fit()
+        result.ran = len(grid)
         for r in (grid[i] for i in range(len(grid))):
             if r.error is not None:
                 result.failed.append(f"{job_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
     result.report = final_refit(actor, layout, sweep)
+    if isinstance(searcher, AdaptiveSearcher):
+        result.design = searcher.final_state()
     if sweep.trackers.any:
         latest = read_latest(layout.sweep_dir)
         if latest is not None:

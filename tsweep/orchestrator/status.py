@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tsweep.analysis.design import design_line, read_decisions, read_design_state
 from tsweep.core.job import Job
 from tsweep.core.layout import SweepLayout, without_query
 from tsweep.core.store import Store
@@ -119,9 +120,13 @@ def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict[str, Any]:
     driver = driver_state(layout)
     counts: Counter[str] = Counter()
     rows = []
+    design = read_design_state(layout) if sweep.design.adaptive else None
+    chosen = {d["job_id"] for d in read_decisions(layout) if d.get("event") == "chose"} if design else set()
     for job in graph.jobs:
         summary, progress = by_id.get(job.job_id), latest.get(job.job_id)
         state, reason = _state(summary, progress, job.job_id in check.damaged, driver)
+        if design is not None and state == "missing" and job.job_id not in chosen:
+            state, reason = "not chosen", "the adaptive design has not chosen it"
         counts[state] += 1
         rows.append(_job_row(job, summary, progress, state, reason))
     out = {
@@ -131,6 +136,7 @@ def sweep_status(sweep: Sweep, layout: SweepLayout) -> dict[str, Any]:
         "driver": driver,
         "unreadable": [without_query(p) for p in check.unreadable],
         "quarantined": [without_query(p) for p in check.quarantined],
+        "design": design,
     }
     return {**out, "text": _status_text(out, len(graph.jobs), without_query(layout.store_root))}
 
@@ -143,8 +149,11 @@ def _status_text(status: dict[str, Any], n_jobs: int, store: str) -> str:
     ]
     if driver["state"] != "none":
         text.append(f"driver: {driver['state']}: {driver['reason']}")
+    if status["design"] is not None:
+        text.append(design_line(status["design"]))
+        text += [f"  {t.get('line', t.get('name'))}" for t in status["design"].get("targets", [])]
     for row in status["jobs"]:
-        if row["state"] not in ("ok", "missing"):
+        if row["state"] not in ("ok", "missing", "not chosen"):
             text.append(f"  {row['state']}: {row['label']} ({row['job_id']}): {row['reason']}")
     if status["unreadable"]:
         text.append(
