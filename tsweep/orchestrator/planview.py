@@ -106,6 +106,25 @@ def replicate_cost(graph: JobGraph) -> str:
     )
 
 
+def design_cost(graph: JobGraph) -> str:
+    """An adaptive design's goal, its budget beside the grid's est. FLOPs, and its seed design's
+    share (the least it spends before it can choose)."""
+    from tsweep.analysis.design import Candidate, Goal, seed_design
+
+    sw = graph.sweep
+    pool = [Candidate.of(j) for j in graph.jobs]
+    goal = Goal.of(sw.design, sw.model_sizes, pool)
+    grid = sum(c.cost for c in pool)
+    seed = seed_design(pool, goal)
+    order = " and every pair's order" if goal.order else ""
+    return (
+        f"design: adaptive; goal: every source's G at {', '.join(goal.sizes)} within +-{100 * goal.half_width:.0f}%"
+        f"{order}; budget {si(goal.budget)} est FLOPs ({100 * sw.design.budget:.0f}% of the grid's {si(grid)}); "
+        f"seed design {len(seed)} jobs, {si(sum(c.cost for c in seed))} ({100 * sum(c.cost for c in seed) / grid:.0f}%); "
+        "the rest is chosen as results arrive"
+    )
+
+
 def format_plan(
     graph: JobGraph,
     available: dict[str, int],
@@ -145,6 +164,8 @@ def format_plan(
     lines.append(f"{'total':10} {len(graph.jobs):>5} {si(total_flops):>10} {hours:>12.3g} {unit}-h")
     if graph.replicates:
         lines.append(replicate_cost(graph))
+    if sw.design.adaptive:
+        lines.append(design_cost(graph))
     wall = wall_estimate(graph, cluster_cpus, cluster_gpus)
     lines += [
         "",
