@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from faultkit import kill_driver, subprocess_env, summaries, tsweep_cmd, wait_for
+
 from tsweep.analysis.design import Candidate, Goal, choose, read_decisions, seed_design, targets
 from tsweep.analysis.transfer import transfer_report
 from tsweep.analysis.worlds import design_worlds, draw

@@ -23,10 +23,11 @@ ALLOWED = {
     "transfer": {"fitter", "laws", "noise", "records"},
     "rendering": {"records"},
     "actor": {"records", "transfer"},
-    "reporting": {"actor", "records", "rendering", "transfer"},
+    "reporting": {"actor", "design", "records", "rendering", "transfer"},
     "advice": {"fitter", "laws", "records"},
     "plots": {"actor", "fitter", "laws", "records", "rendering", "transfer"},
-    "page": {"advice", "records", "rendering"},
+    "page": {"advice", "design", "records", "rendering"},
+    "design": {"laws", "records", "transfer"},
     "worlds": {"records", "transfer"},
     "synthetic": {"laws"},
 }

@@ -404,6 +404,7 @@ class SweepResults:
         :meth:`advice` (at ``target_loss`` when given)."""
         from tsweep.analysis.actor import read_history
         from tsweep.analysis.advice import advice, format_advice
+        from tsweep.analysis.design import read_decisions, read_design_state
         from tsweep.analysis.page import report_html
         from tsweep.analysis.plots import save_figure
         from tsweep.analysis.reporting import summary_markdown
@@ -417,8 +418,12 @@ class SweepResults:
         svgs = [(name, layout.files.read_bytes(paths[1])) for name, paths in saved.items()]
         entries = advice(report, table, target_loss, device=self._device())
         text = format_advice(entries, target_loss)
-        layout.files.write_text(layout.summary_md, summary_markdown(report, pngs, layout.sweep_dir, advice=text))
-        page = report_html(report, table, svgs, config_yaml=self._config_yaml(), advice=(entries, text))
+        state = read_design_state(layout)
+        design = None if state is None else (state, read_decisions(layout))
+        layout.files.write_text(
+            layout.summary_md, summary_markdown(report, pngs, layout.sweep_dir, advice=text, design=state)
+        )
+        page = report_html(report, table, svgs, config_yaml=self._config_yaml(), advice=(entries, text), design=design)
         layout.files.write_text(layout.report_html, page)
         return [layout.report_html, layout.summary_md, *pngs, *(paths[1] for paths in saved.values())]
 

@@ -23,7 +23,7 @@ holds the same table and fails on an import outside it):
   and ``start_analysis_actor``, the only Ray import in this package. Imports ``records``,
   ``transfer``.
 - ``reporting``: a sweep's report read or refitted, and the files it becomes (gaps JSON/CSV,
-  summary.md). Imports ``actor``, ``records``, ``rendering``, ``transfer``.
+  summary.md). Imports ``actor``, ``design``, ``records``, ``rendering``, ``transfer``.
 - ``advice``: more pre-training, more target data or from scratch: the smallest budgets that
   reach a target loss by each route, with bootstrap intervals and costs. Imports ``fitter``,
   ``laws``, ``records``.
@@ -31,8 +31,12 @@ holds the same table and fails on an import outside it):
   an SVG each under ``{sweep_dir}/plots/`` (``write_plots(sweep_dir)``). Imports ``actor``,
   ``fitter``, ``laws``, ``records``, ``rendering``, ``transfer``.
 - ``page``: ``report.html``, the report as one self-contained page (the answer first, tables,
-  glossary, advice, figures, every run, compute, configuration). Imports ``advice``,
-  ``records``, ``rendering``.
+  glossary, advice, an adaptive design's choices, figures, every run, compute, configuration).
+  Imports ``advice``, ``design``, ``records``, ``rendering``.
+- ``design``: the adaptive design: a seed design that identifies the gap law, then the grid's
+  jobs that narrow the goal's intervals most per FLOP, read off the joint gap fit's bootstrap
+  ensemble; when to stop; the design's files (fits/design.json, design.jsonl). Imports
+  ``laws``, ``records``, ``transfer``.
 - ``worlds``: simulated sweeps whose answers are known (the demo's laws as measured, and the
   demo broken each way the laws cannot follow), every printed number scored against its truth:
   what an interval's coverage is measured on. Imports ``records``, ``transfer``.

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from tsweep.analysis.advice import advice as advice_entries
 from tsweep.analysis.advice import format_advice
+from tsweep.analysis.design import design_line
 from tsweep.analysis.records import Comparison, Estimate, SourceTransfer, TransferReport
 from tsweep.analysis.rendering import count, fmt, gap_table_header, size_label
 
@@ -430,6 +431,45 @@ def _glossary() -> str:
 
 
 # ------------------------------------------------------------------ the page
+def _design_section(design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None) -> list[str]:
+    """An adaptive design's state: why it stopped and what it spent, each target against its
+    goal, and every choice in order with its reason (``fits/design.json``, ``fits/design.jsonl``)."""
+    if design is None:
+        return []
+    state, log = design
+    targets = _table(
+        ("target", "state", "half-width", "why"),
+        (
+            (
+                str(t.get("name")),
+                str(t.get("state")),
+                "-" if t.get("width") is None else f"+-{100 * float(t['width']):.0f}%",
+                str(t.get("why") or ""),
+            )
+            for t in state.get("targets", [])
+        ),
+        text_cols=2,
+    )
+    choices = _table(
+        ("#", "job", "why it was chosen", "spent before (share of grid)"),
+        (
+            (str(i + 1), str(d.get("label")), str(d.get("reason")), f"{100 * float(d.get('share', 0.0)):.0f}%")
+            for i, d in enumerate(x for x in log if x.get("event") == "chose")
+        ),
+        text_cols=3,
+    )
+    goal = state.get("goal", {})
+    return [
+        '<h2 id="design">Adaptive design</h2>',
+        f"<p>{_e(design_line(state))}. Goal: every source's G at {_e(', '.join(goal.get('sizes', [])))} within "
+        f"+-{100 * float(goal.get('half_width', 0)):.0f}%"
+        + (" and every pair's order" if goal.get("order") else "")
+        + ".</p>",
+        targets,
+        choices,
+    ]
+
+
 def report_html(
     report: TransferReport,
     table: pa.Table,
@@ -437,10 +477,11 @@ def report_html(
     *,
     config_yaml: str | None = None,
     advice: tuple[Sequence[Mapping[str, Any]], str] | None = None,
+    design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None = None,
 ) -> str:
     """The whole page: ``figures`` are (name, SVG bytes) in the order shown; ``config_yaml`` the
     sweep's ``sweep.yaml``; ``advice`` the advice entries and their text (computed here, with no
-    target, when not given)."""
+    target, when not given); ``design`` an adaptive design's state and log."""
     if advice is None:
         made = advice_entries(report, table)
         advice = (made, format_advice(made))
@@ -467,6 +508,7 @@ def report_html(
         _curve_table(report),
         '<h2 id="advice">More pre-training, more target data, or from scratch?</h2>',
         _advice_table(advice_text),
+        *_design_section(design),
         '<h2 id="glossary-h">How to read the tables</h2>',
         _glossary(),
         '<h2 id="figures">Figures</h2>',

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from tsweep.analysis.actor import n_jobs_finished, read_latest
+from tsweep.analysis.design import design_line
 from tsweep.analysis.records import HEADLINE_KEYS, TransferReport
 from tsweep.analysis.rendering import format_table
 from tsweep.analysis.transfer import transfer_report
@@ -107,7 +109,14 @@ def _cell(x: Any) -> str:
     return "" if x is None else repr(float(x))
 
 
-def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str, *, advice: str | None = None) -> str:
+def summary_markdown(
+    report: TransferReport,
+    plots: list[str],
+    sweep_dir: str,
+    *,
+    advice: str | None = None,
+    design: Mapping[str, Any] | None = None,
+) -> str:
     """``summary.md``: the gap table, the laws, the advice (``tsweep advise``'s text) and the plots."""
     lines = [f"# Transfer report: {report.sweep or Path(sweep_dir.rstrip('/')).name}", ""]
     lines.append(
@@ -124,6 +133,9 @@ def summary_markdown(report: TransferReport, plots: list[str], sweep_dir: str, *
     lines.append("")
     if advice is not None:
         lines += ["## More pre-training, more target data, or from scratch?", "", "```", advice, "```", ""]
+    if design is not None:
+        lines += ["## Adaptive design", "", design_line(design), ""]
+        lines += [f"- {t.get('line', t.get('name'))}" for t in design.get("targets", [])] + [""]
     for p in plots:
         lines.append(f"![{Path(p).stem}](plots/{Path(p).name})")
     return "\n".join(lines) + "\n"

@@ -116,11 +116,12 @@ def design_cost(graph: JobGraph) -> str:
     goal = Goal.of(sw.design, sw.model_sizes, pool)
     grid = sum(c.cost for c in pool)
     seed = seed_design(pool, goal)
+    seed_flops = sum(c.cost for c in seed)
     order = " and every pair's order" if goal.order else ""
     return (
         f"design: adaptive; goal: every source's G at {', '.join(goal.sizes)} within +-{100 * goal.half_width:.0f}%"
         f"{order}; budget {si(goal.budget)} est FLOPs ({100 * sw.design.budget:.0f}% of the grid's {si(grid)}); "
-        f"seed design {len(seed)} jobs, {si(sum(c.cost for c in seed))} ({100 * sum(c.cost for c in seed) / grid:.0f}%); "
+        f"seed design {len(seed)} jobs, {si(seed_flops)} ({100 * seed_flops / grid:.0f}%); "
         "the rest is chosen as results arrive"
     )
 

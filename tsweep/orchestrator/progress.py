@@ -70,6 +70,8 @@ GAUGES: Mapping[str, tuple[str, tuple[str, ...]]] = MappingProxyType(
         "tsweep_jobs": ("Jobs of the running sweep by state", ("sweep", "state")),
         "tsweep_tokens_per_second": ("Training tokens per second of running jobs", ("sweep",)),
         "tsweep_transfer_gap": ("Latest transfer gap G per source", ("sweep", "source")),
+        "tsweep_design_compute_share": ("Share of the grid's est. FLOPs an adaptive design has chosen", ("sweep",)),
+        "tsweep_design_target_width": ("Relative 95% half-width of each adaptive-design target", ("sweep", "target")),
     }
 )
 
@@ -78,7 +80,13 @@ def _gauges() -> dict[str, Gauge]:
     from ray.util.metrics import Gauge
 
     made = {name: Gauge(name, text, tag_keys=tags) for name, (text, tags) in GAUGES.items()}
-    return {"jobs": made["tsweep_jobs"], "tps": made["tsweep_tokens_per_second"], "gap": made["tsweep_transfer_gap"]}
+    return {
+        "jobs": made["tsweep_jobs"],
+        "tps": made["tsweep_tokens_per_second"],
+        "gap": made["tsweep_transfer_gap"],
+        "design_share": made["tsweep_design_compute_share"],
+        "design_width": made["tsweep_design_target_width"],
+    }
 
 
 class LiveProgress(Callback):
@@ -272,6 +280,11 @@ class LiveProgress(Callback):
         for src in self.latest_fit.sources if self.latest_fit else ():
             if src.G.identified:
                 self._gauges["gap"].set(src.G.value, tags={**tags, "source": src.source})
+        if self.design is not None:
+            self._gauges["design_share"].set(float(self.design.get("share", 0.0)), tags=tags)
+            for t in self.design.get("targets", []):
+                if t.get("width") is not None:
+                    self._gauges["design_width"].set(float(t["width"]), tags={**tags, "target": str(t["name"])})
 
     # ----------------------------------------------------------- views
     def counts(self) -> str:
