@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -82,9 +82,15 @@ class Candidate:
     size: str
     p: float  # pre-training tokens of a fine-tune's checkpoint (0 otherwise)
     f: float  # its data tokens (D_F, D, or the pre-training budget)
-    cost: float  # estimated FLOPs (the plan's upper bound)
+    cost: float  # estimated FLOPs (the plan's upper bound): what the budget counts
     parent: str | None = None
     replicate: int = 0
+    expected: float | None = None  # FLOPs expected from the runs measured so far (:func:`calibrate`)
+
+    @property
+    def price(self) -> float:
+        """What a choice weighs it at: the expected FLOPs where measured runs give them, else the plan's."""
+        return self.cost if self.expected is None else self.expected
 
     @classmethod
     def of(cls, job: Job) -> Candidate:
@@ -150,6 +156,37 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "label": self.label, "reason": self.reason, "gain": self.gain}
+
+
+# ------------------------------------------------------------------ costs
+def calibrate(pool: Sequence[Candidate], measured: Mapping[str, float]) -> list[Candidate]:
+    """``pool`` with each candidate's expected FLOPs from the finished runs (``measured``: job id
+    -> FLOPs the run did). The plan's estimates are upper bounds (a fine-tune or scratch run stops
+    on patience), and not uniformly so: on the demo a fine-tune of mini does 1.0-1.4e11 FLOPs at
+    every f while the plan bounds f = 1k at 2.5e11 and f = 16k at 2.6e12. A choice weighed by
+    the bounds would favour small f for no reason. Expected: the median measured FLOPs of finished
+    runs of the same kind, size and tokens; else the plan's bound times the median measured/bound
+    ratio of the same kind and size, then of the same kind; else the bound."""
+    by_id = {c.job_id: c for c in pool}
+    ratios: dict[tuple[str, ...], list[float]] = {}
+    same: dict[tuple[str, str, float], list[float]] = {}
+    for job_id, flops in measured.items():
+        c = by_id.get(job_id)
+        if c is None or not flops > 0 or not c.cost > 0:
+            continue
+        same.setdefault((c.kind, c.size, c.f), []).append(flops)
+        ratios.setdefault((c.kind, c.size), []).append(flops / c.cost)
+        ratios.setdefault((c.kind,), []).append(flops / c.cost)
+
+    def expected(c: Candidate) -> float | None:
+        if (c.kind, c.size, c.f) in same:
+            return float(np.median(same[c.kind, c.size, c.f]))
+        for key in ((c.kind, c.size), (c.kind,)):
+            if key in ratios:
+                return c.cost * float(np.median(ratios[key]))
+        return None
+
+    return [replace(c, expected=expected(c)) for c in pool]
 
 
 # ------------------------------------------------------------------ the seed
@@ -336,10 +373,12 @@ def _target_draws(ens: Ensemble, open_targets: Sequence[Target]) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _cost(c: Candidate, ran: set[str], by_id: Mapping[str, Candidate]) -> float:
-    """``c``'s FLOPs plus its pre-training run's where that has not run or been chosen."""
+def _cost(c: Candidate, ran: set[str], by_id: Mapping[str, Candidate], *, plan: bool = False) -> float:
+    """``c``'s FLOPs plus its pre-training run's where that has not run or been chosen: the
+    plan's estimates (what the budget counts) or, for ranking, the expected ones."""
     parent = by_id.get(c.parent or "")
-    return c.cost + (parent.cost if parent is not None and parent.job_id not in ran else 0.0)
+    extra = 0.0 if parent is None or parent.job_id in ran else (parent.cost if plan else parent.price)
+    return (c.cost if plan else c.price) + extra
 
 
 def choose(
@@ -392,7 +431,7 @@ def _within_budget(
     budget; "budget spent" when not even the first does."""
     out, ran = [], set(taken)
     for d in picks:
-        cost = _cost(by_id[d.job_id], ran, by_id)
+        cost = _cost(by_id[d.job_id], ran, by_id, plan=True)
         if spent + cost > goal.budget * (1 + 1e-9):
             break
         out.append(d)

@@ -9,9 +9,10 @@ refit (``fits/latest.json``, which carries the joint gap fits' bootstrap ensembl
    finished, then continues).
 2. When Tune asks for a job and none it chose is ready, it waits for a refit that has seen every
    finished job, then chooses the next ``batch`` (default: the cluster's job slots) by the expected
-   narrowing of the goal's intervals per FLOP. A refit that never comes (an analysis error) is
-   waited for :data:`REFIT_WAIT_S` at most while nothing runs; then the choice is made on the
-   latest refit there is.
+   narrowing of the goal's intervals per FLOP, each job weighed at the FLOPs the finished runs
+   say it will do (``design.calibrate``; the budget counts the plan's estimates). A refit that
+   never comes (an analysis error) is waited for :data:`REFIT_WAIT_S` at most while nothing
+   runs; then the choice is made on the latest refit there is.
 3. It stops choosing when the goal is met, the budget is spent or no job left narrows the goal; the
    jobs it chose still finish; then Tune's run ends. Jobs it never chose are not failed or
    blocked: ``status`` lists them as not chosen.
@@ -42,6 +43,7 @@ from tsweep.analysis.design import (
     Candidate,
     Decision,
     Goal,
+    calibrate,
     choose,
     describe,
     read_decisions,
@@ -51,6 +53,7 @@ from tsweep.analysis.design import (
 from tsweep.core.job import Job
 from tsweep.core.jsonio import dumps
 from tsweep.core.layout import SweepLayout
+from tsweep.core.store import Store
 from tsweep.orchestrator.scheduler import DependencySearcher
 
 log = logging.getLogger(__name__)
@@ -128,8 +131,17 @@ class AdaptiveSearcher(DependencySearcher):
         seen = report.n_jobs_finished if report is not None and report.n_jobs_finished is not None else -1
         return seen >= self.refit_due, report
 
+    def _measured(self) -> dict[str, float]:
+        """FLOPs each finished run did (the store's summaries), which weigh the next choice."""
+        table = Store(self.layout.store_root).read_summaries()
+        return {
+            job_id: float(flops or 0.0)
+            for job_id, flops in zip(table.column("job_id").to_pylist(), table.column("flops").to_pylist(), strict=True)
+        }
+
     def _decide(self, report: Any) -> None:
-        decisions, why = choose(report, self.goal, self.pool, self.committed, batch=self.batch, spent=self.spent)
+        pool = calibrate(self.pool, self._measured()) if self.finished else self.pool
+        decisions, why = choose(report, self.goal, pool, self.committed, batch=self.batch, spent=self.spent)
         for d in decisions:
             self._log_choice(d)
             self._enqueue(d.job_id)
