@@ -64,8 +64,9 @@ def test_the_seed_design_can_identify_the_gap_law_and_runs_parents_first(demo):
     tunes = [c for c in seed if c.kind == "finetune" and c.replicate == 0]
     for source in ("d0.6", "d0.9"):
         mine = [c for c in tunes if c.source == source and c.size == "mini"]
-        # three checkpoints and two budgets per source: enough for A, alpha, G besides the shared beta, E
-        assert len({c.p for c in mine}) == 3 and len({c.f for c in mine}) == 2, mine
+        # three checkpoints and three budgets per source (what the report needs before a source enters
+        # the joint fit), six points: enough for A, alpha, G besides the shared beta, E
+        assert len({c.p for c in mine}) == 3 and len({c.f for c in mine}) == 3 and len(mine) == 6, mine
     assert not [c for c in seed if c.kind == "scratch"], "the goal needs no scratch curve"
     assert all(c.replicate == 0 or c in seed for c in pool if c.replicate), "declared replicates run in the seed"
     position = {c.job_id: i for i, c in enumerate(seed)}
@@ -79,6 +80,7 @@ def test_the_seed_design_can_identify_the_gap_law_and_runs_parents_first(demo):
 
 def test_a_choice_narrows_an_open_target_within_batch_and_budget(demo):
     pool, goal, table = demo
+    goal = Goal(goal.sizes, half_width=0.1, order=True, budget=goal.budget)  # after the seed, still open
     chosen = {c.job_id for c in seed_design(pool, goal)}
     report = _report(table, pool, chosen)
     spent = sum(c.cost for c in pool if c.job_id in chosen)
@@ -141,7 +143,9 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
         log.close()
     first = read_decisions(layout)
     done_before = set(summaries(layout))
-    assert first and done_before, (tmp_path / "submit.log").read_text()[-3000:]
+    printed = (tmp_path / "submit.log").read_text()
+    assert first and done_before, printed[-3000:]
+    assert "design: seed design of" in printed, printed[-3000:]  # a progress line says what the design did
 
     r = subprocess.run(
         [*tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
@@ -166,7 +170,7 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
         assert all(t["state"] != "open" for t in state["targets"]), state["targets"]
     grid_order = [j.job_id for j in graph.jobs][: len(chose)]
     assert chose != grid_order, "the design's order is not the grid's"
-    assert "adaptive design stopped:" in r.stdout, r.stdout[-2000:]
+    assert "adaptive design stopped:" in r.stdout and "design stopped:" in r.stdout, r.stdout[-2000:]
 
     status = subprocess.run(
         [*tsweep_cmd(), "status", sweep.name, "--storage", str(root)],

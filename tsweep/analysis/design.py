@@ -14,9 +14,10 @@ ids), and its goal is what the sweep's ``design.goal`` asks:
 How it chooses, in three steps:
 
 1. **A seed design** (:func:`seed_design`) that can identify the joint gap law at every goal size:
-   each source's pre-training run there, and fine-tunes at the smallest, middle and largest p
-   crossed with the smallest and largest f (six points per source against its three parameters,
-   plus the shared beta and E). The replicates the sweep declares run in the seed too: they
+   each source's pre-training run there, and six fine-tunes on the smallest, middle and largest p
+   and f (the four corners, the centre, the largest p at the middle f: the three distinct p and f
+   the report needs before a source enters the joint fit, against its three parameters plus the
+   shared beta and E). The replicates the sweep declares run in the seed too: they
    measure the noise every interval rests on.
 2. **Then, at every refit** (:func:`choose`), the next ``batch`` jobs by the expected shrinkage of
    the open targets' variance per FLOP. The uncertainty model is the one the report already has:
@@ -134,8 +135,9 @@ class Target:
     size: str
     sources: tuple[str, ...]
     state: str  # open | met | bounded | withdrawn | unresolvable
-    width: float | None = None  # relative 95% half-width of a G; |difference| / (1.96 sd) of a pair
+    width: float | None = None  # relative 95% half-width of a G
     why: str = ""
+    value: float | None = None  # G where identified, its upper bound where bounded
 
     @property
     def settled(self) -> bool:
@@ -190,10 +192,10 @@ def calibrate(pool: Sequence[Candidate], measured: Mapping[str, float]) -> list[
 
 
 # ------------------------------------------------------------------ the seed
-def _spread_three(values: Sequence[float]) -> list[float]:
-    """The smallest, middle and largest of ``values`` (fewer when there are fewer)."""
+def _spread_three(values: Sequence[float]) -> tuple[float, float, float]:
+    """The smallest, middle and largest of ``values`` (repeated when there are fewer than three)."""
     v = sorted(set(values))
-    return sorted({v[0], v[len(v) // 2], v[-1]})
+    return v[0], v[len(v) // 2], v[-1]
 
 
 def seed_design(pool: Sequence[Candidate], goal: Goal) -> list[Candidate]:
@@ -205,10 +207,12 @@ def seed_design(pool: Sequence[Candidate], goal: Goal) -> list[Candidate]:
         tunes = [c for c in pool if c.kind == "finetune" and c.size == size and c.replicate == 0]
         for source in sorted({c.source for c in tunes}):
             mine = [c for c in tunes if c.source == source]
-            ps, fs = _spread_three([c.p for c in mine]), sorted({c.f for c in mine})
-            corners = {(p, f) for p in ps for f in {fs[0], fs[-1]}}
+            (p0, p1, p2), (f0, f1, f2) = _spread_three([c.p for c in mine]), _spread_three([c.f for c in mine])
+            # the four corners, the centre and the largest p at the middle f: three distinct p and
+            # three distinct f (what the report needs before a source enters the joint fit), six points
+            cells = {(p0, f0), (p0, f2), (p2, f0), (p2, f2), (p1, f1), (p2, f1)}
             for c in mine:
-                if (c.p, c.f) in corners:
+                if (c.p, c.f) in cells:
                     chosen.setdefault(c.job_id, c)
     for c in pool:
         if c.replicate > 0:
@@ -268,11 +272,11 @@ def _gap_target(report: TransferReport, size: str, source: str, goal: Goal) -> T
         return Target(name, size, (source,), "open", why="not fitted yet")
     g, _ = g_estimates(gap, source)
     if g.upper is not None:
-        return Target(name, size, (source,), "bounded", why=f"G < {g.upper:.3g}")
+        return Target(name, size, (source,), "bounded", why=f"G < {g.upper:.3g}", value=g.upper)
     if g.identified and g.ci95 is not None and g.value:
         width = (g.ci95[1] - g.ci95[0]) / (2 * abs(g.value))
         state = "met" if width <= goal.half_width else "open"
-        return Target(name, size, (source,), state, width=width)
+        return Target(name, size, (source,), state, width=width, value=g.value)
     reason = g.reason or "not identified"
     if "on its bound" in reason or "on their bounds" in reason:  # flat in p: more of this grid cannot help
         return Target(name, size, (source,), "withdrawn", why=reason)
@@ -280,13 +284,13 @@ def _gap_target(report: TransferReport, size: str, source: str, goal: Goal) -> T
 
 
 def _left_out(report: TransferReport, size: str, source: str) -> str | None:
-    """Why a source with fine-tunes at ``size`` was taken out of its joint fit (ossification, a
-    flat curve), from the report's reason; None when it was not (it has too few runs yet)."""
-    for s in report.sources:
-        if s.source == source and s.G.reason and f"{size}:" in s.G.reason:
-            for part in s.G.reason.split("; "):
-                if part.startswith(f"{size}:") and ("rises" in part or "ossif" in part or "flat" in part):
-                    return part
+    """Why the report took a source with fine-tunes at ``size`` out of its joint fit (a loss that
+    rises with p, a pre-training term on its bound), from the report's warning; None when it did
+    not (it has too few runs there yet)."""
+    prefix = f"gap law: {source} at size {size} left out of the joint fit: "
+    for warning in report.warnings:
+        if warning.startswith(prefix):
+            return warning[len(prefix) :]
     return None
 
 
@@ -300,23 +304,50 @@ def _pair_target(report: TransferReport, size: str, a: str, b: str) -> Target:
     return Target(name, size, (a, b), "open", why="no comparison yet")
 
 
+def _confirmed(t: Target, goal: Goal, gaps: Sequence[Target], pool: Sequence[Candidate], taken: set[str]) -> Target:
+    """A verdict that ends a target only once the data can carry it (an early fit on six points
+    can call a source flat or bound its G loosely):
+
+    - withdrawn (flat or rising in p) counts once the source's fine-tunes at that size cover
+      every checkpoint p of the grid;
+    - a bound "G < u" counts once u is under ``half_width`` times the largest G identified at
+      that size (the bound then says the source transfers at least that much better).
+    """
+    if t.state == "withdrawn":
+        mine = [c for c in pool if c.kind == "finetune" and c.size == t.size and c.source == t.sources[0]]
+        every, have = {c.p for c in mine}, {c.p for c in mine if c.job_id in taken}
+        if have != every:
+            why = f"{t.why} (on {len(have)} of {len(every)} checkpoints: measuring the rest before it counts)"
+            return Target(t.name, t.size, t.sources, "open", why=why)
+    if t.state == "bounded":
+        largest = max((g.value or 0.0 for g in gaps if g.state in ("open", "met") and g.width is not None), default=0.0)
+        if not (t.value is not None and largest > 0 and t.value <= goal.half_width * largest):
+            why = f"{t.why}; counts once under {goal.half_width:g} x the largest identified G"
+            return Target(t.name, t.size, t.sources, "open", why=why, value=t.value)
+    return t
+
+
 def targets(
     report: TransferReport | None, goal: Goal, pool: Sequence[Candidate], remaining: Sequence[Candidate]
 ) -> list[Target]:
-    """Every target of ``goal`` as the latest refit leaves it; a pair no remaining job can
-    resolve is ``unresolvable`` (module docstring)."""
+    """Every target of ``goal`` as the latest refit leaves it (a verdict counts once the data
+    can carry it, :func:`_confirmed`); a pair no remaining job can resolve is ``unresolvable``
+    (module docstring)."""
     out: list[Target] = []
+    taken = {c.job_id for c in pool} - {c.job_id for c in remaining}
     for size in goal.sizes:
         sources = sorted({c.source for c in pool if c.kind == "finetune" and c.size == size and c.replicate == 0})
-        gaps = [
+        raw = [
             _gap_target(report, size, s, goal) if report is not None else Target(f"G({s})@{size}", size, (s,), "open")
             for s in sources
         ]
+        gaps = [_confirmed(t, goal, raw, pool, taken) for t in raw]
         out += gaps
         if not goal.order:
             continue
-        comparable = [t.sources[0] for t in gaps if t.state in ("open", "met", "bounded")]
         ens = ensemble(report, size) if report is not None else None
+        fitted = set(ens.gap.sources) if ens is not None else set()
+        comparable = [t.sources[0] for t in raw if t.state in ("open", "met", "bounded")]
         left = [c for c in remaining if _informs(c, size, ens)]
         for i, a in enumerate(comparable):
             for b in comparable[i + 1 :]:
@@ -325,7 +356,7 @@ def targets(
                     if report is not None
                     else Target(f"G({a})-G({b})@{size}", size, (a, b), "open")
                 )
-                if pair.state == "open" and ens is not None and _hopeless(ens, a, b, left, report):
+                if pair.state == "open" and ens is not None and {a, b} <= fitted and _hopeless(ens, a, b, left, report):
                     pair = Target(
                         pair.name,
                         size,
@@ -407,18 +438,25 @@ def choose(
             goal,
             spent,
         )
-    picks: list[Decision] = []
+    measured: list[Decision] = []  # targets the ensemble can speak for
+    filling: list[Decision] = []  # sources outside the joint fit, or no ensemble yet
     for size in goal.sizes:
         open_here = [t for t in state if t.size == size and not t.settled]
         if not open_here:
             continue
         ens = ensemble(report, size) if report is not None else None
-        cands = [c for c in remaining if _informs(c, size, ens)]
-        if ens is None:
-            picks += _spread(cands, pool, taken, batch)
-        else:
-            picks += _greedy(ens, open_here, cands, taken, by_id, batch, _noise(report))
-    picks = sorted(picks, key=lambda d: -d.gain)[:batch]
+        fitted = set(ens.gap.sources) if ens is not None else set()
+        inside = [t for t in open_here if ens is not None and set(t.sources) <= fitted]
+        outside = {s for t in open_here if t not in inside for s in t.sources if s not in fitted}
+        if ens is not None and inside:
+            cands = [c for c in remaining if _informs(c, size, ens)]
+            measured += _greedy(ens, inside, cands, taken, by_id, batch, _noise(report))
+        if outside:
+            cands = [c for c in remaining if _informs(c, size, None) and c.source in outside]
+            filling += _spread(cands, pool, taken, batch)
+    # sources outside the fit get at least one job of each batch (their verdict waits on them);
+    # the rest go by measured narrowing per FLOP
+    picks = (filling[: max(1, batch // 2)] + sorted(measured, key=lambda d: -d.gain))[:batch]
     if not picks:
         return [], "nothing left narrows the goal"
     return _within_budget(picks, by_id, taken, goal, spent)
@@ -507,7 +545,14 @@ def _spread(cands: Sequence[Candidate], pool: Sequence[Candidate], taken: set[st
         pick = max(left, key=lambda c: (distance(c), -c.cost, c.label))
         left.remove(pick)
         have.append(pick)
-        out.append(Decision(pick.job_id, pick.label, "no bootstrap ensemble yet: fills the (p, f) square", 0.0))
+        out.append(
+            Decision(
+                pick.job_id,
+                pick.label,
+                f"{pick.source} is outside the joint fit's ensemble at {pick.size}: fills its (p, f) square",
+                0.0,
+            )
+        )
     return out
 
 

@@ -244,10 +244,21 @@ class LiveProgress(Callback):
             return  # not written yet, or mid-replace: next poll
         stopped_before = self.design is not None and self.design.get("stopped")
         self.design = state
+        fresh = []
         for choice in state.get("recent", []):
             key = (str(choice.get("job_id")), float(choice.get("time", 0.0)))
             if key not in self._choices_shown:
                 self._choices_shown.add(key)
+                fresh.append(choice)
+        seed = [c for c in fresh if str(c.get("reason", "")).startswith("seed design")]
+        if seed:  # the seed is one decision: one line, not one per job
+            self._print(
+                f"design: seed design of {state.get('chosen', len(seed))} jobs "
+                f"({100 * float(state.get('share', 0.0)):.0f}% of the grid's est. FLOPs): {seed[0].get('reason')}",
+                poll=False,
+            )
+        for choice in fresh:
+            if choice not in seed:
                 self._print(f"design chose {choice.get('label')}: {choice.get('reason')}", poll=False)
         if state.get("stopped") and not stopped_before:
             self._print(f"design stopped: {state['stopped']}", poll=False)
