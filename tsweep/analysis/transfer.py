@@ -82,6 +82,7 @@ from typing import Any, TypedDict, overload
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from scipy import stats as scipy_stats
 from scipy.interpolate import PchipInterpolator
 
 from tsweep.analysis import fitter
@@ -141,6 +142,13 @@ NO_GAP = "no measurable gap"
 # choice: a misfit verdict withdraws numbers, so it must be rare where the law holds).
 MISFIT_CHI2 = 13.82
 FLOOR_MISFIT = "floors disagree"
+# Sharing beta and E: the joint gap fit against each source fitted apart (its own beta and E), an
+# F-test on the residual sums of squares with 2S - 2 and n - 5S degrees of freedom (nested least
+# squares, Seber & Wild 2003, sec. 5.3). Below this p-value sharing fails and the source that
+# gains most from its own fit leaves the joint fit (tsweep's choice: 0.1%, the misfit test's rate,
+# since a failed test takes a source out of every comparison).
+SHARING_P = 0.001
+SHARING = "breaks the shared beta and E"
 
 WarmStarts = Mapping[str, "FitResult | Mapping[str, float]"]
 Strings = npt.NDArray[np.object_]  # a text column, missing values as ""
@@ -378,7 +386,12 @@ def _gap_fits(
         while sources:
             gap = _joint_gap_fit(c, rows, sources, size, f_ref, bootstrap, seed, warm, floor)
             flat = {s: why for s, why in ((s, _flat_reason(gap, i)) for i, s in enumerate(sources)) if why}
-            if not flat or len(flat) == len(sources):
+            if flat and len(flat) == len(sources):
+                fits.append(gap)
+                break
+            if not flat:  # one source the shared beta and E cannot hold leaves them to the others
+                flat = dict([breaker]) if (breaker := _sharing_fails(c, rows, gap)) is not None else {}
+            if not flat:
                 fits.append(gap)
                 break
             # a source whose pre-training term is unresolved leaves the shared beta and E to the others
@@ -421,6 +434,64 @@ def _joint_gap_fit(
     fit = _misfit(fit, law, data, sources, floor)
     fit = _no_measurable_gaps(fit, law, data, sources)
     return GapFit(size=size, n_params=int(np.max(c["n_params"][use])), sources=tuple(sources), f_ref=f_ref, fit=fit)
+
+
+def _sharing_fails(c: Columns, rows: Mask, gap: GapFit) -> tuple[str, str] | None:
+    """(source, why) when the joint fit's shared beta and E fail the F-test against every source
+    fitted apart (:data:`SHARING_P`): the source without which the others share them best
+    (:func:`_sharing_without`) leaves; None when sharing holds, or with too few runs to test it."""
+    sources = list(gap.sources)
+    resid = gap.fit.residuals
+    use = rows & np.isin(c["source"], sources)
+    n = int(use.sum())
+    df1, df2 = 2 * len(sources) - 2, n - 5 * len(sources)
+    if len(sources) < 2 or df2 < 3 or resid is None or resid.size != n:
+        return None
+    single = get_law("barnett")
+    joint_ssr, own_ssr = {}, {}
+    for src in sources:
+        mine = use & (c["source"] == src)
+        data = {"p": c["pretrain_tokens"][mine], "f": c["data_tokens"][mine], "loss": c["best_eval_loss"][mine]}
+        own = fitter.fit(single, data)
+        if own.residuals is None or own.residuals.size != int(mine.sum()):
+            return None
+        joint_ssr[src] = float(np.sum(resid[c["source"][use] == src] ** 2))
+        own_ssr[src] = float(np.sum(own.residuals**2))
+    apart = sum(own_ssr.values())
+    if apart <= 0:
+        return None
+    f_stat = max(sum(joint_ssr.values()) - apart, 0.0) / df1 / (apart / df2)
+    p_value = float(scipy_stats.f.sf(f_stat, df1, df2))
+    if p_value >= SHARING_P:
+        return None
+    worst = min(sources, key=lambda s: _sharing_without(c, rows, gap, s, own_ssr))
+    return worst, (
+        f"{SHARING} at {gap.size}: the sources fitted apart fit better than with a shared beta and E "
+        f"(F = {f_stat:.1f} on {df1} and {df2} degrees of freedom, p = {p_value:.1g}); without {worst} the "
+        "others share them best, so its gap is not on their scale"
+    )
+
+
+def _sharing_without(c: Columns, rows: Mask, gap: GapFit, left: str, own_ssr: Mapping[str, float]) -> float:
+    """The sharing test's F statistic over ``gap``'s sources but ``left`` (a joint fit of the
+    others, no bootstrap); 0 when one source is left (nothing shared)."""
+    others = [s for s in gap.sources if s != left]
+    if len(others) < 2:
+        return 0.0
+    use = rows & np.isin(c["source"], others)
+    code = np.array([others.index(s) for s in c["source"][use]])
+    data = {
+        "p": c["pretrain_tokens"][use],
+        "f": c["data_tokens"][use],
+        "source": code,
+        "loss": c["best_eval_loss"][use],
+    }
+    fit = fitter.fit(BarnettJoint.of(len(others)), data)
+    apart = sum(own_ssr[s] for s in others)
+    df1, df2 = 2 * len(others) - 2, int(use.sum()) - 5 * len(others)
+    if fit.residuals is None or df2 < 1 or apart <= 0:
+        return math.inf
+    return max(float(np.sum(fit.residuals**2)) - apart, 0.0) / df1 / (apart / df2)
 
 
 def _trend_chi2(x: Array, y: Array, sigma: float) -> float:
