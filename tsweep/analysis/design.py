@@ -348,6 +348,9 @@ def targets(
         ens = ensemble(report, size) if report is not None else None
         fitted = set(ens.gap.sources) if ens is not None else set()
         comparable = [t.sources[0] for t in raw if t.state in ("open", "met", "bounded")]
+        # a pair is declared unresolvable only on gaps the ensemble pins (an early ensemble of
+        # bounded or unidentified gaps projects nothing worth stopping on)
+        pinned = {t.sources[0] for t in raw if t.width is not None}
         left = [c for c in remaining if _informs(c, size, ens)]
         for i, a in enumerate(comparable):
             for b in comparable[i + 1 :]:
@@ -356,7 +359,12 @@ def targets(
                     if report is not None
                     else Target(f"G({a})-G({b})@{size}", size, (a, b), "open")
                 )
-                if pair.state == "open" and ens is not None and {a, b} <= fitted and _hopeless(ens, a, b, left, report):
+                if (
+                    pair.state == "open"
+                    and ens is not None
+                    and {a, b} <= fitted & pinned
+                    and _hopeless(ens, a, b, left, report)
+                ):
                     pair = Target(
                         pair.name,
                         size,
