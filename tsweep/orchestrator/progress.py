@@ -113,6 +113,7 @@ class LiveProgress(Callback):
         self.design: dict[str, Any] | None = None
         self._design_stamp: Any = None
         self._choices_shown: set[tuple[str, float]] = set()
+        self._since = time.time()  # choices logged before this driver started are not news
         self.skipped = skipped
         self.fits_path = fits_path
         self.want_live = live
@@ -247,6 +248,8 @@ class LiveProgress(Callback):
         fresh = []
         for choice in state.get("recent", []):
             key = (str(choice.get("job_id")), float(choice.get("time", 0.0)))
+            if key[1] < self._since:  # chosen by an earlier driver of this sweep: shown then
+                continue
             if key not in self._choices_shown:
                 self._choices_shown.add(key)
                 fresh.append(choice)
