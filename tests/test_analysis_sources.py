@@ -114,3 +114,31 @@ def test_no_better_than_scratch_is_a_majority_of_readings():
     assert _no_better_than_scratch("x", [_run(900.0), _run(5e3), _run(6e3)]) is None
     assert _no_better_than_scratch("x", [_run(900.0), _run(800.0)]) is None  # two readings say too little
     assert _no_better_than_scratch("x", [_run(float("nan"))] * 5) is None
+
+
+def test_a_source_the_shared_beta_cannot_hold_leaves_the_joint_fit_and_the_others_keep_their_gaps():
+    """A source whose loss falls faster with f than the others' (beta + 0.3) fails the F-test of
+    the shared beta and E against every source fitted apart; the source without which the others
+    share them best is the one left out, with the reason, and the others' gaps hold their truth."""
+    from tsweep.analysis.worlds import design_worlds, draw, truths
+
+    world = design_worlds()["a source with its own f exponent"]
+    report = transfer_report(draw(world, seed=11), bootstrap=BOOTSTRAP, seed=0)
+    for gap in report.gap_fits:
+        assert "apart" not in gap.sources and "d0.6" in gap.sources, gap.sources
+        why = f"apart at size {gap.size} left out of the joint fit: breaks the shared beta and E"
+        assert any(why in w for w in report.warnings), report.warnings
+    truth = truths(world, report)
+    for name in ("d0.6", "d0.9"):
+        g = report.source(name).G
+        if g.identified:
+            lo, hi = g.ci95
+            assert lo <= truth[f"G/{name}/{report.source(name).gap_size}"] <= hi, (name, g)
+
+
+def test_sources_that_share_beta_and_e_stay_in_the_joint_fit():
+    from tsweep.analysis.worlds import design_worlds, draw
+
+    report = transfer_report(draw(design_worlds()["demo"], seed=11), bootstrap=20, seed=0)
+    assert all(set(g.sources) == {"d0.6", "d0.9"} for g in report.gap_fits)
+    assert not [w for w in report.warnings if "breaks the shared beta and E" in w]

@@ -385,20 +385,19 @@ def _gap_fits(
                 )
         while sources:
             gap = _joint_gap_fit(c, rows, sources, size, f_ref, bootstrap, seed, warm, floor)
+            # first a source the shared beta and E cannot hold (it bends the others' terms, which
+            # can then look flat), then a source whose pre-training term is unresolved: each
+            # leaves the shared beta and E to the others
+            breaker = _sharing_fails(c, rows, gap)
             flat = {s: why for s, why in ((s, _flat_reason(gap, i)) for i, s in enumerate(sources)) if why}
-            if flat and len(flat) == len(sources):
+            drop = dict([breaker]) if breaker is not None else flat
+            if not drop or len(drop) == len(sources):
                 fits.append(gap)
                 break
-            if not flat:  # one source the shared beta and E cannot hold leaves them to the others
-                flat = dict([breaker]) if (breaker := _sharing_fails(c, rows, gap)) is not None else {}
-            if not flat:
-                fits.append(gap)
-                break
-            # a source whose pre-training term is unresolved leaves the shared beta and E to the others
-            for src, why in flat.items():
+            for src, why in drop.items():
                 excluded.setdefault(src, {})[size] = why
                 warnings.append(f"gap law: {src} at size {size} left out of the joint fit: {why}")
-            sources = [s for s in sources if s not in flat]
+            sources = [s for s in sources if s not in drop]
     return fits, warnings, excluded
 
 
