@@ -105,6 +105,7 @@ class LiveProgress(Callback):
         stream: TextIO | None = None,
         periodic_s: float = PERIODIC_S,
         design_path: str | None = None,
+        design_since: float | None = None,
     ) -> None:
         self.sweep = sweep_name
         self.jobs = {j.job_id: j for j in jobs}
@@ -113,7 +114,8 @@ class LiveProgress(Callback):
         self.design: dict[str, Any] | None = None
         self._design_stamp: Any = None
         self._choices_shown: set[tuple[str, float]] = set()
-        self._since = time.time()  # choices logged before this driver started are not news
+        # choices logged before this driver started (by an earlier driver of the sweep) are not news
+        self._since = time.time() if design_since is None else design_since
         self.skipped = skipped
         self.fits_path = fits_path
         self.want_live = live

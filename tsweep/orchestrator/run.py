@@ -443,6 +443,7 @@ def _run_jobs(
         seed=sweep.fit.seed,
     )
     assert isinstance(actor, ActorHandle)  # Ray types .remote() as a handle or the class itself
+    started = time.time()  # the design's choices from here on are this driver's
     searcher = _searcher(sweep, layout, todo, available, graph_jobs)
     if searcher.waiting:
         progress = LiveProgress(
@@ -452,6 +453,7 @@ def _run_jobs(
             live=live,
             skipped=result.skipped,
             design_path=layout.design_state if sweep.design.adaptive else None,
+            design_since=started,
         )
         tuner = sweep_tuner(
             job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
