@@ -440,7 +440,7 @@ def choose(
     seed = [c for c in seed_design(pool, goal) if c.job_id not in taken]
     if seed:
         return _within_budget(
-            [Decision(c.job_id, c.label, "seed design: identifies the gap law", 0.0) for c in seed],
+            [Decision(c.job_id, c.label, _seed_reason(c), 0.0) for c in seed],
             by_id,
             taken,
             goal,
@@ -468,6 +468,15 @@ def choose(
     if not picks:
         return [], "nothing left narrows the goal"
     return _within_budget(picks, by_id, taken, goal, spent)
+
+
+def _seed_reason(c: Candidate) -> str:
+    """Why a job is in the seed design."""
+    if c.replicate:
+        return "seed design: a replicate the sweep declares, measures the noise every interval rests on"
+    if c.kind == "pretrain":
+        return "seed design: the pre-training run the seed's fine-tunes start from"
+    return "seed design: identifies the gap law"
 
 
 def _within_budget(

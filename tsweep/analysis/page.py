@@ -448,7 +448,7 @@ def _design_section(design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]
             )
             for t in state.get("targets", [])
         ),
-        text_cols=2,
+        text_cols=4,
     )
     choices = _table(
         ("#", "job", "why it was chosen", "spent before (share of grid)"),

@@ -259,7 +259,8 @@ class LiveProgress(Callback):
         if seed:  # the seed is one decision: one line, not one per job
             self._print(
                 f"design: seed design of {state.get('chosen', len(seed))} jobs "
-                f"({100 * float(state.get('share', 0.0)):.0f}% of the grid's est. FLOPs): {seed[0].get('reason')}",
+                f"({100 * float(state.get('share', 0.0)):.0f}% of the grid's est. FLOPs): the pre-training runs and "
+                "the fine-tunes that identify the gap law at the goal's sizes, and the replicates the sweep declares",
                 poll=False,
             )
         for choice in fresh:
