@@ -25,7 +25,7 @@ ALLOWED = {
     "actor": {"records", "transfer"},
     "reporting": {"actor", "design", "records", "rendering", "transfer"},
     "advice": {"fitter", "laws", "records"},
-    "plots": {"actor", "fitter", "laws", "records", "rendering", "transfer"},
+    "plots": {"actor", "design", "fitter", "laws", "records", "rendering", "transfer"},
     "page": {"advice", "design", "records", "rendering"},
     "design": {"laws", "records", "transfer"},
     "worlds": {"records", "transfer"},

@@ -435,9 +435,10 @@ class SweepResults:
 
     def _figures(self, table: pa.Table, report: TransferReport) -> dict[str, Figure]:
         from tsweep.analysis.actor import read_history
-        from tsweep.analysis.plots import figures
+        from tsweep.analysis.plots import design_files, figures
 
-        return figures(table, report, read_history(self.layout.sweep_dir), self.evals())
+        sweep_dir = self.layout.sweep_dir
+        return figures(table, report, read_history(sweep_dir), self.evals(), design_files(sweep_dir))
 
     def transfer_table(self, *, bootstrap: int | None = None) -> pd.DataFrame:
         """The per-run transfer table (pandas): one row per fine-tune from a final checkpoint,

@@ -29,7 +29,7 @@ holds the same table and fails on an import outside it):
   ``laws``, ``records``.
 - ``plots``: the figures, as matplotlib Figures (``figure_*``, ``figures``) and as a PNG and
   an SVG each under ``{sweep_dir}/plots/`` (``write_plots(sweep_dir)``). Imports ``actor``,
-  ``fitter``, ``laws``, ``records``, ``rendering``, ``transfer``.
+  ``design``, ``fitter``, ``laws``, ``records``, ``rendering``, ``transfer``.
 - ``page``: ``report.html``, the report as one self-contained page (the answer first, tables,
   glossary, advice, an adaptive design's choices, figures, every run, compute, configuration).
   Imports ``advice``, ``design``, ``records``, ``rendering``.

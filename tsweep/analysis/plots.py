@@ -53,6 +53,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter, FuncFormatter
 
 from tsweep.analysis.actor import read_history, read_latest
+from tsweep.analysis.design import read_decisions, read_design_state
 from tsweep.analysis.fitter import FitResult, Mask, percentile_ci, percentile_interval
 from tsweep.analysis.laws import Array, BarnettJoint, Law, get_law
 from tsweep.analysis.records import TransferReport
@@ -73,6 +74,7 @@ P_EXTRAPOLATE = 8.0
 D_BELOW, D_ABOVE = 0.5, 4.0
 # The figures, in the order the report shows them; the file stem of each.
 NAMES = ("loss_vs_finetune", "scratch_curves", "dt_vs_df", "gaps", "loss_vs_p", "gap_history", "learning_curves")
+# and, for an adaptive design, "design" (figure_design)
 FORMATS = ("png", "svg")
 # Line styles, one meaning each (module docstring).
 FITTED, EXTRAPOLATED, LIMIT = "-", "--", ":"
@@ -550,6 +552,49 @@ def figure_gap_history(history: Sequence[Mapping[str, Any]]) -> Figure:
     return _finish(fig)
 
 
+def figure_design(
+    history: Sequence[Mapping[str, Any]], state: Mapping[str, Any], log: Sequence[Mapping[str, Any]]
+) -> Figure:
+    """An adaptive design at work: each source's headline G half-width (relative, 95%) as jobs
+    finish, against the goal; and the share of the grid's est. FLOPs the design had chosen, against
+    its budget (``fits/history.jsonl``, ``fits/design.json``, ``fits/design.jsonl``)."""
+    fig, (ax_w, ax_c) = _figure(2)
+    lines = [h for h in history if "error" not in h and h.get("n_jobs_finished") is not None]
+    names = sorted({s["source"] for h in lines for s in h.get("sources", [])})
+    for i, name in enumerate(names):
+        xs, ys, lo, hi = _history_series(lines, name, "G")
+        width = [(a + b) / (2 * y) for y, a, b in zip(ys, lo, hi, strict=True) if y > 0]
+        if width:
+            ax_w.plot(xs[: len(width)], width, color=f"C{i}", marker="o", label=f"G({name})")
+    goal = float(state.get("goal", {}).get("half_width") or 0.0)
+    if goal:
+        ax_w.axhline(goal, color="0.3", ls="--", label=f"goal +-{100 * goal:.0f}%")
+    ax_w.set(
+        xlabel="jobs finished", ylabel="95% half-width / G", title="the goal's gaps as jobs finish", ylim=(0, None)
+    )
+    chose = [d for d in log if d.get("event") == "chose"]
+    if chose:
+        ax_c.step(
+            [float(d.get("finished", 0)) for d in chose],
+            [100 * float(d.get("share", 0.0)) for d in chose],
+            where="post",
+            color="C0",
+            label="chosen so far",
+        )
+    grid = float(state.get("grid_flops") or 0.0)
+    if grid:
+        ax_c.axhline(100 * float(state.get("budget_flops", grid)) / grid, color="0.3", ls="--", label="budget")
+        ax_c.axhline(100 * float(state.get("share", 0.0)), color="C1", ls=":", label="chosen in all")
+    ax_c.set(
+        xlabel="jobs finished", ylabel="% of the grid's est. FLOPs", title="compute the design chose", ylim=(0, 105)
+    )
+    for ax in (ax_w, ax_c):
+        _legend(ax)
+        if not ax.has_data():
+            _empty(ax, "no identified estimate yet")
+    return _finish(fig)
+
+
 # ------------------------------------------------------------------ (g) learning curves
 KINDS = ("pretrain", "finetune", "scratch")
 
@@ -595,11 +640,14 @@ def figures(
     report: TransferReport,
     history: Sequence[Mapping[str, Any]] = (),
     evals: pa.Table | None = None,
+    design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Figure]:
     """Every figure by name (:data:`NAMES`), from the summary table, the report, the fit history
-    and the store's evaluation rows (none: the learning-curve panels say so)."""
+    and the store's evaluation rows (none: the learning-curve panels say so); with an adaptive
+    design's state and log, its figure too."""
     from tsweep.core.store import EVAL_SCHEMA
 
+    extra = {} if design is None else {"design": figure_design(history, *design)}
     return {
         "loss_vs_finetune": figure_loss_vs_finetune(table, report),
         "scratch_curves": figure_scratch_curves(report),
@@ -608,6 +656,7 @@ def figures(
         "loss_vs_p": figure_loss_vs_p(table, report),
         "gap_history": figure_gap_history(history),
         "learning_curves": figure_learning_curves(evals if evals is not None else EVAL_SCHEMA.empty_table(), table),
+        **extra,
     }
 
 
@@ -649,6 +698,13 @@ def plot_gap_history(sweep_dir: str, history: Sequence[Mapping[str, Any]]) -> st
     return save_figure(figure_gap_history(history), sweep_dir, "gap_history")[0]
 
 
+def design_files(sweep_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """An adaptive design's state and log, or None for a grid sweep."""
+    layout = SweepLayout(sweep_dir)
+    state = read_design_state(layout)
+    return None if state is None else (state, read_decisions(layout))
+
+
 def write_plots(
     sweep_dir: str,
     table: pa.Table | None = None,
@@ -665,5 +721,5 @@ def write_plots(
         report = read_latest(sweep_dir) or transfer_report(table, bootstrap=0)
     if evals is None:
         evals = store.read_evals()
-    made = figures(table, report, read_history(sweep_dir), evals)
+    made = figures(table, report, read_history(sweep_dir), evals, design_files(sweep_dir))
     return [save_figure(fig, sweep_dir, name)[0] for name, fig in made.items()]
