@@ -171,6 +171,7 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
     grid_order = [j.job_id for j in graph.jobs][: len(chose)]
     assert chose != grid_order, "the design's order is not the grid's"
     assert "adaptive design stopped:" in r.stdout and "design stopped:" in r.stdout, r.stdout[-2000:]
+    assert f"plot: {layout.plot('design.png')}" in r.stdout, r.stdout[-2000:]  # its figure, beside the grid's
 
     status = subprocess.run(
         [*tsweep_cmd(), "status", sweep.name, "--storage", str(root)],
