@@ -37,8 +37,9 @@ demo's measured wall times (``JOB_SECONDS``), since the plan's FLOPs are upper b
 fine-tune trains at least 64k tokens, as long as a 16k one.
 
 Run: ``python benchmarks/adaptive_design.py [--draws 30] [--world demo|near|both] [--processes 1]
-[--tiny]`` (30 draws of the demo world: 15-25 minutes on one core of a 2-core AMD EPYC; ``--tiny``,
-the suite's size: 2 draws, 20 bootstrap refits, shares 0.5 and 1.0, the demo world: seconds).
+[--tiny]`` (30 draws of the demo world: 12.5 minutes on one core of a 2-core AMD EPYC under other
+users' load; ``--tiny``, the suite's size: 2 draws, 20 bootstrap refits, shares 0.5 and 1.0, the
+demo world: seconds).
 Last line: ``adaptive_share_of_grid VALUE``, the smallest share of the grid's est FLOPs at which
 the adaptive design meets the criterion in at least ``MEETS`` of the draws, in the demo world
 (the ``near`` world's when only it ran); ``inf`` when no share within the grid does.
@@ -456,6 +457,7 @@ def one_draw(args: tuple[str, int, int, tuple[float, ...], int]) -> dict[str, An
         "points": points,
         "stop": adaptive.stop,
         "stopped": score(sim, adaptive.order),
+        "grid": score(sim, grid_order(pool)),
         "refits": adaptive.refits,
         "reports": len(sim.cache),
         "seconds": time.perf_counter() - t0,
@@ -508,7 +510,24 @@ def summarise(name: str, draws: Sequence[Mapping[str, Any]], shares: Sequence[fl
         "stop_share": statistics.median(d["stopped"].flops_share for d in draws),
         "stop_seconds": statistics.median(d["stopped"].seconds_share for d in draws),
         "stop_reasons": Counter(d["stop"] for d in draws),
+        "left_short": left_short(draws),
     }
+
+
+IDENTIFIED = ("covered", "missed")
+
+
+def left_short(draws: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """How the adaptive design's last state left the G the full grid identifies, per target and
+    draw: ``identified`` or its outcome there (``bound_ok``/``bound_missed``: bounded, ``absent``:
+    withdrawn or not fitted, ``not_identified``)."""
+    out: Counter[str] = Counter()
+    for d in draws:
+        for q, grid in d["grid"].outcomes.items():
+            if grid in IDENTIFIED:
+                at_stop = d["stopped"].outcomes[q]
+                out["identified" if at_stop in IDENTIFIED else at_stop] += 1
+    return out
 
 
 def _fmt_share(s: float | None) -> str:
@@ -541,6 +560,8 @@ def print_summary(summary: Mapping[str, Any], n: int, bootstrap: int, batch: int
         f"adaptive design stopped at a median {summary['stop_share']:.2f} of the grid's est FLOPs "
         f"({summary['stop_seconds']:.2f} of its job-seconds); stop reasons: {reasons}"
     )
+    short = ", ".join(f"{k} x{n}" for k, n in summary["left_short"].most_common())
+    print(f"the G the full grid identifies, where the adaptive design stopped: {short}")
 
 
 def main(

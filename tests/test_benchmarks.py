@@ -538,6 +538,12 @@ def check_adaptive_design(capsys, monkeypatch):
         for src in ("d0.6", "d0.9"):
             est = g_estimates(gap, src)[0] if gap is not None and src in gap.sources else None
             assert d["points"]["grid order"][1.0].outcomes[f"G/{src}/mini"] == outcome(est, truth[f"G/{src}/mini"])
+        # the grid's point is the whole grid; the design's last state is where it stopped
+        assert d["grid"].ratio == 1.0 and list(d["grid"].jobs) == orders["grid order"]
+        assert list(d["stopped"].jobs) == adaptive
+    short = res["worlds"]["demo"]["summary"]["left_short"]
+    identified = sum(o in ("covered", "missed") for d in draws for o in d["grid"].outcomes.values())
+    assert sum(short.values()) == identified
     # the figure: the smallest share at which the adaptive design meets the criterion in >= 80% of draws
     rates = {s: sum(d["points"]["adaptive"][s].ratio <= bench.CRITERION for d in draws) / len(draws) for s in shares}
     meeting = [s for s in sorted(shares) if rates[s] >= bench.MEETS]
