@@ -466,8 +466,111 @@ def test_gpu_checks_code_runs_at_toy_size_on_cpu():
         assert (sweep.deepspeed.zero_stage, sweep.deepspeed.precision) == (3, "bf16")
 
 
+# ------------------------------------------------------------------ adaptive_design
+def _parents_first(order, by_id) -> bool:
+    seen = set()
+    for j in order:
+        parent = by_id[j].parent
+        if parent is not None and parent not in seen:
+            return False
+        seen.add(j)
+    return True
+
+
+def check_adaptive_design(capsys, monkeypatch):
+    from tsweep.analysis.design import seed_design
+    from tsweep.analysis.transfer import g_estimates, transfer_report
+    from tsweep.analysis.worlds import design_worlds, draw, outcome, truths
+    from tsweep.api import shipped_sweep_path
+    from tsweep.orchestrator.plan import expand
+    from tsweep.sweeps import load_sweep
+
+    run = Run("adaptive_design", monkeypatch)
+    bench = run.bench
+    res = run.main(capsys)
+    lines = run.out.strip().splitlines()
+    name, value = lines[-1].split()
+    assert name == "adaptive_share_of_grid"
+    run._machine_printed(lines)
+    world = design_worlds()["demo"]
+    pool = bench.demo_pool(world)
+    by_id = pool.by_id
+    plan = expand(load_sweep(shipped_sweep_path("demo"))).jobs
+    # the pool is the demo plan itself, its costs the plan's estimates
+    assert [c.job_id for c in pool.jobs] == [j.job_id for j in plan]
+    assert pool.flops == pytest.approx(sum(j.est_flops for j in plan))
+    seed_ids = {c.job_id for c in seed_design(pool.jobs, pool.goal)}
+    shares, boot = res["shares"], res["bootstrap"]
+    assert 1.0 in shares
+    draws = res["worlds"]["demo"]["draws"]
+    assert len(draws) == bench.TINY["draws"]
+    for d in draws:
+        orders = d["orders"]
+        assert set(orders) == set(bench.METHODS)
+        for m, order in orders.items():
+            assert len(order) == len(set(order)) and set(order) <= set(by_id), m  # grid jobs, each once
+            assert _parents_first(order, by_id), m  # a fine-tune only after its pre-training run
+            if m != "adaptive":
+                assert len(order) == len(pool.jobs), m  # every other method can spend the whole grid
+            for s in shares:
+                pt = d["points"][m][s]
+                assert list(pt.jobs) == order[: len(pt.jobs)]  # a prefix of the method's own order
+                assert pt.flops_share <= s + 1e-9
+                assert pt.flops_share == pytest.approx(sum(by_id[j].cost for j in pt.jobs) / pool.flops)
+        adaptive = orders["adaptive"]
+        # the design starts with its seed and never spends more than the grid (its budget)
+        assert set(adaptive[: len(seed_ids)]) == seed_ids
+        assert set(orders["D-optimal"][: len(seed_ids)]) == seed_ids
+        assert sum(by_id[j].cost for j in adaptive) <= pool.flops * (1 + 1e-9)
+        assert d["stop"] in ("goal met", "budget spent", "nothing left narrows the goal")
+        assert d["points"]["adaptive"][1.0].ratio == d["stopped"].ratio
+        assert orders["random"] != orders["grid order"]
+        # cheapest first starts with the cheapest job that needs no pre-training run
+        assert by_id[orders["cheapest"][0]].cost == min(c.cost for c in pool.jobs if c.parent is None)
+        # at the whole grid every method is the grid: width ratio 1, all its compute and job-seconds
+        for m in bench.METHODS[1:]:
+            full = d["points"][m][1.0]
+            assert full.ratio == 1.0 and full.flops_share == pytest.approx(1.0)
+            assert full.seconds_share == pytest.approx(1.0)
+        # the grid's G, read here apart from the benchmark on the world's whole table, scores the same
+        report = transfer_report(draw(world, d["seed"]), bootstrap=boot, seed=d["seed"])
+        gap, truth = report.gap_fit("mini"), truths(world)
+        for src in ("d0.6", "d0.9"):
+            est = g_estimates(gap, src)[0] if gap is not None and src in gap.sources else None
+            assert d["points"]["grid order"][1.0].outcomes[f"G/{src}/mini"] == outcome(est, truth[f"G/{src}/mini"])
+        # the grid's point is the whole grid; the design's last state is where it stopped
+        assert d["grid"].ratio == 1.0 and list(d["grid"].jobs) == orders["grid order"]
+        assert list(d["stopped"].jobs) == adaptive
+    short = res["worlds"]["demo"]["summary"]["left_short"]
+    identified = sum(o in ("covered", "missed") for d in draws for o in d["grid"].outcomes.values())
+    assert sum(short.values()) == identified
+    # the figure: the smallest share at which the adaptive design meets the criterion in >= 80% of draws
+    rates = {s: sum(d["points"]["adaptive"][s].ratio <= bench.CRITERION for d in draws) / len(draws) for s in shares}
+    meeting = [s for s in sorted(shares) if rates[s] >= bench.MEETS]
+    assert float(value) == (meeting[0] if meeting else math.inf)
+    assert res["figure"] == float(value)
+
+
+def test_adaptive_design_maps_every_row_of_the_world_to_one_job():
+    """Every row of a world's table is one job of the demo plan (a third source's are cloned),
+    and the pre-training runs are the jobs without a row."""
+    from tsweep.analysis.worlds import design_worlds, draw
+
+    bench = _load("adaptive_design")
+    for name in ("demo", "a source equal to the target"):
+        world = design_worlds()[name]
+        pool, table = bench.demo_pool(world), draw(world, 0)
+        rows = bench.match_rows(pool, table)
+        assert sorted(rows.values()) == list(range(table.num_rows))
+        assert {c.job_id for c in pool.jobs} - set(rows) == {c.job_id for c in pool.jobs if c.kind == "pretrain"}
+        assert sorted({c.source for c in pool.jobs} - {"scratch"}) == world.source_names
+        with pytest.raises(RuntimeError, match="match no job"):
+            bench.match_rows(bench.demo_pool(design_worlds()["demo"]), draw(design_worlds()["a rising source"], 0))
+
+
 # ------------------------------------------------------------------ every benchmark
 CHECKS = {
+    "adaptive_design": check_adaptive_design,
     "data_pipeline": check_data_pipeline,
     "demo_walltime": check_demo_walltime,
     "fit_scale": check_fit_scale,
