@@ -77,8 +77,8 @@ from tsweep.sweeps import load_sweep
 
 SHARES = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 DRAWS = 30
-# The analysis actor's refit at the size the brief of this measurement fixed: about 1 s per report
-# on one core of a 2-core AMD EPYC, and at least design.MIN_ENSEMBLE members (tsweep's choice).
+# The report's bootstrap in the simulation: about 1 s per report on one core of a 2-core AMD EPYC,
+# and at least design.MIN_ENSEMBLE members (tsweep's choice; the actor's default is 200).
 BOOTSTRAP = 100
 BATCH = 4  # jobs per refit: the demo's two cores twice over (tsweep's choice)
 CRITERION = 1.25  # the grid's precision, within 25% of its widest G interval (tsweep's choice)
@@ -92,8 +92,7 @@ METHODS = ("adaptive", "grid order", "random", "cheapest", "D-optimal")
 # The suite's size (tsweep's choice): seconds, still every method and the share of the grid.
 TINY: dict[str, Any] = {"draws": 2, "bootstrap": 20, "shares": (0.5, 1.0), "worlds": ("demo",)}
 # Median wall seconds per (kind, size, data tokens) of the demo run of 2026-12-07 on a 2-core AMD
-# EPYC (its store, /tmp/v4/home/tsweep_runs/demo/store/summary: 113 jobs, replicates included;
-# one job per core). Fine-tunes are flat in f: every one trains at least 64k tokens
+# EPYC (its summary rows: 113 jobs, replicates included; one job per core). Fine-tunes are flat in f: every one trains at least 64k tokens
 # (eval.patience_tokens). pico's 1k-token scratch run ended unconverged; its wall time counts.
 JOB_SECONDS: dict[tuple[str, str, int], float] = {
     ("pretrain", "mini", 4_000_000): 215.3,  # 2 runs
@@ -271,10 +270,13 @@ class Adaptive:
 def run_adaptive(sim: Sim, batch: int) -> Adaptive:
     """The design as the orchestrator runs it: the seed, then ``choose`` after each refit."""
     pool, by_id = sim.pool, sim.by_id
+    # each job weighed at what it costs, as the searcher weighs it once runs have finished
+    # (design.calibrate on their measured FLOPs): here the demo's measured seconds
+    weighed = [replace(c, expected=job_seconds(c)) for c in pool.jobs]
     order = with_parents((c.job_id for c in seed_design(pool.jobs, pool.goal)), by_id)
     for refits in range(1, len(pool.jobs) + 2):
         report = sim.report(order)
-        decisions, why = choose(report, pool.goal, pool.jobs, order, batch=batch, spent=flops_of(order, by_id))
+        decisions, why = choose(report, pool.goal, weighed, order, batch=batch, spent=flops_of(order, by_id))
         if not decisions:
             return Adaptive(tuple(order), why or "no decision and no reason", refits)
         more = with_parents([*order, *(d.job_id for d in decisions)], by_id)
