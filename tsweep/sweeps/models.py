@@ -503,8 +503,8 @@ class DesignGoal(_Model):
         gt=0,
         le=10,
         description="each G's 95% interval half-width relative to G (0.5: G within +-50%); a gap bounded "
-        "from above (no measurable gap) or withdrawn for a reason more runs of this grid cannot fix "
-        "(ossification, a flat source) counts as settled",
+        "from above counts once its bound is under this times the largest identified G, a source called flat or "
+        "rising in p once its fine-tunes cover every checkpoint",
     )
     order: bool = Field(
         default=True,
