@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pytest
 from faultkit import kill_driver, subprocess_env, summaries, tsweep_cmd, wait_for
 
-from tsweep.analysis.design import Candidate, Goal, choose, read_decisions, seed_design, targets
+from tsweep.analysis.design import Candidate, Goal, calibrate, choose, read_decisions, seed_design, targets
 from tsweep.analysis.transfer import transfer_report
 from tsweep.analysis.worlds import design_worlds, draw
 from tsweep.core.layout import SweepLayout
@@ -184,3 +184,20 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
     assert status.returncode == 0, status.stderr
     left = len(graph.jobs) - len(chose)
     assert left > 0 and f"not chosen {left}" in status.stdout, status.stdout
+
+
+def test_each_job_is_weighed_at_what_finished_runs_of_its_kind_cost(demo):
+    pool, _, _ = demo
+    tunes = [c for c in pool if c.kind == "finetune" and c.size == "mini" and c.replicate == 0]
+    one_k = next(c for c in tunes if c.f == 1_000)
+    four_k = next(c for c in tunes if c.f == 4_000)
+    # one run measured at 1k tokens, at 40% of its plan bound
+    weighed = {c.job_id: c for c in calibrate(pool, {one_k.job_id: 0.4 * one_k.cost})}
+    same_cell = [c for c in tunes if c.f == 1_000]
+    assert all(weighed[c.job_id].price == pytest.approx(0.4 * one_k.cost) for c in same_cell)
+    # other budgets of the same kind and size: their bound times the measured ratio
+    assert weighed[four_k.job_id].price == pytest.approx(0.4 * four_k.cost)
+    # nothing measured of a kind: the plan's bound; the budget always counts the bound
+    scratch = next(c for c in pool if c.kind == "scratch")
+    assert weighed[scratch.job_id].price == scratch.cost
+    assert all(weighed[c.job_id].cost == c.cost for c in pool)
