@@ -69,6 +69,10 @@ def test_the_seed_design_can_identify_the_gap_law_and_runs_parents_first(demo):
         assert len({c.p for c in mine}) == 3 and len({c.f for c in mine}) == 3 and len(mine) == 6, mine
     assert not [c for c in seed if c.kind == "scratch"], "the goal needs no scratch curve"
     assert all(c.replicate == 0 or c in seed for c in pool if c.replicate), "declared replicates run in the seed"
+    grid_cells = {(c.source, c.size, c.p, c.f) for c in seed if c.kind == "finetune" and c.replicate == 0}
+    for c in seed:
+        if c.kind == "finetune" and c.replicate:  # each with the grid's run of its cell: a pair
+            assert (c.source, c.size, c.p, c.f) in grid_cells, c.label
     position = {c.job_id: i for i, c in enumerate(seed)}
     for c in seed:
         if c.parent:

@@ -17,8 +17,10 @@ How it chooses, in three steps:
    each source's pre-training run there, and six fine-tunes on the smallest, middle and largest p
    and f (the four corners, the centre, the largest p at the middle f: the three distinct p and f
    the report needs before a source enters the joint fit, against its three parameters plus the
-   shared beta and E). The replicates the sweep declares run in the seed too: they
-   measure the noise every interval rests on.
+   shared beta and E). The replicates the sweep declares run in the seed too, each with the
+   grid's run of its cell: a pair measures the noise every interval rests on (without the grid's
+   runs, the demo's replicates alone leave the within-run noise 2 degrees of freedom; with them,
+   13, for 1% of the grid's est. FLOPs).
 2. **Then, at every refit** (:func:`choose`), the next ``batch`` jobs by the expected shrinkage of
    the open targets' variance per FLOP. The uncertainty model is the one the report already has:
    the bootstrap ensemble of the joint gap fit (``FitResult.boot_params``), not a second one. In
@@ -214,9 +216,18 @@ def seed_design(pool: Sequence[Candidate], goal: Goal) -> list[Candidate]:
             for c in mine:
                 if (c.p, c.f) in cells:
                     chosen.setdefault(c.job_id, c)
+    grid_cell = {
+        (c.source, c.size, c.p, c.f): c
+        for c in pool
+        if c.kind == "finetune" and c.replicate == 0 and by_id.get(c.parent or "", c).replicate == 0
+    }
     for c in pool:
         if c.replicate > 0:
             chosen.setdefault(c.job_id, c)
+            # and the grid's run of the same cell: a replicate measures the noise against it
+            partner = grid_cell.get((c.source, c.size, c.p, c.f)) if c.kind == "finetune" else None
+            if partner is not None:
+                chosen.setdefault(partner.job_id, partner)
     for c in list(chosen.values()):  # every chosen fine-tune's pre-training run
         parent = by_id.get(c.parent or "")
         while parent is not None and parent.job_id not in chosen:
