@@ -92,8 +92,9 @@ METHODS = ("adaptive", "grid order", "random", "cheapest", "D-optimal")
 # The suite's size (tsweep's choice): seconds, still every method and the share of the grid.
 TINY: dict[str, Any] = {"draws": 2, "bootstrap": 20, "shares": (0.5, 1.0), "worlds": ("demo",)}
 # Median wall seconds per (kind, size, data tokens) of the demo run of 2026-12-07 on a 2-core AMD
-# EPYC (its summary rows: 113 jobs, replicates included; one job per core). Fine-tunes are flat in f: every one trains at least 64k tokens
-# (eval.patience_tokens). pico's 1k-token scratch run ended unconverged; its wall time counts.
+# EPYC (its summary rows: 113 jobs, replicates included; one job per core). Fine-tunes are flat in
+# f: every one trains at least 64k tokens (eval.patience_tokens). pico's 1k-token scratch run ended
+# unconverged; its wall time counts.
 JOB_SECONDS: dict[tuple[str, str, int], float] = {
     ("pretrain", "mini", 4_000_000): 215.3,  # 2 runs
     ("pretrain", "pico", 4_000_000): 52.4,  # 3 runs (one a replicate lineage)
