@@ -5,11 +5,13 @@ compute where the report is still unsure. Its pool is the grid itself (the same 
 ids), and its goal is what the sweep's ``design.goal`` asks:
 
 - every source's transfer gap G at the goal's sizes with a relative 95% half-width under
-  ``gap_half_width``, or settled another way: bounded from above (no measurable gap) or withdrawn
-  for a reason more runs of the grid cannot fix (a loss that rises or stays flat in p);
+  ``gap_half_width``, or settled another way, once the data can carry the verdict
+  (:func:`_confirmed`): bounded from above (no measurable gap) under ``gap_half_width`` times the
+  largest identified G, or withdrawn for a loss that rises or stays flat in p, measured at every
+  checkpoint;
 - with ``order``, every pair of those gaps resolved (one source transfers better), or
-  *unresolvable*: conditioning on every remaining job of the grid would still leave the pair's
-  difference under one projected standard deviation.
+  *unresolvable*: both gaps pinned, and conditioning on every remaining job of the grid would
+  still leave the pair's difference under one projected standard deviation.
 
 How it chooses, in three steps:
 
@@ -29,10 +31,12 @@ How it chooses, in three steps:
    report's noise, the linear-Gaussian reduction of each target's variance,
    Cov(T, y)^2 / (Var(y) + sigma^2) (a V-optimal design read off an ensemble, as the ensemble
    Kalman filter does). Each open target's reduction counts relative to its current variance;
-   the sum is divided by the candidate's estimated FLOPs, its pre-training run's included when
-   that has not run. After each pick the covariance is conditioned on it (a rank-one update), so
-   a batch does not pick the same information twice.
-3. **It stops** (:func:`stop_reason`) when every target is settled ("goal met"), when the next
+   the sum is divided by the candidate's expected FLOPs (:func:`calibrate`: what finished runs of
+   its kind cost), its pre-training run's included when that has not run. After each pick the
+   covariance is conditioned on it (a rank-one update), so a batch does not pick the same
+   information twice. Sources outside the joint fit (not fitted yet, or called flat or rising
+   before every checkpoint is measured) get at least one job of each batch (:func:`_spread`).
+3. **It stops** (:func:`choose`'s second value) when every target is settled ("goal met"), when the next
    job would pass the budget ("budget spent"), or when no remaining job narrows an open target
    ("nothing left narrows the goal").
 
