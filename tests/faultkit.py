@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -247,6 +248,34 @@ def subprocess_env(**extra: str) -> dict:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+def submit_in_background(sweep_file: Path, root: Path, cwd: Path):
+    """``tsweep submit SWEEP_FILE --storage ROOT --no-live`` in its own session (so that
+    :func:`kill_driver` takes its local Ray cluster with it), its output in ``cwd/submit.log``:
+    (the process, the open log file)."""
+    log = open(cwd / "submit.log", "w")
+    proc = subprocess.Popen(
+        [*tsweep_cmd(), "submit", str(sweep_file), "--storage", str(root), "--no-live"],
+        cwd=cwd,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, log
+
+
+def resume(sweep_name: str, root: Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``tsweep resume SWEEP --storage ROOT --no-live``, as a user runs it after a driver died."""
+    return subprocess.run(
+        [*tsweep_cmd(), "resume", sweep_name, "--storage", str(root), "--no-live"],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def withdraw_cluster_address(address: str) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from faultkit import kill_driver, subprocess_env, summaries, tsweep_cmd, wait_for
+from faultkit import kill_driver, resume, submit_in_background, subprocess_env, summaries, tsweep_cmd, wait_for
 
 from tsweep.analysis.design import Candidate, Goal, calibrate, choose, read_decisions, seed_design, targets
 from tsweep.analysis.transfer import transfer_report
@@ -131,15 +131,7 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
     root = tmp_path / "runs"
     layout = SweepLayout(sweep.sweep_dir(str(root)))
     graph = expand(sweep)
-    log = open(tmp_path / "submit.log", "w")
-    proc = subprocess.Popen(
-        [*tsweep_cmd(), "submit", str(TINY_ADAPTIVE), "--storage", str(root), "--no-live"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc, log = submit_in_background(TINY_ADAPTIVE, root, tmp_path)
     try:
         wait_for(lambda: len(summaries(layout)) >= 4, "four finished jobs", alive=lambda: proc.poll() is None)
     finally:
@@ -151,14 +143,7 @@ def test_an_adaptive_sweep_killed_and_resumed_continues_its_design_and_stops_on_
     assert first and done_before, printed[-3000:]
     assert "design: seed design of" in printed, printed[-3000:]  # a progress line says what the design did
 
-    r = subprocess.run(
-        [*tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = resume(sweep.name, root, tmp_path, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     lines = read_decisions(layout)
     assert lines[: len(first)] == first, "the resumed driver appends to the design's log"

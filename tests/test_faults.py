@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import psutil
@@ -38,11 +37,11 @@ from faultkit import (
     has_resume,
     join_thread,
     kill_driver,
+    resume,
     run_in_background,
-    subprocess_env,
+    submit_in_background,
     summaries,
     trial_process,
-    tsweep_cmd,
     wait_for,
     withdraw_cluster_address,
 )
@@ -303,15 +302,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
     root = tmp_path / "runs"
     layout = SweepLayout(sweep.sweep_dir(str(root)))
     graph = expand(sweep)
-    log = open(tmp_path / "submit.log", "w")
-    proc = subprocess.Popen(
-        [*tsweep_cmd(), "submit", str(TINY), "--storage", str(root), "--no-live"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc, log = submit_in_background(TINY, root, tmp_path)
 
     def mid_sweep():
         """At least one job finished and at least one part-way (resume checkpoint, no summary)."""
@@ -330,14 +321,7 @@ def test_driver_killed_then_resume_runs_only_missing_jobs(baseline, sweep, tmp_p
     assert part_way, "no job was part-way when the driver died"
     before = {j.job_id: attempts(layout, j.job_id) for j in graph.jobs}
 
-    r = subprocess.run(
-        [*tsweep_cmd(), "resume", sweep.name, "--storage", str(root), "--no-live"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = resume(sweep.name, root, tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     n = len(graph.jobs)
     assert f"{n} jobs planned, {len(done)} already done, {n - len(done)} run" in r.stdout, r.stdout[-3000:]

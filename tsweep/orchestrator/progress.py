@@ -235,16 +235,14 @@ class LiveProgress(Callback):
         when it stops."""
         if self.design_path is None:
             return
-        files = Files(self.design_path)
+        read = _read_if_changed(self.design_path, self._design_stamp)
+        if read is None:
+            return
         try:
-            info = files.fs.get_file_info(files.fs_path(self.design_path))
-            stamp = (info.mtime_ns, info.size)
-            if info.size is None or stamp == self._design_stamp:
-                return
-            state = json.loads(files.read_text(self.design_path))
-            self._design_stamp = stamp
-        except (OSError, ValueError):
-            return  # not written yet, or mid-replace: next poll
+            state = json.loads(read[0])
+        except ValueError:
+            return  # mid-replace: next poll
+        self._design_stamp = read[1]
         stopped_before = self.design is not None and self.design.get("stopped")
         self.design = state
         fresh = []
@@ -270,16 +268,14 @@ class LiveProgress(Callback):
             self._print(f"design stopped: {state['stopped']}", poll=False)
 
     def _poll_fit(self) -> None:
-        files = Files(self.fits_path)
+        read = _read_if_changed(self.fits_path, self._fit_stamp)
+        if read is None:
+            return
         try:
-            info = files.fs.get_file_info(files.fs_path(self.fits_path))
-            stamp = (info.mtime_ns, info.size)
-            if info.size is None or stamp == self._fit_stamp:
-                return
-            self.latest_fit = TransferReport.from_json(json.loads(files.read_text(self.fits_path)))
-            self._fit_stamp = stamp
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # not written yet, or mid-replace: next poll
+            self.latest_fit = TransferReport.from_json(json.loads(read[0]))
+        except (ValueError, KeyError, TypeError):
+            return  # mid-replace: next poll
+        self._fit_stamp = read[1]
 
     def _export(self) -> None:
         if self._gauges is None:
@@ -388,6 +384,20 @@ class LiveProgress(Callback):
         if state.get("stopped"):
             rows.append(f"  stopped: {state['stopped']}")
         return rows
+
+
+def _read_if_changed(path: str, stamp: Any) -> tuple[str, Any] | None:
+    """(the text of ``path``, its (mtime, size) stamp) when that stamp differs from ``stamp``;
+    None when it does not, or the file is not there yet or cannot be read."""
+    files = Files(path)
+    try:
+        info = files.fs.get_file_info(files.fs_path(path))
+        now = (info.mtime_ns, info.size)
+        if info.size is None or now == stamp:
+            return None
+        return files.read_text(path), now
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _loss(x: float | None) -> str:
