@@ -31,7 +31,6 @@ the same rule (Tune's timing can change which refit saw which job, never which j
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -55,8 +54,6 @@ from tsweep.core.jsonio import dumps
 from tsweep.core.layout import SweepLayout
 from tsweep.core.store import Store
 from tsweep.orchestrator.scheduler import DependencySearcher
-
-log = logging.getLogger(__name__)
 
 # tsweep's choice: while nothing runs, a refit (seconds on a sweep of a hundred runs) is waited for
 # this long before the design chooses on the latest refit there is; a failed refit never comes.
