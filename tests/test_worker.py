@@ -366,7 +366,7 @@ def _pinned(store, job, summary, reports):
     """A job's rows, summary, progress and p-checkpoint bytes, less wall-clock times."""
     import hashlib
 
-    def clean(row, drop=("wall_time_s", "tokens_per_s")):
+    def clean(row, drop=("wall_time_s", "core_seconds", "tokens_per_s", "threads")):
         return {k: _exact(v) for k, v in sorted(row.items()) if k not in drop}
 
     rows = sorted(store.read_evals([job.job_id]).to_pylist(), key=lambda r: (r["attempt"], r["step"]))

@@ -34,6 +34,7 @@ class Progress:
     saved_p: int = 0  # the largest checkpoint p saved so far (0: none)
     done: bool = False
     status: str = "running"  # running | ok | diverged | unconverged
+    threads: int = 1  # torch threads the job trains on now: its CPUs plus any lent idle ones
 
     def to_metrics(self) -> dict[str, Any]:
         """The record as Tune's metrics dict: every field, ``best_eval_loss`` +inf until known."""

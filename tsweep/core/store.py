@@ -116,6 +116,9 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("data_chars", pa.int64()),  # characters behind data_tokens (Hernandez counts characters)
         pa.field("epochs", pa.float64()),
         pa.field("wall_time_s", pa.float64(), nullable=False),
+        # thread-seconds: wall time weighted by the torch threads the job trained on, its own CPUs
+        # plus the idle ones lent to it (tsweep.workers.threads); null in shards written before it
+        pa.field("core_seconds", pa.float64()),
         # training FLOPs: ModelSize.flops_per_token (6 N plus attention; Kaplan 2020, table 1) * tokens_seen
         pa.field("flops", pa.float64(), nullable=False),
         pa.field("finished_at", pa.timestamp("ms", tz="UTC"), nullable=False),

@@ -72,6 +72,7 @@ GAUGES: Mapping[str, tuple[str, tuple[str, ...]]] = MappingProxyType(
         "tsweep_transfer_gap": ("Latest transfer gap G per source", ("sweep", "source")),
         "tsweep_design_compute_share": ("Share of the grid's est. FLOPs an adaptive design has chosen", ("sweep",)),
         "tsweep_design_target_width": ("Relative 95% half-width of each adaptive-design target", ("sweep", "target")),
+        "tsweep_threads": ("Torch threads of running jobs: their own CPUs and lent idle ones", ("sweep", "share")),
     }
 )
 
@@ -86,6 +87,7 @@ def _gauges() -> dict[str, Gauge]:
         "gap": made["tsweep_transfer_gap"],
         "design_share": made["tsweep_design_compute_share"],
         "design_width": made["tsweep_design_target_width"],
+        "threads": made["tsweep_threads"],
     }
 
 
@@ -123,6 +125,7 @@ class LiveProgress(Callback):
         self.periodic_s = periodic_s
         self.running: dict[str, Progress | None] = {}
         self.labels: dict[str, str] = {}
+        self.own_cpus: dict[str, int] = {}  # per running trial: the CPUs Ray reserved for its job
         self.done = 0
         self.failed = 0
         self.flops_done = 0.0
@@ -153,6 +156,7 @@ class LiveProgress(Callback):
         self._start()
         job = Job.from_dict(trial.config["job"])
         self.labels[trial.trial_id] = job.label
+        self.own_cpus[trial.trial_id] = max(1, int(job.cpus))
         self.running[trial.trial_id] = None
 
     def on_trial_result(
@@ -164,6 +168,7 @@ class LiveProgress(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = self.running.pop(trial.trial_id, None)
+        self.own_cpus.pop(trial.trial_id, None)
         self.done += 1
         job = self.jobs.get(trial.config["job"]["job_id"]) if trial.config else None
         if job is not None:
@@ -172,6 +177,7 @@ class LiveProgress(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
+        self.own_cpus.pop(trial.trial_id, None)
         self.failed += 1
         self._line("FAILED", self.labels.get(trial.trial_id, str(trial)), None)
 
@@ -290,6 +296,9 @@ class LiveProgress(Callback):
         ):
             self._gauges["jobs"].set(n, tags={**tags, "state": state})
         self._gauges["tps"].set(sum(p.tokens_per_s for p in self.running.values() if p), tags=tags)
+        own, lent = self.threads()
+        self._gauges["threads"].set(own, tags={**tags, "share": "own"})
+        self._gauges["threads"].set(lent, tags={**tags, "share": "lent"})
         for src in self.latest_fit.sources if self.latest_fit else ():
             if src.G.identified:
                 self._gauges["gap"].set(src.G.value, tags={**tags, "source": src.source})
@@ -310,9 +319,29 @@ class LiveProgress(Callback):
             + (f" ({self.skipped} already done)" if self.skipped else "")
         )
 
+    def threads(self) -> tuple[int, int]:
+        """(own, lent): the running jobs' threads on their own CPUs, and on idle CPUs lent to them."""
+        own = lent = 0
+        for trial_id, p in self.running.items():
+            cpus = self.own_cpus.get(trial_id, 1)
+            used = p.threads if p else cpus
+            own += min(used, cpus)
+            lent += max(0, used - cpus)
+        return own, lent
+
     def gap_summary(self) -> str:
         sources = self.latest_fit.sources if self.latest_fit else ()
         return "G: " + ", ".join(f"{s.source} {fmt(s.G)}" for s in sources) if sources else "G: not yet"
+
+    def _threads_cell(self, trial_id: str, p: Progress) -> str:
+        """``1``, or ``2 (1 lent)`` for a job training on idle CPUs lent to it."""
+        lent = p.threads - self.own_cpus.get(trial_id, 1)
+        return f"{p.threads} ({lent} lent)" if lent > 0 else str(p.threads)
+
+    def _lent_note(self, trial_id: str, p: Progress) -> str:
+        """``, on 2 threads (1 lent)`` for a job training on idle CPUs lent to it, else nothing."""
+        cell = self._threads_cell(trial_id, p)
+        return f", on {cell.replace(' (', ' threads (')}" if "lent" in cell else ""
 
     def _line(self, what: str, label: str, last: Progress | None) -> None:
         if self._live is not None:
@@ -329,6 +358,7 @@ class LiveProgress(Callback):
                 f"{label} starting"
                 if p is None
                 else f"{label} eval {_loss(p.eval_loss)}, {p.tokens_seen:,} tokens, {p.tokens_per_s:,.0f} tok/s"
+                + self._lent_note(trial_id, p)
             )
         more = len(self.running) - len(jobs)
         self._print("running: " + "; ".join(jobs) + (f"; +{more} more" if more > 0 else ""))
@@ -354,15 +384,20 @@ class LiveProgress(Callback):
         eta = self.eta_s()
         head = f"[bold]{self.sweep}[/]  {self.counts()}  ETA {duration(eta) if eta is not None else '?'}"
         jobs = Table(box=None, show_header=True, header_style="dim")
-        for col in ("running job", "tokens", "eval loss", "train loss", "tok/s"):
+        for col in ("running job", "tokens", "eval loss", "train loss", "tok/s", "threads"):
             jobs.add_column(col)
         for trial_id, p in list(self.running.items())[:MAX_RUNNING_ROWS]:
             label = self.labels.get(trial_id, trial_id)
             if p is None:
-                jobs.add_row(label, "-", "-", "-", "-")
+                jobs.add_row(label, "-", "-", "-", "-", "-")
             else:
                 jobs.add_row(
-                    label, f"{p.tokens_seen:,}", _loss(p.eval_loss), _loss(p.train_loss), f"{p.tokens_per_s:,.0f}"
+                    label,
+                    f"{p.tokens_seen:,}",
+                    _loss(p.eval_loss),
+                    _loss(p.train_loss),
+                    f"{p.tokens_per_s:,.0f}",
+                    self._threads_cell(trial_id, p),
                 )
         parts: list[RenderableType] = [head, jobs]
         if self.latest_fit and self.latest_fit.sources:

@@ -10,9 +10,11 @@ missing:
 2. Start (or join) Ray (:func:`init_ray`, which says whether the cluster is local): a local
    cluster is a new one, even where ``ray start --head`` runs on the machine, listens on
    127.0.0.1 only and keeps its token private; a job larger than a local cluster is refused
-   (:func:`check_capacity`). Start the named analysis actor (namespace ``tsweep``).
+   (:func:`check_capacity`). Start the named analysis actor (namespace ``tsweep``) and the core
+   broker that lends idle CPUs to running jobs (``tsweep.orchestrator.cores``).
 3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
-   job's own resources, retried from its checkpoint up to ``max_failures`` times.
+   job's own resources (and any idle CPUs of its node, lent until a new job needs them),
+   retried from its checkpoint up to ``max_failures`` times.
 4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
 """
 
@@ -34,6 +36,7 @@ from tsweep.core.layout import Files, SweepLayout, without_query
 from tsweep.core.store import Store
 from tsweep.orchestrator import lease, trackers
 from tsweep.orchestrator.adaptive import AdaptiveSearcher
+from tsweep.orchestrator.cores import start_core_broker
 from tsweep.orchestrator.plan import JobGraph, expand
 from tsweep.orchestrator.progress import AnalysisFeed, LiveProgress
 from tsweep.orchestrator.scheduler import DependencySearcher
@@ -456,7 +459,7 @@ def _run_jobs(
             design_since=started,
         )
         tuner = sweep_tuner(
-            job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir),
+            job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir, cores=start_core_broker()),
             searcher,
             num_samples=max(1, len(todo)),
             name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",

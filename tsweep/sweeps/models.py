@@ -278,6 +278,12 @@ class Resources(_Model):
         le=4096,
         description="Ray Train workers of one job (DeepSpeed ZeRO across them when more than one)",
     )
+    lend_idle_cores: bool = Field(
+        default=True,
+        description="let running jobs train on more threads while a node's other CPUs idle (a sweep's tail,"
+        " a long pre-training its fine-tunes wait on), handed back as soon as new jobs start; false keeps"
+        " each job on its own CPUs, bit-for-bit repeatable",
+    )
     pack: bool = Field(
         default=True,
         description="pack small models several to a GPU (fractional GPUs chosen from the size; see plan.gpu_share)",

@@ -4,10 +4,12 @@ One job per module; each imports, of this package, only the modules in its brack
 included; ``tests/test_worker.py`` checks these lists against the code). Above: what runs a job;
 below: what it is built from.
 
-- ``trainable``: the thin Ray Tune adapter that runs a trial's job (the only Ray-aware module
-  here). [imports: runner]
+- ``trainable``: the thin Ray Tune adapter that runs a trial's job, and its claims on the sweep's
+  core broker (the only Ray-aware module here). [imports: runner, threads]
 - ``runner``: the loop of one job, the same for every kind: steps, evaluations, the rows-first
-  checkpoint order, progress and the summary. [imports: startup, kinds, state, checkpoints]
+  checkpoint order, progress and the summary. [imports: startup, kinds, state, checkpoints, threads]
+- ``threads``: a job's torch threads, its own CPUs plus the idle ones lent to it, applied between
+  steps, and its core-seconds. [imports: ]
 - ``kinds``: what differs between kinds of job, one strategy each: pre-training (cooldown
   branches, p-checkpoints, a fixed end), fine-tune and scratch (patience, cooldown, unconverged).
   [imports: startup, state, schedule, checkpoints]

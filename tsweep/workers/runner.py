@@ -68,6 +68,7 @@ from tsweep.workers import checkpoints
 from tsweep.workers.kinds import Strategy, strategy_for
 from tsweep.workers.startup import Started, StoredRows, start
 from tsweep.workers.state import Outcome, train_loss_divergence
+from tsweep.workers.threads import ThreadGovernor
 
 ProgressSink = Callable[[Progress], None]
 
@@ -104,7 +105,15 @@ def _row_key(started: Started) -> dict[str, Any]:
 class JobRunner:
     """Trains one started job to completion (or divergence); see the module docstring."""
 
-    def __init__(self, started: Started, strategy: Strategy, *, rows: RowSink, report: ProgressSink | None = None):
+    def __init__(
+        self,
+        started: Started,
+        strategy: Strategy,
+        *,
+        rows: RowSink,
+        report: ProgressSink | None = None,
+        threads: ThreadGovernor | None = None,
+    ):
         self.job, self.sweep, self.state, self.pace = started.job, started.sweep, started.state, started.pace
         self.training, self.data_chars = started.training, started.data_chars
         self.strategy, self.outcome = strategy, strategy.outcome
@@ -114,6 +123,12 @@ class JobRunner:
         self.buffer: list[Mapping[str, Any]] = []
         self.last_train_loss: float | None = None
         self.t_start = time.perf_counter() - self.state.wall_time_s
+        # the job's torch threads (its own CPUs, or lent ones: tsweep.workers.threads); a runner
+        # without a governor keeps the count it was started with
+        self.threads = threads or ThreadGovernor(_torch_threads())
+        # thread-seconds of earlier attempts, and the governor's count when this runner started
+        # (it may have started before the job's start-up, which wall_time_s leaves out too)
+        self.core_s_before, self.core_s_start = self.state.core_seconds, self.threads.core_seconds()
 
     @classmethod
     def start(
@@ -124,10 +139,11 @@ class JobRunner:
         rows: RowSink,
         report: ProgressSink | None = None,
         data: SweepData | None = None,
+        threads: ThreadGovernor | None = None,
     ) -> JobRunner:
         """Start ``job`` (``tsweep.workers.startup``) and the runner of its kind."""
         started = start(job, sweep, rows=rows, data=data)
-        return cls(started, strategy_for(started, Outcome()), rows=rows, report=report)
+        return cls(started, strategy_for(started, Outcome()), rows=rows, report=report, threads=threads)
 
     # ------------------------------------------------------------ the loop
     def run(self, *, stop_after_steps: int | None = None) -> dict[str, Any]:
@@ -139,6 +155,7 @@ class JobRunner:
             self.progress(0)
         self.training.engine.train()
         while not self.strategy.done(step) and self.outcome.ok:
+            self.threads.apply()
             self.last_train_loss = self.training.train_step(step)
             step += 1
             if not self._loss_is_sound(step, self.last_train_loss):
@@ -176,6 +193,9 @@ class JobRunner:
         if self.lead:
             self.rows.write_summary(summary)
             checkpoints.remove(self.job.resume_dir)
+        # hand lent CPUs back now: Tune ends a trial on its report with done=True, and the
+        # function's thread may never return from that report to its caller's clean-up
+        self.threads.close()
         self.progress(step, done=True)
         return summary
 
@@ -216,6 +236,7 @@ class JobRunner:
             return
         st = self.state
         st.step, st.wall_time_s = step, time.perf_counter() - self.t_start
+        st.core_seconds = self.core_seconds()
         self.flush()
         # a collective: every rank writes its own part (ZeRO shards); published with a manifest
         checkpoints.save_resume(self.training.engine, self.job.resume_dir, step, self.state_dict(), lead=self.lead)
@@ -249,8 +270,13 @@ class JobRunner:
                 saved_p=max(st.saved_p, default=0),
                 done=done,
                 status=self.outcome.status if done else "running",
+                threads=self.threads.current,
             )
         )
+
+    def core_seconds(self) -> float:
+        """Thread-seconds the job has trained on, over every attempt."""
+        return self.core_s_before + self.threads.core_seconds() - self.core_s_start
 
     def summarize(self, step: int) -> dict[str, Any]:
         """The summary row, once the job's kind has had its final word on the outcome."""
@@ -271,6 +297,7 @@ class JobRunner:
             "data_chars": self.data_chars,
             "epochs": self.training.stream.epochs_after(step),
             "wall_time_s": time.perf_counter() - self.t_start,
+            "core_seconds": self.core_seconds(),
             "flops": shape.flops_per_token(self.sweep.train.seq_len) * tokens_seen,
         }
 
@@ -287,3 +314,9 @@ def run_job(
         )
     rows = Store(layout.store_root)
     return JobRunner.start(job, sweep, rows=rows, report=report).run(stop_after_steps=stop_after_steps)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())

@@ -41,28 +41,70 @@ if TYPE_CHECKING:
 Metrics = dict[str, Any]
 
 
-def _run(job: Job, sweep_dict: dict[str, Any], sweep_dir: str, report: Callable[[Metrics], None]) -> None:
+def _run(
+    job: Job,
+    sweep_dict: dict[str, Any],
+    sweep_dir: str,
+    report: Callable[[Metrics], None],
+    cores: Any = None,
+    rank: int = 0,
+) -> None:
     import torch
 
     from tsweep.workers.runner import JobRunner
+    from tsweep.workers.threads import ThreadGovernor
 
-    torch.set_num_threads(max(1, int(job.cpus)))
+    own = max(1, int(job.cpus))
+    torch.set_num_threads(own)
     rows = Store(SweepLayout(sweep_dir).store_root)
     sweep = Sweep.model_validate(sweep_dict)
-    JobRunner.start(job, sweep, rows=rows, report=lambda p: report(p.to_metrics())).run()
+    lend = cores is not None and sweep.resources.lend_idle_cores
+    threads = ThreadGovernor(own, BrokerLender(cores, job, rank) if lend else None)
+    try:
+        JobRunner.start(job, sweep, rows=rows, report=lambda p: report(p.to_metrics()), threads=threads).run()
+    finally:
+        threads.close()
 
 
-def run_trial(config: dict[str, Any], *, sweep_dict: dict[str, Any], sweep_dir: str) -> None:
+# tsweep's choice: a claim the broker has not answered in 2 s (a loaded driver node) counts as
+# failed, and the job trains on its own CPUs until the next one.
+CLAIM_TIMEOUT_S = 2.0
+
+
+class BrokerLender:
+    """One job's (or one rank's) claims on the sweep's core broker (``tsweep.orchestrator.cores``),
+    as ``tsweep.workers.threads.Lender``."""
+
+    def __init__(self, broker: Any, job: Job, rank: int = 0) -> None:
+        import ray
+
+        self.broker = broker
+        self.key = f"{job.job_id}#{rank}"
+        self.node = ray.get_runtime_context().get_node_id()
+        self.cpus = max(1, int(job.cpus))
+        self.flops = job.est_flops
+
+    def claim(self) -> int:
+        import ray
+
+        share = ray.get(self.broker.claim.remote(self.key, self.node, self.cpus, self.flops), timeout=CLAIM_TIMEOUT_S)
+        return int(share)
+
+    def release(self) -> None:
+        self.broker.release.remote(self.key)
+
+
+def run_trial(config: dict[str, Any], *, sweep_dict: dict[str, Any], sweep_dir: str, cores: Any = None) -> None:
     from ray import tune
 
     job = Job.from_dict(config["job"])
     if job.workers > 1:
-        _run_distributed(job, sweep_dict, sweep_dir)
+        _run_distributed(job, sweep_dict, sweep_dir, cores)
         return
-    _run(job, sweep_dict, sweep_dir, tune.report)
+    _run(job, sweep_dict, sweep_dir, tune.report, cores)
 
 
-def _run_distributed(job: Job, sweep_dict: dict[str, Any], sweep_dir: str) -> None:
+def _run_distributed(job: Job, sweep_dict: dict[str, Any], sweep_dir: str, cores: Any = None) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -70,12 +112,13 @@ def _run_distributed(job: Job, sweep_dict: dict[str, Any], sweep_dir: str) -> No
     def loop(cfg: dict[str, Any]) -> None:
         import ray.train
 
-        _run(Job.from_dict(cfg["job"]), cfg["sweep"], cfg["sweep_dir"], ray.train.report)
+        rank = ray.train.get_context().get_world_rank()
+        _run(Job.from_dict(cfg["job"]), cfg["sweep"], cfg["sweep_dir"], ray.train.report, cfg["cores"], rank)
 
     gpu = job.gpus > 0
     trainer = TorchTrainer(
         loop,
-        train_loop_config={"job": job.to_dict(), "sweep": sweep_dict, "sweep_dir": sweep_dir},
+        train_loop_config={"job": job.to_dict(), "sweep": sweep_dict, "sweep_dir": sweep_dir, "cores": cores},
         scaling_config=ScalingConfig(
             num_workers=job.workers,
             use_gpu=gpu,
@@ -101,15 +144,18 @@ def job_label(config: dict[str, Any] | None, default: str) -> str:
     return Job.from_dict(config["job"]).label
 
 
-def job_trainable(sweep_dict: dict[str, Any], sweep_dir: str, fn: Callable[..., None] = run_trial) -> type[Trainable]:
+def job_trainable(
+    sweep_dict: dict[str, Any], sweep_dir: str, fn: Callable[..., None] = run_trial, cores: Any = None
+) -> type[Trainable]:
     """The Tune trainable class every sweep runs: ``fn`` (``run_trial`` or a benchmark's stand-in
-    with its signature) with the sweep passed once through the object store, as Tune's function
-    trainable, whose actors are named by their job's label in the Ray dashboard (see the module
-    docstring)."""
+    with its signature) with the sweep, and the handle of the driver's core broker when there is
+    one (``cores``), passed once through the object store, as Tune's function trainable, whose
+    actors are named by their job's label in the Ray dashboard (see the module docstring)."""
     from ray import tune
     from ray.tune.trainable import wrap_function
 
-    base = wrap_function(tune.with_parameters(fn, sweep_dict=sweep_dict, sweep_dir=sweep_dir))
+    extra = {} if cores is None else {"cores": cores}
+    base = wrap_function(tune.with_parameters(fn, sweep_dict=sweep_dict, sweep_dir=sweep_dir, **extra))
 
     class TsweepJob(base):  # type: ignore[valid-type,misc]  # a class Tune builds at run time
         def __repr__(self) -> str:
