@@ -5,12 +5,16 @@
   activation is GPT-2's tanh-approximate GELU computed by one fused torch kernel
   (``gelu_pytorch_tanh``) rather than the eight elementwise ops of ``gelu_new``: the same
   function, and about a quarter of a small model's forward time on a CPU.
-- The engine is DeepSpeed's, with a torch AdamW optimizer handed in so no fused optimizer is
-  JIT-compiled; ZeRO stage and precision come from the sweep, and so do any DeepSpeed keys the
-  sweep brings (``deepspeed.config``), merged over the shipped config for the stage. On a machine without CUDA,
-  DeepSpeed's CPU accelerator is used with gloo; with CUDA, NCCL and bf16.
+- The engine is DeepSpeed's, with torch's AdamW handed in (so DeepSpeed JIT-compiles no
+  optimizer of its own), run as torch's fused kernel: one pass over every parameter instead of
+  a dozen small ops per tensor, which is much of a small model's step on a CPU
+  (``benchmarks/worker_throughput.py`` measures it per rung against the eager loop). ZeRO stage
+  and precision come from the sweep, and so do any DeepSpeed keys the sweep brings
+  (``deepspeed.config``), merged over the shipped config for the stage. On a machine without
+  CUDA, DeepSpeed's CPU accelerator is used with gloo; with CUDA, NCCL and bf16.
 - A single-process job brings up a one-rank process group itself (loopback, a free port);
-  under Ray Train the group already exists and is reused.
+  under Ray Train the group already exists and is reused. DeepSpeed's shared-memory all-reduce
+  op, which training never calls, is not built (:func:`skip_shm_comm`).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def ensure_distributed() -> None:
     (torchrun, Ray Train) sets, so exactly those are set, once per process, as torchrun would."""
     import deepspeed
 
+    skip_shm_comm()  # also under Ray Train, whose group exists before DeepSpeed's backend starts
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return
     if "WORLD_SIZE" not in os.environ or os.environ.get("TSWEEP_OWN_GROUP") == "1":
@@ -71,6 +76,24 @@ def ensure_distributed() -> None:
         )
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
+
+
+def skip_shm_comm() -> None:
+    """Keep DeepSpeed from building its shared-memory all-reduce op, which training never uses.
+
+    DeepSpeed's torch backend builds ``deepspeed_shm_comm`` (C++, JIT) in every process it starts
+    in, for ``inference_all_reduce`` only (tensor-parallel inference); training's collectives go
+    through the process group. The build costs 25 s of both cores of a 2-core AMD EPYC the first
+    time on a machine (a newcomer's first ``tsweep demo``: ahead of its first two jobs) and 0.2 s
+    per process after. An op DeepSpeed's probe of compatible ops marks incompatible is never built
+    (``deepspeed.ops.__compatible_ops__``, kept in the module so that an edit persists), and the
+    backend falls back to the process group."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    if builder is not None:
+        deepspeed.ops.__compatible_ops__[builder.NAME] = False
 
 
 def build_model(size: ModelSize, vocab_size: int, seq_len: int, seed: int) -> torch.nn.Module:
@@ -171,6 +194,7 @@ def build_engine(
         lr=lr,
         betas=(0.9, 0.95),
         eps=1e-8,
+        fused=True,  # module docstring: one kernel for every parameter, CPU and CUDA alike
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     engine, _, _, _ = deepspeed.initialize(
