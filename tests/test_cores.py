@@ -194,3 +194,35 @@ def test_the_live_view_and_the_lines_show_lent_threads():
     console = Console(file=io.StringIO(), width=200)
     console.print(lp.render())
     assert "2 (1 lent)" in console.file.getvalue()
+
+
+# ---------------------------------------------------------------- a job on lent threads
+def test_a_job_trains_on_its_lent_threads_with_a_fused_optimizer(tmp_path):
+    """A scratch job whose lender grants 2 threads from the start trains on 2 (its summary's
+    core-seconds about twice its wall time), hands them back when it ends, and steps AdamW with
+    torch's fused kernel."""
+    import torch
+
+    from tsweep.core.layout import SweepLayout
+    from tsweep.core.store import Store
+    from tsweep.orchestrator.plan import expand
+    from tsweep.sweeps import load_sweep
+    from tsweep.workers.runner import JobRunner
+
+    sweep = load_sweep(TINY)
+    job = next(j for j in expand(sweep, SweepLayout(str(tmp_path))).jobs if j.kind == "scratch")
+    lender = Lender([2])
+    threads = ThreadGovernor(1, lender, claim_s=0.01)
+    _wait_for(threads, 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runner = JobRunner.start(job, sweep, rows=Store(SweepLayout(str(tmp_path)).store_root), threads=threads)
+        assert all(g["fused"] for g in runner.training.engine.optimizer.param_groups)
+        summary = runner.run()
+        assert torch.get_num_threads() == 1  # handed back before the job's last report
+    finally:
+        threads.close()
+        torch.set_num_threads(before)
+    assert lender.released >= 1
+    assert 1.8 * summary["wall_time_s"] <= summary["core_seconds"] <= 2.0 * summary["wall_time_s"] + 1e-6

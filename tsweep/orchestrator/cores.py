@@ -6,18 +6,26 @@ the critical path while its fine-tunes wait for its first checkpoint p), the res
 sits idle. The broker lends those CPUs to the jobs that run, and takes them back as soon as new
 jobs start.
 
-How: one :class:`CoreBroker` per driver (a Ray actor with no CPU of its own, beside the analysis
-actor). Each running job's governor (``tsweep.workers.threads``) *claims* every
+How: one :class:`CoreBroker` per cluster (a named Ray actor with no CPU of its own, in tsweep's
+namespace, shared by every tsweep driver on the cluster so that two sweeps never lend the same
+CPU twice). Each running job's governor (``tsweep.workers.threads``) *claims* every
 :data:`CLAIM_S` seconds, naming its node, the CPUs Ray reserved for it and its planned FLOPs. The
 answer is its share (:func:`shares`): its own CPUs, plus the node's unclaimed CPUs dealt one at
 a time to the jobs of that node, the most planned FLOPs first (the long pre-training on the
 critical path before a fine-tune). A job that starts on a node claims at once, and the others
-hand back what they were lent at their next claim; a job that ends releases its claim, and one
+hand back what they were lent at their next claim and apply it before their next step or
+evaluation batch (within half a second plus one step); a job that ends releases its claim, and one
 whose last claim is older than :data:`STALE_S` (its process died) is forgotten. A node's CPUs
 are the Ray resources it registered (``ray.nodes()``), the same CPUs Ray hands out to trials.
 
-The broker holds no state worth keeping: it dies with its driver, and a resumed sweep starts a
-new one (a governor whose broker is gone trains on its own CPUs).
+Only single-worker CPU jobs claim (``tsweep.workers.trainable``): a multi-worker job's ranks wait
+on each other, and a GPU job's speed is not its CPU threads. What the broker cannot see is Ray
+work outside tsweep's jobs on the same nodes (another framework's tasks; the analysis actor's
+refits, which hold no CPU), so a cluster shared with such work sets
+``resources.lend_idle_cores: false``.
+
+The broker holds no state worth keeping: it dies with the driver that started it, and the next
+driver starts a new one (a governor whose broker is gone trains on its own CPUs).
 """
 
 from __future__ import annotations
@@ -93,17 +101,22 @@ class CoreBroker:
         now = self.clock()
         self.claims = {k: c for k, c in self.claims.items() if now - c.seen <= STALE_S}
         self.claims[key] = Claim(node=node, cpus=max(1, cpus), flops=flops, seen=now)
-        if node not in self.capacity:
+        if not self.capacity.get(node):  # looked up until the node has registered CPUs
             self.capacity[node] = self.lookup(node)
-        return shares(self.capacity, self.claims)[key]
+        here = {k: c for k, c in self.claims.items() if c.node == node}
+        return shares(self.capacity, here)[key]
 
     def release(self, key: str) -> None:
         self.claims.pop(key, None)
 
 
-def start_core_broker() -> Any:
-    """A :class:`CoreBroker` as a Ray actor owned by this driver (it dies with it): no CPU of
-    its own, so it never waits behind a training trial."""
+BROKER_NAME = "tsweep-cores"
+
+
+def start_core_broker(namespace: str) -> Any:
+    """The cluster's :class:`CoreBroker`, a named Ray actor in ``namespace``: the running one, or
+    a new one owned by this driver. No CPU of its own, so it never waits behind a trial."""
     import ray
 
-    return ray.remote(num_cpus=0)(CoreBroker).remote()
+    remote_cls = ray.remote(num_cpus=0)(CoreBroker)
+    return remote_cls.options(name=BROKER_NAME, namespace=namespace, get_if_exists=True).remote()

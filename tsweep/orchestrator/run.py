@@ -459,7 +459,7 @@ def _run_jobs(
             design_since=started,
         )
         tuner = sweep_tuner(
-            job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir, cores=start_core_broker()),
+            job_trainable(sweep.model_dump(mode="json"), layout.sweep_dir, cores=start_core_broker(NAMESPACE)),
             searcher,
             num_samples=max(1, len(todo)),
             name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -126,9 +126,13 @@ class JobRunner:
         # the job's torch threads (its own CPUs, or lent ones: tsweep.workers.threads); a runner
         # without a governor keeps the count it was started with
         self.threads = threads or ThreadGovernor(_torch_threads())
-        # thread-seconds of earlier attempts, and the governor's count when this runner started
-        # (it may have started before the job's start-up, which wall_time_s leaves out too)
-        self.core_s_before, self.core_s_start = self.state.core_seconds, self.threads.core_seconds()
+        self.training.before_compute = self.threads.apply  # every step, branch and eval batch
+        # thread-seconds of earlier attempts (a resume state from before they were kept: its wall
+        # time on its own threads), and the governor's count when this runner started (it may
+        # have started before the job's start-up, which wall_time_s leaves out too)
+        st = self.state
+        self.core_s_before = st.wall_time_s * self.threads.own if st.core_seconds is None else st.core_seconds
+        self.core_s_start = self.threads.core_seconds()
 
     @classmethod
     def start(
@@ -155,7 +159,6 @@ class JobRunner:
             self.progress(0)
         self.training.engine.train()
         while not self.strategy.done(step) and self.outcome.ok:
-            self.threads.apply()
             self.last_train_loss = self.training.train_step(step)
             step += 1
             if not self._loss_is_sound(step, self.last_train_loss):
@@ -275,7 +278,7 @@ class JobRunner:
         )
 
     def core_seconds(self) -> float:
-        """Thread-seconds the job has trained on, over every attempt."""
+        """Thread-seconds the job has trained on, over every attempt (this rank's)."""
         return self.core_s_before + self.threads.core_seconds() - self.core_s_start
 
     def summarize(self, step: int) -> dict[str, Any]:
@@ -297,7 +300,8 @@ class JobRunner:
             "data_chars": self.data_chars,
             "epochs": self.training.stream.epochs_after(step),
             "wall_time_s": time.perf_counter() - self.t_start,
-            "core_seconds": self.core_seconds(),
+            # every rank trains on its own CPUs alone (lending is for single-worker jobs)
+            "core_seconds": self.core_seconds() * self.training.world,
             "flops": shape.flops_per_token(self.sweep.train.seq_len) * tokens_seen,
         }
 

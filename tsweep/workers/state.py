@@ -44,7 +44,7 @@ class LoopState:
     train_loss_ema: float | None = None
     saved_p: list[int] = field(default_factory=list)
     wall_time_s: float = 0.0
-    core_seconds: float = 0.0  # thread-seconds trained so far (tsweep.workers.threads)
+    core_seconds: float | None = None  # thread-seconds trained so far (tsweep.workers.threads)
     # the schedule's cooldown window, and why a fine-tune's or scratch run's stable phase ended
     cool_start: int | None = None
     cool_end: int | None = None

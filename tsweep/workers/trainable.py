@@ -58,7 +58,9 @@ def _run(
     torch.set_num_threads(own)
     rows = Store(SweepLayout(sweep_dir).store_root)
     sweep = Sweep.model_validate(sweep_dict)
-    lend = cores is not None and sweep.resources.lend_idle_cores
+    # a multi-worker job's ranks wait on each other at every collective: a lent thread on one
+    # rank would be wasted; a GPU job's step is not its CPU threads'
+    lend = cores is not None and sweep.resources.lend_idle_cores and job.workers == 1 and job.gpus == 0
     threads = ThreadGovernor(own, BrokerLender(cores, job, rank) if lend else None)
     try:
         JobRunner.start(job, sweep, rows=rows, report=lambda p: report(p.to_metrics()), threads=threads).run()

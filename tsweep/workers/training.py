@@ -4,12 +4,15 @@ kinds of job (``tsweep.workers.kinds``) decide when; this module does.
 
 Every rank runs every call (ZeRO collectives); a step trains this rank's share of the batch
 (``tsweep.workers.batches`` makes batch ``s`` a pure function of the step), an evaluation sums
-each rank's share of the held-out set.
+each rank's share of the held-out set. Before every step and every evaluation batch it calls
+``before_compute`` (the runner's thread governor takes its latest share of CPUs there,
+``tsweep.workers.threads``), so a cooldown branch or a long evaluation follows the share too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,7 +30,13 @@ _SNAPSHOT = "branch"
 
 
 @torch.inference_mode()
-def mean_eval_loss(engine: DeepSpeedEngine, inputs: torch.Tensor, labels: torch.Tensor, batch: int) -> float:
+def mean_eval_loss(
+    engine: DeepSpeedEngine,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int,
+    before_batch: Callable[[], object] = lambda: None,
+) -> float:
     """Mean per-token loss over the whole eval set (token-weighted; ranks split it and sum)."""
     engine.eval()
     total, count = 0.0, 0
@@ -35,6 +44,7 @@ def mean_eval_loss(engine: DeepSpeedEngine, inputs: torch.Tensor, labels: torch.
     rank, world = rank_world()
     inputs, labels = inputs[rank::world], labels[rank::world]
     for i in range(0, len(inputs), batch):
+        before_batch()
         x, y = inputs[i : i + batch].to(dev), labels[i : i + batch].to(dev)
         logits = engine(input_ids=x).logits.float()
         loss = torch.nn.functional.cross_entropy(
@@ -61,6 +71,7 @@ class Training:
     eval_y: torch.Tensor
     rank: int
     world: int
+    before_compute: Callable[[], object] = field(default=lambda: None)
 
     @property
     def lead(self) -> bool:
@@ -69,6 +80,7 @@ class Training:
 
     def train_step(self, step: int) -> float:
         """One optimizer step on batch ``step``; returns its training loss."""
+        self.before_compute()
         x, y = self.stream.batch(step)
         if self.world > 1:
             x, y = x[self.rank :: self.world], y[self.rank :: self.world]
@@ -81,7 +93,8 @@ class Training:
 
     def eval_loss(self) -> float:
         """Mean per-token loss on the held-out set."""
-        return mean_eval_loss(self.engine, self.eval_x, self.eval_y, batch=max(self.sweep.train.batch_size, 64))
+        batch = max(self.sweep.train.batch_size, 64)
+        return mean_eval_loss(self.engine, self.eval_x, self.eval_y, batch, self.before_compute)
 
     def snapshot(self, folder: str) -> None:
         """Save the engine as it is (weights, optimizer, schedule) into ``folder``."""
