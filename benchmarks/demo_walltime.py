@@ -7,8 +7,8 @@ start-up, every training job, the analysis actor, the final report and the plots
 figure. Side by side: the jobs' own training, read from the sweep's store afterwards, so the
 table shows what the orchestration adds around the training. A job's training counts in
 *core-seconds* (the summary's ``core_seconds``: its wall time weighted by the torch threads it
-trained on), since a job alone on the cluster is lent the idle CPUs (``resources.lend_idle_cores``,
-``tsweep.orchestrator.cores``); the jobs' summed wall time is printed beside it.
+trained on), since a sweep with ``resources.lend_idle_cores: true`` lends idle CPUs to the jobs
+that run (``tsweep.orchestrator.cores``); the jobs' summed wall time is printed beside it.
 
 Run: ``python benchmarks/demo_walltime.py [--warm-cache] [--tiny]`` (about ten minutes on 2 CPU
 cores; ``--tiny``, the suite's size: the same command with ``--set`` cutting the demo to 5 jobs

@@ -145,7 +145,13 @@ def test_a_pretraining_alone_on_the_cluster_trains_on_the_idle_cpu(tmp_path):
 
     sweep = tmp_path / "tiny.yaml"
     sweep.write_text(TINY.read_text())
-    sets = ["sources=[prose]", "finetune_tokens=[2k]", "scratch_tokens=[]", "pretrain.tokens=400k"]
+    sets = [
+        "sources=[prose]",
+        "finetune_tokens=[2k]",
+        "scratch_tokens=[]",
+        "pretrain.tokens=400k",
+        "resources.lend_idle_cores=true",
+    ]
     proc = subprocess.run(
         ["tsweep", "submit", str(sweep), "--storage", str(tmp_path / "runs"), "--no-live", "--set", *sets],
         capture_output=True,

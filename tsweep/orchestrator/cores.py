@@ -3,8 +3,9 @@
 Ray reserves ``resources.cpus`` CPUs for each trial, and a CPU job trains on that many torch
 threads. When fewer jobs are ready than a node has CPUs (the sweep's tail; a long pre-training on
 the critical path while its fine-tunes wait for its first checkpoint p), the rest of the node
-sits idle. The broker lends those CPUs to the jobs that run, and takes them back as soon as new
-jobs start.
+sits idle. With ``resources.lend_idle_cores: true`` (off by default: a lent thread makes a job's
+losses depend on the schedule in their last bits, ``tsweep.workers.threads``) the broker lends
+those CPUs to the jobs that run, and takes them back as soon as new jobs start.
 
 How: one :class:`CoreBroker` per cluster (a named Ray actor with no CPU of its own, in tsweep's
 namespace, shared by every tsweep driver on the cluster so that two sweeps never lend the same
@@ -21,8 +22,7 @@ are the Ray resources it registered (``ray.nodes()``), the same CPUs Ray hands o
 Only single-worker CPU jobs claim (``tsweep.workers.trainable``): a multi-worker job's ranks wait
 on each other, and a GPU job's speed is not its CPU threads. What the broker cannot see is Ray
 work outside tsweep's jobs on the same nodes (another framework's tasks; the analysis actor's
-refits, which hold no CPU), so a cluster shared with such work sets
-``resources.lend_idle_cores: false``.
+refits, which hold no CPU), so a cluster shared with such work leaves lending off.
 
 The broker holds no state worth keeping: it dies with the driver that started it, and the next
 driver starts a new one (a governor whose broker is gone trains on its own CPUs).

@@ -279,10 +279,11 @@ class Resources(_Model):
         description="Ray Train workers of one job (DeepSpeed ZeRO across them when more than one)",
     )
     lend_idle_cores: bool = Field(
-        default=True,
-        description="let running jobs train on more threads while a node's other CPUs idle (a sweep's tail,"
-        " a long pre-training its fine-tunes wait on), handed back as soon as new jobs start; false keeps"
-        " each job on its own CPUs, bit-for-bit repeatable",
+        default=False,
+        description="let running single-worker CPU jobs train on more threads while a node's other CPUs idle"
+        " (a sweep's tail, a long pre-training its fine-tunes wait on), handed back as soon as new jobs"
+        " start; off by default: a job's losses then depend on the schedule in their last bits, and an"
+        " early stop can move by an evaluation, where on its own CPUs a job is bit-for-bit repeatable",
     )
     pack: bool = Field(
         default=True,

@@ -5,7 +5,8 @@ driver's core broker, ``tsweep.orchestrator.cores``), a background thread claims
 every ``claim_s`` seconds; the training loop calls :meth:`ThreadGovernor.apply` between steps,
 which sets ``torch.set_num_threads`` when the share changed (torch's intra-op pool belongs to
 the thread that trains, so the change is made there, never from the claiming thread). Without a
-lender (tests, benchmarks, ``resources.lend_idle_cores: false``) the count never changes.
+lender (tests, benchmarks, ``resources.lend_idle_cores: false``, the default) the count never
+changes.
 
 It also keeps the job's *core-seconds*, the integral of its threads over its wall time: what a
 job with lent cores really occupied (the summary's ``core_seconds``; ``benchmarks/demo_walltime.py``
@@ -13,8 +14,9 @@ divides the demo's wall time by it).
 
 What lending costs: a thread count changes how a matrix product splits its sums, so the same job
 trained on 1 and on 2 threads differs in the last bits (the demo's largest pre-training: 1e-5 in
-the loss after 3.7k steps, against run-to-run noise of 0.19%). A sweep that needs each job
-bit-for-bit repeatable sets ``resources.lend_idle_cores: false``.
+the loss after about 240 steps, against run-to-run noise of 0.19%), and a fine-tune's early stop
+can move by an evaluation. A job on its own CPUs is bit-for-bit repeatable, and the fault tests
+compare a disturbed run with an undisturbed one exactly; so lending is opt-in.
 """
 
 from __future__ import annotations
