@@ -92,11 +92,6 @@ def demo_sweep(scale: float) -> Sweep:
     return parse_sweep(d)
 
 
-def largest_pretrain(jobs: list[Job]) -> Job:
-    """The pre-training job of the most parameters (the first in plan order on a tie)."""
-    return rungs(jobs)[-1]
-
-
 def rungs(jobs: list[Job]) -> list[Job]:
     """One pre-training job per model size (the first in plan order), smallest first."""
     found = [j for j in jobs if j.kind == LOOKUP_KIND]

@@ -35,13 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# tsweep's choices. A governor claims every half second: a started job waits at most that long
-# (plus one training step) for a lent CPU to come back, against a pre-training step of about
-# 0.15 s for the demo's largest rung on one core of a 2-core AMD EPYC. A claim is stale after
-# 10 missed rounds (a process that stops claiming for 5 s died or is stuck; its Ray CPUs are
-# not given back to Ray by the broker, only the lending stops).
-CLAIM_S = 0.5
-STALE_S = 5.0
+from tsweep.workers.threads import CLAIM_S
+
+# tsweep's choice: a claim is stale after 10 missed rounds of CLAIM_S (a process that stops
+# claiming for 5 s died or is stuck; the broker only stops lending it CPUs, Ray keeps its own).
+STALE_S = 10 * CLAIM_S
 
 
 @dataclass(frozen=True)
