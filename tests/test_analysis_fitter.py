@@ -176,3 +176,59 @@ def test_one_scale_rule():
     assert fitter.scale_reason(1.0, 99.0) is None
     assert fitter.scale_reason(1.0, 101.0) == "its 95% interval [1, 101] spans more than 100x"
     assert fitter.scale_reason(0.0, 1.0) == "its 95% interval [0, 1] spans more than 100x"
+
+
+# ------------------------------------------------------------------ noise that changes with f
+def _grouped_noise(rng, gamma, *, groups=60, within=0.005, between=0.002):
+    """Residual-like noise on the demo's four f per checkpoint: an offset per group and a run term
+    at within (f / f0)^gamma, f0 the geometric mean f."""
+    f = np.tile([1e3, 2e3, 4e3, 16e3], groups)
+    g = np.repeat(np.arange(groups), 4)
+    x = np.log(f)
+    sd = within * np.exp(gamma * (x - x.mean()))
+    return rng.normal(0, between, groups)[g] + sd * rng.standard_normal(f.size), x, g
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.33, -0.25])
+def test_the_noise_slope_in_f_is_recovered_from_residuals_within_checkpoints(gamma):
+    rng = np.random.default_rng(3)
+    est = [fitter.noise_trend(*_grouped_noise(rng, gamma)) for _ in range(40)]
+    # 60 groups of 4: a standard error near 0.07 per table; the mean of 40 within 0.05
+    assert abs(np.mean(est) - gamma) < 0.05, (np.mean(est), gamma)
+    assert np.std(est) < 0.15
+
+
+def test_the_noise_slope_is_zero_where_it_cannot_be_measured():
+    r = np.array([0.01, -0.01, 0.02, -0.02])
+    assert fitter.noise_trend(r, np.zeros(4)) == 0.0  # x does not vary
+    assert fitter.noise_trend(r, np.log([1e3, 2e3, 4e3, 8e3]), np.arange(4)) == 0.0  # every row alone
+
+
+def test_parametric_noise_follows_the_measured_slope_row_by_row():
+    rng = np.random.default_rng(5)
+    r, x, g = _grouped_noise(rng, 0.4, groups=400, between=0.0)
+    scale = fitter.noise_scales(x, fitter.noise_trend(r, x, g))
+    ys = fitter.parametric_responses(np.zeros(r.size), r, 3, 400, 0, g, scale=scale)
+    sd_lo, sd_hi = ys[:, x == x.min()].std(), ys[:, x == x.max()].std()
+    # (16k / 1k)^0.4 = 3.0
+    assert 2.4 < sd_hi / sd_lo < 3.7, sd_hi / sd_lo
+    flat = fitter.parametric_responses(np.zeros(r.size), r, 3, 400, 0, g)
+    assert 0.8 < flat[:, x == x.max()].std() / flat[:, x == x.min()].std() < 1.25
+
+
+def test_the_within_noise_and_its_standard_errors_match_their_spread_over_tables():
+    rng = np.random.default_rng(11)
+    fits = [fitter.within_noise(r, x, 0, g) for r, x, g in (_grouped_noise(rng, 0.3) for _ in range(60))]
+    sd0 = np.array([w.sd0 for w in fits])
+    gamma = np.array([w.gamma for w in fits])
+    # the noise at the mean log f: within (the simulated scale there is 0.005 by construction)
+    assert abs(np.mean(sd0) / 0.005 - 1) < 0.06, np.mean(sd0)
+    se_log, se_gamma = np.mean([w.se_log_sd0 for w in fits]), np.mean([w.se_gamma for w in fits])
+    assert 0.6 < np.std(np.log(sd0)) / se_log < 1.6, (np.std(np.log(sd0)), se_log)
+    assert 0.6 < np.std(gamma) / se_gamma < 1.6, (np.std(gamma), se_gamma)
+
+
+def test_noise_given_per_resample_and_row_is_drawn_at_those_scales():
+    noise = np.tile([[0.01], [0.03]], (1, 500))  # two resamples, 500 rows each
+    ys = fitter.parametric_responses(np.zeros(500), np.zeros(500), 2, 2, 0, noise=noise)
+    assert 0.008 < ys[0].std() < 0.012 and 0.025 < ys[1].std() < 0.035

@@ -173,3 +173,46 @@ def test_a_store_written_before_replicates_has_none():
     demo = pq.read_table(Path(__file__).parent / "data" / "demo" / "summary.parquet")
     assert "seed" not in demo.column_names
     assert replicate_noise(demo) is None
+
+
+def test_a_noise_profile_is_held_at_its_measured_ends_and_at_least_its_floor():
+    from tsweep.analysis.noise import NoiseProfile
+
+    prof = NoiseProfile(sd0=0.005, gamma=0.5, f0=4e3, f_lo=1e3, f_hi=16e3)
+    assert prof.at([4e3])[0] == pytest.approx(0.005)
+    assert prof.at([16e3, 256e3])[1] == pytest.approx(prof.at([16e3])[0])  # no trend beyond the data
+    assert prof.at([1e2])[0] == pytest.approx(0.0025)
+    floored = NoiseProfile(sd0=0.005, gamma=0.5, f0=4e3, f_lo=1e3, f_hi=16e3, floor=0.004)
+    assert floored.at([1e3])[0] == pytest.approx(0.004)
+
+
+def test_the_report_measures_how_its_noise_changes_with_f():
+    """The gap fits' residuals carry the slope: noise 2.5x larger at 16k than at 1k (slope 0.33)
+    is seen, and a world with one noise scale reads near zero; the report keeps it in its JSON."""
+    from tsweep.analysis import worlds
+    from tsweep.analysis.records import TransferReport
+    from tsweep.analysis.transfer import transfer_report
+
+    ws = worlds.design_worlds()
+    grows = transfer_report(worlds.draw(ws["noise grows with f"], 1), bootstrap=20, seed=1)
+    flat = transfer_report(worlds.draw(ws["demo"], 1), bootstrap=20, seed=1)
+    assert grows.noise_slope is not None and flat.noise_slope is not None
+    assert grows.noise_slope > 0.12, grows.noise_slope
+    assert abs(flat.noise_slope) < 0.25, flat.noise_slope
+    assert TransferReport.from_json(grows.to_json()).noise_slope == pytest.approx(grows.noise_slope)
+
+
+def test_a_noise_profile_draws_its_own_uncertainty_per_resample():
+    from tsweep.analysis.noise import NoiseProfile
+
+    prof = NoiseProfile(
+        sd0=0.005, gamma=0.3, f0=4e3, f_lo=1e3, f_hi=16e3, whole_floor=0.0055, se_log_sd0=0.1, se_gamma=0.05
+    )
+    d = prof.draws([1e3, 16e3], 4000, seed=0)
+    assert d.shape == (4000, 2)
+    # log sd at 16k scatters by sqrt(0.1^2 + (0.05 log 4)^2)
+    assert np.std(np.log(d[:, 1])) == pytest.approx(math.hypot(0.1, 0.05 * math.log(4)), rel=0.1)
+    whole = prof.draws([1e3, 16e3], 4000, seed=0, whole_runs=True)
+    assert np.all(whole >= d) and np.all(whole >= 0.0055) and np.any(whole > 0.0055)
+    assert np.array_equal(prof.draws([1e3], 5, seed=3), prof.draws([1e3], 5, seed=3))
+    assert prof.whole([1e3])[0] == pytest.approx(0.0055) and prof.whole([16e3])[0] > 0.0055

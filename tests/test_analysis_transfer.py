@@ -77,7 +77,9 @@ def test_multiplier_needs_the_laws_shape_not_k():
     true_m = 1 + truth["k"] * at["D_F"] ** (truth["alpha"] - 1) * at["N"] ** truth["beta"]
     assert s.multiplier.identified, s.multiplier.reason
     lo, hi = s.multiplier.ci95
-    assert lo <= true_m <= hi and hi / lo < 2
+    # about 2x wide at the table's 1% noise (the report measures 0.97%; a median of raw residuals
+    # read 0.65% and gave 1.6x, narrower than the noise allows)
+    assert lo <= true_m <= hi and hi / lo < 2.5
 
 
 def test_scratch_curves_and_plateaus(hern_report):
@@ -142,8 +144,8 @@ def test_report_json_round_trips_and_is_the_gaps_contract(hern_report):
 # writes these keys in this order, so old files load and new files read the same to old readers.
 LAYOUT = {
     "report": [
-        "sweep", "n_rows", "n_used", "left_out", "bootstrap", "seed", "noise", "n_jobs_finished", "timestamp",
-        "scratch", "curves", "gap_fits", "sources", "comparisons", "warnings",
+        "sweep", "n_rows", "n_used", "left_out", "bootstrap", "seed", "noise", "noise_slope", "n_jobs_finished",
+        "timestamp", "scratch", "curves", "gap_fits", "sources", "comparisons", "warnings",
     ],
     "curve": ["size", "n_params", "d", "loss", "monotone", "plateau", "d_n", "d_n_low", "fit"],
     "gap_fit": ["size", "n_params", "sources", "f_ref", "fit"],

@@ -48,7 +48,12 @@ result (``FitResult.resample``):
   checkpoint share that checkpoint's noise), which a row bootstrap would treat as independent.
 - ``parametric``: the fit plus Gaussian noise, a term per row and a shared offset per ``groups``
   at the scales its residuals show (:func:`noise_components`), or a given per-row ``noise`` for
-  fits with too few points to measure their own.
+  fits with too few points to measure their own. The per-row term need not be one scale: given a
+  covariate it may change with (``noise_x``, the log of a fine-tune's target tokens f), its
+  slope is measured on the residuals (:func:`noise_trend`) and every row draws at its own scale,
+  sd_i = sd_0 exp(gamma (x_i - mean x)). A run-to-run noise that grows with f (the demo's
+  residuals at f = 16k were 2-3x those at 1k) otherwise leaves the bootstrap too quiet where the
+  largest f pins the floor and G is read.
 Every resample is refitted from the point estimate by the vectorised refiner; a resample it
 leaves unconverged is refitted cold (screen and refine), and one that still fails counts as a
 failure, never as its last iterate.
@@ -149,6 +154,16 @@ BOOT_STATIONARY_SE = 0.1
 # best of the three: a resample whose optimum lies along a ridge is found from the side it lies on
 # (tsweep's choice: 2 standard errors spans the bulk of a 95% interval's half-width).
 RIDGE_STEP_SE = 2.0
+# The noise's slope in its covariate (log sd per unit of log f) is searched within this bound
+# (tsweep's choice: e per e-fold, a noise 16x larger over a 16x range of f, beyond anything seen;
+# the demo's residuals grew 2-3x over 16x, a slope of ~0.3).
+NOISE_SLOPE_MAX = 1.0
+# The median of a chi-square on one degree of freedom (scipy.stats.chi2(1).median()): a median of
+# squared normal deviations over it estimates their variance.
+CHI2_1_MEDIAN = 0.454936423119572
+# The Gaussian efficiency of a median-based scale (the MAD's, 37%; Rousseeuw and Croux 1993, JASA
+# 88, sec. 2): its variance is that of the mean square's over this.
+MEDIAN_EFFICIENCY = 0.37
 # The resampling schemes of the module docstring, as ``format_fit`` names them.
 RESAMPLE_SCHEMES = {
     "rows": "bootstrap over rows (whole groups where the fit had groups)",
@@ -546,6 +561,105 @@ def noise_components(residuals: Array, n_params: int, groups: Array | None = Non
     return float(np.sqrt(dof * within)), float(np.sqrt(dof * between))
 
 
+def _deviations(r: Array, x: Array, groups: Array | None) -> tuple[Array, Array, Index, Array]:
+    """(squared deviations from the group means, x, group index, group size), rows alone in
+    their group left out (their deviation is 0 whatever the noise)."""
+    if groups is None:
+        return r * r, x, np.arange(r.size, dtype=np.intp), np.full(r.size, np.inf)
+    _, inv, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    dev = r - (np.bincount(inv, weights=r) / sizes)[inv]
+    keep = sizes[inv] > 1
+    _, inv_kept = np.unique(inv[keep], return_inverse=True)
+    return (dev * dev)[keep], x[keep], inv_kept.astype(np.intp), sizes[inv][keep].astype(np.float64)
+
+
+def _expected_deviation(gamma: float, z: Array, inv: Index, n_g: Array) -> Array:
+    """E[dev_i^2] / sd0^2 when sd_i = sd0 exp(gamma z_i): a deviation from its group's mean
+    carries the other members' noise too, w_i (1 - 2 / n_g) + sum_g(w) / n_g^2 with w = sd^2 / sd0^2
+    (with one scale that is the familiar (1 - 1 / n_g); ignoring it halves a slope: groups of four
+    at the demo's f, a true 0.33 read as 0.21)."""
+    w: Array = np.exp(2.0 * gamma * z)
+    if not np.all(np.isfinite(n_g)):
+        return w
+    out: Array = w * (1.0 - 2.0 / n_g) + np.bincount(inv, weights=w)[inv] / n_g**2
+    return out
+
+
+def noise_trend(residuals: Array, x: Array, groups: Array | None = None) -> float:
+    """gamma in sd_i = sd_0 exp(gamma (x_i - mean x)): how a fit's per-row noise changes with a
+    covariate ``x`` (log f), by maximum likelihood on the residuals less their group means (the
+    group's shared offset removed; a row alone in its group says nothing and is left out). Each
+    squared deviation is its expectation (:func:`_expected_deviation`, c_i sd_0^2) times a
+    chi-square on one degree of freedom (a pseudo-likelihood: the deviations of one group are
+    correlated); profiling sd_0 out leaves sum log c_i + n log(sum v_i / c_i), searched within
+    +-``NOISE_SLOPE_MAX``. 0 when x does not vary or too few rows are left."""
+    from scipy.optimize import minimize_scalar
+
+    v, xk, inv, n_g = _deviations(np.asarray(residuals, dtype=float), np.asarray(x, dtype=float), groups)
+    if v.size < 4 or np.ptp(xk) <= 0 or not np.any(v > 0):
+        return 0.0
+    z = xk - xk.mean()
+    v = np.maximum(v, SIGMA_FLOOR**2)
+
+    def nll(gamma: float) -> float:
+        c = _expected_deviation(gamma, z, inv, n_g)
+        return float(np.sum(np.log(c)) + v.size * np.log(np.sum(v / c)))
+
+    res = minimize_scalar(nll, bounds=(-NOISE_SLOPE_MAX, NOISE_SLOPE_MAX), method="bounded", options={"xatol": 1e-6})
+    return float(res.x)
+
+
+@dataclass(frozen=True)
+class WithinNoise:
+    """The per-run noise of a fit's rows and how sure of it the residuals make us: sd_i = sd0
+    exp(gamma (x_i - x0)), with the standard errors of log sd0 and gamma (:func:`within_noise`)."""
+
+    sd0: float
+    gamma: float
+    x0: float
+    se_log_sd0: float
+    se_gamma: float
+
+
+def within_noise(residuals: Array, x: Array, n_params: int, groups: Array | None = None) -> WithinNoise:
+    """The per-run noise (the group offsets removed, as :func:`noise_trend` reads it) at the mean
+    covariate x0, its slope, and their standard errors from the Fisher information of the same
+    likelihood (each deviation a chi-square on one degree of freedom: 2 per row for log sd, times
+    (x - x0)^2 for gamma), on the degrees of freedom left after the group means and the fit's
+    ``n_params`` (which also correct sd0, as :func:`noise_components` does). sd0 is a median-based
+    scale (a run that diverged or a misfit cell does not set the noise of every other), so its
+    standard error is the mean square's over ``MEDIAN_EFFICIENCY``."""
+    r, x = np.asarray(residuals, dtype=float), np.asarray(x, dtype=float)
+    gamma = noise_trend(r, x, groups)
+    x0 = float(x.mean()) if x.size else 0.0
+    v, xk, inv, n_g = _deviations(r, x, groups)
+    groups_used = 0 if groups is None else int(np.unique(inv).size)
+    df = max(v.size - groups_used - n_params, 1)
+    z = xk - x0
+    # robust, as the residual scale always was here: the median of the scaled squared deviations
+    # over a chi-square's median on one degree of freedom, then the fit's degrees of freedom
+    scaled = v / _expected_deviation(gamma, z, inv, n_g)
+    sd0 = math.sqrt(float(np.median(scaled)) / CHI2_1_MEDIAN * v.size / max(v.size - n_params, 1)) if v.size else 0.0
+    spread = float(np.sum((z - z.mean()) ** 2)) * df / max(v.size, 1)
+    return WithinNoise(
+        sd0=sd0,
+        gamma=gamma,
+        x0=x0,
+        se_log_sd0=1.0 / math.sqrt(2.0 * MEDIAN_EFFICIENCY * df),
+        se_gamma=1.0 / math.sqrt(2.0 * spread) if spread > 0 else 0.0,
+    )
+
+
+def noise_scales(x: Array | None, gamma: float) -> Array | None:
+    """Each row's noise relative to the mean covariate's, exp(gamma (x_i - mean x)); None without
+    a covariate."""
+    if x is None:
+        return None
+    x = np.asarray(x, dtype=float)
+    out: Array = np.exp(gamma * (x - x.mean()))
+    return out
+
+
 def parametric_responses(
     fitted: Array,
     residuals: Array,
@@ -553,21 +667,51 @@ def parametric_responses(
     n_boot: int,
     seed: int,
     groups: Array | None = None,
-    noise: float | None = None,
-    floor: tuple[float, float] | None = None,
+    noise: float | Array | None = None,
+    floor: tuple[float, ...] | None = None,
+    scale: Array | None = None,
 ) -> Array:
     """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
-    per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given), each
-    at least its ``floor`` (within, between) where one was measured apart (replicate runs)."""
+    per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given: one
+    value, one per row, or one per resample and row, which carries the noise's own uncertainty
+    into the resamples), each at least its ``floor`` (within, between) where one was measured
+    apart (replicate runs). ``scale`` (one per row, :func:`noise_scales`): the per-row term's
+    relative size, the within scale measured on the residuals divided by it. A ``floor`` of four,
+    (within, between, df_within, df_between), is as uncertain as its degrees of freedom say: each
+    resample draws it from the scaled inverse chi-square those give (:func:`_floor_draws`), so a
+    between measured on 5 checkpoints does not stand for a known one."""
     rng = np.random.default_rng(seed)
-    within, between = (noise, 0.0) if noise else noise_components(residuals, n_params, groups)
+    if noise is not None and np.any(np.asarray(noise) > 0):
+        within_rows, between = np.broadcast_to(np.asarray(noise, dtype=float), (n_boot, fitted.size)), 0.0
+    else:
+        rel = np.ones(fitted.size) if scale is None else np.asarray(scale, dtype=float)
+        within = noise_components(residuals / rel, n_params, groups)[0]
+        between = noise_components(residuals, n_params, groups)[1]
+        within_rows = within * rel
+    between_rows: Array = np.full((n_boot, 1), between)
     if floor is not None:
-        within, between = max(within, floor[0]), max(between, floor[1])
-    out = fitted[None, :] + within * rng.standard_normal((n_boot, fitted.size))
-    if between > 0 and groups is not None:
+        floor_w, floor_b = _floor_draws(floor, n_boot, seed)
+        within_rows, between_rows = np.maximum(within_rows, floor_w), np.maximum(between_rows, floor_b)
+    out = fitted[None, :] + within_rows * rng.standard_normal((n_boot, fitted.size))
+    if np.any(between_rows > 0) and groups is not None:
         inv = np.unique(np.asarray(groups), return_inverse=True)[1]
-        out += between * rng.standard_normal((n_boot, int(inv.max()) + 1))[:, inv]
+        out += between_rows * rng.standard_normal((n_boot, int(inv.max()) + 1))[:, inv]
     return out
+
+
+def _floor_draws(floor: tuple[float, ...], n_boot: int, seed: int) -> tuple[Array, Array]:
+    """(n_boot, 1) within and between floors: the measured scales, or with degrees of freedom
+    (``floor[2:]``) sd sqrt(df / chi2_df) per resample (the scaled inverse chi-square, the
+    uncertainty of a variance measured on df degrees of freedom; a df of 0 keeps the scale)."""
+    rng = np.random.default_rng((seed, 0x666C6F6F72))  # a stream of its own
+    out = []
+    for k in range(2):
+        sd, df = float(floor[k]), float(floor[k + 2]) if len(floor) > k + 2 else 0.0
+        draws = np.full((n_boot, 1), sd)
+        if df > 0 and sd > 0:
+            draws = sd * np.sqrt(df / rng.chisquare(df, size=(n_boot, 1)))
+        out.append(draws)
+    return out[0], out[1]
 
 
 def wild_responses(fitted: Array, residuals: Array, n_boot: int, seed: int, groups: Array | None = None) -> Array:
@@ -850,10 +994,11 @@ def fit(
     groups: Array | None = None,
     resample: str = "rows",
     weights: Array | None = None,
-    noise: float | None = None,
+    noise: float | Array | None = None,
     delta: float = HUBER_DELTA,
     n_refine: int = N_REFINE,
-    noise_floor: tuple[float, float] | None = None,
+    noise_floor: tuple[float, ...] | None = None,
+    noise_x: Array | None = None,
 ) -> FitResult:
     """Fit ``law`` to ``data`` (variable name -> column); see the module docstring.
 
@@ -864,7 +1009,8 @@ def fit(
     at the scales its residuals show, or ``noise`` per row when given: for fits with too few
     points to measure their own noise, the scale comes from larger fits of the same runs).
     ``weights`` (one per row) weights the objective. ``noise_floor``: (within, between) scales
-    the parametric noise is at least (measured apart, on replicate runs).
+    the parametric noise is at least (measured apart, on replicate runs). ``noise_x`` (one per
+    row, parametric only): a covariate the per-row noise changes with (:func:`noise_trend`).
     """
     law = get_law(law) if isinstance(law, str) else law
     if resample not in ("rows", "wild", "parametric"):
@@ -874,6 +1020,10 @@ def fit(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()[keep]
     if groups is not None:
         groups = np.asarray(groups).ravel()[keep]
+    if noise_x is not None:
+        noise_x = np.asarray(noise_x, dtype=float).ravel()[keep]
+    if noise is not None and np.ndim(noise) > 0:
+        noise = np.asarray(noise, dtype=float)[..., keep]
     warnings += span_warnings(law, logx, n)
 
     all_starts = [screen(law, logx, logy, w, n_refine, delta, seed)]
@@ -912,9 +1062,9 @@ def fit(
         if resample == "wild":
             ys = wild_responses(pred[0], leverage_adjusted(law, theta, logx, logy - pred[0]), bootstrap, seed, groups)
         else:
-            ys = parametric_responses(
-                pred[0], logy - pred[0], law.n_params, bootstrap, seed, groups, noise, noise_floor
-            )
+            r = logy - pred[0]
+            scale = None if noise_x is None else noise_scales(noise_x, noise_trend(r, noise_x, groups))
+            ys = parametric_responses(pred[0], r, law.n_params, bootstrap, seed, groups, noise, noise_floor, scale)
         thetas = bootstrap_thetas(
             law, theta, logx, ys, np.tile(w, (bootstrap, 1)), delta=delta, seed=seed, starts=ridge
         )

@@ -309,6 +309,9 @@ class TransferReport(Record):
     bootstrap: int = field(metadata=absent(0))
     seed: int = field(metadata=absent(0))
     noise: float | None  # the loss noise in log space (transfer's docstring); None: no gap fit yet
+    # how that noise changes with a run's target tokens f: sd(f) = noise (f / f0)^noise_slope, f0
+    # the geometric mean f of the gap fits (transfer's docstring); None: not measured
+    noise_slope: float | None = None
     n_jobs_finished: int | None = None
     timestamp: str | None = None
     scratch: FitResult | None

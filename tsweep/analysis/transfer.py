@@ -66,10 +66,17 @@ otherwise it is null with the reason. The steps, each a pure function of the tab
    reference: its E, A and alpha are printed only where the design identifies them (a few model
    sizes spanning a few x rarely do).
 
-The noise scale: 1.4826 x the median absolute residual of the gap fits (a robust standard
-deviation of the loss in log space), pooled over sizes and corrected for the degrees of freedom
-the fits used (sqrt(n / (n - P))); the plateau fits (a handful of points each) and the D_T
-bootstrap use it.
+The noise of a run, as a function of its target tokens f (``noise.NoiseProfile``): sd(f) = sd0
+(f / f0)^gamma. The slope gamma is measured on the gap fits' residuals within each checkpoint
+(``fitter.noise_trend``, maximum likelihood, pooled over sizes; each gap fit's own bootstrap
+measures its own the same way), sd0 is 1.4826 x the median absolute residual with that slope
+divided out (a robust standard deviation of the loss in log space, at f0, the geometric mean f),
+corrected for the degrees of freedom the fits used (sqrt(n / (n - P))). Outside the f range it
+was measured on it is held at its ends, and it is never below the replicates' within. The plateau
+fits (a handful of points each; a scratch run's f is its D) and the D_T bootstrap draw at it. A
+noise that grows with f and a bootstrap that assumes one scale leave the intervals too narrow
+where the largest f pins the floor (a simulated world with noise 2.5x larger at 16k than at 1k:
+G f^-beta covered its truth in 84% of draws, the plateau in 81%; ``tests/test_coverage.py``).
 """
 
 from __future__ import annotations
@@ -88,7 +95,7 @@ from scipy.interpolate import PchipInterpolator
 from tsweep.analysis import fitter
 from tsweep.analysis.fitter import FitResult, Mask
 from tsweep.analysis.laws import Array, BarnettJoint, get_law
-from tsweep.analysis.noise import ReplicateNoise, replicate_noise
+from tsweep.analysis.noise import NoiseProfile, ReplicateNoise, replicate_noise
 from tsweep.analysis.records import (
     Comparison,
     Estimate,
@@ -290,7 +297,7 @@ def _warm(warm: WarmStarts | None, key: str) -> FitResult | Mapping[str, float] 
 
 # ------------------------------------------------------------------ the steps
 def _scratch_curves(
-    c: Columns, rows: Mask, noise: float, bootstrap: int, seed: int, warm: WarmStarts | None
+    c: Columns, rows: Mask, noise: NoiseProfile, bootstrap: int, seed: int, warm: WarmStarts | None
 ) -> tuple[list[ScratchCurve], list[str]]:
     """Step 1 per size: the measured curve, its plateau fit, D(N) and the low-data yardstick."""
     curves, warnings = [], []
@@ -314,7 +321,7 @@ def _scratch_curves(
                 bootstrap=bootstrap,
                 seed=seed,
                 resample="parametric",
-                noise=noise,
+                noise=noise.draws(d, bootstrap, seed, whole_runs=True),
                 warm_start=_warm(warm, f"plateau/{size}"),
             )
         plateau = Estimate.of(fit, "E", f"needs >= {law.n_params + 1} scratch budgets, has {np.unique(d).size}")
@@ -355,7 +362,7 @@ def _gap_fits(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
-    floor: tuple[float, float] | None = None,
+    floor: tuple[float, ...] | None = None,
 ) -> tuple[list[GapFit], list[str], dict[str, dict[str, str]]]:
     """Step 5: per size, the joint gap law over the sources with enough fine-tunes there. A
     source whose loss rises with p (:func:`ossification`) is left out of the joint fit, so that
@@ -410,7 +417,7 @@ def _joint_gap_fit(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
-    floor: tuple[float, float] | None = None,
+    floor: tuple[float, ...] | None = None,
 ) -> GapFit:
     """The joint gap law of ``sources`` on their fine-tunes at one size (module docstring, step 5);
     ``floor``: the (within, between) noise measured on replicate runs, below which the bootstrap's
@@ -429,6 +436,7 @@ def _joint_gap_fit(
         groups=code * 1e15 + p,
         warm_start=_warm(warm, f"gap/{size}"),
         noise_floor=floor,
+        noise_x=np.log(f),
     )
     fit = _misfit(fit, law, data, sources, floor)
     fit = _no_measurable_gaps(fit, law, data, sources)
@@ -508,7 +516,7 @@ def _misfit(
     law: BarnettJoint,
     data: Mapping[str, Array],
     sources: list[str],
-    floor: tuple[float, float] | None,
+    floor: tuple[float, ...] | None,
 ) -> FitResult:
     """The joint fit with the gaps its residuals contradict marked "misfit" (module docstring,
     misfit). Two tests on the residuals, each a chi-square with 2 degrees of freedom of a
@@ -525,7 +533,11 @@ def _misfit(
     code, p = np.asarray(data["source"], dtype=int), np.asarray(data["p"], dtype=float)
     lf = np.log(np.asarray(data["f"], dtype=float))
     groups = code * 1e15 + p
-    within, between = fitter.noise_components(r, len(fit.theta), groups)
+    # the per-run noise may change with f (fitter.noise_trend): the f test weighs each row by it
+    rel = fitter.noise_scales(lf, fitter.noise_trend(r, lf, groups))
+    assert rel is not None
+    within = fitter.noise_components(r / rel, len(fit.theta), groups)[0]
+    between = fitter.noise_components(r, len(fit.theta), groups)[1]
     if floor is not None:
         within, between = max(within, floor[0]), max(between, floor[1])
     marks = dict(fit.not_identified)
@@ -534,8 +546,8 @@ def _misfit(
     def demean(v: Array) -> Array:
         return v - (np.bincount(inv, weights=v) / np.bincount(inv))[inv]
 
-    xf = np.column_stack([demean(lf), demean(lf**2)])
-    chi_f = _trend_chi2(xf, demean(r), within)
+    xf = np.column_stack([demean(lf), demean(lf**2)]) / rel[:, None]
+    chi_f = _trend_chi2(xf, demean(r) / rel, within)
     if chi_f > MISFIT_CHI2:
         for s in range(len(sources)):
             marks[f"G_{s}"] = (
@@ -783,15 +795,47 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
     return out
 
 
-def _noise(gap_fits: list[GapFit]) -> float | None:
-    """The loss noise of the module docstring: a robust scale of the gap fits' residuals."""
-    fits = [g.fit for g in gap_fits if g.fit.residuals is not None and g.fit.residuals.size > len(g.fit.theta)]
-    if not fits:
+def _gap_rows(gap: GapFit, c: Columns, ft_rows: Mask) -> tuple[Mask, Array] | None:
+    """The rows a gap fit was fitted on (in its order) and their checkpoint groups; None when its
+    residuals are not those rows' (a fit read back from JSON keeps none)."""
+    if gap.fit.residuals is None:
         return None
-    r = np.concatenate([f.residuals for f in fits if f.residuals is not None])
-    n, used = r.size, sum(len(f.theta) for f in fits)
-    # a fit's residuals are smaller than its noise by the degrees of freedom it used: sqrt(n / (n - P))
-    return float(1.4826 * np.median(np.abs(r - np.median(r))) * math.sqrt(n / (n - used)))
+    use = ft_rows & (c["pretrain_tokens"] > 0) & (c["size"] == gap.size) & np.isin(c["source"], gap.sources)
+    if int(use.sum()) != gap.fit.residuals.size:
+        return None
+    code = np.array([gap.sources.index(s) for s in c["source"][use]])
+    return use, code * 1e15 + c["pretrain_tokens"][use]
+
+
+def _noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> NoiseProfile | None:
+    """The run-to-run noise of the module docstring, as a function of f, with its standard errors:
+    measured on the gap fits' residuals within each checkpoint (``fitter.within_noise``, pooled
+    over sizes); None without a gap fit whose residuals are at hand. ``between`` is set apart."""
+    res, fs, ids, used, offset = [], [], [], 0, 0
+    for g in gap_fits:
+        rows = _gap_rows(g, c, ft_rows)
+        if rows is None or g.fit.residuals is None or g.fit.residuals.size <= len(g.fit.theta):
+            continue
+        res.append(g.fit.residuals)
+        fs.append(c["data_tokens"][rows[0]])
+        # checkpoint groups, distinct across sizes
+        inv = np.unique(rows[1], return_inverse=True)[1]
+        ids.append(inv + offset)
+        offset += int(inv.max()) + 1
+        used += len(g.fit.theta)
+    if not res:
+        return None
+    r, f = np.concatenate(res), np.concatenate(fs)
+    w = fitter.within_noise(r, np.log(f), used, np.concatenate(ids))
+    return NoiseProfile(
+        sd0=w.sd0,
+        gamma=w.gamma,
+        f0=math.exp(w.x0),
+        f_lo=float(f.min()),
+        f_hi=float(f.max()),
+        se_log_sd0=w.se_log_sd0,
+        se_gamma=w.se_gamma,
+    )
 
 
 def _checkpoint_noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> float:
@@ -800,14 +844,10 @@ def _checkpoint_noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> floa
     fine-tunes behind a source's D_T law all start from its final checkpoint, so they share it."""
     shares = []
     for g in gap_fits:
-        if g.fit.residuals is None:
+        rows = _gap_rows(g, c, ft_rows)
+        if rows is None or g.fit.residuals is None:
             continue
-        use = ft_rows & (c["pretrain_tokens"] > 0) & (c["size"] == g.size) & np.isin(c["source"], g.sources)
-        if int(use.sum()) != g.fit.residuals.size:
-            continue
-        code = np.array([g.sources.index(s) for s in c["source"][use]])
-        groups = code * 1e15 + c["pretrain_tokens"][use]
-        shares.append(fitter.noise_components(g.fit.residuals, len(g.fit.theta), groups)[1])
+        shares.append(fitter.noise_components(g.fit.residuals, len(g.fit.theta), rows[1])[1])
     return float(np.sqrt(np.mean(np.square(shares)))) if shares else 0.0
 
 
@@ -815,7 +855,7 @@ def _dt_law(
     src: str,
     runs: list[RunTransfer],
     curves: Mapping[str, ScratchCurve],
-    noise: float,
+    noise: NoiseProfile,
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
@@ -887,7 +927,7 @@ def _dt_bootstrap(
     fit: FitResult,
     ok: list[RunTransfer],
     curves: Mapping[str, ScratchCurve],
-    noise: float,
+    noise: NoiseProfile,
     bootstrap: int,
     seed: int,
     between: float = 0.0,
@@ -901,11 +941,14 @@ def _dt_bootstrap(
     logy = np.zeros((bootstrap, len(ok)))
     weights = np.zeros((bootstrap, len(ok)))
     d_e_draws = np.full((bootstrap, len(ok)), np.nan)
+    # each resample at a noise drawn from how well the residuals measured it (noise.NoiseProfile)
     shaken = {
-        size: np.asarray(c.loss)[None, :] * np.exp(noise * rng.standard_normal((bootstrap, len(c.loss))))
-        for size, c in curves.items()
+        size: np.asarray(c.loss)[None, :]
+        * np.exp(noise.draws(c.d, bootstrap, seed + k, whole_runs=True) * rng.standard_normal((bootstrap, len(c.loss))))
+        for k, (size, c) in enumerate(sorted(curves.items()))
     }
-    run_noise = np.exp(noise * rng.standard_normal((bootstrap, len(ok))))
+    run_sd = noise.draws([r.d_f for r in ok], bootstrap, seed + len(curves))
+    run_noise = np.exp(run_sd * rng.standard_normal((bootstrap, len(ok))))
     # the runs of one size start from one checkpoint: they share its offset
     sizes = sorted({r.size for r in ok})
     offsets = between * rng.standard_normal((bootstrap, len(sizes)))
@@ -955,17 +998,21 @@ def transfer_report(
     gap_fits, gap_warnings, excluded = _gap_fits(c, ft_rows, bootstrap, seed, warm, floor)
     warnings += gap_warnings
     warnings += [f"gap law at {g.size}: {w}" for g in gap_fits for w in g.fit.warnings]
-    noise = _noise(gap_fits)
+    profile = _noise(gap_fits, c, ft_rows)
     between = _checkpoint_noise(gap_fits, c, ft_rows)
     if floor is not None:
-        noise, between = max(noise or 0.0, floor[0]) or None, max(between, floor[1])
+        whole = math.hypot(floor[0], floor[1])
+        profile = replace(profile or NoiseProfile(sd0=floor[0]), floor=floor[0], whole_floor=whole)
+        between = max(between, floor[1])
+    noise = None if profile is None else max(profile.sd0, profile.floor) or None
     if noise is None:
         warnings.append(
             f"no gap fit yet: the noise scale of the scratch and D_T intervals is a placeholder "
             f"({FALLBACK_NOISE:g} in log loss)"
         )
     # 1. scratch curves and plateaus
-    curves, curve_warnings = _scratch_curves(c, scratch_rows, noise or FALLBACK_NOISE, bootstrap, seed + 1, warm)
+    profile = profile if noise is not None and profile is not None else NoiseProfile(sd0=FALLBACK_NOISE)
+    curves, curve_warnings = _scratch_curves(c, scratch_rows, profile, bootstrap, seed + 1, warm)
     warnings += curve_warnings
     by_size = {cv.size: cv for cv in curves}
     gap_fits, floor_warnings = _floors_agree(gap_fits, by_size)
@@ -989,7 +1036,7 @@ def transfer_report(
                 by_size,
                 gap_fits,
                 excluded.get(src, {}),
-                noise or FALLBACK_NOISE,
+                profile,
                 bootstrap,
                 seed + 10 + i,
                 warm,
@@ -1007,6 +1054,7 @@ def transfer_report(
         sources=tuple(sources),
         comparisons=tuple(comparisons),
         noise=noise,
+        noise_slope=profile.gamma if noise is not None else None,
         n_rows=len(c["kind"]),
         n_used=int((scratch_rows | ft_rows).sum()),
         left_out=left_out,
@@ -1016,14 +1064,14 @@ def transfer_report(
     )
 
 
-def _floor(measured: ReplicateNoise | None) -> tuple[float, float] | None:
-    """(within, between) measured on replicate runs (0 where not measured), or None."""
+def _floor(measured: ReplicateNoise | None) -> tuple[float, float, float, float] | None:
+    """(within, between, their degrees of freedom) measured on replicate runs (0 where not
+    measured), or None. The gap fits' bootstrap draws at least these, as uncertain as their
+    degrees of freedom say (``fitter.parametric_responses``): the demo's between rests on 5."""
     if measured is None or (measured.within is None and measured.between is None):
         return None
-    return (
-        measured.within.sd if measured.within is not None else 0.0,
-        measured.between.sd if measured.between is not None else 0.0,
-    )
+    w, b = measured.within, measured.between
+    return (w.sd if w else 0.0, b.sd if b else 0.0, float(w.df) if w else 0.0, float(b.df) if b else 0.0)
 
 
 def _select(c: Columns) -> tuple[Mask, Mask, dict[str, int], list[str]]:
@@ -1062,7 +1110,7 @@ def _source_report(
     curves: Mapping[str, ScratchCurve],
     gap_fits: list[GapFit],
     excluded: Mapping[str, str],
-    noise: float,
+    noise: NoiseProfile,
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
