@@ -668,7 +668,7 @@ def parametric_responses(
     seed: int,
     groups: Array | None = None,
     noise: float | Array | None = None,
-    floor: tuple[float, ...] | None = None,
+    floor: tuple[float, float] | None = None,
     scale: Array | None = None,
 ) -> Array:
     """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
@@ -676,10 +676,7 @@ def parametric_responses(
     value, one per row, or one per resample and row, which carries the noise's own uncertainty
     into the resamples), each at least its ``floor`` (within, between) where one was measured
     apart (replicate runs). ``scale`` (one per row, :func:`noise_scales`): the per-row term's
-    relative size, the within scale measured on the residuals divided by it. A ``floor`` of four,
-    (within, between, df_within, df_between), is as uncertain as its degrees of freedom say: each
-    resample draws it from the scaled inverse chi-square those give (:func:`_floor_draws`), so a
-    between measured on 5 checkpoints does not stand for a known one."""
+    relative size, the within scale measured on the residuals divided by it."""
     rng = np.random.default_rng(seed)
     if noise is not None and np.any(np.asarray(noise) > 0):
         within_rows, between = np.broadcast_to(np.asarray(noise, dtype=float), (n_boot, fitted.size)), 0.0
@@ -688,30 +685,13 @@ def parametric_responses(
         within = noise_components(residuals / rel, n_params, groups)[0]
         between = noise_components(residuals, n_params, groups)[1]
         within_rows = within * rel
-    between_rows: Array = np.full((n_boot, 1), between)
     if floor is not None:
-        floor_w, floor_b = _floor_draws(floor, n_boot, seed)
-        within_rows, between_rows = np.maximum(within_rows, floor_w), np.maximum(between_rows, floor_b)
+        within_rows, between = np.maximum(within_rows, floor[0]), max(between, floor[1])
     out = fitted[None, :] + within_rows * rng.standard_normal((n_boot, fitted.size))
-    if np.any(between_rows > 0) and groups is not None:
+    if between > 0 and groups is not None:
         inv = np.unique(np.asarray(groups), return_inverse=True)[1]
-        out += between_rows * rng.standard_normal((n_boot, int(inv.max()) + 1))[:, inv]
+        out += between * rng.standard_normal((n_boot, int(inv.max()) + 1))[:, inv]
     return out
-
-
-def _floor_draws(floor: tuple[float, ...], n_boot: int, seed: int) -> tuple[Array, Array]:
-    """(n_boot, 1) within and between floors: the measured scales, or with degrees of freedom
-    (``floor[2:]``) sd sqrt(df / chi2_df) per resample (the scaled inverse chi-square, the
-    uncertainty of a variance measured on df degrees of freedom; a df of 0 keeps the scale)."""
-    rng = np.random.default_rng((seed, 0x666C6F6F72))  # a stream of its own
-    out = []
-    for k in range(2):
-        sd, df = float(floor[k]), float(floor[k + 2]) if len(floor) > k + 2 else 0.0
-        draws = np.full((n_boot, 1), sd)
-        if df > 0 and sd > 0:
-            draws = sd * np.sqrt(df / rng.chisquare(df, size=(n_boot, 1)))
-        out.append(draws)
-    return out[0], out[1]
 
 
 def wild_responses(fitted: Array, residuals: Array, n_boot: int, seed: int, groups: Array | None = None) -> Array:
@@ -997,7 +977,7 @@ def fit(
     noise: float | Array | None = None,
     delta: float = HUBER_DELTA,
     n_refine: int = N_REFINE,
-    noise_floor: tuple[float, ...] | None = None,
+    noise_floor: tuple[float, float] | None = None,
     noise_x: Array | None = None,
 ) -> FitResult:
     """Fit ``law`` to ``data`` (variable name -> column); see the module docstring.

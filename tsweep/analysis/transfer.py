@@ -362,7 +362,7 @@ def _gap_fits(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
-    floor: tuple[float, ...] | None = None,
+    floor: tuple[float, float] | None = None,
 ) -> tuple[list[GapFit], list[str], dict[str, dict[str, str]]]:
     """Step 5: per size, the joint gap law over the sources with enough fine-tunes there. A
     source whose loss rises with p (:func:`ossification`) is left out of the joint fit, so that
@@ -417,7 +417,7 @@ def _joint_gap_fit(
     bootstrap: int,
     seed: int,
     warm: WarmStarts | None,
-    floor: tuple[float, ...] | None = None,
+    floor: tuple[float, float] | None = None,
 ) -> GapFit:
     """The joint gap law of ``sources`` on their fine-tunes at one size (module docstring, step 5);
     ``floor``: the (within, between) noise measured on replicate runs, below which the bootstrap's
@@ -516,7 +516,7 @@ def _misfit(
     law: BarnettJoint,
     data: Mapping[str, Array],
     sources: list[str],
-    floor: tuple[float, ...] | None,
+    floor: tuple[float, float] | None,
 ) -> FitResult:
     """The joint fit with the gaps its residuals contradict marked "misfit" (module docstring,
     misfit). Two tests on the residuals, each a chi-square with 2 degrees of freedom of a
@@ -1064,14 +1064,12 @@ def transfer_report(
     )
 
 
-def _floor(measured: ReplicateNoise | None) -> tuple[float, float, float, float] | None:
-    """(within, between, their degrees of freedom) measured on replicate runs (0 where not
-    measured), or None. The gap fits' bootstrap draws at least these, as uncertain as their
-    degrees of freedom say (``fitter.parametric_responses``): the demo's between rests on 5."""
+def _floor(measured: ReplicateNoise | None) -> tuple[float, float] | None:
+    """(within, between) measured on replicate runs (0 where not measured), or None."""
     if measured is None or (measured.within is None and measured.between is None):
         return None
     w, b = measured.within, measured.between
-    return (w.sd if w else 0.0, b.sd if b else 0.0, float(w.df) if w else 0.0, float(b.df) if b else 0.0)
+    return (w.sd if w else 0.0, b.sd if b else 0.0)
 
 
 def _select(c: Columns) -> tuple[Mask, Mask, dict[str, int], list[str]]:
