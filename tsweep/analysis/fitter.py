@@ -660,6 +660,13 @@ def noise_scales(x: Array | None, gamma: float) -> Array | None:
     return out
 
 
+def scaled_components(residuals: Array, n_params: int, groups: Array | None, rel: Array) -> tuple[float, float]:
+    """(within, between) of :func:`noise_components` when each row's own term is ``rel`` times the
+    within scale (:func:`noise_scales`): within from the residuals divided by it, between (a shared
+    offset, one scale for all) from the residuals as they are."""
+    return noise_components(residuals / rel, n_params, groups)[0], noise_components(residuals, n_params, groups)[1]
+
+
 def parametric_responses(
     fitted: Array,
     residuals: Array,
@@ -682,8 +689,7 @@ def parametric_responses(
         within_rows, between = np.broadcast_to(np.asarray(noise, dtype=float), (n_boot, fitted.size)), 0.0
     else:
         rel = np.ones(fitted.size) if scale is None else np.asarray(scale, dtype=float)
-        within = noise_components(residuals / rel, n_params, groups)[0]
-        between = noise_components(residuals, n_params, groups)[1]
+        within, between = scaled_components(residuals, n_params, groups, rel)
         within_rows = within * rel
     if floor is not None:
         within_rows, between = np.maximum(within_rows, floor[0]), max(between, floor[1])

@@ -536,8 +536,7 @@ def _misfit(
     # the per-run noise may change with f (fitter.noise_trend): the f test weighs each row by it
     rel = fitter.noise_scales(lf, fitter.noise_trend(r, lf, groups))
     assert rel is not None
-    within = fitter.noise_components(r / rel, len(fit.theta), groups)[0]
-    between = fitter.noise_components(r, len(fit.theta), groups)[1]
+    within, between = fitter.scaled_components(r, len(fit.theta), groups, rel)
     if floor is not None:
         within, between = max(within, floor[0]), max(between, floor[1])
     marks = dict(fit.not_identified)
