@@ -66,20 +66,52 @@ def test_statuses_diverged_count_as_finished_failed_do_not(tmp_path, rows):
     assert out["left_out"]["status=diverged"] == 1 and out["left_out"]["status=failed"] == 1
 
 
+def _boom(*args, **kwargs):
+    raise RuntimeError("synthetic failure")
+
+
 def test_a_failing_fit_is_recorded_and_keeps_the_previous_report(tmp_path, rows, monkeypatch):
-    sweep_dir, _ = _sweep(tmp_path, rows)
+    sweep_dir, store = _sweep(tmp_path, rows[:-1])
     a = AnalysisActor(sweep_dir, bootstrap=0, seed=0)
     good = a.refit()
-
-    def boom(*args, **kwargs):
-        raise RuntimeError("synthetic failure")
-
-    monkeypatch.setattr(actor_mod, "transfer_report", boom)
+    store.write_summary(rows[-1])  # new rows: a refit is due, and fails
+    monkeypatch.setattr(actor_mod, "transfer_report", _boom)
     out = a.refit()
     assert "synthetic failure" in out["error"] and out["latest"] == good
     assert finite(read_latest(sweep_dir).to_json()) == good
     last = json.loads(open(os.path.join(sweep_dir, "fits", "history.jsonl")).read().splitlines()[-1])
     assert "synthetic failure" in last["error"]
+
+
+def test_a_refit_of_the_rows_it_already_fitted_returns_that_report_without_fitting(tmp_path, rows, monkeypatch):
+    """The driver's final refit after a live refit that saw every job: the same answer, no
+    second bootstrap, no second history line; a new row, or a restarted actor, fits again."""
+    sweep_dir, store = _sweep(tmp_path, rows[:-1])
+    a = AnalysisActor(sweep_dir, bootstrap=10, seed=0)
+    live = a.refit()
+    with monkeypatch.context() as m:
+        m.setattr(actor_mod, "transfer_report", _boom)
+        assert a.refit() == live == a.latest()  # the store read again: the same rows
+    assert len(read_history(sweep_dir)) == 1
+    store.write_summary(rows[-1])
+    assert a.refit()["n_rows"] == live["n_rows"] + 1
+    restarted = AnalysisActor(sweep_dir, bootstrap=10, seed=0)
+    monkeypatch.setattr(actor_mod, "transfer_report", _boom)
+    assert "synthetic failure" in restarted.refit()["error"]  # it never saw these rows fitted
+
+
+def test_rows_key_ignores_row_order_and_sees_any_changed_value():
+    import pyarrow as pa
+
+    table = synthetic_summary(mode="barnett", seed=4)
+    key = actor_mod.rows_key(table)
+    assert actor_mod.rows_key(table.take(list(range(table.num_rows))[::-1])) == key
+    losses = table.column("best_eval_loss").to_pylist()
+    changed = table.set_column(
+        table.column_names.index("best_eval_loss"), "best_eval_loss", pa.array([losses[0] + 1e-12, *losses[1:]])
+    )
+    assert actor_mod.rows_key(changed) != key
+    assert actor_mod.rows_key(table.slice(1)) != key
 
 
 def test_an_empty_store_gives_an_honest_empty_report(tmp_path):

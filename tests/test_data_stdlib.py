@@ -74,7 +74,7 @@ def test_prose_is_prose(data):
     assert sum(w.isalpha() for w in words) / len(words) > 0.6
 
 
-@pytest.mark.parametrize("name", ["prose_to_python.yaml", "synthetic_distance.yaml"])
+@pytest.mark.parametrize("name", ["prose_to_python.yaml", "prose_to_python_cpu.yaml", "synthetic_distance.yaml"])
 def test_shipped_sweep_passes_check(name, cache):
     sweep = load_sweep(SWEEPS / name)
     sizes = SweepData(sweep, cache_dir=cache).check()

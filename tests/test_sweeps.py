@@ -457,8 +457,8 @@ def test_plan_shows_the_replicates_and_their_share_of_the_grid(tmp_path, capsys)
     assert "replicates:" not in capsys.readouterr().out  # none by default
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "synthetic_distance.yaml"])
-def test_the_shipped_synthetic_sweeps_measure_their_noise_for_at_most_a_tenth_more_compute(name):
+@pytest.mark.parametrize("name", ["demo.yaml", "synthetic_distance.yaml", "prose_to_python_cpu.yaml"])
+def test_the_shipped_cpu_sweeps_measure_their_noise_for_at_most_a_tenth_more_compute(name):
     """Both noise scales need a fine-tune replicate and a pre-training replicate; the YAML's comment
     promises at most 10% more compute than its grid."""
     graph = expand(load_sweep(next(p for p in SHIPPED if p.name == name)))

@@ -23,12 +23,15 @@ fits join the starts of its next refit (a warm start is one start among the scre
 refit cannot settle somewhere a cold fit of the same rows would not), and it loses nothing.
 ``refit`` is idempotent (it reads the whole store each time), so a retried call is harmless and
 concurrent finishes need no bookkeeping: calls queue on the actor and the last one sees every
-row.
+row. A refit whose rows equal those of the last report it fitted returns that report as it is
+(:func:`rows_key`): the driver's final refit after a live one that already saw every job costs a
+read of the store, not a second bootstrap, and its answer is the one the live view showed.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import threading
@@ -97,6 +100,14 @@ def read_latest(sweep_dir: str) -> TransferReport | None:
         return None
 
 
+def rows_key(table: pa.Table) -> str:
+    """A digest of a summary table's rows whatever their order: two tables with the same key
+    give the same report."""
+    columns = sorted(table.column_names)
+    rows = sorted(repr(row) for row in zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+    return hashlib.sha256("\n".join([repr(columns), *rows]).encode()).hexdigest()
+
+
 def n_jobs_finished(table: pa.Table) -> int:
     """Jobs whose summary has a final status (what resume skips)."""
     return sum(1 for s in table.column("status").to_pylist() if s in FINAL_STATUSES)
@@ -113,6 +124,7 @@ class AnalysisActor:
         self._wanted = threading.Event()  # a refit has been requested since the last one began
         self._worker: threading.Thread | None = None
         self._latest = read_latest(self.layout.sweep_dir)
+        self._latest_key: str | None = None  # rows_key of the table behind _latest, once this actor fitted it
         self._warm: Mapping[str, Any] = {} if self._latest is None else self._latest.warm_starts()
 
     def request(self) -> None:
@@ -142,8 +154,12 @@ class AnalysisActor:
     def _refit(self) -> dict[str, Any]:
         try:
             table = Store(self.layout.store_root).read_summaries()
+            key = rows_key(table)
+            if self._latest is not None and key == self._latest_key:
+                return self._latest_json()
             report = transfer_report(table, bootstrap=self.bootstrap, seed=self.seed, warm=self._warm)
             out = self._record(report, n_jobs_finished(table))
+            self._latest_key = key
         except Exception as exc:
             log.exception("analysis refit failed")
             self._append(
@@ -171,8 +187,10 @@ class AnalysisActor:
         self.layout.files.append_text(self.layout.fit_history, dumps(line) + "\n")
 
     def latest(self) -> dict[str, Any] | None:
-        if self._latest is None:
-            return None
+        return None if self._latest is None else self._latest_json()
+
+    def _latest_json(self) -> dict[str, Any]:
+        assert self._latest is not None
         out: dict[str, Any] = finite(self._latest.to_json())
         return out
 
