@@ -189,3 +189,50 @@ def test_scratch_is_not_a_corpus(data):
 def test_bad_budget(data, n):
     with pytest.raises(DataError, match="positive integer"):
         data.train_tokens("t", n)
+
+
+def test_inside_held_out_finds_verbatim_passages_only():
+    from tsweep.data.sweepdata import inside_held_out
+
+    held = [b"def f():\n    '''Return the sum of the two arguments, or zero.'''\n    return 0\n"]
+    docs = [
+        b"Return the sum of the two arguments, or zero.",  # inside: held out
+        b"Return the sum of the two arguments, or one.",  # same first 32 bytes, not inside: kept
+        b"Return the sum.",  # inside but shorter than 32 bytes: a phrase, kept
+        b"Something no held-out text says, at some length.",
+    ]
+    got = inside_held_out(held, [d[:33] for d in docs], lambda i: docs[i])
+    assert got.tolist() == [True, False, False, False]
+    assert not inside_held_out([], [d[:33] for d in docs], lambda i: docs[i]).any()
+
+
+def test_a_source_never_trains_on_passages_of_the_held_out_target_documents(tmp_path):
+    """The stdlib's prose is the docstrings of the files python evaluates on: a source document
+    found verbatim inside a held-out target document is held out of the source's stream, and
+    only those (the same passages of the other target documents stay)."""
+    import json
+
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "sum", "return", "value", "list", "of", "the"]
+    paragraphs = [[" ".join(rng.choice(words, 12)) + f" {i}-{j}." for j in range(3)] for i in range(60)]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": "\n\n".join(p)}) + "\n" for p in paragraphs))
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps({"text": q}) + "\n" for p in paragraphs for q in p))
+    corpora = {
+        "t": {"kind": "files", "format": "json", "paths": [str(tmp_path / "t.jsonl")]},
+        "s": {"kind": "files", "format": "json", "paths": [str(tmp_path / "s.jsonl")]},
+    }
+    sd = SweepData(
+        make_sweep(corpora, sources=("scratch", "s"), eval_tokens=1_000, finetune=(500,), pretrain=2_000),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    sd.check()
+    whole, cut = split_docs(sd.eval_tokens().tokens)  # the cut document is held out whole too
+    held_paragraphs = {
+        q.encode()
+        for p in paragraphs
+        for q in p
+        if (doc := "\n\n".join(p).encode()) in whole or (cut and doc.startswith(cut))
+    }
+    assert held_paragraphs, "the eval set should hold whole target documents"
+    trained = set(split_docs(sd.train_tokens("s", sd.available_tokens("s")).tokens)[0])
+    assert trained == {q.encode() for p in paragraphs for q in p} - held_paragraphs

@@ -11,8 +11,11 @@ Three kinds of cache entries (``workers.data.cache``), each keyed by its content
     ``eval.tokens`` is reached, cut to exactly ``eval.tokens``; ``hashes`` lists every document
     it touched (all of each is held out of every training split).
 ``split-<name>``   a corpus's training stream: its documents minus every document whose hash is
-    in the eval set (for the target: the eval documents themselves; for sources: dedupe), cut
-    into pieces of ``PIECE_TOKENS`` tokens, the pieces in a seeded hash order (salt "train").
+    in the eval set (for the target: the eval documents themselves; for sources: dedupe) and, for
+    a source, minus every document of at least ``LEAK_BYTES`` bytes found verbatim inside a
+    held-out target document (:func:`inside_held_out`: the stdlib's ``prose`` is the docstrings
+    of the very files ``python`` evaluates on, and a pre-training run must not read the eval's
+    own sentences), cut into pieces of ``PIECE_TOKENS`` tokens, the pieces in a seeded hash order (salt "train").
     ``train_tokens(c, n)`` is the first ``n`` tokens, a zero-copy slice of a memory map, so
     budgets are exact, distinct and nested, fine-tune sets of growing D_F are prefixes of one
     order, and a small budget samples many documents.
@@ -55,6 +58,50 @@ _GATHER_CHUNKS = 16384
 # documents: a small budget is a sample of the corpus, not of whichever file sorts first (the
 # stdlib's generated codec tables would otherwise be the first 30k tokens of Python).
 PIECE_TOKENS = 512
+# A source document this long or longer that occurs verbatim inside a held-out target document is
+# held out of the source's training stream (tsweep's choice: a shorter string is a phrase any two
+# English or code texts share, not a passage of the eval). 32 bytes is the n-gram length of the
+# overlap measure in the README's real-corpus section.
+LEAK_BYTES = 32
+_HASH_MUL = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: a polynomial hash of byte windows
+
+
+def _window_hashes(data: np.ndarray, k: int) -> np.ndarray:
+    """The polynomial hash (mod 2**64) of every ``k``-byte window of ``data`` (uint8), in order."""
+    n = data.size - k + 1
+    out = np.zeros(max(n, 0), dtype=np.uint64)
+    if n <= 0:
+        return out
+    wide = data.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            out *= _HASH_MUL
+            out += wide[j : j + n]
+    return out
+
+
+def inside_held_out(
+    held: list[bytes], heads: list[bytes], text: Callable[[int], bytes], k: int = LEAK_BYTES
+) -> np.ndarray:
+    """Which documents occur verbatim inside one of the ``held`` texts. ``heads[i]``: document
+    i's first bytes (at least ``k`` of them, or the whole document); ``text(i)``: its whole text.
+    A document of ``k`` bytes or more whose first ``k`` bytes hash to a window of the held texts
+    is a candidate, confirmed by a substring search, so a hash collision never drops a document
+    and only candidates are decoded in full."""
+    out = np.zeros(len(heads), dtype=bool)
+    long_enough = np.flatnonzero([len(h) >= k for h in heads])
+    if not held or not long_enough.size:
+        return out
+    joined = b"\0".join(held)
+    windows = np.unique(_window_hashes(np.frombuffer(joined, dtype=np.uint8), k))
+    first = np.frombuffer(b"".join(heads[i][:k] for i in long_enough), dtype=np.uint8).reshape(-1, k)
+    head_hash = np.zeros(long_enough.size, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            head_hash = head_hash * _HASH_MUL + first[:, j].astype(np.uint64)
+    for i in long_enough[np.isin(head_hash, windows)]:
+        out[i] = text(int(i)) in joined
+    return out
 
 
 @dataclass(frozen=True)
@@ -353,9 +400,10 @@ class SweepData:
             corpus = self._corpus_entry(name)
             docs = corpus.columns("docs")
             held_out = eval_entry.columns("hashes")["hash"]
-            keep = ~np.isin(docs["hash"], held_out)
-            idx = np.flatnonzero(keep)
             starts = np.concatenate([[0], np.cumsum(docs["length"])[:-1]])
+            leaked = self._leaked(name, corpus, starts, held_out)
+            keep = ~np.isin(docs["hash"], held_out) & ~leaked
+            idx = np.flatnonzero(keep)
             # pieces: (document, first token, length), keyed by the document's hash and the piece's place
             n_pieces = -(-docs["length"][idx] // PIECE_TOKENS)
             doc_of = np.repeat(idx, n_pieces)
@@ -380,7 +428,8 @@ class SweepData:
                 "tokens": n,
                 "documents": len(idx),
                 "pieces": len(order),
-                "removed_as_eval": int((~keep).sum()),
+                "removed_as_eval": int((~keep).sum() - leaked.sum()),
+                "removed_inside_eval_documents": int(leaked.sum()),
             }
 
         entry = get_or_build(self.root, key, build, private=lambda: self._private(name, self.sweep.target))
@@ -464,6 +513,28 @@ class SweepData:
 
         return _Stream(entry.array("tokens"), prefix_stats)
 
+    def _leaked(self, name: str, corpus: Entry, starts: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+        """For a source: which of its documents occur inside a held-out target document
+        (:func:`inside_held_out`); none for the target itself (its held-out documents go by hash)."""
+        lengths = corpus.columns("docs")["length"]
+        if name == self.sweep.target:
+            return np.zeros(len(lengths), dtype=bool)
+        target = self._corpus_entry(self.sweep.target)
+        tdocs = target.columns("docs")
+        tstarts = np.concatenate([[0], np.cumsum(tdocs["length"])[:-1]])
+        ttoks, toks = target.array("tokens"), corpus.array("tokens")
+        held = [
+            self._text(ttoks, tstarts[i], tdocs["length"][i]) for i in np.flatnonzero(np.isin(tdocs["hash"], held_out))
+        ]
+        # a token is at least one byte: a document's first LEAK_BYTES tokens hold its first LEAK_BYTES bytes
+        heads = [self._text(toks, a, min(int(n), LEAK_BYTES + 1)) for a, n in zip(starts, lengths, strict=True)]
+        return inside_held_out(held, heads, lambda i: self._text(toks, starts[i], lengths[i]))
+
+    def _text(self, tokens: np.ndarray, start: int, length: int) -> bytes:
+        """The text of ``length`` tokens from ``start``, less the last (a document's separator,
+        or one past a head), as UTF-8 bytes."""
+        return self.tokenizer.decode(tokens[int(start) : int(start) + int(length) - 1]).encode("utf-8")
+
     def _split_key(self, name: str) -> str:
         return content_key(
             f"split-{name}",
@@ -472,6 +543,7 @@ class SweepData:
                 "eval": self._eval_entry().meta["key"],
                 "seed": self.seed,
                 "piece": PIECE_TOKENS,
+                "leak_bytes": LEAK_BYTES,
             },
         )
 
