@@ -94,11 +94,9 @@ def inside_held_out(
         return out
     joined = b"\0".join(held)
     windows = np.unique(_window_hashes(np.frombuffer(joined, dtype=np.uint8), k))
-    first = np.frombuffer(b"".join(heads[i][:k] for i in long_enough), dtype=np.uint8).reshape(-1, k)
-    head_hash = np.zeros(long_enough.size, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(k):
-            head_hash = head_hash * _HASH_MUL + first[:, j].astype(np.uint64)
+    # every document's first k bytes end to end: their hashes are the windows at every k-th byte
+    firsts = np.frombuffer(b"".join(heads[i][:k] for i in long_enough), dtype=np.uint8)
+    head_hash = _window_hashes(firsts, k)[::k]
     for i in long_enough[np.isin(head_hash, windows)]:
         out[i] = text(int(i)) in joined
     return out
