@@ -6,7 +6,8 @@ DependencySearcher (concurrency-limited to ``run.max_pending_trials``), ``job_tr
 folders, and the LiveProgress (no terminal view) and AnalysisFeed callbacks (the analysis actor
 is a stub with an empty ``refit``). Jobs are independent scratch jobs, so every trial is ready.
 Raw side: ``tune.Tuner(fn, TuneConfig(num_samples=N, reuse_actors=True))`` with Tune's own
-variant generator and defaults otherwise. Tune's default ``reuse_actors=False`` would start a
+variant generator and defaults otherwise (its CSV, JSON and TensorBoard loggers on; tsweep turns
+them off, ``tsweep.orchestrator.run.TUNE_LOGGERS_OFF``). Tune's default ``reuse_actors=False`` would start a
 new worker process per trial, measuring process start-up rather than Tune; both sides reuse.
 
 Both trainables report one identical result and return. Each round runs both sides (order
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -79,6 +81,18 @@ def _sweep(n: int):
 def run_raw(n: int, storage: str) -> float:
     from ray import tune
 
+    from tsweep.orchestrator.run import TUNE_LOGGERS_OFF
+
+    # Tune's defaults, its own loggers on, whatever tsweep's side set in this process before
+    before = os.environ.pop(TUNE_LOGGERS_OFF, None)
+    try:
+        return _fit_raw(tune, n, storage)
+    finally:
+        if before is not None:
+            os.environ[TUNE_LOGGERS_OFF] = before
+
+
+def _fit_raw(tune: Any, n: int, storage: str) -> float:
     tuner = tune.Tuner(
         raw_trainable,
         tune_config=tune.TuneConfig(num_samples=n, reuse_actors=True),

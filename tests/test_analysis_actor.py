@@ -145,6 +145,34 @@ def test_plots_are_written_from_the_store_and_history(tmp_path, rows):
         assert p.startswith(os.path.join(sweep_dir, "plots")) and os.path.getsize(p) > 5000
 
 
+def test_plots_drawn_in_two_processes_are_the_same_pictures(tmp_path, rows):
+    """``write_plots(processes=2)`` (the end of a run) hands a share of the figures to a second
+    interpreter: the same PNG bytes as one process draws, every SVG beside them."""
+    from pathlib import Path
+
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    AnalysisActor(sweep_dir, bootstrap=10, seed=0).refit()
+    one = write_plots(sweep_dir)
+    pictures = {p: Path(p).read_bytes() for p in one}
+    for p in one:
+        Path(p).unlink()
+        Path(p[: -len("png")] + "svg").unlink()
+    assert write_plots(sweep_dir, processes=2) == one
+    assert {p: Path(p).read_bytes() for p in one} == pictures
+    assert all(os.path.getsize(p[: -len("png")] + "svg") > 1000 for p in one)
+
+
+def test_plot_shares_are_whole_and_balanced():
+    from tsweep.analysis.plots import DRAW_SECONDS, NAMES, shares
+
+    two = shares(NAMES, 2)
+    assert sorted(two[0] + two[1]) == sorted(NAMES) and "learning_curves" in two[0]
+    loads = [sum(DRAW_SECONDS[n] for n in share) for share in two]
+    assert max(loads) - min(loads) <= min(DRAW_SECONDS[n] for n in NAMES)
+    assert shares(NAMES, 1) == [sorted(NAMES, key=lambda n: -DRAW_SECONDS[n])]
+    assert [s for s in shares(["gaps"], 3) if s] == [["gaps"]]
+
+
 @pytest.mark.cluster
 def test_named_ray_actor_is_a_singleton_and_refits(tmp_path, rows):
     ray = pytest.importorskip("ray")

@@ -100,6 +100,26 @@ def test_synthetic_documents_are_printable_and_stable():
     assert 150 < np.mean(lengths) < 450
 
 
+# sha256 of the documents (joined by NUL) of one chunk, as generator version 2 first wrote them,
+# when every row of a chunk ran every step: the corpora, and every result trained on them, are
+# pinned, however the generator is made faster.
+PINNED_CHUNKS = [
+    ((0, 0.6, 0, 1024), "8b2bd8c70a1435038682293384a2448793789f3c6486cfb9ebfe65445fbd4191"),
+    ((7, 0.25, 3, 100), "505c0e2f17e6640f76e6110710ed2b0ba587258c5dee74bfdfd752305eb84169"),
+    ((3, 1.0, 1, 5), "863159ecfcb51183f3b3ac2d5b31b35bc5d74a7cf233a99202c9f3cbff620044"),
+]
+
+
+@pytest.mark.parametrize("args,digest", PINNED_CHUNKS, ids=[str(a) for a, _ in PINNED_CHUNKS])
+def test_synthetic_documents_are_the_pinned_ones(args, digest):
+    import hashlib
+
+    from tsweep.data.synthetic import GENERATOR_VERSION, _chunk
+
+    assert GENERATOR_VERSION == 2, "a new generator version: pin its documents here"
+    assert hashlib.sha256("\x00".join(_chunk(*args)).encode()).hexdigest() == digest
+
+
 def test_synthetic_divergence_grows_with_distance(tmp_path):
     distances = [0.0, 0.1, 0.3, 0.6, 0.9, 1.0]
     corpora = {"t": {"kind": "synthetic", "distance": 0.0, "documents": 400}}

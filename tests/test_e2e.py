@@ -174,3 +174,31 @@ def test_in_a_terminal_it_draws_the_live_table(tmp_path):
     assert "running job" in text and "tok/s" in text  # the live table's header
     assert re.search(r"\d+/\d+ jobs: \d+ running", text), text[-2000:]
     assert "] done " not in text  # no progress lines in a terminal: the table shows progress
+
+
+def test_a_corpus_too_small_is_refused_in_one_line_once_ray_is_up(tmp_path):
+    """The corpora are counted while Ray starts (``run._start_ray_checking_data``): a budget the
+    target's corpus cannot hold is refused after Ray is up, and must still read as any refusal
+    does: exit 2, one line naming it, nothing written, and the cluster started for it gone."""
+    import psutil
+
+    root = tmp_path / "runs"
+    before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("raylet", "gcs_server")}
+    proc = subprocess.run(
+        ["tsweep", "submit", str(TINY), "--storage", str(root), "--set", "eval.tokens=50M", "--no-live"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=_env(),
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "eval.tokens" in lines[0] and "Traceback" not in proc.stderr
+    assert not root.exists()
+    deadline = time.time() + 30
+    while time.time() < deadline:  # the node's processes end once the driver is gone
+        left = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("raylet", "gcs_server")} - before
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, f"Ray processes left running: {left}"

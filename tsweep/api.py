@@ -312,11 +312,9 @@ def run(
     """Run (or finish) a sweep on a new local Ray cluster, or the one at ``address``, writing
     into ``layout`` (default ``{storage}/{name}``); a RunResult. ``on_start`` is called with the
     Ray dashboard's URL (None on a joined cluster) once the cluster is up."""
-    from tsweep.orchestrator.planview import check_and_expand
     from tsweep.orchestrator.run import run_sweep
 
     sweep, layout = _sweep_and_layout(sweep, storage, layout)
-    check_and_expand(sweep, layout)
     return run_sweep(sweep, layout=layout, address=address, num_cpus=num_cpus, live=live, on_start=on_start)
 
 

@@ -37,7 +37,11 @@ Matplotlib's object API with the Agg canvas: no pyplot state, safe in a Ray acto
 from __future__ import annotations
 
 import io
+import json
 import math
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -76,6 +80,18 @@ D_BELOW, D_ABOVE = 0.5, 4.0
 NAMES = ("loss_vs_finetune", "scratch_curves", "dt_vs_df", "gaps", "loss_vs_p", "gap_history", "learning_curves")
 # and, for an adaptive design, "design" (figure_design)
 FORMATS = ("png", "svg")
+# Seconds of one core each figure takes to draw and save (PNG and SVG), measured on the demo's
+# store (113 jobs, 2-core AMD EPYC): write_plots balances its processes' shares with them.
+DRAW_SECONDS = {
+    "learning_curves": 1.47,
+    "loss_vs_p": 0.86,
+    "loss_vs_finetune": 0.78,
+    "dt_vs_df": 0.68,
+    "gap_history": 0.44,
+    "scratch_curves": 0.41,
+    "gaps": 0.35,
+    "design": 0.5,
+}
 # Line styles, one meaning each (module docstring).
 FITTED, EXTRAPOLATED, LIMIT = "-", "--", ":"
 
@@ -641,23 +657,27 @@ def figures(
     history: Sequence[Mapping[str, Any]] = (),
     evals: pa.Table | None = None,
     design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None = None,
+    *,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Figure]:
     """Every figure by name (:data:`NAMES`), from the summary table, the report, the fit history
     and the store's evaluation rows (none: the learning-curve panels say so); with an adaptive
-    design's state and log, its figure too."""
+    design's state and log, its figure too. ``only``: just the figures of those names."""
     from tsweep.core.store import EVAL_SCHEMA
 
-    extra = {} if design is None else {"design": figure_design(history, *design)}
-    return {
-        "loss_vs_finetune": figure_loss_vs_finetune(table, report),
-        "scratch_curves": figure_scratch_curves(report),
-        "dt_vs_df": figure_dt_vs_df(report),
-        "gaps": figure_gaps(report),
-        "loss_vs_p": figure_loss_vs_p(table, report),
-        "gap_history": figure_gap_history(history),
-        "learning_curves": figure_learning_curves(evals if evals is not None else EVAL_SCHEMA.empty_table(), table),
-        **extra,
+    rows = evals if evals is not None else EVAL_SCHEMA.empty_table()
+    makers: dict[str, Callable[[], Figure]] = {
+        "loss_vs_finetune": lambda: figure_loss_vs_finetune(table, report),
+        "scratch_curves": lambda: figure_scratch_curves(report),
+        "dt_vs_df": lambda: figure_dt_vs_df(report),
+        "gaps": lambda: figure_gaps(report),
+        "loss_vs_p": lambda: figure_loss_vs_p(table, report),
+        "gap_history": lambda: figure_gap_history(history),
+        "learning_curves": lambda: figure_learning_curves(rows, table),
     }
+    if design is not None:
+        makers["design"] = lambda: figure_design(history, *design)
+    return {name: make() for name, make in makers.items() if only is None or name in only}
 
 
 def save_figure(fig: Figure, sweep_dir: str, name: str) -> list[str]:
@@ -705,21 +725,103 @@ def design_files(sweep_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]] 
     return None if state is None else (state, read_decisions(layout))
 
 
+def _save_figures(
+    sweep_dir: str,
+    names: Sequence[str],
+    table: pa.Table,
+    report: TransferReport,
+    history: Sequence[Mapping[str, Any]],
+    evals: pa.Table,
+    design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None,
+) -> dict[str, str]:
+    """The figures ``names`` made and saved (:func:`save_figure`): ``{name: PNG path}``. One
+    process's share of :func:`write_plots` (module level, so a spawned process can run it)."""
+    made = figures(table, report, history, evals, design, only=names)
+    return {name: save_figure(fig, sweep_dir, name)[0] for name, fig in made.items()}
+
+
 def write_plots(
     sweep_dir: str,
     table: pa.Table | None = None,
     report: TransferReport | None = None,
     evals: pa.Table | None = None,
+    *,
+    processes: int = 1,
 ) -> list[str]:
     """Every figure as a PNG, an SVG beside each; the PNGs' paths in :data:`NAMES` order. Reads
     the store (summaries and evaluations) and ``fits/latest.json`` for what is not given; with no
-    fit yet, fits one (without a bootstrap)."""
-    store = Store(SweepLayout(sweep_dir).store_root)
-    if table is None:
-        table = store.read_summaries()
-    if report is None:
-        report = read_latest(sweep_dir) or transfer_report(table, bootstrap=0)
-    if evals is None:
-        evals = store.read_evals()
-    made = figures(table, report, read_history(sweep_dir), evals, design_files(sweep_dir))
-    return [save_figure(fig, sweep_dir, name)[0] for name, fig in made.items()]
+    fit yet, fits one (without a bootstrap).
+
+    ``processes`` > 1 draws the figures in that many processes: this one and fresh interpreters
+    (:func:`_start_helper`), started first so that their imports overlap the store's reading,
+    each given a share of about equal cost (:func:`shares`). Drawing and saving the figures
+    takes seconds of one core, and at the end of a sweep every core is idle. The files are the
+    same bytes whichever process drew them."""
+    helpers = [_start_helper() for _ in range(processes - 1)]
+    try:
+        store = Store(SweepLayout(sweep_dir).store_root)
+        if table is None:
+            table = store.read_summaries()
+        if report is None:
+            report = read_latest(sweep_dir) or transfer_report(table, bootstrap=0)
+        if evals is None:
+            evals = store.read_evals()
+        inputs = (table, report, read_history(sweep_dir), evals, design_files(sweep_dir))
+        names = [*NAMES, *(["design"] if inputs[-1] is not None else [])]
+        mine, *theirs = shares(names, processes)
+        for helper, share in zip(helpers, theirs, strict=True):
+            _send(helper, sweep_dir, share, inputs)
+        saved = _save_figures(sweep_dir, mine, *inputs)
+        for helper in helpers:
+            saved.update(_helper_result(helper))
+    finally:
+        for helper in helpers:
+            if helper.poll() is None and helper.stdin is not None and not helper.stdin.closed:
+                helper.kill()  # never sent its share: this process failed first
+                helper.wait()
+    return [saved[name] for name in names]
+
+
+def shares(names: Sequence[str], processes: int) -> list[list[str]]:
+    """``names`` dealt to ``processes`` processes so each draws about the same seconds
+    (:data:`DRAW_SECONDS`; longest first, each to the least loaded): ``[this one's, ...]``."""
+    load = [0.0] * processes
+    out: list[list[str]] = [[] for _ in range(processes)]
+    for name in sorted(names, key=lambda n: -DRAW_SECONDS.get(n, 1.0)):
+        i = load.index(min(load))
+        out[i].append(name)
+        load[i] += DRAW_SECONDS.get(name, 1.0)
+    return out
+
+
+def _start_helper() -> subprocess.Popen[bytes]:
+    """A ``python -m tsweep.analysis.plots`` process that draws the share it is sent: its inputs
+    pickled on its stdin, the paths it saved as JSON on its stdout. A fresh interpreter rather
+    than a multiprocessing child, which would re-run the caller's ``__main__`` (a user's script)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tsweep.analysis.plots"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+
+
+def _send(helper: subprocess.Popen[bytes], sweep_dir: str, names: Sequence[str], inputs: tuple[Any, ...]) -> None:
+    assert helper.stdin is not None
+    helper.stdin.write(pickle.dumps((sweep_dir, list(names), inputs), protocol=pickle.HIGHEST_PROTOCOL))
+    helper.stdin.close()
+
+
+def _helper_result(helper: subprocess.Popen[bytes]) -> dict[str, str]:
+    assert helper.stdout is not None
+    out = helper.stdout.read()
+    if helper.wait() != 0:
+        raise RuntimeError(f"the figure-drawing process exited with {helper.returncode}")
+    saved: dict[str, str] = json.loads(out)
+    return saved
+
+
+def _helper_main() -> None:
+    sweep_dir, names, inputs = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.write(json.dumps(_save_figures(sweep_dir, names, *inputs)))
+
+
+if __name__ == "__main__":
+    _helper_main()

@@ -195,14 +195,8 @@ class SweepData:
         any corpus is built; then builds (or finds) every cache entry the jobs will read.
         """
         sw = self.sweep
-        names = self._used_corpora()
-        for name in names:
-            spec = self._spec(name)
-            if not isinstance(spec, MixtureCorpus) and lookup(self.root, self._corpus_key(name)) is None:
-                get_source(spec.kind).preflight(name, spec)
+        names = self.preflight()
         target = sw.target
-        if isinstance(self._spec(target), MixtureCorpus):
-            raise DataError(f"target {target!r}: a mixture cannot be the target; evaluate on one corpus")
         total = int(self._corpus_entry(target).meta["tokens"])
         budget = max([*sw.finetune_tokens, *sw.scratch_axis])
         need = budget + sw.eval.tokens
@@ -226,6 +220,20 @@ class SweepData:
                         f"{pre.max_epochs:g} passes over its training split of {available[s]:,} tokens"
                     )
         return available
+
+    def preflight(self) -> list[str]:
+        """The cheap half of :meth:`check`, in milliseconds: every corpus name resolves, files
+        exist, the hub is reachable for what is not cached, the target is no mixture; the corpora
+        the sweep uses."""
+        names = self._used_corpora()
+        for name in names:
+            spec = self._spec(name)
+            if not isinstance(spec, MixtureCorpus) and lookup(self.root, self._corpus_key(name)) is None:
+                get_source(spec.kind).preflight(name, spec)
+        target = self.sweep.target
+        if isinstance(self._spec(target), MixtureCorpus):
+            raise DataError(f"target {target!r}: a mixture cannot be the target; evaluate on one corpus")
+        return names
 
     # ------------------------------------------------------------------ corpora
     def _spec(self, name: str) -> CorpusSpec:

@@ -116,37 +116,45 @@ def _chunk(seed: int, distance: float, index: int, n: int) -> list[str]:
         np.int64
     )[:n]
     topic = rng.integers(0, TOPICS, size=CHUNK)[:n]
-    steps = int(lengths.max())
-    out = np.zeros((n, steps + 3), dtype=np.int16)
+    # Rows are kept longest first, so the documents still being written at step t are a prefix
+    # (most are done long before the longest: a mean of ~300 of up to 1536 steps). Every step
+    # still draws the whole chunk's uniforms, so each document's draws, hence its text, are the
+    # same as when every row ran every step; the rows are put back in order at the end.
+    order = np.argsort(-lengths, kind="stable")
+    topic = topic[order]
+    active = np.searchsorted(-lengths[order], -np.arange(int(lengths.max())), side="left")
+    out = np.zeros((n, len(active) + 3), dtype=np.int16)
     out[:, :3] = K - 1  # context before the first symbol: as if after a line break
-    rows = np.arange(n)
     copy_left = np.zeros(n, dtype=np.int64)
     copy_src = np.zeros(n, dtype=np.int64)
-    for t in range(steps):
-        u = rng.random((6, CHUNK), dtype=np.float32)[:, :n]
+    for t, m in enumerate(active):
+        u = rng.random((6, CHUNK), dtype=np.float32)[:, order[:m]]
         pos = t + 3
-        a, b, c = out[:, pos - 1], out[:, pos - 2], out[:, pos - 3]
+        rows = np.arange(m)
+        a, b, c = out[:m, pos - 1], out[:m, pos - 2], out[:m, pos - 3]
         tab = (u[0] < distance).astype(np.intp)
         backbone = u[1] < P_BACKBONE
         bsup, bcum = tb.b_sup[tab, a], tb.b_cum[tab, a]
         bk = tb.bucket[tab, a, b, c]
-        hsup, hcum = tb.h_sup[tab, topic, bk], tb.h_cum[tab, topic, bk]
+        hsup, hcum = tb.h_sup[tab, topic[:m], bk], tb.h_cum[tab, topic[:m], bk]
         nb = (u[2][:, None] > bcum).sum(1)
         nh = (u[2][:, None] > hcum).sum(1)
         nxt = np.where(backbone, bsup[rows, np.minimum(nb, S1 - 1)], hsup[rows, np.minimum(nh, S3 - 1)])
+        left, src = copy_left[:m], copy_src[:m]
         if t >= COPY_AFTER:
-            start = (copy_left == 0) & (u[3] < P_COPY)
+            start = (left == 0) & (u[3] < P_COPY)
             if start.any():
                 length = COPY_MIN + (u[4][start] * (COPY_MAX - COPY_MIN + 1)).astype(np.int64)
                 length = np.minimum(length, t)
-                copy_src[start] = 3 + (u[5][start] * (t - length + 1)).astype(np.int64)
-                copy_left[start] = length
-        copying = copy_left > 0
+                src[start] = 3 + (u[5][start] * (t - length + 1)).astype(np.int64)
+                left[start] = length
+        copying = left > 0
         if copying.any():
-            nxt = np.where(copying, out[rows, copy_src], nxt)
-            copy_src += copying
-            copy_left -= copying
-        out[:, pos] = nxt
+            nxt = np.where(copying, out[rows, src], nxt)
+            src += copying
+            left -= copying
+        out[:m, pos] = nxt
+    out[order] = out.copy()
     symbols = _ALPHA_BYTES[out[:, 3:]]
     return [symbols[i, : lengths[i]].tobytes().decode("ascii") for i in range(n)]
 

@@ -128,11 +128,20 @@ class Lease:
         self.release()
 
 
-def acquire(layout: SweepLayout, *, settle_s: float = SETTLE_S) -> Lease:
-    """The sweep folder's lease for this process, or :class:`SweepBusy` naming its live holder."""
+def refuse_if_held(layout: SweepLayout) -> dict[str, Any] | None:
+    """:class:`SweepBusy` naming the holder if a live driver holds the folder's lease, else the
+    stale lease found (None: none); reads only. A driver calls it before starting anything, then
+    takes the lease with :func:`acquire` (which checks again: another driver may have come
+    between)."""
     current = _read(layout)
     if current is not None and stale_reason(current) is None:
         raise _busy(layout, current)
+    return current
+
+
+def acquire(layout: SweepLayout, *, settle_s: float = SETTLE_S) -> Lease:
+    """The sweep folder's lease for this process, or :class:`SweepBusy` naming its live holder."""
+    current = refuse_if_held(layout)
     if current is not None:
         log.warning(
             "sweep %s: taking over the lease of %s: %s",

@@ -51,14 +51,23 @@ def check_resources(sweep: Sweep, graph: JobGraph, vocab_size: int) -> None:
             )
 
 
-def check_and_expand(sweep: Sweep, layout: SweepLayout | None = None) -> tuple[JobGraph, dict[str, int]]:
+def check_data_and_resources(sweep: Sweep, graph: JobGraph) -> dict[str, int]:
+    """Every corpus opened, counted and tokenized into the data cache (``SweepData.check``),
+    and every job of ``graph`` checked against its device's memory; the tokens each corpus's
+    splits make available."""
     from tsweep.data import SweepData
 
     data = SweepData(sweep)
     available = data.check()
-    graph = expand(sweep, layout)
     check_resources(sweep, graph, data.vocab_size)
-    return graph, available
+    return available
+
+
+def check_and_expand(sweep: Sweep, layout: SweepLayout | None = None) -> tuple[JobGraph, dict[str, int]]:
+    """The sweep's job graph, validated end to end (:func:`check_data_and_resources`), and the
+    tokens each corpus makes available."""
+    graph = expand(sweep, layout)
+    return graph, check_data_and_resources(sweep, graph)
 
 
 # Seconds a Ray trial costs beyond its training (actor start-up, reporting): measured by

@@ -52,6 +52,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAMESPACE = "tsweep"
+# Processes drawing the final plots (tsweep.analysis.plots.write_plots): seconds of one core's
+# work, when the sweep's jobs have ended and the driver's machine has cores free (two: 6.7 s to
+# 5.1 s on the demo's 113 jobs, 2-core AMD EPYC).
+PLOT_PROCESSES = min(2, os.cpu_count() or 1)
+# Ray Tune's switch for its default CSV, JSON and TensorBoard loggers (ray.tune.utils.callback).
+TUNE_LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 
 @dataclass
@@ -183,6 +189,7 @@ def _start_local(num_cpus: int | None) -> RayCluster:
     import ray
 
     private_token_file()
+    _quiet_token_notice()
     ctx = ray.init(
         # "local": a new cluster. With no address Ray joins the cluster a `ray start --head` on
         # this machine recorded in {temp}/ray_current_cluster, and then refuses num_cpus.
@@ -196,6 +203,21 @@ def _start_local(num_cpus: int | None) -> RayCluster:
         logging_level=logging.WARNING,
     )
     return RayCluster(_url(ctx), local=True)
+
+
+class _TokenNotice(logging.Filter):
+    """Drops Ray's line announcing the token authentication it turns on for a new local cluster
+    (the README's Security section says it; a sweep refused once Ray is up then prints one line).
+    Ray's line for a cluster started *without* a token stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _quiet_token_notice() -> None:
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _TokenNotice) for f in logger.filters):
+        logger.addFilter(_TokenNotice())
 
 
 def _url(ctx: object) -> str | None:
@@ -327,6 +349,13 @@ def sweep_tuner(
     # limit Tune also takes as its pending-trial limit.
     # Ray annotates ``resources`` as returning a PlacementGroupFactory; a function returning a resource
     # dict is what its docstring shows and what Trial.default_resource_request converts.
+    # Tune's own loggers are off (unless the user's environment says otherwise): a CSV, a JSON and
+    # a TensorBoard file per trial, written by the driver at every report, which the sweep's store
+    # and `trackers:` (its TensorBoard logger where a user asks) already cover. Their cost was the
+    # driver's: importing tensorboardX (and torch with it) before the first trial, about 2 s of a
+    # core, then every report written three times on a core the jobs share. Tune reads the
+    # variable when a run starts.
+    os.environ.setdefault(TUNE_LOGGERS_OFF, "1")
     trainable = tune.with_resources(trainable, resources=_resources)  # type: ignore[arg-type]
     if isinstance(trainable, type):  # Ray names an actor's class by its __qualname__, which Tune's
         trainable.__qualname__ = trainable.__name__  # wrapper leaves as with_resources.<locals>...
@@ -384,11 +413,14 @@ def run_sweep(
     called with the dashboard URL once the cluster is up and nothing was refused."""
     t0 = time.perf_counter()
     layout = layout or sweep.layout()
+    graph = expand(sweep, layout)
+    # refusals that need no data and no cluster, before Ray starts (each read-only)
+    trackers.check_installed(sweep.trackers)  # an optional package missing
+    lease.refuse_if_held(layout)  # another driver runs this folder
+    refuse_foreign_results(sweep, graph, layout)
+    cluster = _start_ray_checking_data(sweep, graph, address, num_cpus)
     with lease.acquire(layout):
-        graph = expand(sweep, layout)
-        refuse_foreign_results(sweep, graph, layout)  # before anything is written
-        trackers.check_installed(sweep.trackers)  # an optional package missing: say so before anything runs
-        cluster = init_ray(address, num_cpus)
+        refuse_foreign_results(sweep, graph, layout)  # again, now that no other driver can write
         check_capacity(graph.jobs, cluster_resources(), local=cluster.local)  # before anything is written
         save_sweep(sweep, layout)
         todo, available = jobs_to_run(graph, layout)
@@ -404,6 +436,35 @@ def run_sweep(
         _run_jobs(sweep, layout, list(graph.jobs), todo, available, result, live=live)
         result.wall_time_s = time.perf_counter() - t0
         return result
+
+
+def _start_ray_checking_data(sweep: Sweep, graph: JobGraph, address: str | None, num_cpus: int | None) -> RayCluster:
+    """Start (or join) Ray while a second thread opens, counts and tokenizes every corpus
+    (``SweepData.check``, which fills the data cache the jobs read) and checks each job against
+    its device's memory: on a fresh machine both take seconds, mostly on different cores (Ray's
+    start is its own processes starting). Ray starts in this thread: a node started from a
+    thread that ends is stopped with it. The cheap checks (names, files, the hub) refuse before
+    Ray starts; a corpus too small for its budgets once Ray is up, before anything is written,
+    and then the connection made here is shut down (a cluster started here stops with it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+
+    from tsweep.data import SweepData
+    from tsweep.orchestrator.planview import check_data_and_resources
+
+    SweepData(sweep).preflight()
+    connected = ray.is_initialized()
+    with ThreadPoolExecutor(1, thread_name_prefix="tsweep-data") as pool:
+        checked = pool.submit(check_data_and_resources, sweep, graph)
+        cluster = init_ray(address, num_cpus)
+        try:
+            checked.result()
+        except BaseException:
+            if not connected:  # started (or joined) here for this sweep, which is refused
+                ray.shutdown()
+            raise
+    return cluster
 
 
 def _searcher(
@@ -480,4 +541,4 @@ def _run_jobs(
         latest = read_latest(layout.sweep_dir)
         if latest is not None:
             trackers.log_gaps(sweep.trackers, sweep.name, latest, layout.tune_dir)
-    result.plots = write_plots(layout.sweep_dir)
+    result.plots = write_plots(layout.sweep_dir, processes=PLOT_PROCESSES)
