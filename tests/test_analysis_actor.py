@@ -162,6 +162,23 @@ def test_plots_drawn_in_two_processes_are_the_same_pictures(tmp_path, rows):
     assert all(os.path.getsize(p[: -len("png")] + "svg") > 1000 for p in one)
 
 
+def test_plot_helpers_started_early_draw_or_are_stopped(tmp_path, rows):
+    """A driver starts the second plotting interpreter before its final refit: used by
+    ``write_plots`` (same pictures), or, when the refit fails, stopped, never left behind."""
+    from tsweep.analysis.plots import start_helpers, stop_helpers
+
+    unused = start_helpers(1)
+    stop_helpers(unused)
+    assert unused[0].poll() is not None
+    sweep_dir, _ = _sweep(tmp_path, rows)
+    AnalysisActor(sweep_dir, bootstrap=10, seed=0).refit()
+    helpers = start_helpers(1)
+    paths = write_plots(sweep_dir, processes=2, helpers=helpers)
+    assert helpers[0].poll() == 0 and len(paths) == 7
+    with pytest.raises(ValueError, match="helpers"):
+        write_plots(sweep_dir, processes=3, helpers=[])
+
+
 def test_plot_shares_are_whole_and_balanced():
     from tsweep.analysis.plots import DRAW_SECONDS, NAMES, shares
 

@@ -747,6 +747,7 @@ def write_plots(
     evals: pa.Table | None = None,
     *,
     processes: int = 1,
+    helpers: Sequence[subprocess.Popen[bytes]] | None = None,
 ) -> list[str]:
     """Every figure as a PNG, an SVG beside each; the PNGs' paths in :data:`NAMES` order. Reads
     the store (summaries and evaluations) and ``fits/latest.json`` for what is not given; with no
@@ -756,8 +757,12 @@ def write_plots(
     (:func:`_start_helper`), started first so that their imports overlap the store's reading,
     each given a share of about equal cost (:func:`shares`). Drawing and saving the figures
     takes seconds of one core, and at the end of a sweep every core is idle. The files are the
-    same bytes whichever process drew them."""
-    helpers = [_start_helper() for _ in range(processes - 1)]
+    same bytes whichever process drew them. ``helpers``: those interpreters, started earlier by
+    :func:`start_helpers` (a driver starts them before its final refit, so their imports overlap
+    it); they are used up here."""
+    helpers = list(helpers) if helpers is not None else start_helpers(processes - 1)
+    if len(helpers) != processes - 1:
+        raise ValueError(f"write_plots: {len(helpers)} helpers for {processes} processes")
     try:
         store = Store(SweepLayout(sweep_dir).store_root)
         if table is None:
@@ -775,10 +780,7 @@ def write_plots(
         for helper in helpers:
             saved.update(_helper_result(helper))
     finally:
-        for helper in helpers:
-            if helper.poll() is None and helper.stdin is not None and not helper.stdin.closed:
-                helper.kill()  # never sent its share: this process failed first
-                helper.wait()
+        stop_helpers(helpers)  # any never sent its share: this process failed first
     return [saved[name] for name in names]
 
 
@@ -792,6 +794,20 @@ def shares(names: Sequence[str], processes: int) -> list[list[str]]:
         out[i].append(name)
         load[i] += DRAW_SECONDS.get(name, 1.0)
     return out
+
+
+def start_helpers(n: int) -> list[subprocess.Popen[bytes]]:
+    """``n`` figure-drawing interpreters for :func:`write_plots`, importing while the caller
+    does something else; :func:`stop_helpers` ends any that are never used."""
+    return [_start_helper() for _ in range(n)]
+
+
+def stop_helpers(helpers: Sequence[subprocess.Popen[bytes]]) -> None:
+    """End the helpers that were never sent a share (the caller failed before drawing)."""
+    for helper in helpers:
+        if helper.poll() is None and helper.stdin is not None and not helper.stdin.closed:
+            helper.kill()
+            helper.wait()
 
 
 def _start_helper() -> subprocess.Popen[bytes]:

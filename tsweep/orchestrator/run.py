@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tsweep.analysis.actor import AnalysisActor, read_latest, start_analysis_actor
-from tsweep.analysis.plots import write_plots
+from tsweep.analysis.plots import start_helpers, stop_helpers, write_plots
 from tsweep.core.errors import UsageError
 from tsweep.core.job import Job
 from tsweep.core.layout import Files, SweepLayout, without_query
@@ -534,11 +534,15 @@ def _run_jobs(
             if r.error is not None:
                 result.failed.append(f"{job_label(r.config, '?')}: {type(r.error).__name__}: {r.error}")
         result.blocked = dict(searcher.blocked)
-    result.report = final_refit(actor, layout, sweep)
-    if isinstance(searcher, AdaptiveSearcher):
-        result.design = searcher.final_state()
-    if sweep.trackers.any:
-        latest = read_latest(layout.sweep_dir)
-        if latest is not None:
-            trackers.log_gaps(sweep.trackers, sweep.name, latest, layout.tune_dir)
-    result.plots = write_plots(layout.sweep_dir, processes=PLOT_PROCESSES)
+    helpers = start_helpers(PLOT_PROCESSES - 1)  # the plots' second process imports during the refit
+    try:
+        result.report = final_refit(actor, layout, sweep)
+        if isinstance(searcher, AdaptiveSearcher):
+            result.design = searcher.final_state()
+        if sweep.trackers.any:
+            latest = read_latest(layout.sweep_dir)
+            if latest is not None:
+                trackers.log_gaps(sweep.trackers, sweep.name, latest, layout.tune_dir)
+        result.plots = write_plots(layout.sweep_dir, processes=PLOT_PROCESSES, helpers=helpers)
+    finally:
+        stop_helpers(helpers)
