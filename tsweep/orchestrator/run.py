@@ -2,20 +2,24 @@
 
 Steps, each idempotent so that running the driver again (``resume``) finishes only what is
 missing:
-0. Take the sweep folder's lease (``tsweep.orchestrator.lease``): one driver per sweep.
-1. Expand the sweep, write its validated YAML beside the store, read every shard of the store
-   (setting aside the ones that do not parse): jobs with a final summary and whole rows are
-   skipped (content-addressed ids make this exact); a pre-training job whose p-checkpoint an
-   unfinished fine-tune needs runs again if that checkpoint is missing or damaged.
-2. Start (or join) Ray (:func:`init_ray`, which says whether the cluster is local): a local
-   cluster is a new one, even where ``ray start --head`` runs on the machine, listens on
-   127.0.0.1 only and keeps its token private; a job larger than a local cluster is refused
-   (:func:`check_capacity`). Start the named analysis actor (namespace ``tsweep``) and the core
-   broker that lends idle CPUs to running jobs (``tsweep.orchestrator.cores``).
+0. Expand the sweep and refuse what needs no cluster: a tracker's package missing, a live
+   driver on the folder (``tsweep.orchestrator.lease``), finished jobs of another sweep in it.
+1. Start (or join) Ray (:func:`init_ray`, which says whether the cluster is local) while a
+   second thread opens, counts and tokenizes every corpus into the data cache
+   (:func:`_start_ray_checking_data`): a local cluster is a new one, even where ``ray start
+   --head`` runs on the machine, listens on 127.0.0.1 only and keeps its token private.
+2. Take the sweep folder's lease: one driver per sweep. A job larger than a local cluster is
+   refused (:func:`check_capacity`). Write the validated YAML beside the store, read every
+   shard of the store (setting aside the ones that do not parse): jobs with a final summary and
+   whole rows are skipped (content-addressed ids make this exact); a pre-training job whose
+   p-checkpoint an unfinished fine-tune needs runs again if that checkpoint is missing or
+   damaged. Start the named analysis actor (namespace ``tsweep``) and the core broker that
+   lends idle CPUs to running jobs (``tsweep.orchestrator.cores``).
 3. One Tune run whose searcher releases jobs as their dependencies appear, each trial with the
    job's own resources (and any idle CPUs of its node, lent until a new job needs them),
    retried from its checkpoint up to ``max_failures`` times.
-4. A final synchronous refit; plots; the result: what ran, what failed, what is blocked.
+4. A final synchronous refit (the plots' second process starting beside it); plots; the
+   result: what ran, what failed, what is blocked.
 """
 
 from __future__ import annotations
