@@ -2,8 +2,9 @@
 
 Two drivers on one sweep (a second ``submit``, or ``resume`` while it runs) would race on the
 attempts counters, on clearing a job's rows before it starts over and on removing resume
-state. So the driver (``run_sweep``) takes the sweep folder's lease first and holds it until it
-returns: ``{"holder": "host:pid", "host", "pid", "started", "heartbeat", "token"}``, the
+state. So the driver (``run_sweep``) takes the sweep folder's lease before it writes anything
+(it looks first, :func:`refuse_if_held`, before it starts Ray) and holds it until it returns:
+``{"holder": "host:pid", "host", "pid", "started", "heartbeat", "token"}``, the
 heartbeat rewritten every :data:`HEARTBEAT_S` by a background thread.
 
 Another driver finding a live lease refuses with one line naming the holder
