@@ -81,7 +81,8 @@ NAMES = ("loss_vs_finetune", "scratch_curves", "dt_vs_df", "gaps", "loss_vs_p", 
 # and, for an adaptive design, "design" (figure_design)
 FORMATS = ("png", "svg")
 # Seconds of one core each figure takes to draw and save (PNG and SVG), measured on the demo's
-# store (113 jobs, 2-core AMD EPYC): write_plots balances its processes' shares with them.
+# store (113 jobs, 2-core AMD EPYC): write_plots balances its processes' shares with them. The
+# demo has no adaptive design: its figure's entry is a guess of the same order as the others.
 DRAW_SECONDS = {
     "learning_curves": 1.47,
     "loss_vs_p": 0.86,
@@ -735,7 +736,7 @@ def _save_figures(
     design: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None,
 ) -> dict[str, str]:
     """The figures ``names`` made and saved (:func:`save_figure`): ``{name: PNG path}``. One
-    process's share of :func:`write_plots` (module level, so a spawned process can run it)."""
+    process's share of :func:`write_plots`: this one's, or a helper's (:func:`_helper_main`)."""
     made = figures(table, report, history, evals, design, only=names)
     return {name: save_figure(fig, sweep_dir, name)[0] for name, fig in made.items()}
 
