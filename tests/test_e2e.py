@@ -70,6 +70,8 @@ def test_the_console_script_runs_the_sweep_and_prints_progress_lines(piped):
     assert f"{n_jobs}/{n_jobs} jobs" in last and "ETA" in last and "| G: " in last
     assert re.search(r"\| ETA (\d+s|\d+m|\?) \|", lines[0])
     assert "Transfer report: sweep tiny" in proc.stdout  # the gap table at the end
+    # Tune's results read each trial's metrics from its JSON log, which tsweep keeps (run.sweep_tuner)
+    assert "Failed to fetch metrics" not in proc.stdout + proc.stderr
 
 
 def test_the_store_holds_one_summary_per_job_and_no_duplicate_eval_rows(piped):

@@ -353,13 +353,16 @@ def sweep_tuner(
     # limit Tune also takes as its pending-trial limit.
     # Ray annotates ``resources`` as returning a PlacementGroupFactory; a function returning a resource
     # dict is what its docstring shows and what Trial.default_resource_request converts.
-    # Tune's own loggers are off (unless the user's environment says otherwise): a CSV, a JSON and
-    # a TensorBoard file per trial, written by the driver at every report, which the sweep's store
-    # and `trackers:` (its TensorBoard logger where a user asks) already cover. Their cost was the
-    # driver's: importing tensorboardX (and torch with it) before the first trial, about 2 s of a
-    # core, then every report written three times on a core the jobs share. Tune reads the
-    # variable when a run starts.
+    # Of Tune's own loggers (a CSV, a JSON and a TensorBoard file per trial, written by the driver
+    # at every report) only the JSON one is kept, unless the user's environment says otherwise:
+    # Tune's results read each trial's metrics back from it (without it, a warning line per trial
+    # at the end of the run). The sweep's store and `trackers:` (TensorBoard where a user asks)
+    # cover the others, whose cost was the driver's: importing tensorboardX (and torch with it)
+    # before the first trial, about 2 s of a core, then every report written twice more on a
+    # core the jobs share. Tune reads the variable when a run starts.
     os.environ.setdefault(TUNE_LOGGERS_OFF, "1")
+    if not any(isinstance(c, tune.logger.JsonLoggerCallback) for c in callbacks):
+        callbacks = [*callbacks, tune.logger.JsonLoggerCallback()]  # type: ignore[no-untyped-call]  # unannotated in Ray
     trainable = tune.with_resources(trainable, resources=_resources)  # type: ignore[arg-type]
     if isinstance(trainable, type):  # Ray names an actor's class by its __qualname__, which Tune's
         trainable.__qualname__ = trainable.__name__  # wrapper leaves as with_resources.<locals>...
