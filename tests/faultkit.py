@@ -278,11 +278,19 @@ def resume(sweep_name: str, root: Path, cwd: Path, timeout: float = 300) -> subp
     )
 
 
-def withdraw_cluster_address(address: str) -> None:
-    """``ray.cluster_utils.Cluster`` advertises itself in {Ray's temp dir}/ray_current_cluster,
-    where any ray.init() on this machine would find and join it: withdraw that at once."""
+def cluster_address_file() -> Path:
+    """Where ``ray.cluster_utils.Cluster`` advertises its address: {Ray's default temp dir}/
+    ray_current_cluster, whatever temp dir its nodes use. It writes there without creating the
+    folder, which exists only once some Ray session used the default temp dir on this machine
+    (a fresh machine running one cluster test alone has none): make it before a Cluster starts."""
     system_tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # Ray's order (Linux)
-    addr_file = Path(system_tmp, "ray", "ray_current_cluster")
+    return Path(system_tmp, "ray", "ray_current_cluster")
+
+
+def withdraw_cluster_address(address: str) -> None:
+    """``ray.cluster_utils.Cluster`` advertises itself in :func:`cluster_address_file`, where any
+    ray.init() on this machine would find and join it: withdraw that at once."""
+    addr_file = cluster_address_file()
     if addr_file.exists() and addr_file.read_text().strip() == address:
         addr_file.unlink()
 

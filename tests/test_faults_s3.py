@@ -43,6 +43,7 @@ from faultkit import (
     assert_sweep_matches_baseline,
     attempts,
     baseline_of,
+    cluster_address_file,
     gcs,
     has_resume,
     kill_driver,
@@ -61,6 +62,7 @@ from tsweep.core.layout import SweepLayout, join
 from tsweep.core.store import Store
 from tsweep.orchestrator.plan import expand
 from tsweep.sweeps import load_sweep
+from tsweep.workers import checkpoints
 
 pytest.importorskip("moto.server", reason="the test extra installs moto[server]")
 
@@ -141,6 +143,7 @@ def cluster(bucket, folders):
         }
 
     ray.shutdown()
+    cluster_address_file().parent.mkdir(parents=True, exist_ok=True)
     # The dashboard (the state API behind it) on a free port: on a shared machine Ray's default
     # 8265 may belong to another cluster, and then this one's dashboard never comes up.
     with socket.socket() as s:
@@ -372,7 +375,17 @@ def test_nothing_of_the_sweep_on_local_disk(faulted, folders):
     """Every node's working folder and TMPDIR, the drivers' and the readers': no sweep file."""
     found = [p for f in folders.values() for p in sweep_files_under(f, names=(BUCKET,))]
     # A pre-training branch keeps a snapshot of its stable run in its node's TMPDIR for the
-    # moment of the branch; a node removed mid-branch takes it along with its disk. Anywhere
-    # else, a leftover is a leak (a later attempt of the job clears it at its start).
-    removed = faulted["node"]["folder"]
-    assert [p for p in found if not p.is_relative_to(removed / "tmp" / "tsweep-branch")] == [], found[:20]
+    # moment of the branch, and a checkpoint passes through a staging folder there on its way to
+    # the bucket; a node removed mid-branch or mid-upload takes them along with its disk (its
+    # processes died with it). Anywhere else, a leftover is a leak: a later job on the node
+    # clears a dead process's, and a finished upload its own.
+    removed = faulted["node"]["folder"] / "tmp"
+
+    def went_with_the_node(p: Path) -> bool:
+        if not p.is_relative_to(removed):
+            return False
+        top = p.relative_to(removed).parts[0]
+        owner = checkpoints.staging_owner(top)
+        return top == "tsweep-branch" or (owner is not None and not checkpoints.process_alive(owner))
+
+    assert [p for p in found if not went_with_the_node(p)] == [], found[:20]

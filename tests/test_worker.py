@@ -325,6 +325,9 @@ def test_staging_folders_of_dead_processes_are_cleared(tmp_path, monkeypatch):
     import subprocess
     import sys
     import tempfile
+    import time
+
+    import psutil
 
     from tsweep.workers import checkpoints
 
@@ -333,11 +336,18 @@ def test_staging_folders_of_dead_processes_are_cleared(tmp_path, monkeypatch):
     gone = tmp_path / f"{checkpoints.STAGING_PREFIX}{dead.stdout.strip()}-abc"
     (gone / "step40").mkdir(parents=True)
     (gone / "step40" / "mp_rank_00_model_states.pt").write_bytes(b"half")
+    # killed and not yet reaped by its parent (a zombie): dead too, as when a retry starts at once
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.01)
+    unreaped = tmp_path / f"{checkpoints.STAGING_PREFIX}{zombie.pid}-def"
+    unreaped.mkdir()
     mine = checkpoints._staging_dir()
     other = tmp_path / "unrelated"
     other.mkdir()
     checkpoints.clear_stale_staging()
-    assert not gone.exists() and os.path.isdir(mine) and other.exists()
+    zombie.wait()
+    assert not gone.exists() and not unreaped.exists() and os.path.isdir(mine) and other.exists()
 
 
 # ------------------------------------------------------------------ pinned results

@@ -224,17 +224,32 @@ def _staging_dir() -> str:
 def clear_stale_staging() -> None:
     """Remove the staging folders that processes killed mid-transfer left in this node's
     temporary folder (a process killed by SIGKILL or with its node's power cannot remove its own)."""
-    import psutil
-
     root = tempfile.gettempdir()
     try:
         names = os.listdir(root)
     except OSError:
         return
     for name in names:
-        pid = name[len(STAGING_PREFIX) :].split("-", 1)[0]
-        if name.startswith(STAGING_PREFIX) and pid.isdigit() and not psutil.pid_exists(int(pid)):
+        pid = staging_owner(name)
+        if pid is not None and not process_alive(pid):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def staging_owner(name: str) -> int | None:
+    """The process id in a staging folder's name (None: not a staging folder)."""
+    pid = name[len(STAGING_PREFIX) :].split("-", 1)[0]
+    return int(pid) if name.startswith(STAGING_PREFIX) and pid.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a killed process its parent has not reaped yet (a zombie) is dead,
+    so the retry that starts the moment its predecessor was killed clears its leftover."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def clear_scratch(job: Job) -> None:
