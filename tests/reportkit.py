@@ -1,7 +1,9 @@
 """A finished ``demo`` sweep folder for the report and notebook-API tests, built from stored data.
 
 The summary rows are a real run of today's demo grid (``tests/data/demo_synthetic``: two sources,
-pico and mini, both gaps identified at mini). The analysis actor is fed them in the order the
+pico and mini; its gap law floors disagree with its scratch plateaus at both sizes, so its gaps
+are withdrawn and the sources are ordered by their gaps in loss at the largest f, apart at mini).
+The analysis actor is fed them in the order the
 sweep finished them, refitting four times, so ``fits/latest.json`` and ``fits/history.jsonl`` are
 what a live sweep leaves. The store of that run kept no evaluation rows, so each job gets a
 learning curve drawn through its own summary: evaluations every ``tokens_seen / 12`` tokens on a

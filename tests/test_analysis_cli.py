@@ -225,17 +225,21 @@ def _option(entry, route):
 
 
 def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
-    assert main(["advise", sweep_dir, "--target-loss", "2.0", "--json"]) == 0
+    # the largest size's floor E_N is 2.06 (the scratch plateau there): text (G = 40) is at 2.63 with a
+    # pre-training floor of 2.52 at its largest f, code (G = 10) at 2.29, already under the target
+    TARGET = 2.35
+    assert main(["advise", sweep_dir, "--target-loss", str(TARGET), "--json"]) == 0
     entries = {e["source"]: e for e in json.loads(capsys.readouterr().out)}
     from tsweep.analysis.actor import read_latest
 
     latest = read_latest(sweep_dir)
     text = entries["text"]
     prm = latest.gap_fit(text["size"]).source_params("text")
-    # G = 40 (Barnett-form truth): at this f the floor no pre-training crosses is above 2.0
+    # G = 40 (Barnett-form truth): at this f the floor no pre-training crosses is above the target
     pre = _option(text, "pre-training")
     floor = prm["G"] * text["f"] ** -prm["beta"] + prm["E"]
-    assert floor > 2.0 and pre["status"] == "unreachable" and pre["tokens"] is None and f"{floor:.4g}" in pre["reason"]
+    assert floor > TARGET and pre["status"] == "unreachable" and pre["tokens"] is None
+    assert f"{floor:.4g}" in pre["reason"]
     # more target data reaches it, but more than 4x past the largest measured f: no point value
     ft = _option(text, "target data")
     assert ft["status"] == "beyond the design" and ft["tokens"] is None and ft["ci95"][0] > 4 * text["f"]
@@ -244,10 +248,10 @@ def test_advise_compares_and_solves_for_a_target(sweep_dir, capsys):
     assert code["met"] and code["cheapest"] is not None
     ft = _option(code, "target data")
     cprm = latest.gap_fit(code["size"]).source_params("code")
-    assert float(get_law("barnett").predict(cprm, p=code["p"], f=ft["tokens"])) == pytest.approx(2.0, rel=1e-6)
-    assert main(["advise", sweep_dir, "--target-loss", "2.0"]) == 0
+    assert float(get_law("barnett").predict(cprm, p=code["p"], f=ft["tokens"])) == pytest.approx(TARGET, rel=1e-6)
+    assert main(["advise", sweep_dir, "--target-loss", str(TARGET)]) == 0
     out = capsys.readouterr().out
-    assert "to reach 2" in out and "beyond the design" in out and "FLOPs" in out
+    assert f"to reach {TARGET:g}" in out and "beyond the design" in out and "FLOPs" in out
 
 
 def test_advise_solves_for_pre_training_when_it_can_reach_the_target(sweep_dir, capsys):

@@ -216,3 +216,44 @@ def test_a_noise_profile_draws_its_own_uncertainty_per_resample():
     assert np.all(whole >= d) and np.all(whole >= 0.0055) and np.any(whole > 0.0055)
     assert np.array_equal(prof.draws([1e3], 5, seed=3), prof.draws([1e3], 5, seed=3))
     assert prof.whole([1e3])[0] == pytest.approx(0.0055) and prof.whole([16e3])[0] > 0.0055
+
+
+def test_the_moment_split_counts_the_degrees_of_freedom_the_fit_took_from_the_checkpoints():
+    """16 checkpoints of 5 fine-tunes each (the demo's grid at one size), a fit whose 8 terms are
+    smooth in p and f like the gap law's: the checkpoints' shared offsets are mostly absorbed by
+    the p terms. The moment split on the fit's residual maker recovers both scales on average;
+    the row-count correction n / (n - P) reads the offset low (0.82 of it here; 0.67 of it on the
+    gap fits of the checkpoint-offsets world, tsweep.analysis.worlds)."""
+    from tsweep.analysis.fitter import moment_components, noise_components
+
+    rng = np.random.default_rng(0)
+    lp = np.repeat(np.tile(np.linspace(0, 2.8, 8), 2), 5)  # log p, 8 checkpoints per source
+    source = np.repeat([0, 1], 40)
+    lf = np.tile(np.linspace(0, 2.8, 5), 16)  # log f
+    groups = source * 100 + np.repeat(np.arange(16), 5)
+    x = np.column_stack(
+        [
+            np.ones(80),
+            lf,
+            np.exp(-lf),
+            source,
+            lp * (source == 0),
+            lp * (source == 1),
+            lp**2 * (source == 0),
+            lp**2 * (source == 1),
+        ]
+    )
+    hat = x @ np.linalg.pinv(x.T @ x) @ x.T
+    within, between = 0.003, 0.006
+    old, new = [], []
+    for _ in range(400):
+        eps = (
+            within * rng.standard_normal(80)
+            + between * rng.standard_normal(16)[np.unique(groups, return_inverse=True)[1]]
+        )
+        r = eps - hat @ eps
+        old.append(noise_components(r, 8, groups))
+        new.append(moment_components(r, groups, hat))
+    (_, ob), (nw, nb) = np.sqrt(np.mean(np.square(old), axis=0)), np.sqrt(np.mean(np.square(new), axis=0))
+    assert nb == pytest.approx(between, rel=0.1) and nw == pytest.approx(within, rel=0.1), (nw, nb)
+    assert ob < 0.9 * between, ob

@@ -14,9 +14,15 @@ budget that reaches it, also when X is already met (then the budget is below the
   size's plateau law L = L_inf + B D^-beta_N (Hernandez et al. 2021, sec. 2), with its bootstrap.
 
 Only identified terms enter an answer: a route whose law has an unidentified term answers "not
-identified" and says which. Each answer is solved on every bootstrap draw of its law (the
-draws ``FitResult.boot_params`` keeps); its interval is the central 95% of those answers, a draw
-that cannot reach X counting as infinite. An answer has a point value only when it is decided:
+identified" and says which. Where a size's gaps are withdrawn only because its gap law's floor
+disagrees with the from-scratch plateau ("floors disagree", ``tsweep.analysis.transfer``), the
+law still describes the runs where they were measured, so the target-data route answers inside
+the measured f range and reads "not identified" with that reason past it, where the floor
+decides; the pre-training route, which needs G, reads "not identified".
+
+Each answer is solved on every bootstrap draw of its law (the draws ``FitResult.boot_params``
+keeps); its interval is the central 95% of those answers, a draw that cannot reach X counting as
+infinite. An answer has a point value only when it is decided:
 
 - "beyond the design": the point lies more than ``DESIGN_REACH`` x outside the measured range of
   its axis (p, f or the scratch D) or past the target corpus, when its size is given: no point
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,7 +56,7 @@ import pyarrow as pa
 from tsweep.analysis import fitter
 from tsweep.analysis.fitter import FitResult
 from tsweep.analysis.laws import Array
-from tsweep.analysis.records import Estimate, GapFit, ScratchCurve, TransferReport
+from tsweep.analysis.records import Estimate, GapFit, ScratchCurve, SourceTransfer, TransferReport
 from tsweep.core.jsonio import finite
 from tsweep.sweeps import Resources
 
@@ -197,6 +203,7 @@ class Route:
     draws: Array | None = None
     missing: str | None = None  # why a term of its law is not identified
     floor: str = ""  # the loss no budget on this axis goes below, as text ("E = 2.32")
+    floor_doubt: str | None = None  # why that floor is in doubt: answers past the measured range have none
 
 
 def _status(route: Route, measured: tuple[float, float], corpus: float | None) -> tuple[str, str | None]:
@@ -205,9 +212,14 @@ def _status(route: Route, measured: tuple[float, float], corpus: float | None) -
         return "not identified", route.missing
     ci = _interval(route.draws)
     reach = "" if route.draws is None else f"; {_share(route.draws):.0f}% of bootstrap draws reach it"
+    lo, hi = measured
+    if route.floor_doubt is not None and not route.point <= hi:
+        return "not identified", (
+            f"the answer lies past the measured {route.axis} range [{lo:.3g}, {hi:.3g}], where the law's floor "
+            f"decides, and {route.floor_doubt.split(':', 1)[0]}"
+        )
     if not math.isfinite(route.point):
         return "unreachable", f"the target is at or below this route's floor, {route.floor}{reach}"
-    lo, hi = measured
     if route.point > DESIGN_REACH * hi or route.point < lo / DESIGN_REACH:
         return "beyond the design", (
             f"the answer lies more than {DESIGN_REACH:g}x outside the measured {route.axis} range "
@@ -378,7 +390,8 @@ def advice(
     ``corpus_tokens``: the target corpus's training tokens, when known."""
     dev = device or Device("job", 1.0)
     entries = [
-        _source_advice(report, table, s.source, s.gap_size, target_loss, dev, corpus_tokens) for s in report.sources
+        _source_advice(report, table, s.source, _advice_size(report, s), target_loss, dev, corpus_tokens)
+        for s in report.sources
     ]
     out: list[dict[str, Any]] = finite(entries)
     return out
@@ -395,7 +408,8 @@ def _source_advice(
 ) -> dict[str, Any]:
     src = report.source(source)
     gap = report.gap_fit(size) if size else None
-    if gap is None or source not in gap.sources or not src.G.identified:
+    doubt = None if gap is None or source not in gap.sources else gap.floor_doubt(source)
+    if gap is None or source not in gap.sources or not (src.G.identified or doubt):
         size = _scratch_size(report)
         entry: dict[str, Any] = {"source": source, "size": size, "note": f"no identified gap law: {src.G.reason}"}
         design = design_at(table, size, None) if size else None
@@ -425,9 +439,12 @@ def _source_advice(
         "device": device.name,
         "double": _doubling(gap, s, p, f, bp),
     }
+    if doubt is not None:
+        entry["floor_doubt"] = doubt
     if x is None:
         return entry
     ft, pre = _gap_routes(gap, source, p, f, x)
+    ft = replace(ft, floor_doubt=doubt)
     options = [
         _answer(ft, design, corpus, lambda t: _cost(design, device, p, "finetune", t, have=p)),
         _answer(pre, design, corpus, lambda t: _cost(design, device, t, "finetune", f, have=p)),
@@ -454,6 +471,13 @@ def _scratch_cost(design: Design, device: Device) -> Callable[[float], dict[str,
 
 def _curve(report: TransferReport, size: str | None) -> ScratchCurve | None:
     return next((c for c in report.curves if c.size == size), None)
+
+
+def _advice_size(report: TransferReport, src: SourceTransfer) -> str | None:
+    """The size advice reads ``src`` at: its headline G's, else the largest size whose gap law
+    holds it with its G withdrawn only for the floors' disagreement."""
+    doubted = [g for g in report.gap_fits if src.source in g.sources and g.floor_doubt(src.source)]
+    return src.gap_size or (max(doubted, key=lambda g: g.n_params).size if doubted else None)
 
 
 def _scratch_size(report: TransferReport) -> str | None:
@@ -557,6 +581,8 @@ def format_advice(entries: list[dict[str, Any]], target_loss: float | None = Non
                 f"{a['source']} at {a['size']} (N = {a['n_params']:.3g}): the law gives "
                 f"{_estimate_text(a['loss_now'])} at p = {a['p']:.3g}, f = {a['f']:.3g}"
             )
+            if "floor_doubt" in a:
+                out.append(f"  read only where measured: {a['floor_doubt']}")
             d = a["double"]
             out.append(
                 f"  2x target data buys {_estimate_text(d['target data'])} nats; "

@@ -534,13 +534,20 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Array | None = None
     return out
 
 
+def hat_matrix(law: Law, theta: Array, logx: LogX) -> Array:
+    """(n, n) hat matrix H = J (J^T J)^+ J^T of the fit linearised at ``theta`` (J: the Jacobian
+    of the log predictions): the residuals are (I - H) times the noise, to first order."""
+    _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
+    j = jac[0]
+    h: Array = j @ np.linalg.pinv(j.T @ j) @ j.T
+    return h
+
+
 def leverage_adjusted(law: Law, theta: Array, logx: LogX, residuals: Array) -> Array:
     """Residuals divided by sqrt(1 - h_ii), h the hat matrix of the linearised fit (the "HC2"
     correction MacKinnon 2012 recommends for the wild bootstrap): raw residuals of a fit with
     few points per parameter are too small, and intervals built on them too narrow."""
-    _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
-    j = jac[0]
-    h: Array = np.einsum("np,pq,nq->n", j, np.linalg.pinv(j.T @ j), j)
+    h = np.diag(hat_matrix(law, theta, logx))
     return residuals / np.sqrt(np.clip(1.0 - h, 1e-3, 1.0))
 
 
@@ -660,6 +667,47 @@ def noise_scales(x: Array | None, gamma: float) -> Array | None:
     return out
 
 
+def moment_components(residuals: Array, groups: Array, hat: Array, rel: Array | None = None) -> tuple[float, float]:
+    """(within, between) of a fit's residuals by the method of moments on its residual maker
+    M = I - H (:func:`hat_matrix`): the residuals' sums of squares within and between groups set
+    equal to their expectations under noise sigma_b^2 Z Z^T + sigma_w^2 diag(rel^2) (Z: the group
+    indicators), tr(Q M Sigma M) for each form Q (Searle, Casella & McCulloch 1992, ch. 4's
+    ANOVA estimators, with the fit's projection in place of the fixed effects').
+
+    :func:`noise_components` corrects both scales by n / (n - P), as if the fit's P parameters
+    took their share from every row alike; but a source's p-curve terms (A_s, alpha_s, G_s) and
+    the floor move whole checkpoints, so the checkpoint means lose nearly P of their k degrees of
+    freedom: on the gap fits of simulated demo sweeps with offsets twice the run-to-run noise
+    (``tsweep.analysis.worlds``, 16 checkpoints per size, 8 parameters), a true between of 0.006
+    read as 0.0040 that way and as 0.0058 this way (medians of 20 fits). ``rel`` (one per row):
+    the per-row term's relative size; within is at rel 1."""
+    r = np.asarray(residuals, dtype=float)
+    n = r.size
+    _, inv, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    z = np.zeros((n, sizes.size))
+    z[np.arange(n), inv] = 1.0
+    between_proj = (z / sizes[None, :]) @ z.T  # each row's group mean
+    within_proj = np.eye(n) - between_proj
+    m = np.eye(n) - np.asarray(hat, dtype=float)
+    mz = m @ z
+    d = np.ones(n) if rel is None else np.asarray(rel, dtype=float) ** 2
+    mdm = (m * d[None, :]) @ m
+    a = np.array(
+        [
+            [np.sum(within_proj * mdm), np.sum((within_proj @ mz) * mz)],
+            [np.sum(between_proj * mdm), np.sum((between_proj @ mz) * mz)],
+        ]
+    )
+    q = np.array([r @ within_proj @ r, r @ between_proj @ r])
+    try:
+        w2, b2 = np.linalg.solve(a, q)
+    except np.linalg.LinAlgError:
+        return 0.0, 0.0
+    if b2 < 0 or w2 < 0:  # one component at zero: the other takes both sums of squares
+        w2, b2 = (q.sum() / a[:, 0].sum(), 0.0) if b2 < w2 else (0.0, q.sum() / a[:, 1].sum())
+    return float(np.sqrt(max(w2, 0.0))), float(np.sqrt(max(b2, 0.0)))
+
+
 def scaled_components(residuals: Array, n_params: int, groups: Array | None, rel: Array) -> tuple[float, float]:
     """(within, between) of :func:`noise_components` when each row's own term is ``rel`` times the
     within scale (:func:`noise_scales`): within from the residuals divided by it, between (a shared
@@ -677,19 +725,25 @@ def parametric_responses(
     noise: float | Array | None = None,
     floor: tuple[float, float] | None = None,
     scale: Array | None = None,
+    hat: Array | None = None,
 ) -> Array:
     """(n_boot, n) responses: the fit plus Gaussian noise, a shared offset per group and a term
     per row, at the scales :func:`noise_components` measures (or ``noise`` per row, given: one
     value, one per row, or one per resample and row, which carries the noise's own uncertainty
     into the resamples), each at least its ``floor`` (within, between) where one was measured
     apart (replicate runs). ``scale`` (one per row, :func:`noise_scales`): the per-row term's
-    relative size, the within scale measured on the residuals divided by it."""
+    relative size, the within scale measured on the residuals divided by it. ``hat`` (the fit's
+    :func:`hat_matrix`): the scales by :func:`moment_components`, which counts the degrees of
+    freedom the fit took from the groups."""
     rng = np.random.default_rng(seed)
     if noise is not None and np.any(np.asarray(noise) > 0):
         within_rows, between = np.broadcast_to(np.asarray(noise, dtype=float), (n_boot, fitted.size)), 0.0
     else:
         rel = np.ones(fitted.size) if scale is None else np.asarray(scale, dtype=float)
-        within, between = scaled_components(residuals, n_params, groups, rel)
+        if hat is not None and groups is not None:
+            within, between = moment_components(residuals, groups, hat, rel)
+        else:
+            within, between = scaled_components(residuals, n_params, groups, rel)
         within_rows = within * rel
     if floor is not None:
         within_rows, between = np.maximum(within_rows, floor[0]), max(between, floor[1])
@@ -1050,7 +1104,10 @@ def fit(
         else:
             r = logy - pred[0]
             scale = None if noise_x is None else noise_scales(noise_x, noise_trend(r, noise_x, groups))
-            ys = parametric_responses(pred[0], r, law.n_params, bootstrap, seed, groups, noise, noise_floor, scale)
+            hat = None if groups is None else hat_matrix(law, theta, logx)
+            ys = parametric_responses(
+                pred[0], r, law.n_params, bootstrap, seed, groups, noise, noise_floor, scale, hat=hat
+            )
         thetas = bootstrap_thetas(
             law, theta, logx, ys, np.tile(w, (bootstrap, 1)), delta=delta, seed=seed, starts=ridge
         )

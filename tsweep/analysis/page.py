@@ -230,16 +230,20 @@ def _gap_sentence(s: SourceTransfer, f_ref: float | None) -> str:
     return f"transfer gap not identified ({_e(s.G.reason or 'no reason recorded')})"
 
 
-def _comparison_sentence(c: Comparison) -> str | None:
-    if not c.d_G.identified:
+def _comparison_sentence(c: Comparison, f_ref: float | None) -> str | None:
+    """The comparison in G, or where G is withdrawn, in loss at the largest f (no floor in it)."""
+    if c.d_G.identified:
+        diff, what = c.d_G, f"G({_e(c.a)}) - G({_e(c.b)}) = {_e(fmt(c.d_G))}"
+    elif c.d_G_loss.identified:
+        diff = c.d_G_loss
+        at = f"f = {count(f_ref)}" if f_ref is not None else "the largest f"
+        what = f"gaps in loss at {at} differ by {_e(fmt(c.d_G_loss))} nats (G itself not identified)"
+    else:
         return None
     if c.resolved:
-        better, worse = (c.a, c.b) if (c.d_G.value or 0) < 0 else (c.b, c.a)
-        return (
-            f"<strong>{_e(better)}</strong> transfers better than {_e(worse)} at {_e(c.size)}: "
-            f"G({_e(c.a)}) - G({_e(c.b)}) = {_e(fmt(c.d_G))}, apart."
-        )
-    return f"{_e(c.a)} and {_e(c.b)} are not resolved at {_e(c.size)}: G difference {_e(fmt(c.d_G))}."
+        better, worse = (c.a, c.b) if (diff.value or 0) < 0 else (c.b, c.a)
+        return f"<strong>{_e(better)}</strong> transfers better than {_e(worse)} at {_e(c.size)}: {what}, apart."
+    return f"{_e(c.a)} and {_e(c.b)} are not resolved at {_e(c.size)}: {what}."
 
 
 def _budget_sentence(entries: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -267,7 +271,7 @@ def _answer(report: TransferReport, entries: Sequence[Mapping[str, Any]], n_of: 
     if not report.sources:
         paras.append("<p>No source has an ok fine-tune yet: there is nothing to report.</p>")
     resolved_first = sorted(report.comparisons, key=lambda c: not c.resolved)
-    paras += [f"<p>{t}</p>" for c in resolved_first if (t := _comparison_sentence(c))]
+    paras += [f"<p>{t}</p>" for c in resolved_first if (t := _comparison_sentence(c, f_ref))]
     budget = _budget_sentence(entries)
     paras += [f"<p>{t}</p>" for t in budget] or [
         "<p>What to spend the next budget on needs an identified gap law; none is yet.</p>"
@@ -301,8 +305,7 @@ def _gap_table(report: TransferReport) -> str:
 def _comparison_table(report: TransferReport) -> str:
     rows = []
     for c in report.comparisons:
-        verdict = ("apart" if c.resolved else "not resolved") if c.d_G.identified else "not identified"
-        rows.append([_e(f"G({c.a}) - G({c.b})"), _e(c.size), _estimate(c.d_G), _estimate(c.d_G_loss), verdict])
+        rows.append([_e(f"G({c.a}) - G({c.b})"), _e(c.size), _estimate(c.d_G), _estimate(c.d_G_loss), c.verdict])
     if not rows:
         return "<p>Fewer than two sources with a gap fit: nothing to compare.</p>"
     return _table(["difference", "size", "in G [95% CI]", "in nats", "verdict"], rows, text_cols=2)

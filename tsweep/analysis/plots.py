@@ -435,14 +435,21 @@ def figure_gaps(report: TransferReport) -> Figure:
         ax.set_xlim(-0.6, len(sources) - 0.4)
         _legend(ax)
         if not points:
-            _empty(ax, "no identified gap yet")
+            _empty(ax, "no gap identified (why: below)" if report.gap_fits else "no gap fit yet")
     f_ref = report.gap_fits[0].f_ref if report.gap_fits else float("nan")
     ax_g.set(ylabel="transfer gap G", title="G per source and size (joint fit: shared beta, E)")
     ax_l.set(ylabel=f"G f^-beta at f = {count(f_ref)} (nats)", title="the loss more pre-training cannot remove")
-    missing = [f"{s.source}: {s.G.reason}" for s in report.sources if not s.G.identified]
+    missing = [f"{s.source}: {_short_reason(s.G.reason)}" for s in report.sources if not s.G.identified]
     if missing:
         fig.text(0.01, 0.01, "not identified: " + "; ".join(missing), fontsize=7, va="bottom", wrap=True)
     return _finish(fig)
+
+
+def _short_reason(reason: str | None) -> str:
+    """A withdrawn number's reason as a figure's note holds it: its first clause, without the
+    "size: G_0 not identified:" prefix (the report's text carries the whole reason)."""
+    why = (reason or "no reason recorded").split("not identified: ", 1)[-1]
+    return why.split(": ", 1)[0]
 
 
 # ------------------------------------------------------------------ (e) loss vs p

@@ -232,6 +232,11 @@ class RunTransfer(Record):
     flag: str  # one of tsweep.analysis.transfer.FLAGS
 
 
+# The reason that withdraws a size's gaps when the gap law's floor E and the from-scratch plateau
+# of that size disagree (tsweep.analysis.transfer._floors_agree).
+FLOOR_MISFIT = "floors disagree"
+
+
 @dataclass(frozen=True, kw_only=True)
 class GapFit(Record):
     """The joint gap law of one model size over the sources that have enough fine-tunes there."""
@@ -245,6 +250,13 @@ class GapFit(Record):
     def source_params(self, source: str) -> dict[str, float]:
         law = BarnettJoint.of(len(self.sources))
         return law.source_params(self.fit.params, self.sources.index(source))
+
+    def floor_doubt(self, source: str) -> str | None:
+        """Why ``source``'s G is withdrawn when the only reason is that this size's gap law floor
+        disagrees with its from-scratch plateau (:data:`FLOOR_MISFIT`): the law still describes
+        the runs where they were measured, but not where its floor decides. None otherwise."""
+        why = self.fit.not_identified.get(f"G_{self.sources.index(source)}", "")
+        return why if why.startswith(FLOOR_MISFIT) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,6 +307,13 @@ class Comparison(Record):
         difference in loss at f_ref, which needs no floor): one source transfers better."""
         ci = self.d_G.ci95 if self.d_G.identified else self.d_G_loss.ci95
         return ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+    @property
+    def verdict(self) -> str:
+        """ "apart", "not resolved", or "not identified" when neither difference has an interval."""
+        if not (self.d_G.identified or self.d_G_loss.identified):
+            return "not identified"
+        return "apart" if self.resolved else "not resolved"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,14 +64,12 @@ def format_table(report: TransferReport) -> str:
             lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {cmp.d_G.reason}")
             continue
         if not cmp.d_G.identified and cmp.d_G_loss.identified:
-            verdict = "apart" if cmp.resolved else "not resolved"
             lines.append(
-                f"G({cmp.a}) - G({cmp.b}) at {cmp.size}, in loss at the largest f: {fmt(cmp.d_G_loss)} ({verdict}; "
-                f"G itself: {cmp.d_G.reason})"
+                f"G({cmp.a}) - G({cmp.b}) at {cmp.size}, in loss at the largest f: {fmt(cmp.d_G_loss)} "
+                f"({cmp.verdict}; G itself: {cmp.d_G.reason})"
             )
             continue
-        verdict = ("apart" if cmp.resolved else "not resolved") if cmp.d_G.identified else "not identified"
-        lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {fmt(cmp.d_G)} ({verdict})")
+        lines.append(f"G({cmp.a}) - G({cmp.b}) at {cmp.size}: {fmt(cmp.d_G)} ({cmp.verdict})")
     plateaus = [f"{cv.size} {fmt(cv.plateau)}" for cv in report.curves]
     if plateaus:
         lines.append("From-scratch plateaus L(N, inf): " + "; ".join(plateaus))

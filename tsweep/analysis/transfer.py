@@ -47,17 +47,16 @@ otherwise it is null with the reason. The steps, each a pure function of the tab
    loss units at the largest fine-tune budget f_ref: G f_ref^-beta, the loss that no amount of
    pre-training removes there. Intervals: a parametric bootstrap whose noise has a term per run
    and an offset shared by every fine-tune of one annealed checkpoint (their scales measured on
-   the fit's residuals, ``fitter.noise_components``): those fine-tunes share that checkpoint's
+   the fit's residuals, ``fitter.moment_components``): those fine-tunes share that checkpoint's
    luck, which a bootstrap over runs would treat as independent; where the sweep has replicate
    runs (``tsweep.analysis.noise``), the scales they measure are the least the bootstrap draws.
    Before a G is printed, four checks (each withdraws the numbers it contradicts, with the reason):
    a zero gap that fits as well (a likelihood-ratio test on the boundary: "no measurable gap",
    printed as the one-sided bound "G < u"); a trend of the residuals in f or in p that the law
    cannot follow ("misfit"); a gap law floor E that disagrees with the from-scratch plateau of
-   the same size ("floors disagree": printed as a finding, since G is read against that floor;
-   the difference of two sources' G in loss at f_ref, in which the floor cancels, is free of it;
-   when both gaps are withdrawn for that reason alone, that difference keeps its interval); and,
-   per source, a loss
+   the same size ("floors disagree": G and G f_ref^-beta are read against that floor, so they
+   are withdrawn; the difference of two sources' G in loss at f_ref, in which the floor cancels,
+   is free of it and keeps its interval); and, per source, a loss
    that rises with p (ossification) or a pre-training term on its bound (flat in p), which take
    the source out of the joint fit. How often the intervals cover the truth is measured on
    simulated worlds that break each assumption (``tsweep.analysis.worlds``,
@@ -97,6 +96,7 @@ from tsweep.analysis.fitter import FitResult, Mask
 from tsweep.analysis.laws import Array, BarnettJoint, get_law
 from tsweep.analysis.noise import NoiseProfile, ReplicateNoise, replicate_noise
 from tsweep.analysis.records import (
+    FLOOR_MISFIT,
     Comparison,
     Estimate,
     GapFit,
@@ -148,7 +148,6 @@ NO_GAP = "no measurable gap"
 # tests at the noise level, fewer since a fit's residuals are smaller than its noise; tsweep's
 # choice: a misfit verdict withdraws numbers, so it must be rare where the law holds).
 MISFIT_CHI2 = 13.82
-FLOOR_MISFIT = "floors disagree"
 # Sharing beta and E: the joint gap fit against each source fitted apart (its own beta and E), an
 # F-test on the residual sums of squares with 2S - 2 and n - 5S degrees of freedom (nested least
 # squares, Seber & Wild 2003, sec. 5.3). Below this p-value sharing fails and the source that
@@ -511,6 +510,12 @@ def _trend_chi2(x: Array, y: Array, sigma: float) -> float:
     return float(coef @ xtx @ coef) / sigma**2
 
 
+def _hat(fit: FitResult, law: BarnettJoint, data: Mapping[str, Array]) -> Array:
+    """The gap fit's hat matrix (``fitter.hat_matrix``), for its random-effects noise split."""
+    logx, _, _, _ = fitter.prepare(law, data)
+    return fitter.hat_matrix(law, np.asarray(fit.theta, dtype=float), logx)
+
+
 def _misfit(
     fit: FitResult,
     law: BarnettJoint,
@@ -536,7 +541,7 @@ def _misfit(
     # the per-run noise may change with f (fitter.noise_trend): the f test weighs each row by it
     rel = fitter.noise_scales(lf, fitter.noise_trend(r, lf, groups))
     assert rel is not None
-    within, between = fitter.scaled_components(r, len(fit.theta), groups, rel)
+    within, between = fitter.moment_components(r, groups, _hat(fit, law, data), rel)
     if floor is not None:
         within, between = max(within, floor[0]), max(between, floor[1])
     marks = dict(fit.not_identified)
@@ -694,17 +699,17 @@ def _upper_bounds(gap: GapFit, s: int) -> tuple[Estimate, Estimate] | None:
 
 
 def _floors_agree(gap_fits: list[GapFit], curves: Mapping[str, ScratchCurve]) -> tuple[list[GapFit], list[str]]:
-    """A warning for every size where the gap law's floor E and the from-scratch plateau of the
-    same size disagree (the 95% interval of their difference, over paired bootstrap draws,
-    excludes zero); the fits are returned as they are. (Withdrawing that size's G, as the
-    reasoning below asks, would withdraw the gaps of the demo's real runs at mini and of every
-    synthetic table whose scratch law is not the gap law's floor: left as a printed finding.)
+    """The gap fits with every source's G withdrawn (:data:`FLOOR_MISFIT`) at each size where the
+    gap law's floor E and the from-scratch plateau of the same size disagree (the 95% interval of
+    their difference, over paired bootstrap draws, excludes zero), and a warning for each.
 
     Both are the loss a model of that size reaches on unlimited target data, whatever it was
-    pre-trained on, so they must agree; where they do not, the f range cannot pin the floor (a
-    bend in the f-curve, say, is absorbed into E and beta) and G, read off f^-beta's extrapolation
-    to E, is a misreading. A difference between two sources' G in loss units at the same f
-    (``d_G_loss``) holds: the floor cancels in it."""
+    pre-trained on, so they must agree; where they do not, at least one law is wrong where its
+    floor decides (a bend in the f-curve, say, is absorbed into E and beta), and G, read off
+    f^-beta's extrapolation to E, is a misreading: it reads "not identified" with the reason,
+    and so does G f_ref^-beta, the distance to that floor. A difference between two sources' G in
+    loss units at the same f (``d_G_loss``) keeps its interval: the floor cancels in it. A G
+    already withdrawn or bounded for another reason keeps that reason."""
     out, warnings = [], []
     for gap in gap_fits:
         curve = curves.get(gap.size)
@@ -722,17 +727,20 @@ def _floors_agree(gap_fits: list[GapFit], curves: Mapping[str, ScratchCurve]) ->
         why = (
             f"{FLOOR_MISFIT} at {gap.size}: the gap law's E = {fit.params['E']:.4g} and the from-scratch plateau "
             f"{plateau.params['E']:.4g} differ by [{ci[0]:.3g}, {ci[1]:.3g}] (95%), so the f range does not pin the "
-            f"floor G is read against (a G read off f^-beta's extrapolation is suspect there; the difference of two "
-            f"sources' G in loss at f = {gap.f_ref:.3g}, where the floor cancels, is not)"
+            f"floor G is read against: G is not identified there (the difference of two sources' G in loss at "
+            f"f = {gap.f_ref:.3g}, where the floor cancels, is)"
         )
         warnings.append(why)
-        out.append(gap)
+        marks = dict(fit.not_identified)
+        for s in range(len(gap.sources)):
+            marks.setdefault(f"G_{s}", why)
+        out.append(replace(gap, fit=replace(fit, not_identified=marks)))
     return out, warnings
 
 
 def _floor_only(gap: GapFit, s: int) -> bool:
     """The source's G is withdrawn only because the floors disagree (:func:`_floors_agree`)."""
-    return gap.fit.not_identified.get(f"G_{s}", "").startswith(FLOOR_MISFIT)
+    return gap.floor_doubt(gap.sources[s]) is not None
 
 
 def _comparable(gap: GapFit, s: int) -> bool:
@@ -839,14 +847,22 @@ def _noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> NoiseProfile | 
 
 def _checkpoint_noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> float:
     """The offset shared by every fine-tune of one checkpoint, in log loss: the random-effects
-    split of the gap fits' residuals (``fitter.noise_components``), pooled over sizes. The
+    split of the gap fits' residuals (``fitter.moment_components``), pooled over sizes. The
     fine-tunes behind a source's D_T law all start from its final checkpoint, so they share it."""
     shares = []
     for g in gap_fits:
         rows = _gap_rows(g, c, ft_rows)
         if rows is None or g.fit.residuals is None:
             continue
-        shares.append(fitter.noise_components(g.fit.residuals, len(g.fit.theta), rows[1])[1])
+        use, groups = rows
+        data = {
+            "source": np.array([g.sources.index(s) for s in c["source"][use]]),
+            "p": c["pretrain_tokens"][use],
+            "f": c["data_tokens"][use],
+            "loss": c["best_eval_loss"][use],
+        }
+        hat = _hat(g.fit, BarnettJoint.of(len(g.sources)), data)
+        shares.append(fitter.moment_components(g.fit.residuals, groups, hat)[1])
     return float(np.sqrt(np.mean(np.square(shares)))) if shares else 0.0
 
 
