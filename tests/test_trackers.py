@@ -113,9 +113,12 @@ def test_the_final_gaps_reach_every_tracker(tmp_path, offline_wandb):
     wandb_dir, _ = offline_wandb
     report = transfer_report(pq.read_table(DATA / "demo_synthetic" / "summary.parquet"), bootstrap=20, seed=0)
     metrics = gap_metrics(report)
-    assert {"G/d0.6", "G/d0.9", "G_lo/d0.6", "G_hi/d0.9", "multiplier/d0.6"} <= set(metrics)
-    g = next(s.G for s in report.sources if s.source == "d0.6")
-    assert metrics["G/d0.6"] == g.value and (metrics["G_lo/d0.6"], metrics["G_hi/d0.6"]) == tuple(g.ci95)
+    # this run's gaps are withdrawn (its floors disagree at both sizes); its multipliers are not
+    assert {"multiplier/d0.6", "multiplier/d0.9", "multiplier_lo/d0.6", "multiplier_hi/d0.9"} <= set(metrics)
+    assert not any(k.startswith("G") for k in metrics), metrics
+    m = next(s.multiplier for s in report.sources if s.source == "d0.6")
+    assert metrics["multiplier/d0.6"] == m.value
+    assert (metrics["multiplier_lo/d0.6"], metrics["multiplier_hi/d0.6"]) == tuple(m.ci95)
     for s in report.sources:  # an unidentified number is left out, never logged as a value
         for key in ("G", "k", "alpha", "beta", "multiplier"):
             assert (f"{key}/{s.source}" in metrics) == getattr(s, key).identified, (key, s.source)
@@ -125,16 +128,17 @@ def test_the_final_gaps_reach_every_tracker(tmp_path, offline_wandb):
     tune_dir = tmp_path / "tune"
     log_gaps(trackers, "demo", report, str(tune_dir))
 
-    assert _scalars(tune_dir / "gaps")["gaps/G/d0.6"] == pytest.approx(metrics["G/d0.6"])
+    assert _scalars(tune_dir / "gaps")["gaps/multiplier/d0.6"] == pytest.approx(metrics["multiplier/d0.6"])
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=mlruns.as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
-    assert run.info.run_name == "demo/gaps" and run.data.metrics["G/d0.9"] == pytest.approx(metrics["G/d0.9"])
+    assert run.info.run_name == "demo/gaps"
+    assert run.data.metrics["multiplier/d0.9"] == pytest.approx(metrics["multiplier/d0.9"])
     (offline,) = _offline_runs(wandb_dir)
     name, config, summary = _wandb_run(offline)
     assert name == "demo/gaps" and config["sweep"] == "demo"
-    assert summary["G/d0.6"] == pytest.approx(metrics["G/d0.6"])
+    assert summary["multiplier/d0.6"] == pytest.approx(metrics["multiplier/d0.6"])
 
 
 @pytest.mark.cluster
