@@ -534,12 +534,18 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Array | None = None
     return out
 
 
+def _jacobian(law: Law, theta: Array, logx: LogX) -> tuple[Array, Array]:
+    """(J, (J^T J)^+): the Jacobian of the log predictions at ``theta`` and its normal matrix's inverse."""
+    _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
+    j = jac[0]
+    return j, np.linalg.pinv(j.T @ j)
+
+
 def hat_matrix(law: Law, theta: Array, logx: LogX) -> Array:
     """(n, n) hat matrix H = J (J^T J)^+ J^T of the fit linearised at ``theta`` (J: the Jacobian
     of the log predictions): the residuals are (I - H) times the noise, to first order."""
-    _, jac = law.log_predict(np.asarray(theta, dtype=float)[None, :], logx)
-    j = jac[0]
-    h: Array = j @ np.linalg.pinv(j.T @ j) @ j.T
+    j, inv = _jacobian(law, theta, logx)
+    h: Array = j @ inv @ j.T
     return h
 
 
@@ -547,7 +553,8 @@ def leverage_adjusted(law: Law, theta: Array, logx: LogX, residuals: Array) -> A
     """Residuals divided by sqrt(1 - h_ii), h the hat matrix of the linearised fit (the "HC2"
     correction MacKinnon 2012 recommends for the wild bootstrap): raw residuals of a fit with
     few points per parameter are too small, and intervals built on them too narrow."""
-    h = np.diag(hat_matrix(law, theta, logx))
+    j, inv = _jacobian(law, theta, logx)
+    h: Array = np.einsum("np,pq,nq->n", j, inv, j)  # the diagonal alone: no n x n matrix
     return residuals / np.sqrt(np.clip(1.0 - h, 1e-3, 1.0))
 
 

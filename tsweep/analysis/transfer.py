@@ -81,7 +81,7 @@ G f^-beta covered its truth in 84% of draws, the plateau in 81%; ``tests/test_co
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypedDict, overload
 
@@ -422,10 +422,9 @@ def _joint_gap_fit(
     ``floor``: the (within, between) noise measured on replicate runs, below which the bootstrap's
     noise does not go."""
     use = rows & np.isin(c["source"], sources)
-    code = np.array([sources.index(s) for s in c["source"][use]])
     law = BarnettJoint.of(len(sources))
-    p, f = c["pretrain_tokens"][use], c["data_tokens"][use]
-    data = {"p": p, "f": f, "source": code, "loss": c["best_eval_loss"][use]}
+    data = _gap_data(sources, c, use)
+    code, p, f = data["source"], data["p"], data["f"]
     fit = fitter.fit(
         law,
         data,
@@ -508,6 +507,14 @@ def _trend_chi2(x: Array, y: Array, sigma: float) -> float:
         return 0.0
     coef = np.linalg.solve(xtx, x.T @ y)
     return float(coef @ xtx @ coef) / sigma**2
+
+
+def _gap_data(sources: Sequence[str], c: Columns, use: Mask) -> dict[str, Array]:
+    """The joint gap law's columns for the fine-tunes in ``use``: p, f, the source's index in
+    ``sources`` and the loss."""
+    code = np.array([sources.index(s) for s in c["source"][use]])
+    loss = c["best_eval_loss"][use]
+    return {"p": c["pretrain_tokens"][use], "f": c["data_tokens"][use], "source": code, "loss": loss}
 
 
 def _hat(fit: FitResult, law: BarnettJoint, data: Mapping[str, Array]) -> Array:
@@ -855,13 +862,7 @@ def _checkpoint_noise(gap_fits: list[GapFit], c: Columns, ft_rows: Mask) -> floa
         if rows is None or g.fit.residuals is None:
             continue
         use, groups = rows
-        data = {
-            "source": np.array([g.sources.index(s) for s in c["source"][use]]),
-            "p": c["pretrain_tokens"][use],
-            "f": c["data_tokens"][use],
-            "loss": c["best_eval_loss"][use],
-        }
-        hat = _hat(g.fit, BarnettJoint.of(len(g.sources)), data)
+        hat = _hat(g.fit, BarnettJoint.of(len(g.sources)), _gap_data(list(g.sources), c, use))
         shares.append(fitter.moment_components(g.fit.residuals, groups, hat)[1])
     return float(np.sqrt(np.mean(np.square(shares)))) if shares else 0.0
 
