@@ -530,7 +530,7 @@ def _doubling(gap: GapFit, s: int, p: float, f: float, bp: Array | None) -> dict
     }
     better = None
     if ft_why is None and pre_why is None and ft_draws is not None and pre_draws is not None:
-        ci = fitter.percentile_ci(ft_draws - pre_draws)
+        ci = fitter.percentile_ci(ft_draws - pre_draws, center=ft_point - pre_point)
         if ci is not None and (ci[0] > 0 or ci[1] < 0):
             better = "target data" if ci[0] > 0 else "pre-training"
     out["better"] = better

@@ -393,8 +393,8 @@ def _gap_points(report: TransferReport) -> list[_GapPoint]:
                 continue
             bp = fit.boot_params
             loss_draws = bp[:, names.index(g)] * gap.f_ref ** -bp[:, names.index("beta")]
-            ci_loss = percentile_ci(loss_draws)
             point_loss = fit.params[g] * gap.f_ref ** -fit.params["beta"]
+            ci_loss = percentile_ci(loss_draws, center=point_loss)
             out.append(
                 _GapPoint(src, gap.size, fit.params[g], fit.ci95[g], point_loss, ci_loss or (point_loss, point_loss))
             )
@@ -440,9 +440,25 @@ def figure_gaps(report: TransferReport) -> Figure:
     ax_g.set(ylabel="transfer gap G", title="G per source and size (joint fit: shared beta, E)")
     ax_l.set(ylabel=f"G f^-beta at f = {count(f_ref)} (nats)", title="the loss more pre-training cannot remove")
     missing = [f"{s.source}: {_short_reason(s.G.reason)}" for s in report.sources if not s.G.identified]
+    missing += _absent_sizes(report, points)
     if missing:
         fig.text(0.01, 0.01, "not identified: " + "; ".join(missing), fontsize=7, va="bottom", wrap=True)
     return _finish(fig)
+
+
+def _absent_sizes(report: TransferReport, points: list[_GapPoint]) -> list[str]:
+    """Why a size's gaps are missing from the figure for sources whose headline G is shown at
+    another size (a size whose floors disagree, say): "at SIZE, SOURCES: reason"."""
+    shown = {(p.source, p.size) for p in points}
+    headline = {s.source for s in report.sources if s.G.identified}
+    out = []
+    for gap in report.gap_fits:
+        why: dict[str, list[str]] = {}
+        for s, src in enumerate(gap.sources):
+            if src in headline and (src, gap.size) not in shown:
+                why.setdefault(_short_reason(gap.fit.not_identified.get(f"G_{s}")), []).append(src)
+        out += [f"at {gap.size}, {', '.join(srcs)}: {reason}" for reason, srcs in why.items()]
+    return out
 
 
 def _short_reason(reason: str | None) -> str:

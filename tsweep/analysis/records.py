@@ -185,7 +185,7 @@ class Estimate(Record):
         when ``reason`` is given or (``positive``) the interval breaks the fitter's scale rule."""
         if reason is not None:
             return cls.missing(reason)
-        ci = fitter.percentile_ci(samples)
+        ci = fitter.percentile_ci(samples, center=float(value))
         if ci is None:
             return cls.missing("no bootstrap interval")
         too_wide = fitter.scale_reason(*ci) if positive else None

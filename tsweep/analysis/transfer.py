@@ -351,8 +351,9 @@ def _d_n(fit: FitResult | None) -> tuple[Estimate, float | None]:
         return Estimate.from_samples(point, None), point
     bp = fit.boot_params
     samples = d_of_n(bp[:, 0], bp[:, 1], bp[:, 2])
-    ci = fitter.percentile_ci(samples)
-    return Estimate.from_samples(point, samples), None if ci is None else ci[0]
+    estimate = Estimate.from_samples(point, samples)
+    ci = fitter.percentile_ci(samples, center=point)
+    return estimate, None if ci is None else ci[0]
 
 
 def _gap_fits(
@@ -727,7 +728,7 @@ def _floors_agree(gap_fits: list[GapFit], curves: Mapping[str, ScratchCurve]) ->
         n = min(fit.boot_params.shape[0], plateau.boot_params.shape[0])
         e_gap = fit.boot_params[:n, list(fit.params).index("E")]
         e_scratch = plateau.boot_params[:n, list(plateau.params).index("E")]
-        ci = fitter.percentile_ci(e_gap - e_scratch)
+        ci = fitter.percentile_ci(e_gap - e_scratch, center=fit.params["E"] - plateau.params["E"])
         if ci is None or ci[0] <= 0 <= ci[1]:
             out.append(gap)
             continue
@@ -754,6 +755,13 @@ def _comparable(gap: GapFit, s: int) -> bool:
     """A source enters a comparison when its G is identified or bounded from above."""
     g, _ = g_estimates(gap, gap.sources[s])
     return g.identified or g.upper is not None
+
+
+def _not_comparable(gap: GapFit, s: int) -> str:
+    """Why a source's gap enters no comparison, named by the source: its G's own reason."""
+    src = gap.sources[s]
+    why = gap.fit.not_identified.get(f"G_{s}") or g_estimates(gap, src)[0].reason
+    return f"G({src}) not identified: {why}"
 
 
 def _one_sided(gap: GapFit, a: str, b: str) -> str | None:
@@ -789,7 +797,7 @@ def _comparisons(gap: GapFit) -> list[Comparison]:
         for j in range(i + 1, len(gap.sources)):
             b = gap.sources[j]
             ga, gb = f"G_{i}", f"G_{j}"
-            why = next((f"{n} not identified" for n, k in ((ga, i), (gb, j)) if not _comparable(gap, k)), None)
+            why = next((_not_comparable(gap, k) for k in (i, j) if not _comparable(gap, k)), None)
             why = why or _one_sided(gap, a, b)
             # the floor cancels in a difference in loss at one f: a floor misfit alone leaves it
             why_loss = None if why is not None and _floor_only(gap, i) and _floor_only(gap, j) else why
