@@ -43,6 +43,15 @@ class DependencySearcher(Searcher):
         self.by_trial: dict[str, Job] = {}
         self.blocked: dict[str, str] = {}  # job_id -> reason
 
+    # Tune checkpoints its searcher with the experiment and warns when it cannot. tsweep resumes
+    # from the store instead (``tsweep resume`` plans again the jobs missing from it, and an
+    # adaptive design continues from its log, ``fits/design.jsonl``), so there is nothing to save.
+    def save(self, checkpoint_path: str) -> None:
+        return None
+
+    def restore(self, checkpoint_path: str) -> None:
+        return None
+
     def _ready(self, job: Job) -> bool:
         return job.parent is None or job.pretrain_tokens in self.available.get(job.parent, set())
 
