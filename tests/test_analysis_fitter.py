@@ -5,6 +5,7 @@ import pytest
 
 from tsweep.analysis import fitter
 from tsweep.analysis.laws import get_law
+from tsweep.analysis.records import Estimate
 
 HERN = {"k": 1.9e4, "alpha": 0.18, "beta": 0.38}  # Hernandez et al. 2021, text -> python
 N = np.repeat([1e6, 3e6, 1e7, 3e7, 1e8], 6)
@@ -193,6 +194,10 @@ def test_the_bias_corrected_interval_moves_to_meet_a_biased_estimator():
     assert fitter.percentile_ci(x, center=float(np.median(x))) == pytest.approx(fitter.percentile_ci(x), abs=1e-12)
     lo, hi = fitter.percentile_ci(np.arange(100.0), center=1e3)
     assert 98 <= lo <= hi == pytest.approx(99)
+    # an estimate outside its own interval (nearly every refit on one side) is not printed
+    far = Estimate.from_samples(1e3, np.arange(100.0))
+    assert not far.identified and "lie almost all below the estimate" in (far.reason or "")
+    assert Estimate.from_samples(50.0, np.arange(100.0)).identified
     lo_c, hi_c = fitter.percentile_interval(np.stack([x, 2 * x], axis=1), axis=0, center=[x[0], 2 * x[0]])
     assert (lo_c[0], hi_c[0]) == pytest.approx(fitter.percentile_ci(x, center=float(x[0])))
     assert lo_c[1] == pytest.approx(2 * lo_c[0]) and hi_c[1] == pytest.approx(2 * hi_c[0])

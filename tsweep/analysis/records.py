@@ -188,6 +188,8 @@ class Estimate(Record):
         ci = fitter.percentile_ci(samples, center=float(value))
         if ci is None:
             return cls.missing("no bootstrap interval")
+        if not ci[0] <= value <= ci[1]:
+            return cls.missing(fitter.outside_reason(float(value), *ci))
         too_wide = fitter.scale_reason(*ci) if positive else None
         if too_wide is not None:
             return cls.missing(too_wide)
