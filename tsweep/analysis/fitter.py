@@ -41,8 +41,7 @@ the truth; a gap law's G is biased low under checkpoint offsets (median estimate
 ``worlds``' checkpoint-offsets world) and its refits show part of that (median refit/estimate
 0.956), so the plain interval missed high in every one of its misses there (89% of 79 draws), and
 the bias-corrected one covers 94% of the same draws, 93% of 394 at 200 draws (README, the coverage
-table). The resampling follows one of three
-schemes, recorded in the result (``FitResult.resample``):
+table). The resampling follows one of three schemes, recorded in the result (``FitResult.resample``):
 - ``rows`` (default for ``tsweep fit`` on any table): resample rows (or whole ``groups``) with
   replacement; a resample is an integer weight vector, so no data are copied.
 - ``wild``: a wild cluster bootstrap of residuals (Cameron, Gelbach & Miller 2008, "Bootstrap-based
@@ -86,6 +85,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
+from scipy.stats import norm
 
 from tsweep.analysis._blas import single_threaded_blas
 from tsweep.analysis.laws import Array, Codes, Law, LogX, get_law
@@ -1045,8 +1045,6 @@ def _bias_corrected(draws: Array, center: float) -> Array:
     (:func:`percentile_interval`); the share below the estimate counts ties as half and is held
     within one draw of 0 and 1, so an estimate outside every draw moves the interval to the
     draws' end rather than beyond them."""
-    from scipy.stats import norm
-
     x = draws[np.isfinite(draws)]
     if x.size == 0 or not math.isfinite(center):
         return np.array([math.nan, math.nan])
